@@ -1,0 +1,672 @@
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { listAudit, setServiceEnabled, type SetEnabledOptions, type SetEnabledResult } from '../cluster/admin.js';
+import { encodeServiceRecord } from '../cluster/codec.js';
+import { keyLayout, type KeyLayout } from '../cluster/keys.js';
+import { filterServices, type ServiceFilter } from '../cluster/topology.js';
+import { ClusterView } from '../cluster/view.js';
+import type { SdConfig } from '../config/types.js';
+import { openRegistry } from '../registry/index.js';
+import {
+  LeaseLostError,
+  type Registry,
+  type RegistryLease,
+  type TxnOp,
+  type TxnResult,
+} from '../registry/types.js';
+import type { AuditEntry, ClusterEvent, ClusterTopology, HealthInfo, ServiceRecord, ServiceStatus } from '../types.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { HealthChecker, type HealthCheckResultEvent } from './health-checker.js';
+import type { HealthHistoryEntry } from './health-state.js';
+
+/** The agent is not (or no longer) the leader, so a leader-only write was not attempted. */
+export class NotLeaderError extends Error {
+  override name = 'NotLeaderError';
+}
+
+export interface AgentOptions {
+  config: SdConfig;
+  /** A registry to share (the demo runs several agents on one memory registry). Not closed by stop(). */
+  registry?: Registry;
+  logger?: Logger;
+}
+
+/** One lease and what lives under it. Replaced as a whole when the lease is lost. */
+interface Session {
+  lease: RegistryLease;
+  registeredAt: number;
+  electionKey?: string;
+  /** Create revision of our election key: the fencing token for leader-only writes. */
+  electionRevision?: number;
+  /** Local time the last successful keep-alive was *sent*: the lease lives at least ttl past it. */
+  renewedAt: number;
+}
+
+export interface AgentStatusSnapshot {
+  enabled: boolean;
+  currentService: Pick<ServiceRecord, 'id' | 'name' | 'host' | 'port' | 'status' | 'role'> & {
+    region: string;
+    zone: string;
+    version: string;
+    enabled: boolean;
+  };
+  isLeader: boolean;
+  /** `registered`, `registering` (no live lease yet), `stopped`. */
+  status: 'registered' | 'registering' | 'stopped';
+  leaderId: string | null;
+  registry: { kind: string; endpoints: string; reachable: boolean };
+  view: { stale: boolean; lastUpdate: number; services: number; revision: number };
+  lease: { id: string | null; ttl: number; renewedAt: number | null };
+}
+
+/** Events of the agent: the seed's (with its payloads) plus the full event objects and local changes. */
+export interface AgentEvents {
+  serviceJoined: [ServiceRecord, ClusterEvent];
+  serviceLeft: [string, ClusterEvent];
+  serviceHealthChanged: [ClusterEvent];
+  serviceEnabled: [ClusterEvent];
+  serviceDisabled: [ClusterEvent];
+  serviceUpdated: [ClusterEvent];
+  leaderElected: [string | null, ClusterEvent];
+  /** Every cluster event, in order. */
+  event: [ClusterEvent];
+  /** This agent gained (true) or lost (false) leadership. */
+  leadership: [boolean];
+  registered: [{ leaseId: string; reregistration: boolean }];
+  leaseLost: [{ leaseId: string; reason: string }];
+  keepaliveFailed: [Error];
+  healthResult: [HealthCheckResultEvent];
+  stale: [boolean];
+  warning: [string];
+}
+
+/** Stable id from name, host and port, so operator intent keyed by id survives restarts. */
+export function defaultServiceId(name: string, host: string, port: number): string {
+  const digest = createHash('sha256').update(`${name}\0${host}\0${port}`).digest('hex').slice(0, 10);
+  const slug = `${name}-${host}-${port}`.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').slice(0, 60);
+  return `${slug}-${digest}`;
+}
+
+/**
+ * The embedded agent: registers the local instance under one lease, health-checks it, contends for
+ * leadership with etcd's election recipe on the same lease, and keeps a live view of the cluster.
+ */
+export class ServiceAgent extends EventEmitter<AgentEvents> {
+  readonly config: SdConfig;
+  readonly id: string;
+  readonly layout: KeyLayout;
+  readonly logger: Logger;
+  private registryRef: Registry | undefined;
+  private readonly ownsRegistry: boolean;
+  private viewRef: ClusterView | undefined;
+  private checker: HealthChecker | undefined;
+  private session: Session | undefined;
+  private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
+  private health: HealthInfo;
+  private readonly startedAt = Date.now();
+  private renewTimer: NodeJS.Timeout | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private leaderTimer: NodeJS.Timeout | undefined;
+  private leading = false;
+  private registering: Promise<void> | undefined;
+  private publishing: Promise<void> = Promise.resolve();
+  private lastPublished = '';
+  private lastPublishAt = 0;
+  private dirty = false;
+  private reachable = false;
+  private apiUrl: string | undefined;
+
+  constructor(options: AgentOptions) {
+    super();
+    this.config = options.config;
+    this.logger = options.logger ?? silentLogger;
+    this.registryRef = options.registry;
+    this.ownsRegistry = !options.registry;
+    const s = this.config.service;
+    this.id = s.id ?? defaultServiceId(s.name, s.host, s.port);
+    this.layout = keyLayout(this.config.cluster.discovery.namespace);
+    this.health = {
+      status: 'starting',
+      responseTime: null,
+      lastCheck: null,
+      consecutiveFailures: 0,
+      consecutiveSuccesses: 0,
+    };
+  }
+
+  get registry(): Registry {
+    if (!this.registryRef) throw new Error('agent not started');
+    return this.registryRef;
+  }
+
+  get view(): ClusterView {
+    if (!this.viewRef) throw new Error('agent not started');
+    return this.viewRef;
+  }
+
+  get healthUrl(): string {
+    const hc = this.config.cluster.healthCheck;
+    if (hc.url) return hc.url;
+    const host = this.config.service.host.includes(':') ? `[${this.config.service.host}]` : this.config.service.host;
+    return `http://${host}:${this.config.service.port}${hc.path.startsWith('/') ? '' : '/'}${hc.path}`;
+  }
+
+  /** Where this agent's HTTP API answers, written into the record so the CLI can find peers. */
+  setApiUrl(url: string | undefined): void {
+    this.apiUrl = url;
+    if (this.state === 'running') this.publish();
+  }
+
+  /** Starts everything. Resolves once the view is listed and the instance is registered, or the first attempt failed. */
+  async start(): Promise<void> {
+    if (this.state !== 'idle') throw new Error(`agent already ${this.state}`);
+    this.state = 'running';
+    this.registryRef ??= await openRegistry(this.config.cluster.discovery);
+    const view = new ClusterView(this.registry, this.layout);
+    this.viewRef = view;
+    view.on('event', (e) => this.onClusterEvent(e));
+    view.on('warning', (m) => {
+      this.logger.warn({ event: 'registry.skipped' }, m);
+      this.emit('warning', m);
+    });
+    view.on('stale', () => {
+      this.checkStale();
+      this.evaluateLeadership();
+    });
+    view.on('synced', () => this.evaluateLeadership());
+
+    const hc = this.config.cluster.healthCheck;
+    this.checker = new HealthChecker({
+      url: this.healthUrl,
+      intervalMs: hc.interval * 1000,
+      timeoutMs: hc.timeout * 1000,
+      retries: hc.retries,
+      gracePeriodMs: hc.gracePeriod * 1000,
+    });
+    this.checker.on('result', (r) => this.onHealthResult(r));
+    this.checker.on('statusChange', (c) => {
+      this.logger.info(
+        { event: 'health.changed', serviceId: this.id, from: c.previous, to: c.status, reason: c.reason },
+        `health ${c.previous} -> ${c.status}: ${c.reason}`,
+      );
+    });
+
+    const viewReady = view.start().catch((err: unknown) => {
+      this.logger.warn({ event: 'view.unavailable', err: errMessage(err) }, `cannot list the registry yet: ${errMessage(err)}; retrying`);
+    });
+    this.checker.start();
+    await Promise.all([viewReady, this.ensureSession()]);
+    this.scheduleRenew();
+  }
+
+  /**
+   * Graceful stop: drain, resign leadership, revoke the lease (the record and the election key go
+   * with it, so peers see the leave and a follower takes over at once).
+   */
+  async stop(): Promise<void> {
+    if (this.state === 'idle' || this.state === 'stopped') {
+      this.state = 'stopped';
+      return;
+    }
+    if (this.state === 'stopping') return;
+    this.state = 'stopping';
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.deadlineTimer);
+    clearInterval(this.leaderTimer);
+    this.checker?.drain('agent stopping');
+    this.health = { ...this.health, status: 'draining', message: 'agent stopping' };
+    const session = this.session;
+    this.session = undefined;
+    if (session) {
+      const shortCall = <T>(p: Promise<T>) => withDeadline(p, 1000);
+      // Publish draining, then resign: the delete of our election key is what hands over leadership.
+      await shortCall(this.putRecord(session, 'draining')).catch(() => undefined);
+      if (session.electionKey && session.electionRevision !== undefined) {
+        await shortCall(
+          this.registry.txn(
+            [{ key: session.electionKey, target: 'createRevision', equals: session.electionRevision }],
+            [{ type: 'delete', key: session.electionKey }],
+          ),
+        ).catch(() => undefined);
+      }
+      await shortCall(session.lease.revoke()).then(
+        () => this.logger.info({ event: 'deregistered', serviceId: this.id }, 'deregistered: lease revoked'),
+        (err: unknown) => this.logger.warn({ event: 'deregister.failed', err: errMessage(err) }, `lease revoke failed (it expires by TTL): ${errMessage(err)}`),
+      );
+    }
+    this.setLeading(false);
+    this.health = { ...this.health, status: 'stopped' };
+    await this.checker?.stop('agent stopped');
+    await this.viewRef?.stop();
+    if (this.ownsRegistry) await this.registryRef?.close();
+    this.state = 'stopped';
+  }
+
+  /** True only while our election key is the lowest and our lease is provably alive. */
+  isLeader(): boolean {
+    if (!this.leading || !this.session) return false;
+    // Checked on every call, not only by timer: a process thawed after SIGSTOP must not claim
+    // leadership for even one call before its timers run.
+    return Date.now() < this.leaseDeadline(this.session);
+  }
+
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  /** The local record as this agent would publish it now. */
+  currentRecord(status: ServiceStatus = this.health.status, session: Session | undefined = this.session): ServiceRecord {
+    const s = this.config.service;
+    const intent = this.viewRef?.state.intent(this.id);
+    const enabled = intent && (intent.expiresAt === undefined || intent.expiresAt > Date.now()) ? intent.enabled : true;
+    const record: ServiceRecord = {
+      id: this.id,
+      name: s.name,
+      host: s.host,
+      port: s.port,
+      version: s.version,
+      tags: s.tags,
+      region: s.region,
+      zone: s.zone,
+      status,
+      role: this.isLeader() ? 'leader' : 'follower',
+      enabled,
+      health: { ...this.health, status },
+      isHealthy: status === 'healthy' && enabled,
+      registeredAt: session?.registeredAt ?? this.startedAt,
+      updatedAt: Date.now(),
+      healthUrl: this.healthUrl,
+      metadata: s.metadata,
+    };
+    if (this.apiUrl) record.apiUrl = this.apiUrl;
+    if (!enabled && intent?.reason) record.disabledReason = intent.reason;
+    return record;
+  }
+
+  status(): AgentStatusSnapshot {
+    const rec = this.currentRecord();
+    return {
+      enabled: this.config.enabled,
+      currentService: {
+        id: rec.id,
+        name: rec.name,
+        host: rec.host,
+        port: rec.port,
+        status: rec.status,
+        role: rec.role,
+        region: rec.region,
+        zone: rec.zone,
+        version: rec.version,
+        enabled: rec.enabled,
+      },
+      isLeader: this.isLeader(),
+      status: this.state === 'stopped' ? 'stopped' : this.session ? 'registered' : 'registering',
+      leaderId: this.viewRef?.leaderId() ?? null,
+      registry: {
+        kind: this.registryRef?.kind ?? this.config.cluster.discovery.registry,
+        endpoints: this.registryRef?.description ?? '',
+        reachable: this.reachable,
+      },
+      view: {
+        stale: this.isStale(),
+        lastUpdate: this.viewRef?.lastUpdate ?? 0,
+        services: this.viewRef?.state.size ?? 0,
+        revision: this.viewRef?.currentRevision ?? 0,
+      },
+      lease: {
+        id: this.session?.lease.id ?? null,
+        ttl: this.config.cluster.leaderElection.ttl,
+        renewedAt: this.session?.renewedAt ?? null,
+      },
+    };
+  }
+
+  /** The view is stale when the watch is down or our own keep-alives are not getting through. */
+  isStale(): boolean {
+    return !this.viewRef || this.viewRef.stale || !this.reachable;
+  }
+
+  healthHistory(): HealthHistoryEntry[] {
+    return this.checker?.history() ?? [];
+  }
+
+  healthSnapshot(): HealthInfo {
+    return { ...this.health };
+  }
+
+  // ---- the seed's programmatic API ----
+
+  async getAvailableServices(): Promise<ServiceRecord[]> {
+    return this.view.services();
+  }
+
+  async getHealthyServices(filter: Omit<ServiceFilter, 'healthy'> = {}): Promise<ServiceRecord[]> {
+    return filterServices(this.view.services(), { ...filter, healthy: true });
+  }
+
+  async getClusterTopology(): Promise<ClusterTopology> {
+    return this.view.topology();
+  }
+
+  /** Records operator intent (and an audit entry) for any service of the cluster. */
+  async setServiceEnabled(serviceId: string, enabled: boolean, options: SetEnabledOptions | string = {}): Promise<SetEnabledResult> {
+    const opts = typeof options === 'string' ? { reason: options } : options;
+    const result = await setServiceEnabled(this.registry, this.layout, serviceId, enabled, {
+      actor: `agent:${this.id}`,
+      ...opts,
+    });
+    this.logger.info(
+      { event: enabled ? 'service.enabled' : 'service.disabled', serviceId, actor: result.audit.actor, reason: opts.reason, changed: result.changed },
+      `${enabled ? 'enable' : 'disable'} ${serviceId} by ${result.audit.actor}${result.changed ? '' : ' (no change)'}`,
+    );
+    return result;
+  }
+
+  async getAudit(options: { serviceId?: string; limit?: number } = {}): Promise<AuditEntry[]> {
+    return listAudit(this.registry, this.layout, options);
+  }
+
+  /**
+   * Runs a leader-only write, fenced by our election key's create revision: if another agent took
+   * over meanwhile (our key is gone), etcd refuses the transaction and nothing is written.
+   */
+  async leaderWrite(ops: TxnOp[]): Promise<TxnResult> {
+    const session = this.session;
+    if (!session?.electionKey || session.electionRevision === undefined) throw new NotLeaderError('not a leadership candidate');
+    if (!this.isLeader()) throw new NotLeaderError(`agent ${this.id} is not the leader`);
+    return this.fencedTxn(session, ops);
+  }
+
+  /** The fenced transaction itself, without the local leadership check (exposed for fault tests). */
+  async fencedTxn(session: Pick<Session, 'electionKey' | 'electionRevision'> | undefined = this.session, ops: TxnOp[]): Promise<TxnResult> {
+    if (!session?.electionKey || session.electionRevision === undefined) throw new NotLeaderError('not a leadership candidate');
+    const res = await this.registry.txn(
+      [{ key: session.electionKey, target: 'createRevision', equals: session.electionRevision }],
+      ops,
+    );
+    if (!res.succeeded) this.logger.warn({ event: 'leader.fenced' }, 'leader-only write refused: our election key is gone');
+    return res;
+  }
+
+  /** The fencing token of the current session, for tests that replay a stale leader's write. */
+  fencingToken(): { electionKey?: string; electionRevision?: number } | undefined {
+    return this.session ? { electionKey: this.session.electionKey, electionRevision: this.session.electionRevision } : undefined;
+  }
+
+  // ---- lease, registration, election ----
+
+  private leaseDeadline(session: Session): number {
+    return session.renewedAt + this.config.cluster.leaderElection.ttl * 1000;
+  }
+
+  /** Grants a lease, puts the record and campaigns. Retries until it works or the agent stops. */
+  private ensureSession(): Promise<void> {
+    if (this.session || this.state !== 'running') return Promise.resolve();
+    this.registering ??= this.register().finally(() => {
+      this.registering = undefined;
+    });
+    return this.registering;
+  }
+
+  private async register(): Promise<void> {
+    const ttl = this.config.cluster.leaderElection.ttl;
+    const reregistration = this.lastPublished !== '';
+    let lease: RegistryLease | undefined;
+    try {
+      const sentAt = Date.now();
+      lease = await this.registry.grantLease(ttl);
+      const session: Session = { lease, registeredAt: Date.now(), renewedAt: sentAt };
+      await this.putRecord(session);
+      if (this.config.cluster.leaderElection.enabled) {
+        const key = this.layout.electionOf(lease.id);
+        const res = await this.registry.txn(
+          [{ key, target: 'createRevision', equals: 0 }],
+          [{ type: 'put', key, value: this.id, lease: lease.id }],
+        );
+        session.electionKey = key;
+        // Our key is new in this transaction, so its create revision is the transaction's revision.
+        session.electionRevision = res.succeeded ? res.revision : (await this.registry.get(key))?.createRevision;
+      }
+      if (this.state !== 'running') {
+        await lease.revoke().catch(() => undefined);
+        return;
+      }
+      this.session = session;
+      this.setReachable(true);
+      this.scheduleDeadline(session);
+      this.logger.info(
+        { event: reregistration ? 'lease.regranted' : 'registered', serviceId: this.id, leaseId: lease.id, ttl },
+        `${reregistration ? 're-registered' : 'registered'} ${this.id} under lease ${lease.id} (ttl ${ttl}s)`,
+      );
+      this.emit('registered', { leaseId: lease.id, reregistration });
+      this.evaluateLeadership();
+    } catch (err) {
+      // Never leave a half-registered lease behind: it would be a second live lease for this agent.
+      if (lease) await withDeadline(lease.revoke(), 1000).catch(() => undefined);
+      this.setReachable(false);
+      this.logger.warn({ event: 'register.failed', err: errMessage(err) }, `registration failed: ${errMessage(err)}; retrying`);
+    }
+  }
+
+  private scheduleRenew(): void {
+    if (this.state !== 'running') return;
+    const ms = this.config.cluster.leaderElection.renewInterval * 1000;
+    this.renewTimer = setTimeout(() => {
+      void this.renew().finally(() => this.scheduleRenew());
+    }, ms);
+  }
+
+  private async renew(): Promise<void> {
+    const session = this.session;
+    if (!session) {
+      await this.ensureSession();
+      return;
+    }
+    const sentAt = Date.now();
+    try {
+      await session.lease.keepAliveOnce();
+      if (this.session !== session) return;
+      session.renewedAt = sentAt;
+      this.scheduleDeadline(session);
+      this.setReachable(true);
+      if (this.dirty || this.refreshDue()) this.publish();
+      this.evaluateLeadership();
+    } catch (err) {
+      if (this.session !== session) return;
+      if (err instanceof LeaseLostError) {
+        this.logger.warn({ event: 'lease.lost', serviceId: this.id, leaseId: session.lease.id }, `lease ${session.lease.id} lost; registering again`);
+        this.emit('leaseLost', { leaseId: session.lease.id, reason: err.message });
+        this.session = undefined;
+        this.setLeading(false);
+        await this.ensureSession();
+        return;
+      }
+      this.setReachable(false);
+      this.emit('keepaliveFailed', err instanceof Error ? err : new Error(String(err)));
+      this.logger.warn({ event: 'lease.keepalive_failed', err: errMessage(err) }, `lease keep-alive failed: ${errMessage(err)}`);
+      this.evaluateLeadership();
+    }
+  }
+
+  /** Wakes at the lease deadline so a leader that cannot renew demotes itself on time. */
+  private scheduleDeadline(session: Session): void {
+    clearTimeout(this.deadlineTimer);
+    const ms = Math.max(0, this.leaseDeadline(session) - Date.now());
+    this.deadlineTimer = setTimeout(() => {
+      if (this.session !== session) return;
+      this.evaluateLeadership();
+      if (Date.now() >= this.leaseDeadline(session)) {
+        this.logger.warn({ event: 'lease.deadline', serviceId: this.id }, 'lease deadline passed without a renewal; treating the lease as lost');
+      }
+    }, ms + 5);
+  }
+
+  private evaluateLeadership(): void {
+    const session = this.session;
+    const candidate = this.viewRef?.state.leaderCandidate();
+    const leading =
+      this.state === 'running' &&
+      !!session?.electionKey &&
+      candidate?.key === session.electionKey &&
+      candidate.createRevision === session.electionRevision &&
+      Date.now() < this.leaseDeadline(session);
+    this.setLeading(leading);
+  }
+
+  private setLeading(leading: boolean): void {
+    if (leading === this.leading) return;
+    this.leading = leading;
+    this.logger.info(
+      { event: leading ? 'leader.elected' : 'leader.lost', serviceId: this.id },
+      leading ? `${this.id} is now the leader` : `${this.id} is no longer the leader`,
+    );
+    clearInterval(this.leaderTimer);
+    if (leading) {
+      void this.leaderMaintenance();
+      this.leaderTimer = setInterval(() => void this.leaderMaintenance(), 60_000);
+      this.leaderTimer.unref();
+    }
+    this.emit('leadership', leading);
+    if (this.state === 'running') this.publish();
+  }
+
+  /**
+   * Leader-only housekeeping, each write fenced: expired operator intents are removed and the audit
+   * trail is trimmed to its retention (the newest 1000 entries and at most 30 days).
+   */
+  private async leaderMaintenance(): Promise<void> {
+    try {
+      const now = Date.now();
+      const ops: TxnOp[] = [];
+      for (const [id, intent] of this.view.state.intentEntries()) {
+        if (intent.expiresAt !== undefined && intent.expiresAt <= now) ops.push({ type: 'delete', key: this.layout.adminOf(id) });
+      }
+      const { kvs } = await this.registry.list(this.layout.audit);
+      const cutoff = String(now - 30 * 24 * 3600 * 1000).padStart(13, '0');
+      kvs.forEach((kv, i) => {
+        const name = kv.key.slice(this.layout.audit.length);
+        if (i < kvs.length - 1000 || name < cutoff) ops.push({ type: 'delete', key: kv.key });
+      });
+      for (let i = 0; i < ops.length; i += 100) {
+        if (!this.isLeader()) return;
+        await this.leaderWrite(ops.slice(i, i + 100));
+      }
+    } catch (err) {
+      this.logger.debug({ event: 'leader.maintenance_failed', err: errMessage(err) }, `leader maintenance skipped: ${errMessage(err)}`);
+    }
+  }
+
+  // ---- publishing the record ----
+
+  private putRecord(session: Session, status?: ServiceStatus): Promise<void> {
+    const encoded = encodeServiceRecord(this.currentRecord(status, session));
+    return this.registry.put(this.layout.service(this.id), encoded, { lease: session.lease.id }).then(() => {
+      this.lastPublished = encoded;
+      this.lastPublishAt = Date.now();
+    });
+  }
+
+  private refreshDue(): boolean {
+    const every = this.config.cluster.healthCheck.refreshInterval;
+    return every > 0 && Date.now() - this.lastPublishAt >= every * 1000;
+  }
+
+  /** Publishes the record if it changed in a way readers care about; writes are serialised. */
+  private publish(): void {
+    this.dirty = true;
+    this.publishing = this.publishing.then(async () => {
+      const session = this.session;
+      if (!session || this.state !== 'running' || !this.dirty) return;
+      this.dirty = false;
+      const record = this.currentRecord();
+      if (!this.refreshDue() && stableForm(record) === stableForm(this.lastPublishedRecord())) return;
+      try {
+        await this.putRecord(session);
+      } catch (err) {
+        if (err instanceof LeaseLostError) {
+          // Lease gone: the next renew tick finds out and re-registers with the current record.
+          this.dirty = true;
+          return;
+        }
+        this.dirty = true;
+        this.setReachable(false);
+        this.logger.warn({ event: 'publish.failed', err: errMessage(err) }, `record update failed: ${errMessage(err)}; will retry`);
+      }
+    });
+  }
+
+  private lastPublishedRecord(): Partial<ServiceRecord> {
+    try {
+      return JSON.parse(this.lastPublished) as Partial<ServiceRecord>;
+    } catch {
+      return {};
+    }
+  }
+
+  private onHealthResult(r: HealthCheckResultEvent): void {
+    this.health = { ...r.health };
+    this.emit('healthResult', r);
+    if (r.transition.changed || this.refreshDue()) this.publish();
+  }
+
+  private onClusterEvent(e: ClusterEvent): void {
+    switch (e.type) {
+      case 'serviceJoined':
+        this.emit('serviceJoined', e.service, e);
+        break;
+      case 'serviceLeft':
+        this.emit('serviceLeft', e.serviceId, e);
+        break;
+      case 'leaderElected':
+        this.evaluateLeadership();
+        this.emit('leaderElected', e.leaderId, e);
+        break;
+      case 'serviceEnabled':
+      case 'serviceDisabled':
+        if (e.serviceId === this.id) this.publish();
+        this.emit(e.type, e);
+        break;
+      default:
+        this.emit(e.type, e);
+    }
+    this.emit('event', e);
+  }
+
+  private setReachable(reachable: boolean): void {
+    if (reachable === this.reachable) return;
+    this.reachable = reachable;
+    this.checkStale();
+  }
+
+  private lastStale = true;
+  private checkStale(): void {
+    const stale = this.isStale();
+    if (stale === this.lastStale) return;
+    this.lastStale = stale;
+    this.logger[stale ? 'warn' : 'info'](
+      { event: stale ? 'view.stale' : 'view.current' },
+      stale ? 'cluster view is stale: the registry is not answering' : 'cluster view is current again',
+    );
+    this.emit('stale', stale);
+  }
+}
+
+/** What decides whether a record needs a write: everything but timestamps and probe figures. */
+function stableForm(r: Partial<ServiceRecord>): string {
+  const { updatedAt: _u, health, ...rest } = r;
+  return JSON.stringify({ ...rest, health: health ? { status: health.status } : undefined });
+}
+
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,50 @@
+/**
+ * Key layout under the namespace (DESIGN.md). `<ns>/services/<id>` is fixed by the seed, so operators
+ * can run `etcdctl get --prefix proxy-stone/services/`.
+ */
+export interface KeyLayout {
+  namespace: string;
+  root: string;
+  services: string;
+  admin: string;
+  election: string;
+  audit: string;
+  service(id: string): string;
+  adminOf(id: string): string;
+  electionOf(leaseId: string): string;
+}
+
+export function keyLayout(namespace: string): KeyLayout {
+  const ns = namespace.replace(/\/+$/, '');
+  const root = `${ns}/`;
+  return {
+    namespace: ns,
+    root,
+    services: `${root}services/`,
+    admin: `${root}admin/`,
+    election: `${root}election/`,
+    audit: `${root}audit/`,
+    service: (id) => `${root}services/${id}`,
+    adminOf: (id) => `${root}admin/${id}`,
+    // etcd's election recipe names a candidate by its lease id in hex.
+    electionOf: (leaseId) => `${root}election/${BigInt(leaseId).toString(16)}`,
+  };
+}
+
+export type KeyKind = 'service' | 'admin' | 'election' | 'audit' | 'foreign';
+
+/** Classifies a key under the namespace root and returns the id part after the kind prefix. */
+export function classifyKey(layout: KeyLayout, key: string): { kind: KeyKind; id: string } {
+  for (const [kind, prefix] of [
+    ['service', layout.services],
+    ['admin', layout.admin],
+    ['election', layout.election],
+    ['audit', layout.audit],
+  ] as const) {
+    if (key.startsWith(prefix)) {
+      const id = key.slice(prefix.length);
+      if (id.length > 0 && !id.includes('/')) return { kind, id };
+    }
+  }
+  return { kind: 'foreign', id: key };
+}

@@ -1,0 +1,64 @@
+import { SERVICE_STATUSES, type ClusterTopology, type ServiceRecord, type ServiceStatus } from '../types.js';
+
+/** The seed's topology maths, shared by the API, the CLI and the dashboard. */
+export function computeTopology(services: ServiceRecord[], leaderId: string | null): ClusterTopology {
+  const servicesByStatus = Object.fromEntries(SERVICE_STATUSES.map((s) => [s, 0])) as Record<ServiceStatus, number>;
+  const servicesByRegion: Record<string, number> = {};
+  const servicesByZone: Record<string, Record<string, number>> = {};
+  let healthy = 0;
+  let disabled = 0;
+  for (const s of services) {
+    servicesByStatus[s.status] += 1;
+    servicesByRegion[s.region] = (servicesByRegion[s.region] ?? 0) + 1;
+    const zones = (servicesByZone[s.region] ??= {});
+    zones[s.zone] = (zones[s.zone] ?? 0) + 1;
+    if (s.isHealthy) healthy += 1;
+    if (!s.enabled) disabled += 1;
+  }
+  const leader = leaderId ? services.find((s) => s.id === leaderId) : undefined;
+  return {
+    totalServices: services.length,
+    healthyServices: healthy,
+    unhealthyServices: services.length - healthy,
+    servicesByRegion,
+    servicesByZone,
+    servicesByStatus,
+    disabledServices: disabled,
+    leader: leader
+      ? { id: leader.id, name: leader.name, role: 'leader', host: leader.host, port: leader.port }
+      : leaderId
+        ? { id: leaderId, name: '', role: 'leader' }
+        : null,
+  };
+}
+
+export interface ServiceFilter {
+  status?: ServiceStatus;
+  region?: string;
+  zone?: string;
+  /** Only services that take traffic: healthy and enabled. */
+  healthy?: boolean;
+}
+
+export function filterServices(services: ServiceRecord[], filter: ServiceFilter): ServiceRecord[] {
+  return services.filter(
+    (s) =>
+      (filter.status === undefined || s.status === filter.status) &&
+      (filter.region === undefined || s.region === filter.region) &&
+      (filter.zone === undefined || s.zone === filter.zone) &&
+      (!filter.healthy || s.isHealthy),
+  );
+}
+
+/** The seed's `GET /service-discovery/services` body. */
+export interface ServiceList {
+  services: ServiceRecord[];
+  total: number;
+  healthy: number;
+  unhealthy: number;
+}
+
+export function serviceList(services: ServiceRecord[]): ServiceList {
+  const healthy = services.filter((s) => s.isHealthy).length;
+  return { services, total: services.length, healthy, unhealthy: services.length - healthy };
+}

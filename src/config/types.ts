@@ -1,0 +1,70 @@
+/**
+ * The resolved configuration: the seed's `serviceDiscoveryConfig` shape, plus the agent's own settings
+ * (`api`, `log`). Durations are in seconds (fractions allowed).
+ */
+export interface SdConfig {
+  enabled: boolean;
+  cluster: {
+    name: string;
+    leaderElection: {
+      enabled: boolean;
+      /** Lease TTL in seconds; the agent's one lease carries its record and its election key. */
+      ttl: number;
+      /** Seconds between lease keep-alives. Must be below ttl. */
+      renewInterval: number;
+    };
+    healthCheck: {
+      interval: number;
+      timeout: number;
+      retries: number;
+      gracePeriod: number;
+      /** Path probed on SERVICE_HOST:SERVICE_PORT when `url` is not set. */
+      path: string;
+      url?: string;
+      /** Seconds between refreshes of lastCheck/responseTime in the registry when nothing changed; 0 = never. */
+      refreshInterval: number;
+    };
+    discovery: {
+      registry: 'etcd' | 'memory';
+      endpoints: string[];
+      namespace: string;
+      username?: string;
+      password?: string;
+      tls?: { ca?: string; cert?: string; key?: string };
+      /** Seconds allowed for one registry call. */
+      callTimeout: number;
+    };
+  };
+  service: {
+    id?: string;
+    name: string;
+    host: string;
+    port: number;
+    version: string;
+    tags: string[];
+    region: string;
+    zone: string;
+    metadata: Record<string, string>;
+  };
+  api: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    /** Public URL of this agent's API written into the record; derived from host/port when unset. */
+    advertiseUrl?: string;
+    /**
+     * Shared secret required by the management endpoints (enable/disable) when set
+     * (`SERVICE_DISCOVERY_API_KEY`, named in DESIGN.md). Secret: never logged or printed.
+     */
+    apiKey?: string;
+  };
+  log: {
+    level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  };
+}
+
+/**
+ * Where a setting's value came from, lowest precedence first. `override` is a value passed in code
+ * (`loadConfig({ overrides })`, `configFromPartial()`), which wins over everything else.
+ */
+export type ConfigSource = 'default' | 'file' | 'env' | 'flag' | 'override';

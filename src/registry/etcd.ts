@@ -1,0 +1,347 @@
+import { readFileSync } from 'node:fs';
+import {
+  ConstantBackoff,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  circuitBreaker,
+  handleWhen,
+  retry,
+} from 'cockatiel';
+import {
+  Etcd3,
+  EtcdLeaseInvalidError,
+  EtcdPermissionDeniedError,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdRoleNotGrantedError,
+  EtcdUserNotFoundError,
+  isRecoverableError,
+  type IKeyValue,
+  type Lease,
+  type Watcher,
+} from 'etcd3';
+import {
+  LeaseLostError,
+  RegistryAuthError,
+  RegistryUnavailableError,
+  type KeyValue,
+  type ListResult,
+  type Registry,
+  type RegistryLease,
+  type RegistryStatus,
+  type TxnCompare,
+  type TxnOp,
+  type TxnResult,
+  type WatchEvent,
+  type WatchHandle,
+  type WatchHandlers,
+} from './types.js';
+
+export interface EtcdRegistryOptions {
+  endpoints: string[];
+  /** Milliseconds allowed for one call (default 5000). */
+  callTimeoutMs?: number;
+  username?: string;
+  password?: string;
+  /** PEM file paths. `ca` alone is TLS; with `cert` and `key` it is mutual TLS. */
+  tls?: { ca?: string; cert?: string; key?: string };
+}
+
+const COMPARE_TARGET = { createRevision: 'Create', modRevision: 'Mod', value: 'Value' } as const;
+
+/** Registry on a real etcd v3 cluster through etcd3 1.1.2 (earlier versions can elect two leaders). */
+export class EtcdRegistry implements Registry {
+  readonly kind = 'etcd' as const;
+  readonly description: string;
+  /** The underlying client, for callers that need etcd-only operations (compaction in tests, doctor). */
+  readonly client: Etcd3;
+  private readonly timeoutMs: number;
+  private closed = false;
+  private readonly watchers = new Set<Watcher>();
+
+  constructor(options: EtcdRegistryOptions) {
+    if (options.endpoints.length === 0) throw new Error('etcd registry needs at least one endpoint');
+    this.timeoutMs = options.callTimeoutMs ?? 5000;
+    this.description = options.endpoints.map(redactUrl).join(',');
+    const timeoutMs = this.timeoutMs;
+    this.client = new Etcd3({
+      hosts: options.endpoints,
+      credentials: loadCredentials(options.tls),
+      auth:
+        options.username !== undefined
+          ? {
+              username: options.username,
+              password: options.password ?? '',
+              callOptions: () => ({ deadline: Date.now() + timeoutMs }),
+            }
+          : undefined,
+      // Unary calls get a deadline; streams (watch, keep-alive) must not, they are long-lived.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeoutMs }),
+      dialTimeout: timeoutMs,
+      faultHandling: {
+        // etcd3's default breaker stays open 5 s after 3 failures; we keep it short so an agent
+        // notices a restarted etcd within a second.
+        host: () =>
+          circuitBreaker(handleWhen(isRecoverableError), {
+            halfOpenAfter: 500,
+            breaker: new ConsecutiveBreaker(3),
+          }),
+        // One extra attempt lets a call move to another member of a multi-member cluster.
+        global: retry(handleWhen(isRecoverableError), {
+          maxAttempts: options.endpoints.length > 1 ? options.endpoints.length - 1 : 0,
+          backoff: new ConstantBackoff(50),
+        }),
+        // etcd3 1.1.2 types this as cockatiel 1's IBackoff; cockatiel 3's backoff instance has the same shape.
+        watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }).next(),
+      },
+      grpcOptions: {
+        // etcd rejects pings more often than every 5 s (too_many_pings); 10 s finds a dead peer in 15 s.
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1_000,
+      },
+    });
+  }
+
+  async get(key: string): Promise<KeyValue | null> {
+    const res = await this.call('get', () => this.client.kv.range({ key: Buffer.from(key) }));
+    const kv = res.kvs[0];
+    return kv ? toKeyValue(kv) : null;
+  }
+
+  async list(prefix: string): Promise<ListResult> {
+    const res = await this.call('list', () =>
+      this.client.kv.range({
+        key: Buffer.from(prefix),
+        range_end: prefixEnd(prefix),
+        sort_order: 'Ascend',
+        sort_target: 'Key',
+      }),
+    );
+    return { kvs: res.kvs.map(toKeyValue), revision: Number(res.header.revision) };
+  }
+
+  async put(key: string, value: string, options: { lease?: string } = {}): Promise<number> {
+    const res = await this.call('put', () =>
+      this.client.kv.put({ key: Buffer.from(key), value: Buffer.from(value), lease: options.lease ?? '0' }),
+    );
+    return Number(res.header.revision);
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const res = await this.call('delete', () => this.client.kv.deleteRange({ key: Buffer.from(key) }));
+    return Number(res.deleted) > 0;
+  }
+
+  async txn(compare: TxnCompare[], ops: TxnOp[]): Promise<TxnResult> {
+    const res = await this.call('txn', () =>
+      this.client.kv.txn({
+        compare: compare.map((c) => ({
+          key: Buffer.from(c.key),
+          target: COMPARE_TARGET[c.target],
+          result: 'Equal',
+          ...(c.target === 'createRevision'
+            ? { create_revision: String(c.equals) }
+            : c.target === 'modRevision'
+              ? { mod_revision: String(c.equals) }
+              : { value: Buffer.from(String(c.equals)) }),
+        })),
+        success: ops.map((op) =>
+          op.type === 'put'
+            ? { request_put: { key: Buffer.from(op.key), value: Buffer.from(op.value), lease: op.lease ?? '0' } }
+            : { request_delete_range: { key: Buffer.from(op.key) } },
+        ),
+        failure: [],
+      }),
+    );
+    return { succeeded: res.succeeded, revision: Number(res.header.revision) };
+  }
+
+  async grantLease(ttlSeconds: number): Promise<RegistryLease> {
+    const lease = this.client.lease(Math.max(1, Math.round(ttlSeconds)), { autoKeepAlive: false });
+    // A lost lease emits 'lost'; we report loss through keepAliveOnce instead, so swallow the event.
+    lease.on('lost', () => undefined);
+    const id = await this.call('lease grant', () => lease.grant());
+    return new EtcdLease(this, lease, String(id), Math.max(1, Math.round(ttlSeconds)));
+  }
+
+  async leaseCount(): Promise<number> {
+    const res = await this.call('lease list', () => this.client.leaseClient.leaseLeases());
+    return res.leases.length;
+  }
+
+  watchPrefix(prefix: string, fromRevision: number, handlers: WatchHandlers): WatchHandle {
+    const watcher = this.client.watch().prefix(prefix).startRevision(String(fromRevision)).watcher();
+    this.watchers.add(watcher);
+    let done = false;
+    watcher.on('connected', () => handlers.onConnected?.());
+    watcher.on('disconnected', (err: Error) => {
+      if (!done) handlers.onDisconnected?.(asUnavailable(this.description, err));
+    });
+    watcher.on('data', (res) => {
+      if (done || res.events.length === 0) return;
+      const events: WatchEvent[] = res.events.map((ev) =>
+        ev.type === 'Put'
+          ? { type: 'put', kv: toKeyValue(ev.kv) }
+          : {
+              type: 'delete',
+              key: ev.kv.key.toString(),
+              modRevision: Number(ev.kv.mod_revision),
+              prevValue: ev.prev_kv?.value.toString(),
+            },
+      );
+      handlers.onEvents(events, Number(res.header.revision));
+    });
+    watcher.on('error', (err: Error) => {
+      if (done) return;
+      done = true;
+      this.watchers.delete(watcher);
+      // etcd cancels a watch whose start revision was compacted away; the watch is over either way.
+      const compacted = /compact/i.exec(err.message);
+      if (compacted) handlers.onCompacted(fromRevision);
+      else handlers.onError?.(err);
+    });
+    return {
+      cancel: async () => {
+        if (done) return;
+        done = true;
+        this.watchers.delete(watcher);
+        await withTimeout(watcher.cancel(), this.timeoutMs).catch(() => undefined);
+      },
+    };
+  }
+
+  async status(): Promise<RegistryStatus> {
+    const res = await this.call('status', () => this.client.maintenance.status());
+    return { revision: Number(res.header.revision), version: res.version, endpoint: this.description };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.watchers].map((w) => withTimeout(w.cancel(), 500).catch(() => undefined)));
+    this.watchers.clear();
+    this.client.close();
+  }
+
+  /** Runs one call with a hard deadline and maps etcd3's errors onto the registry's. */
+  async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await withTimeout(fn(), this.timeoutMs + 250, `${what} timed out after ${this.timeoutMs}ms`);
+    } catch (err) {
+      throw mapError(this.description, err);
+    }
+  }
+}
+
+class EtcdLease implements RegistryLease {
+  constructor(
+    private readonly registry: EtcdRegistry,
+    private readonly lease: Lease,
+    readonly id: string,
+    readonly ttl: number,
+  ) {}
+
+  async keepAliveOnce(): Promise<number> {
+    const res = await this.registry.call('lease keep-alive', () =>
+      this.lease.keepaliveOnce({ deadline: Date.now() + 5000 }),
+    );
+    return Number(res.TTL);
+  }
+
+  async revoke(): Promise<void> {
+    await this.registry.call('lease revoke', () => this.lease.revoke()).catch((err: unknown) => {
+      if (!(err instanceof LeaseLostError)) throw err;
+    });
+  }
+}
+
+function toKeyValue(kv: IKeyValue): KeyValue {
+  return {
+    key: kv.key.toString(),
+    value: kv.value.toString(),
+    createRevision: Number(kv.create_revision),
+    modRevision: Number(kv.mod_revision),
+    lease: String(kv.lease ?? '0'),
+  };
+}
+
+/** The smallest key greater than every key with this prefix (etcd's range_end for a prefix). */
+function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]! += 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+function loadCredentials(tls: EtcdRegistryOptions['tls']) {
+  if (!tls || (!tls.ca && !tls.cert && !tls.key)) return undefined;
+  if (!tls.ca) throw new Error('etcd TLS needs a CA file (--etcd-ca)');
+  if (Boolean(tls.cert) !== Boolean(tls.key)) throw new Error('etcd client TLS needs both --etcd-cert and --etcd-key');
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new Error(`cannot read etcd ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  };
+  return {
+    rootCertificate: read(tls.ca, 'CA'),
+    privateKey: tls.key ? read(tls.key, 'key') : undefined,
+    certChain: tls.cert ? read(tls.cert, 'certificate') : undefined,
+  };
+}
+
+/** Strips userinfo from an endpoint so it can appear in messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username || u.password) {
+      u.username = '';
+      u.password = '';
+    }
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url;
+  }
+}
+
+function mapError(endpoint: string, err: unknown): Error {
+  if (err instanceof LeaseLostError || err instanceof RegistryUnavailableError || err instanceof RegistryAuthError)
+    return err;
+  if (err instanceof EtcdLeaseInvalidError) return new LeaseLostError(String(err.message.replace(/\D/g, '') || '?'));
+  if (
+    err instanceof EtcdPermissionDeniedError ||
+    err instanceof EtcdAuthenticationFailedError ||
+    err instanceof EtcdInvalidAuthTokenError ||
+    err instanceof EtcdRoleNotGrantedError ||
+    err instanceof EtcdUserNotFoundError
+  ) {
+    return new RegistryAuthError(`registry ${endpoint} refused: ${err.message}`);
+  }
+  if (err instanceof Error && /requested lease not found/i.test(err.message)) return new LeaseLostError('?');
+  return asUnavailable(endpoint, err);
+}
+
+function asUnavailable(endpoint: string, err: unknown): RegistryUnavailableError {
+  if (err instanceof RegistryUnavailableError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  // gRPC messages are long ("14 UNAVAILABLE: No connection established. Last error: ..."); keep the gist.
+  const short = message.split('\n')[0]!.replace(/^\d+ [A-Z_]+: /, '').replace(/\s*Resolution note:.*$/, '').slice(0, 200);
+  return new RegistryUnavailableError(endpoint, short);
+}
+
+/** Rejects after `ms` unless the promise settles first; the timer never keeps the process alive. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, message = `timed out after ${ms}ms`): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,117 @@
+/** The five statuses of the seed, in display order. */
+export const SERVICE_STATUSES = ['healthy', 'unhealthy', 'starting', 'draining', 'stopped'] as const;
+export type ServiceStatus = (typeof SERVICE_STATUSES)[number];
+
+export type ServiceRole = 'leader' | 'follower';
+
+/** Last known result of the local health checks, as published in the record. */
+export interface HealthInfo {
+  status: ServiceStatus;
+  /** Milliseconds the last check took, null before the first check. */
+  responseTime: number | null;
+  /** Epoch milliseconds of the last check, null before the first check. */
+  lastCheck: number | null;
+  consecutiveFailures: number;
+  consecutiveSuccesses: number;
+  /** Why the last check failed, or why the status last changed. */
+  message?: string;
+}
+
+/**
+ * A service record as every reader sees it. `enabled` is operator intent (from `<ns>/admin/<id>`),
+ * `isHealthy` is `status === 'healthy' && enabled`, so routing by healthy services skips disabled ones.
+ */
+export interface ServiceRecord {
+  id: string;
+  name: string;
+  host: string;
+  port: number;
+  version: string;
+  tags: string[];
+  region: string;
+  zone: string;
+  status: ServiceStatus;
+  role: ServiceRole;
+  enabled: boolean;
+  health: HealthInfo;
+  isHealthy: boolean;
+  /** Epoch ms when this instance (this lease) registered. */
+  registeredAt: number;
+  /** Epoch ms of the last write of this record. */
+  updatedAt: number;
+  healthUrl: string;
+  /** URL of the agent's HTTP API beside this instance, when it serves one. */
+  apiUrl?: string;
+  metadata: Record<string, string>;
+  disabledReason?: string;
+}
+
+/** Operator intent stored without a lease at `<ns>/admin/<id>`. */
+export interface AdminIntent {
+  enabled: boolean;
+  reason?: string;
+  actor: string;
+  at: number;
+  expiresAt?: number;
+}
+
+/** One management action, stored at `<ns>/audit/<time>-<rand>`. */
+export interface AuditEntry {
+  id: string;
+  at: number;
+  actor: string;
+  action: 'enable' | 'disable';
+  serviceId: string;
+  reason?: string;
+  source?: string;
+  /** Whether the action changed anything (false when the state already was as asked). */
+  changed: boolean;
+}
+
+export interface TopologyLeader {
+  id: string;
+  name: string;
+  role: 'leader';
+  host?: string;
+  port?: number;
+}
+
+/** The seed's topology shape, plus a zone breakdown. */
+export interface ClusterTopology {
+  totalServices: number;
+  healthyServices: number;
+  unhealthyServices: number;
+  servicesByRegion: Record<string, number>;
+  servicesByZone: Record<string, Record<string, number>>;
+  servicesByStatus: Record<ServiceStatus, number>;
+  disabledServices: number;
+  leader: TopologyLeader | null;
+}
+
+interface EventBase {
+  timestamp: number;
+}
+export type ClusterEvent =
+  | (EventBase & { type: 'serviceJoined'; serviceId: string; service: ServiceRecord })
+  | (EventBase & { type: 'serviceLeft'; serviceId: string; service?: ServiceRecord })
+  | (EventBase & {
+      type: 'serviceHealthChanged';
+      serviceId: string;
+      previousStatus: ServiceStatus;
+      status: ServiceStatus;
+      service: ServiceRecord;
+    })
+  | (EventBase & { type: 'serviceEnabled' | 'serviceDisabled'; serviceId: string; reason?: string; actor?: string })
+  | (EventBase & { type: 'serviceUpdated'; serviceId: string; service: ServiceRecord })
+  | (EventBase & { type: 'leaderElected'; leaderId: string | null; previousLeaderId: string | null });
+
+export type ClusterEventType = ClusterEvent['type'];
+export const CLUSTER_EVENT_TYPES: readonly ClusterEventType[] = [
+  'serviceJoined',
+  'serviceLeft',
+  'serviceHealthChanged',
+  'serviceEnabled',
+  'serviceDisabled',
+  'serviceUpdated',
+  'leaderElected',
+];
