@@ -1,0 +1,76 @@
+import { loadConfig, type FlagValue } from '../config/load.js';
+import { createLogger, type Logger } from '../util/logger.js';
+import { ServiceAgent } from './agent.js';
+
+export interface RunAgentOptions {
+  flags?: Readonly<Record<string, FlagValue>>;
+  env?: NodeJS.ProcessEnv;
+  /** Resolves when the agent should stop; defaults to the first SIGTERM or SIGINT. */
+  until?: Promise<unknown>;
+  logger?: Logger;
+}
+
+/**
+ * The long-running `proxy-stone-sd agent`: load and validate the config (a bad value throws a
+ * ConfigError before anything starts), start the agent and its API, and stop cleanly on a signal.
+ * Returns the process exit code.
+ */
+export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
+  const loaded = await loadConfig({ flags: options.flags, env: options.env ?? process.env });
+  const { config } = loaded;
+  const logger = options.logger ?? createLogger({ level: config.log.level, destination: process.stdout });
+  for (const warning of loaded.warnings) logger.warn({ event: 'config.warning' }, warning);
+  if (!config.enabled) {
+    logger.info({ event: 'disabled' }, 'service discovery is disabled (SERVICE_DISCOVERY_ENABLED=false); nothing to do');
+    return 0;
+  }
+
+  const agent = new ServiceAgent({ config, logger });
+  const stopSignal = options.until ?? waitForSignal(logger);
+  let api: { url: string; close(): Promise<void> } | undefined;
+  try {
+    await agent.start();
+    if (config.api.enabled) {
+      const { startApiServer } = await import('../api/server.js');
+      const { loadApiAuth } = await import('../api/auth.js');
+      const server = await startApiServer(agent, {
+        host: config.api.host,
+        port: config.api.port,
+        auth: await loadApiAuth({ env: options.env ?? process.env, apiKey: config.api.apiKey }),
+        logger,
+      });
+      api = server;
+      agent.setApiUrl(config.api.advertiseUrl ?? server.url);
+      logger.info({ event: 'api.listening', url: server.url }, `API listening on ${server.url}`);
+    }
+    logger.info(
+      { event: 'agent.started', serviceId: agent.id, registry: agent.registry.description, namespace: config.cluster.discovery.namespace },
+      `agent ${agent.id} started (registry ${agent.registry.kind} ${agent.registry.description}, namespace ${config.cluster.discovery.namespace})`,
+    );
+    await stopSignal;
+    return 0;
+  } finally {
+    logger.info({ event: 'agent.stopping', serviceId: agent.id }, 'stopping: draining, resigning, revoking the lease');
+    // A second signal while stopping means "now": the lease then expires by its TTL.
+    const force = waitForSignal(logger).then(() => {
+      process.exit(130);
+    });
+    void force;
+    await api?.close().catch(() => undefined);
+    await agent.stop();
+    logger.info({ event: 'agent.stopped', serviceId: agent.id }, 'stopped');
+  }
+}
+
+function waitForSignal(logger: Logger): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.off('SIGTERM', on);
+      process.off('SIGINT', on);
+      logger.info({ event: 'signal', signal }, `received ${signal}`);
+      resolve(signal);
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+}

@@ -1,0 +1,27 @@
+import { Flags, type Interfaces } from '@oclif/core';
+import { envNames, formatDefault, SETTINGS, type Setting } from '../config/settings.js';
+
+// oclif's flag types are invariant in their value; the loader validates these values itself.
+type AnyFlag = Interfaces.Flag<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/**
+ * oclif flags generated from the settings table, so every setting has a flag. The env var is named
+ * in the help but not bound through oclif: the config loader reads env itself, which is what lets an
+ * error say whether a bad value came from a flag or from the environment.
+ */
+export function settingFlags(filter: (s: Setting) => boolean = () => true): Record<string, AnyFlag> {
+  const flags: Record<string, AnyFlag> = {};
+  for (const s of SETTINGS.filter(filter)) {
+    const def = formatDefault(s);
+    const summary = `${s.description} [env: ${envNames(s).join(', ')}${def !== undefined && !s.secret ? `; default: ${def}` : ''}]`;
+    flags[s.flag] =
+      s.kind === 'boolean'
+        ? Flags.boolean({ summary, allowNo: true, helpGroup: s.group.toUpperCase() })
+        : Flags.string({ summary, helpGroup: s.group.toUpperCase(), ...(s.enumValues ? { options: [...s.enumValues] } : {}) });
+  }
+  return flags;
+}
+
+export const configFlag = Flags.string({
+  summary: 'JSON config file in the seed\'s shape (cluster.leaderElection, cluster.healthCheck, cluster.discovery, service). [env: SERVICE_DISCOVERY_CONFIG]',
+});

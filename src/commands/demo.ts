@@ -1,0 +1,60 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base-command.js';
+import { UserError, EXIT } from '../cli/errors.js';
+
+export default class Demo extends BaseCommand {
+  static override summary = 'Run three agents with sample upstreams in one process, on the embedded registry.';
+  static override description = `The embedded default in one command: each agent sits beside a small sample upstream with a /health endpoint and serves its HTTP API on 127.0.0.1. The agents share an in-memory registry, or etcd with --endpoints. Runs until Ctrl-C.
+
+Make an upstream fail or flap to watch the cluster react:
+  curl -X POST <upstream>/admin/down | /admin/up | /admin/flap`;
+
+  static override examples = [
+    '<%= config.bin %> demo',
+    '<%= config.bin %> demo --agents 5 --base-port 8791',
+    '<%= config.bin %> demo --endpoints http://127.0.0.1:2379',
+  ];
+
+  static override enableJsonFlag = false;
+  static override flags = {
+    agents: Flags.integer({ summary: 'How many agents to run.', default: 3, min: 1, max: 20 }),
+    'base-port': Flags.integer({ summary: 'API port of the first agent; the others follow. 0 picks free ports.', default: 8791, min: 0, max: 65515 }),
+    endpoints: Flags.string({ summary: 'etcd endpoints (comma-separated); default: the embedded memory registry.', env: 'SERVICE_DISCOVERY_ENDPOINTS' }),
+    namespace: Flags.string({ summary: 'Registry namespace.', default: 'proxy-stone', env: 'SERVICE_DISCOVERY_NAMESPACE' }),
+    verbose: Flags.boolean({ summary: 'Log agent events (JSON lines on stderr).', default: false }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Demo);
+    const { startDemo } = await import('../demo/demo.js');
+    const { createLogger, silentLogger } = await import('../util/logger.js');
+    const endpoints = flags.endpoints?.split(',').map((e) => e.trim()).filter(Boolean);
+    const demo = await startDemo({
+      agents: flags.agents,
+      basePort: flags['base-port'],
+      endpoints,
+      namespace: flags.namespace,
+      logger: flags.verbose ? createLogger({ level: 'info' }) : silentLogger,
+    }).catch((err: unknown) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE') {
+        throw new UserError(`a demo port is already in use (${(err as Error).message}); pick others with --base-port`, EXIT.usage);
+      }
+      throw err;
+    });
+    this.log(`proxy-stone-sd demo: ${demo.instances.length} agents on ${demo.registry.kind === 'memory' ? 'the embedded memory registry' : `etcd ${demo.registry.description}`}\n`);
+    for (const { agent, upstream, apiUrl } of demo.instances) {
+      this.log(`  ${agent.id}  ${agent.config.service.region}/${agent.config.service.zone}`);
+      this.log(`    agent API  ${apiUrl}/service-discovery/status`);
+      this.log(`    upstream   ${upstream.url}/health   (POST ${upstream.url}/admin/down | up | flap)`);
+    }
+    const first = demo.instances[0]!.apiUrl;
+    this.log(`\nTry:\n  curl ${first}/service-discovery/services\n  curl ${first}/service-discovery/topology\n  curl -N ${first}/service-discovery/events\n  curl -X POST ${demo.instances.at(-1)!.upstream.url}/admin/flap\n  ${this.config.bin} topology --agent ${first}\n\nCtrl-C to stop.`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    this.logToStderr('stopping the demo...');
+    await demo.stop();
+  }
+}

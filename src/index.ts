@@ -1,0 +1,21 @@
+/**
+ * proxy-stone-sd as a library: the embedded agent (`ProxyStoneServiceDiscovery`), the registries,
+ * the cluster view and the configuration loader. The CLI is built on these same exports.
+ */
+export { ProxyStoneServiceDiscovery } from './service-discovery.js';
+export { ServiceAgent, NotLeaderError, defaultServiceId, type AgentEvents, type AgentOptions, type AgentStatusSnapshot } from './agent/agent.js';
+export { HealthChecker } from './agent/health-checker.js';
+export { HealthStateMachine } from './agent/health-state.js';
+export { ClusterView } from './cluster/view.js';
+export { ClusterState, type ElectionCandidate } from './cluster/state.js';
+export { keyLayout, type KeyLayout } from './cluster/keys.js';
+export { computeTopology, filterServices, serviceList, type ServiceFilter, type ServiceList } from './cluster/topology.js';
+export { setServiceEnabled, listAudit, ServiceNotFoundError, type SetEnabledOptions, type SetEnabledResult } from './cluster/admin.js';
+export { loadConfig, resolveConfig, configFromPartial, ConfigError, type LoadedConfig, type DeepPartial } from './config/load.js';
+export { SETTINGS } from './config/settings.js';
+export type { SdConfig } from './config/types.js';
+export { openRegistry } from './registry/index.js';
+export { MemoryRegistry } from './registry/memory.js';
+export * from './registry/types.js';
+export { createLogger, silentLogger, type Logger } from './util/logger.js';
+export * from './types.js';
