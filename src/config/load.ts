@@ -1,0 +1,904 @@
+/**
+ * Configuration loading: defaults < JSON config file < environment < flags < overrides, every layer read
+ * through the one settings table, the merged result validated by one zod schema. Every problem becomes a
+ * {@link ConfigError} whose message is one line naming the setting, where the value came from and what
+ * was expected, e.g. `SERVICE_PORT=abc (env): expected an integer 1-65535`.
+ */
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve as resolvePath } from 'node:path';
+import { z } from 'zod';
+import { parseDuration } from '../util/duration.js';
+import {
+  SETTINGS,
+  SETTING_GROUP_PATHS,
+  canonicalEnv,
+  describeExpectation,
+  envNames,
+  settingByEnv,
+  settingByFlag,
+  settingByPath,
+  type Setting,
+} from './settings.js';
+import type { ConfigSource, SdConfig } from './types.js';
+
+/** `T` with every property optional at every depth; arrays and their items are taken whole. */
+export type DeepPartial<T> = T extends readonly unknown[]
+  ? T
+  : T extends object
+    ? { [K in keyof T]?: DeepPartial<T[K]> }
+    : T;
+
+/** A parsed flag value as oclif hands it over (`multiple: true` flags give arrays). */
+export type FlagValue = string | boolean | number | readonly string[] | undefined;
+
+/** Exactly where a value came from. */
+export interface SourceOrigin {
+  source: ConfigSource;
+  /** The environment variable (`SERVICE_PORT`) or flag (`--service-port`) that set the value. */
+  name?: string;
+  /** Absolute path of the config file that set the value. */
+  file?: string;
+  /** True when the value was derived from other settings (`cluster.discovery.registry`). */
+  derived?: boolean;
+}
+
+/** A resolved configuration and where each setting came from. */
+export interface LoadedConfig {
+  config: SdConfig;
+  /** Source of every setting, keyed by dot path (`cluster.healthCheck.interval`). */
+  sources: Record<string, ConfigSource>;
+  /** The detail behind `sources`: which env var, flag or file. */
+  origins: Record<string, SourceOrigin>;
+  /** Absolute path of the config file that was read, if any. */
+  configFile?: string;
+  /** Valid but questionable combinations, one line each, for the caller to log. */
+  warnings: string[];
+}
+
+/** Options of {@link loadConfig}. */
+export interface LoadOptions {
+  /**
+   * Parsed flags keyed by flag name (`health-interval`). Keys that are not settings are ignored, so an
+   * oclif command can pass all of its flags; a string `config` flag names the config file.
+   */
+  flags?: Readonly<Record<string, FlagValue>>;
+  /** Environment to read; `process.env` when omitted. Empty values count as unset. */
+  env?: NodeJS.ProcessEnv;
+  /**
+   * JSON config file. When omitted: the `config` flag, else `SERVICE_DISCOVERY_CONFIG`, else none.
+   * Relative file paths inside it (TLS files) are resolved against its directory.
+   */
+  configFile?: string;
+  /** Values set in code; they win over every other source. */
+  overrides?: DeepPartial<SdConfig>;
+}
+
+/** Already-read config file content for {@link resolveConfig}. */
+export interface ConfigFileContent {
+  /** Path used in messages and to resolve relative file paths; made absolute. */
+  path: string;
+  /** The parsed JSON. */
+  data: unknown;
+}
+
+/** Options of {@link resolveConfig}: {@link LoadOptions} with the config file already read. */
+export interface ResolveOptions extends Omit<LoadOptions, 'configFile'> {
+  file?: ConfigFileContent;
+}
+
+/** One configuration problem. */
+export interface ConfigIssue {
+  /** Setting path, or `''` for a problem with the config file as a whole. */
+  path: string;
+  source: ConfigSource;
+  /** The full one-line message. */
+  message: string;
+}
+
+/** Invalid configuration. `message` is the first problem on one line; `issues` holds all of them. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(issues: readonly ConfigIssue[]) {
+    const [first] = issues;
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+    super(`${first?.message ?? 'invalid configuration'}${more}`);
+    this.issues = issues;
+  }
+}
+
+/** Environment variable naming the config file when neither `configFile` nor a `config` flag is given. */
+export const CONFIG_FILE_ENV = 'SERVICE_DISCOVERY_CONFIG';
+/** Flag naming the config file. */
+export const CONFIG_FILE_FLAG = 'config';
+/** The seed's top-level key; a config file may wrap its settings in it. */
+export const CONFIG_WRAPPER_KEY = 'serviceDiscoveryConfig';
+
+const SECRET_MASK = '***';
+const REGISTRY_PATH = 'cluster.discovery.registry';
+const ENDPOINTS_PATH = 'cluster.discovery.endpoints';
+
+// ---------------------------------------------------------------------------------------------------
+// The schema: leaves generated from the settings table, plus the cross-field rules.
+// ---------------------------------------------------------------------------------------------------
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+function leafSchema(setting: Setting): z.ZodType {
+  const { min, max, minExclusive } = setting;
+  const bounded = (n: z.ZodNumber): z.ZodNumber => {
+    let out = n;
+    if (min !== undefined) out = minExclusive ? out.gt(min) : out.gte(min);
+    if (max !== undefined) out = out.lte(max);
+    return out;
+  };
+  switch (setting.kind) {
+    case 'boolean':
+      return z.boolean();
+    case 'integer':
+    case 'port':
+      return bounded(z.number().int());
+    case 'number':
+      return bounded(z.number());
+    case 'duration': {
+      const seconds = bounded(z.number().gte(0));
+      return setting.wholeSeconds ? seconds.int() : seconds;
+    }
+    case 'string':
+      return setting.pattern ? z.string().regex(setting.pattern) : z.string().min(1);
+    case 'url':
+      return z.string().refine(isHttpUrl);
+    case 'list':
+      return z.array(setting.itemKind === 'url' ? z.string().refine(isHttpUrl) : z.string().min(1));
+    case 'enum': {
+      const [first, ...rest] = setting.enumValues ?? [];
+      if (first === undefined) throw new Error(`setting ${setting.path}: enum without values`);
+      return z.enum([first, ...rest]);
+    }
+    case 'keyvalue':
+      return z.record(z.string().min(1), z.string());
+  }
+}
+
+// The registry always has a value after resolution (derived when no source sets it).
+const isOptional = (s: Setting): boolean => s.default === undefined && s.path !== REGISTRY_PATH;
+
+function groupSchema(prefix: string): z.ZodType {
+  const shape: Record<string, z.ZodType> = {};
+  const depth = prefix ? prefix.split('.').length : 0;
+  for (const setting of SETTINGS) {
+    if (prefix && !setting.path.startsWith(`${prefix}.`)) continue;
+    const key = setting.path.split('.')[depth]!;
+    if (key in shape) continue;
+    const childPath = prefix ? `${prefix}.${key}` : key;
+    if (childPath === setting.path) {
+      shape[key] = isOptional(setting) ? leafSchema(setting).optional() : leafSchema(setting);
+    } else {
+      const child = groupSchema(childPath);
+      const allOptional = SETTINGS.filter((s) => s.path.startsWith(`${childPath}.`)).every(isOptional);
+      shape[key] = allOptional ? child.optional() : child;
+    }
+  }
+  return z.strictObject(shape);
+}
+
+/** A rule between settings; a violation is reported on `path`, naming the other setting and its value. */
+interface CrossRule {
+  id: string;
+  path: string;
+  violated(c: SdConfig): boolean;
+  message(c: SdConfig): string;
+}
+
+const mention = (path: string): string => {
+  const s = settingByPath(path);
+  return s ? `${path} (--${s.flag} / ${canonicalEnv(s)})` : path;
+};
+
+const CROSS_RULES: readonly CrossRule[] = [
+  {
+    id: 'renew-below-ttl',
+    path: 'cluster.leaderElection.renewInterval',
+    violated: (c) => c.cluster.leaderElection.renewInterval >= c.cluster.leaderElection.ttl,
+    message: (c) => `must be less than cluster.leaderElection.ttl (${c.cluster.leaderElection.ttl})`,
+  },
+  {
+    id: 'etcd-needs-endpoints',
+    path: REGISTRY_PATH,
+    violated: (c) => c.cluster.discovery.registry === 'etcd' && c.cluster.discovery.endpoints.length === 0,
+    message: () => `requires at least one endpoint in ${mention(ENDPOINTS_PATH)}`,
+  },
+  {
+    id: 'cert-needs-key',
+    path: 'cluster.discovery.tls.cert',
+    violated: (c) => c.cluster.discovery.tls?.cert !== undefined && c.cluster.discovery.tls.key === undefined,
+    message: () => `requires ${mention('cluster.discovery.tls.key')}`,
+  },
+  {
+    id: 'key-needs-cert',
+    path: 'cluster.discovery.tls.key',
+    violated: (c) => c.cluster.discovery.tls?.key !== undefined && c.cluster.discovery.tls.cert === undefined,
+    message: () => `requires ${mention('cluster.discovery.tls.cert')}`,
+  },
+  {
+    id: 'username-needs-password',
+    path: 'cluster.discovery.username',
+    violated: (c) => c.cluster.discovery.username !== undefined && c.cluster.discovery.password === undefined,
+    message: () => `requires ${mention('cluster.discovery.password')}`,
+  },
+  {
+    id: 'password-needs-username',
+    path: 'cluster.discovery.password',
+    violated: (c) => c.cluster.discovery.password !== undefined && c.cluster.discovery.username === undefined,
+    message: () => `requires ${mention('cluster.discovery.username')}`,
+  },
+];
+
+/**
+ * The one schema of a resolved {@link SdConfig}: each leaf built from its row in `SETTINGS` (kind, range,
+ * pattern), unknown keys rejected, plus the cross-field rules (renewInterval < ttl, etcd needs endpoints,
+ * TLS cert and key together, username and password together). Values must already be converted
+ * (durations in seconds, lists as arrays); use {@link configFromPartial} to convert and validate.
+ */
+export const sdConfigSchema: z.ZodType<SdConfig> = (groupSchema('') as unknown as z.ZodType<SdConfig>).superRefine(
+  (config, ctx) => {
+    for (const rule of CROSS_RULES) {
+      if (rule.violated(config)) {
+        ctx.addIssue({ code: 'custom', path: rule.path.split('.'), message: rule.message(config), params: { rule: rule.id } });
+      }
+    }
+  },
+);
+
+// ---------------------------------------------------------------------------------------------------
+// Reading the layers into candidates (raw values with their origin).
+// ---------------------------------------------------------------------------------------------------
+
+interface Candidate {
+  setting: Setting;
+  raw: unknown;
+  origin: SourceOrigin;
+}
+
+type Layer = Map<string, Candidate>;
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Shows a raw value in a message: strings as typed, others as JSON, secrets masked, long ones cut. */
+function showValue(setting: Setting | undefined, raw: unknown): string {
+  if (setting?.secret) return SECRET_MASK;
+  let text: string;
+  if (typeof raw === 'string') {
+    // Quote what would otherwise be invisible or break the one-line message.
+    text = raw === '' || /[\u0000-\u001f\u007f]/.test(raw) || raw.trim() !== raw ? JSON.stringify(raw) : raw;
+  } else if (raw === undefined) {
+    text = 'undefined';
+  } else {
+    text = JSON.stringify(raw) ?? String(raw);
+  }
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+function sourceText(origin: SourceOrigin): string {
+  return origin.source === 'file' ? `file ${origin.file ?? '?'}` : origin.source;
+}
+
+/** `SERVICE_PORT=abc (env)`, `--health-interval=fast (flag)`, `cluster.x=1 (file /p)`. */
+function label(c: Candidate): string {
+  const shown = showValue(c.setting, c.raw);
+  const name = c.origin.source === 'env' || c.origin.source === 'flag' ? (c.origin.name ?? c.setting.path) : c.setting.path;
+  return `${name}=${shown} (${sourceText(c.origin)})`;
+}
+
+function issueFor(c: Candidate, text: string): ConfigIssue {
+  return { path: c.setting.path, source: c.origin.source, message: `${label(c)}: ${text}` };
+}
+
+function defaultsLayer(): Layer {
+  const layer: Layer = new Map();
+  for (const setting of SETTINGS) {
+    if (setting.default === undefined) continue;
+    layer.set(setting.path, { setting, raw: structuredClone(setting.default), origin: { source: 'default' } });
+  }
+  return layer;
+}
+
+function envLayer(env: NodeJS.ProcessEnv): Layer {
+  const layer: Layer = new Map();
+  for (const setting of SETTINGS) {
+    for (const name of envNames(setting)) {
+      const value = env[name];
+      // Empty counts as unset: compose files and templates often produce `VAR=`.
+      if (value === undefined || value.trim() === '') continue;
+      layer.set(setting.path, { setting, raw: value, origin: { source: 'env', name } });
+      break;
+    }
+  }
+  return layer;
+}
+
+function flagLayer(flags: Readonly<Record<string, FlagValue>>): Layer {
+  const layer: Layer = new Map();
+  for (const [key, value] of Object.entries(flags)) {
+    if (value === undefined) continue;
+    let setting = settingByFlag(key);
+    let raw: unknown = value;
+    if (!setting && key.startsWith('no-')) {
+      // `{ 'no-api': true }` from a parser that kept the negated name.
+      const positive = settingByFlag(key.slice(3));
+      if (positive?.kind === 'boolean' && typeof value === 'boolean') {
+        setting = positive;
+        raw = !value;
+      }
+    }
+    if (!setting) continue; // not a setting (e.g. --config, --json): the command's own business
+    layer.set(setting.path, { setting, raw, origin: { source: 'flag', name: `--${key}` } });
+  }
+  return layer;
+}
+
+function levenshtein(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+const KNOWN_PATHS: readonly string[] = [...SETTINGS.map((s) => s.path), ...SETTING_GROUP_PATHS];
+
+/** A "did you mean" for an unknown key path, if there is a plausible one. */
+function suggest(path: string): string | undefined {
+  const lower = path.toLowerCase();
+  const exactCase = KNOWN_PATHS.find((p) => p.toLowerCase() === lower);
+  if (exactCase) return exactCase;
+  const parts = path.split('.');
+  const key = parts[parts.length - 1]!;
+  // Someone pasted an env var name as a key.
+  const byEnv = settingByEnv(key.toUpperCase());
+  if (byEnv) return byEnv.path;
+  const parent = parts.slice(0, -1).join('.');
+  const siblings = KNOWN_PATHS.filter((p) => p.slice(0, p.lastIndexOf('.') === -1 ? 0 : p.lastIndexOf('.')) === parent);
+  const limit = Math.max(2, Math.floor(key.length / 3));
+  let best: { path: string; distance: number } | undefined;
+  for (const candidate of siblings) {
+    const name = candidate.split('.').pop()!.toLowerCase();
+    const distance = levenshtein(key.toLowerCase(), name);
+    if (distance <= limit && (!best || distance < best.distance)) best = { path: candidate, distance };
+  }
+  if (best) return best.path;
+  // The right key in the wrong object (`service.ttl`).
+  const sameName = SETTINGS.filter((s) => s.path.split('.').pop() === key).map((s) => s.path);
+  return sameName.length > 0 ? sameName.join(' or ') : undefined;
+}
+
+/** Reads a nested object (config file, overrides) into a layer, reporting keys that are not settings. */
+function structuredLayer(data: Record<string, unknown>, origin: SourceOrigin, issues: ConfigIssue[]): Layer {
+  const layer: Layer = new Map();
+  const where = sourceText(origin);
+  const walk = (obj: Record<string, unknown>, prefix: string): void => {
+    for (const [key, value] of Object.entries(obj)) {
+      if (!prefix && key === '$schema') continue; // editors' JSON-schema hint
+      if (!prefix && key === CONFIG_WRAPPER_KEY && isPlainObject(value)) {
+        walk(value, '');
+        continue;
+      }
+      if (value === undefined) continue;
+      const path = prefix ? `${prefix}.${key}` : key;
+      const setting = settingByPath(path);
+      if (setting) {
+        // null unsets an optional setting; a setting with a default has no "unset".
+        if (value === null && setting.default === undefined) continue;
+        layer.set(path, { setting, raw: value, origin });
+      } else if (SETTING_GROUP_PATHS.has(path)) {
+        if (isPlainObject(value)) walk(value, path);
+        else issues.push({ path, source: origin.source, message: `${path}=${showValue(undefined, value)} (${where}): expected an object` });
+      } else {
+        const hint = suggest(path);
+        issues.push({
+          path,
+          source: origin.source,
+          message: `${path} (${where}): unknown setting${hint ? `; did you mean ${hint}?` : ''}`,
+        });
+      }
+    }
+  };
+  walk(data, '');
+  return layer;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Converting raw values per kind.
+// ---------------------------------------------------------------------------------------------------
+
+type Conversion = { ok: true; value: unknown } | { ok: false; text?: string };
+
+const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
+const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
+
+function splitList(raw: unknown): string[] | undefined {
+  if (typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  // In a file an array is taken item by item; an empty item is reported by the schema, not dropped.
+  if (Array.isArray(raw) && raw.every((item): item is string => typeof item === 'string')) return raw.map((s) => s.trim());
+  return undefined;
+}
+
+function convert(c: Candidate): Conversion {
+  const { setting, origin } = c;
+  // Repeated flags (`multiple: true`) arrive as arrays: read them like one comma-separated value.
+  const raw = Array.isArray(c.raw) && (origin.source === 'env' || origin.source === 'flag') ? c.raw.join(',') : c.raw;
+  const fail: Conversion = { ok: false };
+  switch (setting.kind) {
+    case 'boolean': {
+      if (typeof raw === 'boolean') return { ok: true, value: raw };
+      if (typeof raw !== 'string') return fail;
+      const word = raw.trim().toLowerCase();
+      if (TRUE_WORDS.has(word)) return { ok: true, value: true };
+      if (FALSE_WORDS.has(word)) return { ok: true, value: false };
+      return fail;
+    }
+    case 'integer':
+    case 'port':
+    case 'number': {
+      if (typeof raw === 'number') return { ok: true, value: raw };
+      if (typeof raw !== 'string') return fail;
+      const text = raw.trim();
+      const re = setting.kind === 'number' ? /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/ : /^[+-]?\d+$/;
+      return re.test(text) ? { ok: true, value: Number(text) } : fail;
+    }
+    case 'duration': {
+      if (typeof raw !== 'number' && typeof raw !== 'string') return fail;
+      try {
+        return { ok: true, value: parseDuration(raw) };
+      } catch {
+        return fail;
+      }
+    }
+    case 'string':
+    case 'url':
+    case 'enum': {
+      if (typeof raw !== 'string') return fail;
+      // Secrets are taken verbatim; a trailing space may be part of a password.
+      let value = setting.secret ? raw : raw.trim();
+      if (setting.kind === 'enum') value = value.toLowerCase();
+      // Paths in a config file are relative to the file, as in kubeconfig.
+      if (setting.file && origin.source === 'file' && origin.file && value !== '') {
+        value = resolvePath(dirname(origin.file), value);
+      }
+      return { ok: true, value };
+    }
+    case 'list': {
+      const items = splitList(raw);
+      return items ? { ok: true, value: items } : fail;
+    }
+    case 'keyvalue': {
+      if (isPlainObject(raw)) {
+        const out: Record<string, string> = {};
+        for (const [k, v] of Object.entries(raw)) {
+          if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return fail;
+          out[k.trim()] = String(v);
+        }
+        return { ok: true, value: out };
+      }
+      const items = splitList(raw);
+      if (!items) return fail;
+      const out: Record<string, string> = {};
+      for (const item of items) {
+        if (item === '') continue;
+        const eq = item.indexOf('=');
+        if (eq <= 0) return { ok: false, text: `"${item}" is not key=value` };
+        out[item.slice(0, eq).trim()] = item.slice(eq + 1).trim();
+      }
+      return { ok: true, value: out };
+    }
+  }
+}
+
+function setIn(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (isPlainObject(next)) node = next;
+    else node = node[part] = {};
+  }
+  node[parts[parts.length - 1]!] = value;
+}
+
+function getIn(source: unknown, path: string): unknown {
+  let node: unknown = source;
+  for (const part of path.split('.')) {
+    if (!isPlainObject(node)) return undefined;
+    node = node[part];
+  }
+  return node;
+}
+
+function checkFile(path: string): string | undefined {
+  try {
+    if (!statSync(path).isFile()) return 'not a file';
+    accessSync(path, fsConstants.R_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'file not found' : `file not readable (${code ?? 'error'})`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Resolution.
+// ---------------------------------------------------------------------------------------------------
+
+function resolveLayers(layers: readonly Layer[], structureIssues: readonly ConfigIssue[]): LoadedConfig {
+  const issues: ConfigIssue[] = [...structureIssues];
+
+  // The strongest source wins; values it overrides are never looked at, so a flag can fix a bad env var.
+  const winners = new Map<string, Candidate>();
+  for (const layer of layers) for (const [path, c] of layer) winners.set(path, c);
+
+  const values = new Map<string, unknown>();
+  for (const setting of SETTINGS) {
+    const c = winners.get(setting.path);
+    if (!c) continue;
+    const result = convert(c);
+    if (result.ok) values.set(setting.path, result.value);
+    else {
+      const expected = `expected ${describeExpectation(setting, { range: false })}`;
+      issues.push(issueFor(c, result.text ? `${expected}; ${result.text}` : expected));
+    }
+  }
+  const origins: Record<string, SourceOrigin> = {};
+  for (const setting of SETTINGS) origins[setting.path] = winners.get(setting.path)?.origin ?? { source: 'default' };
+
+  if (!values.has(REGISTRY_PATH)) {
+    const endpoints = values.get(ENDPOINTS_PATH);
+    values.set(REGISTRY_PATH, Array.isArray(endpoints) && endpoints.length > 0 ? 'etcd' : 'memory');
+    origins[REGISTRY_PATH] = { source: 'default', derived: true };
+  }
+
+  // Values that failed conversion are left out: their issue is known, the schema just reports them missing.
+  const input: Record<string, unknown> = {};
+  for (const [path, value] of values) if (value !== undefined) setIn(input, path, value);
+
+  const parsed = sdConfigSchema.safeParse(input);
+  if (!parsed.success || issues.length > 0) {
+    const reported = new Set(issues.map((i) => i.path));
+    const leafIssues: ConfigIssue[] = [];
+    const crossIssues: ConfigIssue[] = [];
+    for (const zodIssue of parsed.error?.issues ?? []) {
+      const { issue, cross } = schemaIssue(zodIssue, input, winners, origins);
+      if (reported.has(issue.path)) continue; // one line per setting
+      reported.add(issue.path);
+      (cross ? crossIssues : leafIssues).push(issue);
+    }
+    // A rule between values that are themselves invalid (ttl=0 vs renewInterval) would only add noise.
+    const all = [...issues, ...leafIssues];
+    throw new ConfigError(sortIssues(all.length > 0 ? all : crossIssues));
+  }
+  const config = parsed.data;
+
+  for (const setting of SETTINGS) {
+    if (!setting.file) continue;
+    const value = getIn(config, setting.path);
+    const c = winners.get(setting.path);
+    if (typeof value !== 'string' || !c) continue;
+    const problem = checkFile(value);
+    if (problem) issues.push(issueFor(c, problem));
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const sources: Record<string, ConfigSource> = {};
+  for (const [path, origin] of Object.entries(origins)) sources[path] = origin.source;
+  return { config, sources, origins, warnings: warningsFor(config, origins) };
+}
+
+const SETTING_INDEX = new Map<string, number>(SETTINGS.map((s, i) => [s.path, i]));
+
+/** Problems with the file's structure first, then in settings-table order. */
+function sortIssues(issues: readonly ConfigIssue[]): ConfigIssue[] {
+  const rank = (i: ConfigIssue): number => SETTING_INDEX.get(i.path) ?? -1;
+  return [...issues].sort((a, b) => rank(a) - rank(b));
+}
+
+/** Maps a zod issue to a one-line issue on the setting it concerns; `cross` for cross-field rules. */
+function schemaIssue(
+  issue: z.core.$ZodIssue,
+  input: Record<string, unknown>,
+  winners: ReadonlyMap<string, Candidate>,
+  origins: Readonly<Record<string, SourceOrigin>>,
+): { issue: ConfigIssue; cross: boolean } {
+  // The issue path may point inside a leaf (a list item, a metadata key): find the setting it belongs to.
+  const parts = issue.path.map(String);
+  let setting: Setting | undefined;
+  let depth = parts.length;
+  while (depth > 0 && !(setting = settingByPath(parts.slice(0, depth).join('.')))) depth--;
+  if (!setting) {
+    const path = parts.join('.');
+    return { issue: { path, source: 'default', message: `${path || 'configuration'}: ${issue.message}` }, cross: false };
+  }
+
+  const candidateOf = (s: Setting): Candidate => {
+    const c = winners.get(s.path);
+    // Derived values (the registry) have no candidate: show the value that was derived.
+    return c ?? { setting: s, raw: getIn(input, s.path), origin: origins[s.path] ?? { source: 'default' } };
+  };
+
+  // Cross-field rules carry their own message, already naming the other setting.
+  const ruleId = issue.code === 'custom' ? (issue.params as { rule?: unknown } | undefined)?.rule : undefined;
+  if (CROSS_RULES.some((r) => r.id === ruleId)) return { issue: issueFor(candidateOf(setting), issue.message), cross: true };
+
+  let text = `expected ${describeExpectation(setting)}`;
+  const item = parts[depth]; // index of the offending list item, when the issue is inside the list
+  const value = getIn(input, setting.path);
+  if (setting.kind === 'list' && item !== undefined && Array.isArray(value) && value.length > 1) {
+    text += `; got ${JSON.stringify(value[Number(item)])}`;
+  }
+  return { issue: issueFor(candidateOf(setting), text), cross: false };
+}
+
+function warningsFor(config: SdConfig, origins: Readonly<Record<string, SourceOrigin>>): string[] {
+  const warnings: string[] = [];
+  const { discovery, leaderElection } = config.cluster;
+  if (discovery.registry === 'etcd' && leaderElection.ttl < 2) {
+    warnings.push(`cluster.leaderElection.ttl=${leaderElection.ttl}: etcd 3.4 raises lease TTLs below 2 s to 2 s`);
+  }
+  if (discovery.registry === 'memory' && discovery.endpoints.length > 0 && !origins[REGISTRY_PATH]?.derived) {
+    warnings.push(`${ENDPOINTS_PATH} is set but ${REGISTRY_PATH} is memory: the endpoints are not used`);
+  }
+  return warnings;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Public entry points.
+// ---------------------------------------------------------------------------------------------------
+
+function fileIssue(path: string, text: string): ConfigError {
+  return new ConfigError([{ path: '', source: 'file', message: `config file ${path}: ${text}` }]);
+}
+
+/**
+ * Reads and parses a JSON config file. Errors are one-line {@link ConfigError}s naming the absolute path;
+ * a JSON syntax error gives line and column but never echoes file content (it may hold a password).
+ */
+export async function readConfigFile(file: string): Promise<ConfigFileContent> {
+  const path = resolvePath(file);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw fileIssue(path, 'not found');
+    if (code === 'EISDIR') throw fileIssue(path, 'is a directory, expected a JSON file');
+    throw fileIssue(path, `cannot be read (${code ?? String(err)})`);
+  }
+  text = text.replace(/^\uFEFF/, '');
+  try {
+    return { path, data: JSON.parse(text) as unknown };
+  } catch {
+    const where = locateJsonError(text);
+    throw fileIssue(path, where ? `invalid JSON at line ${where.line} column ${where.column}: ${where.reason}` : 'invalid JSON');
+  }
+}
+
+/**
+ * Resolves the configuration from already-read sources, synchronously. Precedence, lowest first:
+ * defaults, `file`, `env` (`process.env` when omitted), `flags`, `overrides`.
+ *
+ * @throws ConfigError on the first problem (all of them in `issues`)
+ */
+export function resolveConfig(options: ResolveOptions = {}): LoadedConfig {
+  const structureIssues: ConfigIssue[] = [];
+  const layers: Layer[] = [defaultsLayer()];
+  let configFile: string | undefined;
+  if (options.file) {
+    configFile = resolvePath(options.file.path);
+    if (!isPlainObject(options.file.data)) throw fileIssue(configFile, 'expected a JSON object at the top level');
+    layers.push(structuredLayer(options.file.data, { source: 'file', file: configFile }, structureIssues));
+  }
+  layers.push(envLayer(options.env ?? process.env));
+  if (options.flags) layers.push(flagLayer(options.flags));
+  if (options.overrides !== undefined) {
+    if (!isPlainObject(options.overrides)) {
+      throw new ConfigError([{ path: '', source: 'override', message: 'overrides: expected an object' }]);
+    }
+    layers.push(structuredLayer(options.overrides, { source: 'override' }, structureIssues));
+  }
+  const loaded = resolveLayers(layers, structureIssues);
+  return configFile === undefined ? loaded : { ...loaded, configFile };
+}
+
+/**
+ * Loads the configuration: defaults < JSON config file < environment < flags < overrides.
+ * The config file is `options.configFile`, else a string `config` flag, else `SERVICE_DISCOVERY_CONFIG`.
+ *
+ * @throws ConfigError with a one-line message naming the setting, its source and the expectation
+ */
+export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfig> {
+  const env = options.env ?? process.env;
+  const flagFile = options.flags?.[CONFIG_FILE_FLAG];
+  const envFile = env[CONFIG_FILE_ENV]?.trim();
+  const configFile = options.configFile ?? (typeof flagFile === 'string' ? flagFile : undefined) ?? (envFile || undefined);
+  const file = configFile === undefined ? undefined : await readConfigFile(configFile);
+  return resolveConfig({ ...options, env, ...(file ? { file } : {}) });
+}
+
+/**
+ * Builds a validated {@link SdConfig} from a nested object as the seed's `new ProxyStoneServiceDiscovery(config)`
+ * takes it: missing settings get their defaults; the environment is not read. Durations may be numbers
+ * of seconds or strings such as `"500ms"`.
+ *
+ * @throws ConfigError naming the setting, e.g. `cluster.healthCheck.retries=0 (override): expected an integer >= 1`
+ */
+export function configFromPartial(partial: DeepPartial<SdConfig> = {}): SdConfig {
+  return resolveConfig({ env: {}, overrides: partial }).config;
+}
+
+/**
+ * Says where a setting's value came from: `default`, `default (derived)`, `file /etc/sd.json`,
+ * `env SERVICE_PORT`, `flag --service-port` or `override`. Given a {@link LoadedConfig}, names the exact
+ * env var, flag and file; given only `sources`, the setting's canonical env var and flag.
+ *
+ * @throws Error when `path` is not a setting
+ */
+export function describeSource(path: string, sources: Readonly<Record<string, ConfigSource>> | LoadedConfig): string {
+  const setting = settingByPath(path);
+  if (!setting) throw new Error(`unknown setting ${path}`);
+  const loaded = 'origins' in sources && 'config' in sources ? (sources as LoadedConfig) : undefined;
+  const origin: SourceOrigin = loaded
+    ? (loaded.origins[path] ?? { source: 'default' })
+    : { source: (sources as Readonly<Record<string, ConfigSource>>)[path] ?? 'default' };
+  switch (origin.source) {
+    case 'env':
+      return `env ${origin.name ?? canonicalEnv(setting)}`;
+    case 'flag':
+      return `flag ${origin.name ?? `--${setting.flag}`}`;
+    case 'file':
+      return origin.file ? `file ${origin.file}` : 'file';
+    case 'default':
+      return origin.derived ? 'default (derived)' : 'default';
+    case 'override':
+      return 'override';
+  }
+}
+
+/** A copy of `config` with every secret setting that is set replaced by `***`, safe to log or print. */
+export function redactConfig(config: SdConfig): SdConfig {
+  const copy = structuredClone(config);
+  for (const setting of SETTINGS) {
+    if (setting.secret && getIn(copy, setting.path) !== undefined) setIn(copy as unknown as Record<string, unknown>, setting.path, SECRET_MASK);
+  }
+  return copy;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// JSON error location (JSON.parse messages can quote the file, which may hold secrets).
+// ---------------------------------------------------------------------------------------------------
+
+interface JsonErrorLocation {
+  line: number;
+  column: number;
+  reason: string;
+}
+
+/** Finds the first syntax error in `text`, or undefined if it finds none. */
+function locateJsonError(text: string): JsonErrorLocation | undefined {
+  let i = 0;
+  class Stop {
+    constructor(readonly reason: string) {}
+  }
+  const stop = (reason: string): never => {
+    throw new Stop(reason);
+  };
+  const ws = (): void => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const describeChar = (): string => (i >= text.length ? 'unexpected end of file' : `unexpected character ${JSON.stringify(text[i])}`);
+  const str = (): void => {
+    i++; // opening quote
+    for (;;) {
+      if (i >= text.length) stop('unterminated string');
+      const ch = text.charCodeAt(i);
+      if (ch === 0x22) {
+        i++;
+        return;
+      }
+      if (ch < 0x20) stop('control character in string');
+      i += ch === 0x5c ? 2 : 1;
+    }
+  };
+  const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  const value = (): void => {
+    ws();
+    const ch = text[i];
+    if (ch === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return;
+      }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') stop(`expected a double-quoted property name, ${describeChar()}`);
+        str();
+        ws();
+        if (text[i] !== ':') stop(`expected ':', ${describeChar()}`);
+        i++;
+        value();
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === '}') {
+          i++;
+          return;
+        }
+        stop(`expected ',' or '}', ${describeChar()}`);
+      }
+    }
+    if (ch === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return;
+      }
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === ']') {
+          i++;
+          return;
+        }
+        stop(`expected ',' or ']', ${describeChar()}`);
+      }
+    }
+    if (ch === '"') return str();
+    NUMBER.lastIndex = i;
+    if (NUMBER.test(text)) {
+      i = NUMBER.lastIndex;
+      return;
+    }
+    for (const word of ['true', 'false', 'null']) {
+      if (text.startsWith(word, i)) {
+        i += word.length;
+        return;
+      }
+    }
+    stop(i >= text.length ? 'unexpected end of file' : describeChar());
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) stop('unexpected content after the JSON value');
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof Stop)) return undefined; // e.g. stack overflow on absurd nesting
+    const before = text.slice(0, Math.min(i, text.length));
+    const line = before.split('\n').length;
+    const column = i - (before.lastIndexOf('\n') + 1) + 1;
+    return { line, column, reason: err.reason };
+  }
+}

@@ -1,0 +1,578 @@
+/**
+ * The one table of every configuration setting. The loader (`load.ts`), the `agent` command's flags
+ * and the generated reference (`reference.ts`) are all derived from it, so a setting added here gets
+ * an env var, a flag, validation and documentation at once.
+ */
+import { DURATION_EXPECTATION, formatDuration } from '../util/duration.js';
+import type { SdConfig } from './types.js';
+
+/** How a setting's string form (env var, flag) is read, and what the validator accepts. */
+export type SettingKind =
+  | 'boolean'
+  | 'integer'
+  | 'number'
+  | 'duration'
+  | 'string'
+  | 'list'
+  | 'url'
+  | 'port'
+  | 'enum'
+  | 'keyvalue';
+
+/** Section of the reference and oclif help group a setting belongs to. */
+export type SettingGroup = 'General' | 'Leader election' | 'Health check' | 'Registry' | 'Service' | 'API' | 'Logging';
+
+/** Paths to leaves of `T`; arrays and string-keyed records (`metadata`) are leaves. */
+type LeafPaths<T, P extends string = ''> = {
+  [K in keyof T & string]-?: NonNullable<T[K]> extends readonly unknown[] | string | number | boolean
+    ? `${P}${K}`
+    : string extends keyof NonNullable<T[K]>
+      ? `${P}${K}`
+      : LeafPaths<NonNullable<T[K]>, `${P}${K}.`>;
+}[keyof T & string];
+
+/** Dot path of one leaf of {@link SdConfig}, e.g. `cluster.healthCheck.interval`. */
+export type ConfigPath = LeafPaths<SdConfig>;
+
+/** One configuration setting. */
+export interface Setting {
+  /** Dot path into {@link SdConfig}. */
+  path: ConfigPath;
+  /** Environment variable name, or names with the canonical one first (the first one set wins). */
+  env: string | readonly string[];
+  /** Flag name without the leading `--` (kebab-case). */
+  flag: string;
+  kind: SettingKind;
+  /** Allowed values of an `enum` setting. */
+  enumValues?: readonly string[];
+  /** Smallest allowed value (numbers, durations, ports); inclusive unless `minExclusive`. */
+  min?: number;
+  minExclusive?: boolean;
+  /** Largest allowed value, inclusive. */
+  max?: number;
+  /** `duration` only: whole seconds (etcd lease TTLs are integers). */
+  wholeSeconds?: boolean;
+  /** `list` only: each item must be an http(s) URL. */
+  itemKind?: 'url';
+  /** `string` only: the value must match, described by `patternHint` in errors. */
+  pattern?: RegExp;
+  patternHint?: string;
+  /** `string` only: the value is a path to a file that must be readable. */
+  file?: boolean;
+  /** `boolean` only: the flag also exists as `--no-<flag>`. */
+  allowNo?: boolean;
+  /** Default value, or `undefined` when unset by default (optional setting, or derived: see description). */
+  default: unknown;
+  description: string;
+  /** Never printed: errors and redacted output show `***`. */
+  secret?: boolean;
+  group: SettingGroup;
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+// `as const satisfies` keeps the literal paths for the completeness check below.
+const TABLE = [
+  // --- General ---
+  {
+    path: 'enabled',
+    env: 'SERVICE_DISCOVERY_ENABLED',
+    flag: 'enabled',
+    kind: 'boolean',
+    allowNo: true,
+    default: true,
+    description:
+      'Turn service discovery on. When false the agent registers nothing, runs no health checks and does not campaign for leadership.',
+    group: 'General',
+  },
+  {
+    path: 'cluster.name',
+    env: 'SERVICE_DISCOVERY_CLUSTER_NAME',
+    flag: 'cluster-name',
+    kind: 'string',
+    default: 'proxy-stone-cluster',
+    description: 'Human-readable cluster name, shown in status output.',
+    group: 'General',
+  },
+  // --- Leader election ---
+  {
+    path: 'cluster.leaderElection.enabled',
+    env: 'SERVICE_DISCOVERY_LEADER_ELECTION',
+    flag: 'leader-election',
+    kind: 'boolean',
+    allowNo: true,
+    default: true,
+    description: 'Campaign for cluster leadership. With `--no-leader-election` the agent is always a follower.',
+    group: 'Leader election',
+  },
+  {
+    path: 'cluster.leaderElection.ttl',
+    env: 'SERVICE_DISCOVERY_LEADER_TTL',
+    flag: 'leader-ttl',
+    kind: 'duration',
+    wholeSeconds: true,
+    min: 1,
+    default: 30,
+    description:
+      "TTL of the agent's lease, in whole seconds. The lease carries the service record and the election key, so a dead agent disappears and loses leadership after at most this long. etcd 3.4 raises TTLs below 2 s to 2 s.",
+    group: 'Leader election',
+  },
+  {
+    path: 'cluster.leaderElection.renewInterval',
+    env: 'SERVICE_DISCOVERY_RENEW_INTERVAL',
+    flag: 'renew-interval',
+    kind: 'duration',
+    min: 0,
+    minExclusive: true,
+    default: 10,
+    description: 'Time between lease keep-alives. Must be less than the lease TTL; a third of it leaves room for two missed renewals.',
+    group: 'Leader election',
+  },
+  // --- Health check ---
+  {
+    path: 'cluster.healthCheck.interval',
+    env: 'SERVICE_DISCOVERY_HEALTH_INTERVAL',
+    flag: 'health-interval',
+    kind: 'duration',
+    min: 0,
+    minExclusive: true,
+    default: 30,
+    description: 'Time between HTTP health checks of the local instance.',
+    group: 'Health check',
+  },
+  {
+    path: 'cluster.healthCheck.timeout',
+    env: 'SERVICE_DISCOVERY_HEALTH_TIMEOUT',
+    flag: 'health-timeout',
+    kind: 'duration',
+    min: 0,
+    minExclusive: true,
+    default: 5,
+    description: 'Timeout of one health check; a check that takes longer is a failure.',
+    group: 'Health check',
+  },
+  {
+    path: 'cluster.healthCheck.retries',
+    env: 'SERVICE_DISCOVERY_HEALTH_RETRIES',
+    flag: 'health-retries',
+    kind: 'integer',
+    min: 1,
+    default: 3,
+    description: 'Consecutive failed checks that turn a healthy instance unhealthy.',
+    group: 'Health check',
+  },
+  {
+    path: 'cluster.healthCheck.gracePeriod',
+    env: 'SERVICE_DISCOVERY_GRACE_PERIOD',
+    flag: 'grace-period',
+    kind: 'duration',
+    min: 0,
+    default: 60,
+    description: 'Time after start during which failed checks keep the instance `starting` instead of `unhealthy`.',
+    group: 'Health check',
+  },
+  {
+    path: 'cluster.healthCheck.path',
+    env: 'SERVICE_DISCOVERY_HEALTH_PATH',
+    flag: 'health-path',
+    kind: 'string',
+    pattern: /^\/\S*$/,
+    patternHint: 'a URL path starting with / (e.g. /health)',
+    default: '/health',
+    description: 'Path probed at `http://<service host>:<service port>` when no health URL is set.',
+    group: 'Health check',
+  },
+  {
+    path: 'cluster.healthCheck.url',
+    env: 'SERVICE_DISCOVERY_HEALTH_URL',
+    flag: 'health-url',
+    kind: 'url',
+    default: undefined,
+    description: 'Full health check URL; overrides the service host, port and health path for probing.',
+    group: 'Health check',
+  },
+  {
+    path: 'cluster.healthCheck.refreshInterval',
+    env: 'SERVICE_DISCOVERY_HEALTH_REFRESH_INTERVAL',
+    flag: 'health-refresh-interval',
+    kind: 'duration',
+    min: 0,
+    default: 60,
+    description:
+      'Time between refreshes of `lastCheck`/`responseTime` in the registry while the health status is unchanged (status changes are published at once); 0 = never.',
+    group: 'Health check',
+  },
+  // --- Registry ---
+  {
+    path: 'cluster.discovery.registry',
+    env: 'SERVICE_DISCOVERY_REGISTRY',
+    flag: 'registry',
+    kind: 'enum',
+    enumValues: ['etcd', 'memory'],
+    default: undefined,
+    description:
+      'Registry backend: `etcd`, or `memory` (in-process, for a standalone or embedded instance; nothing is shared between agents). When no source sets it, it is `etcd` if endpoints are set, else `memory`.',
+    group: 'Registry',
+  },
+  {
+    path: 'cluster.discovery.endpoints',
+    env: 'SERVICE_DISCOVERY_ENDPOINTS',
+    flag: 'endpoints',
+    kind: 'list',
+    itemKind: 'url',
+    default: [],
+    description: 'etcd endpoints, comma-separated http(s) URLs (e.g. `http://etcd1:2379,http://etcd2:2379`). Required with `etcd`.',
+    group: 'Registry',
+  },
+  {
+    path: 'cluster.discovery.namespace',
+    env: 'SERVICE_DISCOVERY_NAMESPACE',
+    flag: 'namespace',
+    kind: 'string',
+    pattern: /^[^\s/][^\s]*$/,
+    patternHint: 'a key prefix without spaces, not starting with / (e.g. proxy-stone)',
+    default: 'proxy-stone',
+    description: 'Key prefix in etcd: records live at `<namespace>/services/<id>`.',
+    group: 'Registry',
+  },
+  {
+    path: 'cluster.discovery.username',
+    env: 'SERVICE_DISCOVERY_USERNAME',
+    flag: 'etcd-username',
+    kind: 'string',
+    default: undefined,
+    description: 'etcd user name (etcd authentication); requires the password.',
+    group: 'Registry',
+  },
+  {
+    path: 'cluster.discovery.password',
+    env: 'SERVICE_DISCOVERY_PASSWORD',
+    flag: 'etcd-password',
+    kind: 'string',
+    secret: true,
+    default: undefined,
+    description: 'etcd password; requires the user name. Never printed.',
+    group: 'Registry',
+  },
+  {
+    path: 'cluster.discovery.tls.ca',
+    env: 'SERVICE_DISCOVERY_CA_FILE',
+    flag: 'etcd-ca',
+    kind: 'string',
+    file: true,
+    default: undefined,
+    description: 'PEM file of the CA that signed the etcd server certificates (https endpoints).',
+    group: 'Registry',
+  },
+  {
+    path: 'cluster.discovery.tls.cert',
+    env: 'SERVICE_DISCOVERY_CERT_FILE',
+    flag: 'etcd-cert',
+    kind: 'string',
+    file: true,
+    default: undefined,
+    description: 'PEM client certificate for etcd mTLS; requires the key file.',
+    group: 'Registry',
+  },
+  {
+    path: 'cluster.discovery.tls.key',
+    env: 'SERVICE_DISCOVERY_KEY_FILE',
+    flag: 'etcd-key',
+    kind: 'string',
+    file: true,
+    default: undefined,
+    description: 'PEM private key of the etcd client certificate; requires the certificate file.',
+    group: 'Registry',
+  },
+  {
+    path: 'cluster.discovery.callTimeout',
+    env: 'SERVICE_DISCOVERY_CALL_TIMEOUT',
+    flag: 'call-timeout',
+    kind: 'duration',
+    min: 0,
+    minExclusive: true,
+    default: 5,
+    description: 'Time allowed for one registry call before it fails.',
+    group: 'Registry',
+  },
+  // --- Service (the instance this agent sits beside) ---
+  {
+    path: 'service.id',
+    env: 'SERVICE_ID',
+    flag: 'service-id',
+    kind: 'string',
+    pattern: /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/,
+    patternHint: 'an id of letters, digits and . _ : @ - (no / or spaces)',
+    default: undefined,
+    description:
+      'Stable service id. When unset it is derived from the service name, host and port, so it survives restarts.',
+    group: 'Service',
+  },
+  {
+    path: 'service.name',
+    env: 'SERVICE_NAME',
+    flag: 'service-name',
+    kind: 'string',
+    default: 'proxy-stone',
+    description: 'Service name in the record.',
+    group: 'Service',
+  },
+  {
+    path: 'service.host',
+    env: 'SERVICE_HOST',
+    flag: 'service-host',
+    kind: 'string',
+    default: 'localhost',
+    description: 'Host other instances and the health check use to reach this Proxy-Stone instance.',
+    group: 'Service',
+  },
+  {
+    path: 'service.port',
+    env: 'SERVICE_PORT',
+    flag: 'service-port',
+    kind: 'port',
+    min: 1,
+    max: 65535,
+    default: 3000,
+    description: 'Port of this Proxy-Stone instance.',
+    group: 'Service',
+  },
+  {
+    path: 'service.version',
+    env: 'SERVICE_VERSION',
+    flag: 'service-version',
+    kind: 'string',
+    default: '1.0.0',
+    description: 'Version in the record.',
+    group: 'Service',
+  },
+  {
+    path: 'service.tags',
+    env: 'SERVICE_TAGS',
+    flag: 'service-tags',
+    kind: 'list',
+    default: ['proxy-stone', 'backend'],
+    description: 'Tags in the record, comma-separated.',
+    group: 'Service',
+  },
+  {
+    path: 'service.region',
+    env: 'SERVICE_REGION',
+    flag: 'service-region',
+    kind: 'string',
+    default: 'us-east-1',
+    description: 'Region, used by the topology breakdown.',
+    group: 'Service',
+  },
+  {
+    path: 'service.zone',
+    env: 'SERVICE_ZONE',
+    flag: 'service-zone',
+    kind: 'string',
+    default: 'us-east-1a',
+    description: 'Availability zone, used by the topology breakdown.',
+    group: 'Service',
+  },
+  {
+    path: 'service.metadata',
+    env: 'SERVICE_METADATA',
+    flag: 'service-metadata',
+    kind: 'keyvalue',
+    default: {},
+    description: 'Extra metadata in the record, comma-separated `key=value` pairs (an object in the config file).',
+    group: 'Service',
+  },
+  // --- API ---
+  {
+    path: 'api.enabled',
+    env: 'SERVICE_DISCOVERY_API_ENABLED',
+    flag: 'api',
+    kind: 'boolean',
+    allowNo: true,
+    default: true,
+    description: "Serve the agent's HTTP API (`/service-discovery/...`). `--no-api` turns it off.",
+    group: 'API',
+  },
+  {
+    path: 'api.host',
+    env: 'SERVICE_DISCOVERY_API_HOST',
+    flag: 'api-host',
+    kind: 'string',
+    default: '127.0.0.1',
+    description: 'Address the API listens on. Use 0.0.0.0 to expose it beyond the host or container.',
+    group: 'API',
+  },
+  {
+    path: 'api.port',
+    env: 'SERVICE_DISCOVERY_API_PORT',
+    flag: 'api-port',
+    kind: 'port',
+    min: 0,
+    max: 65535,
+    default: 8790,
+    description: 'Port the API listens on; 0 picks a free port.',
+    group: 'API',
+  },
+  {
+    path: 'api.advertiseUrl',
+    env: 'SERVICE_DISCOVERY_ADVERTISE_URL',
+    flag: 'advertise-url',
+    kind: 'url',
+    default: undefined,
+    description: "Public URL of this agent's API, written into the record. Derived from the API host and port when unset.",
+    group: 'API',
+  },
+  {
+    path: 'api.apiKey',
+    env: 'SERVICE_DISCOVERY_API_KEY',
+    flag: 'api-key',
+    kind: 'string',
+    secret: true,
+    default: undefined,
+    description: 'When set, management endpoints (enable/disable) require this key. Never printed.',
+    group: 'API',
+  },
+  // --- Logging ---
+  {
+    path: 'log.level',
+    env: 'LOG_LEVEL',
+    flag: 'log-level',
+    kind: 'enum',
+    enumValues: LOG_LEVELS,
+    default: 'info',
+    description: 'Log level.',
+    group: 'Logging',
+  },
+] as const satisfies readonly Setting[];
+
+// Compile-time check that every leaf of SdConfig has a row: a missing path makes this `false`.
+type MissingPaths = Exclude<ConfigPath, (typeof TABLE)[number]['path']>;
+const everyPathHasASetting: [MissingPaths] extends [never] ? true : MissingPaths = true;
+void everyPathHasASetting;
+
+/** Every setting, in documentation order. */
+export const SETTINGS: readonly Setting[] = TABLE;
+
+const byPath = new Map<string, Setting>(SETTINGS.map((s) => [s.path, s]));
+const byFlag = new Map<string, Setting>(SETTINGS.map((s) => [s.flag, s]));
+const byEnv = new Map<string, Setting>(SETTINGS.flatMap((s) => envNames(s).map((name) => [name, s] as const)));
+
+/** Environment variable names of a setting, the canonical one first. */
+export function envNames(setting: Setting): readonly string[] {
+  return typeof setting.env === 'string' ? [setting.env] : setting.env;
+}
+
+/** The canonical (documented first) environment variable of a setting. */
+export function canonicalEnv(setting: Setting): string {
+  return envNames(setting)[0]!;
+}
+
+/** The setting at a dot path (`cluster.healthCheck.interval`), if any. */
+export function settingByPath(path: string): Setting | undefined {
+  return byPath.get(path);
+}
+
+/** The setting of a flag, given with or without the leading `--` (`health-interval`). */
+export function settingByFlag(flag: string): Setting | undefined {
+  return byFlag.get(flag.replace(/^--/, ''));
+}
+
+/** The setting read from an environment variable, canonical name or alias. */
+export function settingByEnv(name: string): Setting | undefined {
+  return byEnv.get(name);
+}
+
+/** Dot paths of the objects that hold settings (`cluster`, `cluster.healthCheck`, …). */
+export const SETTING_GROUP_PATHS: ReadonlySet<string> = new Set(
+  SETTINGS.flatMap((s) => {
+    const parts = s.path.split('.');
+    return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('.'));
+  }),
+);
+
+function rangeText(setting: Setting): string {
+  const { min, max } = setting;
+  if (min !== undefined && max !== undefined) return `${min}-${max}`;
+  if (min !== undefined) return `${setting.minExclusive ? '>' : '>='} ${min}`;
+  if (max !== undefined) return `<= ${max}`;
+  return '';
+}
+
+/**
+ * What a setting accepts, as the tail of an error message after "expected ": e.g. `an integer 1-65535`.
+ * With `range: false` (the value was not even of the right form) a duration is described by its syntax
+ * alone; integers and ports always state their range since that is part of what "an integer" means here.
+ */
+export function describeExpectation(setting: Setting, options: { range?: boolean } = {}): string {
+  const range = options.range ?? true;
+  const r = rangeText(setting);
+  switch (setting.kind) {
+    case 'boolean':
+      return 'a boolean (true/false, 1/0, yes/no, on/off)';
+    case 'integer':
+    case 'port':
+      return r ? `an integer ${r}` : 'an integer';
+    case 'number':
+      return r ? `a number ${r}` : 'a number';
+    case 'duration': {
+      if (!range) return DURATION_EXPECTATION;
+      if (setting.wholeSeconds) return `a whole number of seconds${r ? ` ${r}` : ''} (e.g. 30, 1m)`;
+      // ">= 0" is implied for durations, so only a stricter minimum is worth stating.
+      if (setting.min === undefined || (setting.min === 0 && !setting.minExclusive)) return DURATION_EXPECTATION;
+      return `a duration in seconds ${r} (e.g. 30, 500ms, 2s)`;
+    }
+    case 'string':
+      if (setting.patternHint) return setting.patternHint;
+      return setting.file ? 'a path to a readable file' : 'a non-empty string';
+    case 'url':
+      return 'an http(s) URL (e.g. http://host:3000/path)';
+    case 'list':
+      return setting.itemKind === 'url'
+        ? 'a comma-separated list of http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379)'
+        : 'a comma-separated list of non-empty values';
+    case 'enum':
+      return `one of ${(setting.enumValues ?? []).join(', ')}`;
+    case 'keyvalue':
+      return 'comma-separated key=value pairs (e.g. team=edge,tier=1)';
+  }
+}
+
+/** A short name for a setting's type, for help and docs: `duration`, `integer 1-65535`, `etcd|memory`. */
+export function describeKind(setting: Setting): string {
+  switch (setting.kind) {
+    case 'enum':
+      return (setting.enumValues ?? []).join('|');
+    case 'duration':
+      return setting.wholeSeconds ? 'duration (whole s)' : 'duration';
+    case 'integer':
+    case 'port': {
+      const r = rangeText(setting);
+      return r ? `integer ${r}` : 'integer';
+    }
+    case 'list':
+      return setting.itemKind === 'url' ? 'URL list' : 'list';
+    case 'keyvalue':
+      return 'key=value list';
+    case 'string':
+      return setting.file ? 'file path' : 'string';
+    case 'url':
+      return 'http(s) URL';
+    default:
+      return setting.kind;
+  }
+}
+
+/** A setting's default in the form you would type it (`30s`, `proxy-stone,backend`), or `undefined`. */
+export function formatDefault(setting: Setting): string | undefined {
+  const d = setting.default;
+  if (d === undefined) return undefined;
+  // Whole seconds as the seed writes them (`60s`, not `1m`); sub-second values in ms.
+  if (setting.kind === 'duration' && typeof d === 'number') return d >= 1 || d === 0 ? `${d}s` : formatDuration(d);
+  if (Array.isArray(d)) return d.join(',');
+  if (d !== null && typeof d === 'object') {
+    return Object.entries(d as Record<string, unknown>)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(',');
+  }
+  return String(d);
+}

@@ -1,0 +1,54 @@
+/**
+ * Durations in configuration are seconds (fractions allowed), as in the seed (`interval: 30`). Strings may
+ * carry one unit: `500ms`, `2s`, `1.5m`, `1h`. Compound forms (`1m30s`) and negative values are rejected
+ * so that a typo never silently becomes a different duration.
+ */
+
+const UNIT_SECONDS: Readonly<Record<string, number>> = { ms: 0.001, s: 1, m: 60, h: 3600 };
+
+// One non-negative decimal number, then an optional unit; no sign, no exponent, no spaces inside.
+const DURATION_RE = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)?$/;
+
+/** What a valid duration looks like, for error messages. */
+export const DURATION_EXPECTATION = 'a duration in seconds (e.g. 30, 500ms, 2s)';
+
+/**
+ * Parses a duration into seconds.
+ *
+ * @param raw - a number of seconds (`30`, `0.5`), or a string: plain seconds (`"30"`) or a number with
+ *   one of the units `ms`, `s`, `m`, `h` (`"500ms"`, `"2s"`, `"1.5m"`). Surrounding whitespace is ignored.
+ * @returns seconds, possibly fractional
+ * @throws Error when the value is negative, not finite, or not in one of the forms above
+ */
+export function parseDuration(raw: string | number): number {
+  if (typeof raw === 'number') {
+    if (!Number.isFinite(raw) || raw < 0) throw new Error(`invalid duration ${String(raw)}: expected ${DURATION_EXPECTATION}`);
+    return raw;
+  }
+  if (typeof raw !== 'string') throw new Error(`invalid duration: expected ${DURATION_EXPECTATION}`);
+  const match = DURATION_RE.exec(raw.trim());
+  if (!match) throw new Error(`invalid duration ${JSON.stringify(raw)}: expected ${DURATION_EXPECTATION}`);
+  const value = Number(match[1]);
+  const unit = match[2] ?? 's';
+  // Multiply then round away binary noise (0.1 * 3 = 0.30000000000000004) at microsecond precision.
+  return roundMicro(value * UNIT_SECONDS[unit]!);
+}
+
+/**
+ * Formats seconds as the shortest string {@link parseDuration} reads back to the same value:
+ * `0.5` → `"500ms"`, `30` → `"30s"`, `90` → `"90s"`, `120` → `"2m"`, `3600` → `"1h"`, `1.5` → `"1.5s"`.
+ */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return String(seconds);
+  if (seconds === 0) return '0s';
+  const sign = seconds < 0 ? '-' : '';
+  const abs = Math.abs(seconds);
+  if (abs >= 3600 && abs % 3600 === 0) return `${sign}${abs / 3600}h`;
+  if (abs >= 60 && abs % 60 === 0) return `${sign}${abs / 60}m`;
+  if (abs >= 1) return `${sign}${roundMicro(abs)}s`;
+  return `${sign}${roundMicro(abs * 1000)}ms`;
+}
+
+function roundMicro(n: number): number {
+  return Math.round(n * 1e6) / 1e6;
+}

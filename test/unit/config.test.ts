@@ -1,0 +1,693 @@
+import { expect } from 'chai';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ConfigError,
+  configFromPartial,
+  describeSource,
+  loadConfig,
+  readConfigFile,
+  redactConfig,
+  resolveConfig,
+  sdConfigSchema,
+  type LoadedConfig,
+} from '../../src/config/load.js';
+import { renderConfigReference } from '../../src/config/reference.js';
+import {
+  SETTINGS,
+  canonicalEnv,
+  envNames,
+  formatDefault,
+  settingByEnv,
+  settingByFlag,
+  settingByPath,
+} from '../../src/config/settings.js';
+import type { SdConfig } from '../../src/config/types.js';
+import { formatDuration, parseDuration } from '../../src/util/duration.js';
+
+/** Runs `fn`, expecting a ConfigError, and returns it. */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  expect.fail('expected a ConfigError');
+}
+
+async function configErrorAsync(fn: () => Promise<unknown>): Promise<ConfigError> {
+  try {
+    await fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  expect.fail('expected a ConfigError');
+}
+
+/** Resolve with an empty environment so the test never depends on the machine's env. */
+function resolve(options: Parameters<typeof resolveConfig>[0] = {}): LoadedConfig {
+  return resolveConfig({ env: {}, ...options });
+}
+
+const FILE = '/path/x.json';
+const file = (data: unknown) => ({ path: FILE, data });
+
+describe('config', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sd-config-test-'));
+  });
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const writeJson = (name: string, content: unknown): string => {
+    const p = join(dir, name);
+    writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
+    return p;
+  };
+
+  describe('parseDuration / formatDuration', () => {
+    it('reads plain seconds and units', () => {
+      expect(parseDuration(30)).to.equal(30);
+      expect(parseDuration(0.5)).to.equal(0.5);
+      expect(parseDuration('30')).to.equal(30);
+      expect(parseDuration(' 0.25 ')).to.equal(0.25);
+      expect(parseDuration('500ms')).to.equal(0.5);
+      expect(parseDuration('2s')).to.equal(2);
+      expect(parseDuration('1.5m')).to.equal(90);
+      expect(parseDuration('1h')).to.equal(3600);
+      expect(parseDuration('0')).to.equal(0);
+      expect(parseDuration('300ms')).to.equal(0.3);
+    });
+
+    it('rejects everything else', () => {
+      for (const bad of ['fast', '', '-1', '1d', '1m30s', '2 s', '1e3', 'ms', '1.', 'NaN', '10S']) {
+        expect(() => parseDuration(bad), bad).to.throw(/duration/);
+      }
+      expect(() => parseDuration(-1)).to.throw();
+      expect(() => parseDuration(Number.NaN)).to.throw();
+      expect(() => parseDuration(Number.POSITIVE_INFINITY)).to.throw();
+    });
+
+    it('formats in a form parseDuration reads back', () => {
+      const cases: Array<[number, string]> = [
+        [0, '0s'],
+        [0.5, '500ms'],
+        [1.5, '1.5s'],
+        [30, '30s'],
+        [90, '90s'],
+        [120, '2m'],
+        [3600, '1h'],
+      ];
+      for (const [seconds, text] of cases) {
+        expect(formatDuration(seconds)).to.equal(text);
+        expect(parseDuration(text)).to.equal(seconds);
+      }
+    });
+  });
+
+  describe('settings table', () => {
+    it('has unique paths, flags and env names, all kebab-case flags', () => {
+      const paths = SETTINGS.map((s) => s.path);
+      const flags = SETTINGS.map((s) => s.flag);
+      const envs = SETTINGS.flatMap((s) => envNames(s));
+      expect(new Set(paths).size).to.equal(paths.length);
+      expect(new Set(flags).size).to.equal(flags.length);
+      expect(new Set(envs).size).to.equal(envs.length);
+      for (const f of flags) expect(f).to.match(/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/);
+      for (const e of envs) expect(e).to.match(/^[A-Z][A-Z0-9_]*$/);
+    });
+
+    it('keeps the seed env names', () => {
+      const expected: Record<string, string> = {
+        SERVICE_DISCOVERY_ENABLED: 'enabled',
+        SERVICE_DISCOVERY_REGISTRY: 'cluster.discovery.registry',
+        SERVICE_DISCOVERY_ENDPOINTS: 'cluster.discovery.endpoints',
+        SERVICE_DISCOVERY_NAMESPACE: 'cluster.discovery.namespace',
+        SERVICE_NAME: 'service.name',
+        SERVICE_HOST: 'service.host',
+        SERVICE_PORT: 'service.port',
+        SERVICE_VERSION: 'service.version',
+        SERVICE_REGION: 'service.region',
+        SERVICE_ZONE: 'service.zone',
+        SERVICE_ID: 'service.id',
+        SERVICE_TAGS: 'service.tags',
+        SERVICE_METADATA: 'service.metadata',
+        LOG_LEVEL: 'log.level',
+      };
+      for (const [env, path] of Object.entries(expected)) expect(settingByEnv(env)?.path, env).to.equal(path);
+    });
+
+    it('looks settings up by path, flag (with or without --) and env', () => {
+      const s = settingByPath('cluster.healthCheck.interval');
+      expect(s?.flag).to.equal('health-interval');
+      expect(settingByFlag('health-interval')).to.equal(s);
+      expect(settingByFlag('--health-interval')).to.equal(s);
+      expect(settingByEnv('SERVICE_DISCOVERY_HEALTH_INTERVAL')).to.equal(s);
+      expect(canonicalEnv(s!)).to.equal('SERVICE_DISCOVERY_HEALTH_INTERVAL');
+      expect(settingByPath('cluster.nope')).to.equal(undefined);
+    });
+
+    it('formats defaults as they would be typed', () => {
+      expect(formatDefault(settingByPath('cluster.healthCheck.gracePeriod')!)).to.equal('60s');
+      expect(formatDefault(settingByPath('service.tags')!)).to.equal('proxy-stone,backend');
+      expect(formatDefault(settingByPath('service.id')!)).to.equal(undefined);
+    });
+  });
+
+  describe('defaults', () => {
+    it('are the seed defaults, with the memory registry when no endpoints are given', () => {
+      const { config, sources } = resolve();
+      const expected: SdConfig = {
+        enabled: true,
+        cluster: {
+          name: 'proxy-stone-cluster',
+          leaderElection: { enabled: true, ttl: 30, renewInterval: 10 },
+          healthCheck: { interval: 30, timeout: 5, retries: 3, gracePeriod: 60, path: '/health', refreshInterval: 60 },
+          discovery: { registry: 'memory', endpoints: [], namespace: 'proxy-stone', callTimeout: 5 },
+        },
+        service: {
+          name: 'proxy-stone',
+          host: 'localhost',
+          port: 3000,
+          version: '1.0.0',
+          tags: ['proxy-stone', 'backend'],
+          region: 'us-east-1',
+          zone: 'us-east-1a',
+          metadata: {},
+        },
+        api: { enabled: true, host: '127.0.0.1', port: 8790 },
+        log: { level: 'info' },
+      };
+      expect(config).to.deep.equal(expected);
+      expect(Object.keys(sources).sort()).to.deep.equal(SETTINGS.map((s) => s.path).sort());
+      expect(new Set(Object.values(sources))).to.deep.equal(new Set(['default']));
+      expect(sdConfigSchema.safeParse(config).success).to.equal(true);
+    });
+
+    it('are not shared between loads', () => {
+      const a = resolve().config;
+      a.service.tags.push('mutated');
+      a.service.metadata.x = 'y';
+      const b = resolve().config;
+      expect(b.service.tags).to.deep.equal(['proxy-stone', 'backend']);
+      expect(b.service.metadata).to.deep.equal({});
+    });
+  });
+
+  describe('precedence', () => {
+    it('default < file < env < flag < override, with sources', () => {
+      const fileData = { service: { port: 1001, name: 'from-file', host: 'file-host', region: 'file-region' } };
+      const env = { SERVICE_PORT: '1002', SERVICE_NAME: 'from-env', SERVICE_HOST: 'env-host' };
+      const flags = { 'service-port': '1003', 'service-name': 'from-flag' };
+      const overrides = { service: { port: 1004 } };
+      const loaded = resolveConfig({ env, file: file(fileData), flags, overrides });
+      const { config, sources } = loaded;
+      expect(config.service.port).to.equal(1004);
+      expect(config.service.name).to.equal('from-flag');
+      expect(config.service.host).to.equal('env-host');
+      expect(config.service.region).to.equal('file-region');
+      expect(config.service.zone).to.equal('us-east-1a');
+      expect(sources['service.port']).to.equal('override');
+      expect(sources['service.name']).to.equal('flag');
+      expect(sources['service.host']).to.equal('env');
+      expect(sources['service.region']).to.equal('file');
+      expect(sources['service.zone']).to.equal('default');
+      expect(describeSource('service.port', loaded)).to.equal('override');
+      expect(describeSource('service.name', loaded)).to.equal('flag --service-name');
+      expect(describeSource('service.host', loaded)).to.equal('env SERVICE_HOST');
+      expect(describeSource('service.region', loaded)).to.equal(`file ${FILE}`);
+      expect(describeSource('service.zone', loaded)).to.equal('default');
+      expect(describeSource('service.name', sources)).to.equal('flag --service-name');
+      expect(describeSource('service.host', sources)).to.equal('env SERVICE_HOST');
+      expect(() => describeSource('nope', sources)).to.throw(/unknown setting/);
+    });
+
+    it('loadConfig reads the file given as option, config flag or SERVICE_DISCOVERY_CONFIG', async () => {
+      const p = writeJson('precedence.json', { cluster: { healthCheck: { interval: 1, timeout: '250ms' } }, service: { port: 4000 } });
+      const viaOption = await loadConfig({ env: { SERVICE_PORT: '4001' }, configFile: p });
+      expect(viaOption.config.cluster.healthCheck.interval).to.equal(1);
+      expect(viaOption.config.cluster.healthCheck.timeout).to.equal(0.25);
+      expect(viaOption.config.service.port).to.equal(4001);
+      expect(viaOption.configFile).to.equal(p);
+      expect(viaOption.sources['cluster.healthCheck.interval']).to.equal('file');
+
+      const viaFlag = await loadConfig({ env: {}, flags: { config: p, 'health-interval': '2s' } });
+      expect(viaFlag.config.service.port).to.equal(4000);
+      expect(viaFlag.config.cluster.healthCheck.interval).to.equal(2);
+
+      const viaEnv = await loadConfig({ env: { SERVICE_DISCOVERY_CONFIG: p } });
+      expect(viaEnv.config.service.port).to.equal(4000);
+
+      const none = await loadConfig({ env: {} });
+      expect(none.configFile).to.equal(undefined);
+      expect(none.config.service.port).to.equal(3000);
+    });
+
+    it("accepts the seed's serviceDiscoveryConfig wrapper", () => {
+      const { config } = resolve({
+        file: file({
+          $schema: './schema.json',
+          serviceDiscoveryConfig: {
+            enabled: true,
+            cluster: { discovery: { registry: 'etcd', endpoints: ['http://localhost:2379'], namespace: 'ns' } },
+            service: { port: 3001 },
+          },
+        }),
+      });
+      expect(config.cluster.discovery.registry).to.equal('etcd');
+      expect(config.cluster.discovery.namespace).to.equal('ns');
+      expect(config.service.port).to.equal(3001);
+    });
+
+    it('ignores flags that are not settings and undefined flags', () => {
+      const { config } = resolve({ flags: { json: true, config: undefined, 'service-port': undefined, 'service-name': 'x' } });
+      expect(config.service.port).to.equal(3000);
+      expect(config.service.name).to.equal('x');
+    });
+
+    it('treats empty env vars as unset', () => {
+      const { config, sources } = resolve({ env: { SERVICE_PORT: '', SERVICE_ID: '  ' } });
+      expect(config.service.port).to.equal(3000);
+      expect(config.service.id).to.equal(undefined);
+      expect(sources['service.port']).to.equal('default');
+    });
+
+    it('never validates a value that a stronger source overrides', () => {
+      const { config } = resolve({
+        env: { SERVICE_PORT: 'abc' },
+        flags: { 'service-port': '3005' },
+        file: file({ cluster: { healthCheck: { retries: 'many' } } }),
+        overrides: { cluster: { healthCheck: { retries: 2 } } },
+      });
+      expect(config.service.port).to.equal(3005);
+      expect(config.cluster.healthCheck.retries).to.equal(2);
+    });
+  });
+
+  describe('conversion per kind', () => {
+    it('boolean', () => {
+      const cases: Array<[string, boolean]> = [
+        ['true', true],
+        ['TRUE', true],
+        ['1', true],
+        ['yes', true],
+        ['on', true],
+        ['false', false],
+        ['0', false],
+        ['No', false],
+        ['off', false],
+      ];
+      for (const [raw, value] of cases) {
+        expect(resolve({ env: { SERVICE_DISCOVERY_LEADER_ELECTION: raw } }).config.cluster.leaderElection.enabled, raw).to.equal(value);
+      }
+      expect(resolve({ flags: { api: false } }).config.api.enabled).to.equal(false);
+      expect(resolve({ flags: { 'no-api': true } }).config.api.enabled).to.equal(false);
+      expect(resolve({ flags: { 'leader-election': 'false' } }).config.cluster.leaderElection.enabled).to.equal(false);
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_ENABLED: 'maybe' } })).message).to.equal(
+        'SERVICE_DISCOVERY_ENABLED=maybe (env): expected a boolean (true/false, 1/0, yes/no, on/off)',
+      );
+      expect(configError(() => resolve({ file: file({ enabled: 'sure' }) })).message).to.equal(
+        `enabled=sure (file ${FILE}): expected a boolean (true/false, 1/0, yes/no, on/off)`,
+      );
+    });
+
+    it('integer', () => {
+      expect(resolve({ env: { SERVICE_DISCOVERY_HEALTH_RETRIES: ' 5 ' } }).config.cluster.healthCheck.retries).to.equal(5);
+      expect(resolve({ flags: { 'health-retries': 7 } }).config.cluster.healthCheck.retries).to.equal(7);
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_HEALTH_RETRIES: '1.5' } })).message).to.equal(
+        'SERVICE_DISCOVERY_HEALTH_RETRIES=1.5 (env): expected an integer >= 1',
+      );
+      expect(configError(() => resolve({ file: file({ cluster: { healthCheck: { retries: 2.5 } } }) })).message).to.equal(
+        `cluster.healthCheck.retries=2.5 (file ${FILE}): expected an integer >= 1`,
+      );
+    });
+
+    it('duration', () => {
+      const hc = (env: Record<string, string>) => resolve({ env }).config.cluster.healthCheck;
+      expect(hc({ SERVICE_DISCOVERY_HEALTH_INTERVAL: '500ms' }).interval).to.equal(0.5);
+      expect(hc({ SERVICE_DISCOVERY_HEALTH_INTERVAL: '2s' }).interval).to.equal(2);
+      expect(hc({ SERVICE_DISCOVERY_HEALTH_INTERVAL: '1.5m' }).interval).to.equal(90);
+      expect(hc({ SERVICE_DISCOVERY_HEALTH_INTERVAL: '45' }).interval).to.equal(45);
+      expect(hc({ SERVICE_DISCOVERY_HEALTH_REFRESH_INTERVAL: '0' }).refreshInterval).to.equal(0);
+      expect(hc({ SERVICE_DISCOVERY_GRACE_PERIOD: '0' }).gracePeriod).to.equal(0);
+      expect(resolve({ file: file({ cluster: { healthCheck: { timeout: 0.5, interval: '1m' } } }) }).config.cluster.healthCheck).to.include({
+        timeout: 0.5,
+        interval: 60,
+      });
+      expect(resolve({ env: { SERVICE_DISCOVERY_LEADER_TTL: '1m' } }).config.cluster.leaderElection.ttl).to.equal(60);
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_HEALTH_TIMEOUT: '0' } })).message).to.equal(
+        'SERVICE_DISCOVERY_HEALTH_TIMEOUT=0 (env): expected a duration in seconds > 0 (e.g. 30, 500ms, 2s)',
+      );
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_LEADER_TTL: '1500ms' } })).message).to.equal(
+        'SERVICE_DISCOVERY_LEADER_TTL=1500ms (env): expected a whole number of seconds >= 1 (e.g. 30, 1m)',
+      );
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_GRACE_PERIOD: '-5' } })).message).to.equal(
+        'SERVICE_DISCOVERY_GRACE_PERIOD=-5 (env): expected a duration in seconds (e.g. 30, 500ms, 2s)',
+      );
+    });
+
+    it('string (trimmed) with patterns', () => {
+      expect(resolve({ env: { SERVICE_HOST: ' proxy-stone-1 ' } }).config.service.host).to.equal('proxy-stone-1');
+      expect(resolve({ env: { SERVICE_ID: 'edge-1' } }).config.service.id).to.equal('edge-1');
+      expect(configError(() => resolve({ env: { SERVICE_ID: 'a/b' } })).message).to.equal(
+        'SERVICE_ID=a/b (env): expected an id of letters, digits and . _ : @ - (no / or spaces)',
+      );
+      expect(configError(() => resolve({ flags: { 'health-path': 'health' } })).message).to.equal(
+        '--health-path=health (flag): expected a URL path starting with / (e.g. /health)',
+      );
+      expect(configError(() => resolve({ file: file({ service: { name: '' } }) })).message).to.equal(
+        `service.name="" (file ${FILE}): expected a non-empty string`,
+      );
+      expect(configError(() => resolve({ file: file({ service: { version: 2 } }) })).message).to.equal(
+        `service.version=2 (file ${FILE}): expected a non-empty string`,
+      );
+    });
+
+    it('list', () => {
+      expect(resolve({ env: { SERVICE_TAGS: 'a, b,,c ' } }).config.service.tags).to.deep.equal(['a', 'b', 'c']);
+      expect(resolve({ env: { SERVICE_TAGS: ',' } }).config.service.tags).to.deep.equal([]);
+      expect(resolve({ file: file({ service: { tags: ['x', 'y'] } }) }).config.service.tags).to.deep.equal(['x', 'y']);
+      expect(resolve({ flags: { 'service-tags': ['a', 'b,c'] } }).config.service.tags).to.deep.equal(['a', 'b', 'c']);
+      expect(configError(() => resolve({ file: file({ service: { tags: ['x', ''] } }) })).message).to.equal(
+        `service.tags=["x",""] (file ${FILE}): expected a comma-separated list of non-empty values; got ""`,
+      );
+      expect(configError(() => resolve({ file: file({ service: { tags: [1] } }) })).message).to.match(/^service\.tags=\[1\] \(file/);
+    });
+
+    it('url and URL lists', () => {
+      const { config } = resolve({
+        env: {
+          SERVICE_DISCOVERY_ENDPOINTS: 'http://etcd1:2379, https://etcd2:2379',
+          SERVICE_DISCOVERY_HEALTH_URL: 'http://127.0.0.1:3000/health/ready',
+        },
+      });
+      expect(config.cluster.discovery.endpoints).to.deep.equal(['http://etcd1:2379', 'https://etcd2:2379']);
+      expect(config.cluster.healthCheck.url).to.equal('http://127.0.0.1:3000/health/ready');
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_ENDPOINTS: 'localhost:2379' } })).message).to.equal(
+        'SERVICE_DISCOVERY_ENDPOINTS=localhost:2379 (env): expected a comma-separated list of http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379)',
+      );
+      expect(configError(() => resolve({ flags: { endpoints: 'http://a:2379,grpc://b:2379' } })).message).to.equal(
+        '--endpoints=http://a:2379,grpc://b:2379 (flag): expected a comma-separated list of http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379); got "grpc://b:2379"',
+      );
+      expect(configError(() => resolve({ flags: { 'advertise-url': 'not a url' } })).message).to.equal(
+        '--advertise-url=not a url (flag): expected an http(s) URL (e.g. http://host:3000/path)',
+      );
+    });
+
+    it('port (api port may be 0)', () => {
+      expect(resolve({ env: { SERVICE_PORT: '3001' } }).config.service.port).to.equal(3001);
+      expect(resolve({ env: { SERVICE_DISCOVERY_API_PORT: '0' } }).config.api.port).to.equal(0);
+      expect(configError(() => resolve({ env: { SERVICE_PORT: '0' } })).message).to.equal('SERVICE_PORT=0 (env): expected an integer 1-65535');
+      expect(configError(() => resolve({ env: { SERVICE_PORT: '65536' } })).message).to.equal(
+        'SERVICE_PORT=65536 (env): expected an integer 1-65535',
+      );
+      expect(configError(() => resolve({ flags: { 'api-port': '-1' } })).message).to.equal('--api-port=-1 (flag): expected an integer 0-65535');
+    });
+
+    it('enum (case-insensitive)', () => {
+      expect(resolve({ env: { LOG_LEVEL: 'DEBUG' } }).config.log.level).to.equal('debug');
+      expect(resolve({ flags: { registry: 'Memory' } }).config.cluster.discovery.registry).to.equal('memory');
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_REGISTRY: 'consul' } })).message).to.equal(
+        'SERVICE_DISCOVERY_REGISTRY=consul (env): expected one of etcd, memory',
+      );
+      expect(configError(() => resolve({ env: { LOG_LEVEL: 'verbose' } })).message).to.equal(
+        'LOG_LEVEL=verbose (env): expected one of trace, debug, info, warn, error, fatal, silent',
+      );
+    });
+
+    it('keyvalue', () => {
+      expect(resolve({ env: { SERVICE_METADATA: 'team=edge, tier=1,url=http://x?a=b' } }).config.service.metadata).to.deep.equal({
+        team: 'edge',
+        tier: '1',
+        url: 'http://x?a=b',
+      });
+      expect(resolve({ file: file({ service: { metadata: { team: 'edge', tier: 1, canary: true } } }) }).config.service.metadata).to.deep.equal({
+        team: 'edge',
+        tier: '1',
+        canary: 'true',
+      });
+      expect(configError(() => resolve({ env: { SERVICE_METADATA: 'team=edge,oops' } })).message).to.equal(
+        'SERVICE_METADATA=team=edge,oops (env): expected comma-separated key=value pairs (e.g. team=edge,tier=1); "oops" is not key=value',
+      );
+      expect(configError(() => resolve({ file: file({ service: { metadata: { a: { b: 1 } } } }) })).message).to.match(
+        /^service\.metadata=\{"a":\{"b":1\}\} \(file \/path\/x\.json\): expected comma-separated key=value pairs/,
+      );
+    });
+  });
+
+  describe('error messages', () => {
+    it('env', () => {
+      const err = configError(() => resolve({ env: { SERVICE_PORT: 'abc' } }));
+      expect(err.name).to.equal('ConfigError');
+      expect(err.message).to.equal('SERVICE_PORT=abc (env): expected an integer 1-65535');
+      expect(err.issues).to.deep.equal([{ path: 'service.port', source: 'env', message: err.message }]);
+    });
+
+    it('flag', () => {
+      expect(configError(() => resolve({ flags: { 'health-interval': 'fast' } })).message).to.equal(
+        '--health-interval=fast (flag): expected a duration in seconds (e.g. 30, 500ms, 2s)',
+      );
+    });
+
+    it('file', () => {
+      expect(configError(() => resolve({ file: file({ cluster: { healthCheck: { retries: 0 } } }) })).message).to.equal(
+        'cluster.healthCheck.retries=0 (file /path/x.json): expected an integer >= 1',
+      );
+    });
+
+    it('override', () => {
+      expect(configError(() => resolve({ overrides: { service: { port: 70000 } } })).message).to.equal(
+        'service.port=70000 (override): expected an integer 1-65535',
+      );
+    });
+
+    it('cross-field: renewInterval < ttl, reported on renewInterval', () => {
+      expect(configError(() => resolve({ file: file({ cluster: { leaderElection: { ttl: 10 } } }) })).message).to.equal(
+        'cluster.leaderElection.renewInterval=10 (default): must be less than cluster.leaderElection.ttl (10)',
+      );
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_RENEW_INTERVAL: '30' } })).message).to.equal(
+        'SERVICE_DISCOVERY_RENEW_INTERVAL=30 (env): must be less than cluster.leaderElection.ttl (30)',
+      );
+      const ok = resolve({ env: { SERVICE_DISCOVERY_LEADER_TTL: '10', SERVICE_DISCOVERY_RENEW_INTERVAL: '3s' } });
+      expect(ok.config.cluster.leaderElection).to.include({ ttl: 10, renewInterval: 3 });
+    });
+
+    it('allows ttl 1 and warns about etcd raising it to 2', () => {
+      const loaded = resolve({
+        env: { SERVICE_DISCOVERY_LEADER_TTL: '1', SERVICE_DISCOVERY_RENEW_INTERVAL: '300ms', SERVICE_DISCOVERY_ENDPOINTS: 'http://e:2379' },
+      });
+      expect(loaded.config.cluster.leaderElection.ttl).to.equal(1);
+      expect(loaded.warnings.join('\n')).to.match(/raises lease TTLs below 2 s/);
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_LEADER_TTL: '0' } })).message).to.equal(
+        'SERVICE_DISCOVERY_LEADER_TTL=0 (env): expected a whole number of seconds >= 1 (e.g. 30, 1m)',
+      );
+    });
+
+    it('does not require health timeout <= interval', () => {
+      const { config } = resolve({ env: { SERVICE_DISCOVERY_HEALTH_INTERVAL: '1', SERVICE_DISCOVERY_HEALTH_TIMEOUT: '5' } });
+      expect(config.cluster.healthCheck).to.include({ interval: 1, timeout: 5 });
+    });
+
+    it('keeps the message on one line and counts further problems', () => {
+      const err = configError(() => resolve({ env: { SERVICE_PORT: 'abc', LOG_LEVEL: 'loud', SERVICE_METADATA: 'x' } }));
+      expect(err.message).to.equal('SERVICE_PORT=abc (env): expected an integer 1-65535 (and 2 more)');
+      expect(err.issues.map((i) => i.path)).to.have.members(['service.port', 'log.level', 'service.metadata']);
+      for (const issue of err.issues) expect(issue.message).not.to.include('\n');
+      const multiline = configError(() => resolve({ env: { SERVICE_PORT: 'a\nb' } }));
+      expect(multiline.message).to.equal('SERVICE_PORT="a\\nb" (env): expected an integer 1-65535');
+    });
+
+    it('requires TLS cert and key together, and username with password', () => {
+      const cert = writeJson('client.pem', 'cert');
+      expect(configError(() => resolve({ flags: { 'etcd-cert': cert } })).message).to.equal(
+        `--etcd-cert=${cert} (flag): requires cluster.discovery.tls.key (--etcd-key / SERVICE_DISCOVERY_KEY_FILE)`,
+      );
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_USERNAME: 'root' } })).message).to.equal(
+        'SERVICE_DISCOVERY_USERNAME=root (env): requires cluster.discovery.password (--etcd-password / SERVICE_DISCOVERY_PASSWORD)',
+      );
+    });
+
+    it('checks that TLS files are readable, resolving file-relative paths against the config file', () => {
+      mkdirSync(join(dir, 'tls'), { recursive: true });
+      writeFileSync(join(dir, 'tls', 'ca.pem'), 'ca');
+      const { config } = resolve({ file: { path: join(dir, 'sd.json'), data: { cluster: { discovery: { tls: { ca: 'tls/ca.pem' } } } } } });
+      expect(config.cluster.discovery.tls).to.deep.equal({ ca: join(dir, 'tls', 'ca.pem') });
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_CA_FILE: join(dir, 'missing.pem') } })).message).to.equal(
+        `SERVICE_DISCOVERY_CA_FILE=${join(dir, 'missing.pem')} (env): file not found`,
+      );
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_CA_FILE: dir } })).message).to.equal(
+        `SERVICE_DISCOVERY_CA_FILE=${dir} (env): not a file`,
+      );
+    });
+  });
+
+  describe('config file', () => {
+    it('rejects unknown keys, naming the path and suggesting the right one', () => {
+      const cases: Array<[unknown, string]> = [
+        [{ cluster: { healthcheck: {} } }, 'cluster.healthcheck (file /p): unknown setting; did you mean cluster.healthCheck?'],
+        [{ cluster: { healthCheck: { intervall: 5 } } }, 'cluster.healthCheck.intervall (file /p): unknown setting; did you mean cluster.healthCheck.interval?'],
+        [{ service: { tag: ['a'] } }, 'service.tag (file /p): unknown setting; did you mean service.tags?'],
+        [{ SERVICE_PORT: 3000 }, 'SERVICE_PORT (file /p): unknown setting; did you mean service.port?'],
+        [{ service: { ttl: 5 } }, 'service.ttl (file /p): unknown setting; did you mean cluster.leaderElection.ttl?'],
+        [{ whatever: 1 }, 'whatever (file /p): unknown setting'],
+        [{ cluster: 'x' }, 'cluster=x (file /p): expected an object'],
+      ];
+      for (const [data, message] of cases) {
+        expect(configError(() => resolve({ file: { path: '/p', data } })).message).to.equal(message);
+      }
+      const many = configError(() => resolve({ file: { path: '/p', data: { a: 1, b: 2 } } }));
+      expect(many.issues.map((i) => i.path)).to.deep.equal(['a', 'b']);
+    });
+
+    it('treats null as unset only for settings without a default', () => {
+      expect(resolve({ file: file({ cluster: { healthCheck: { url: null }, discovery: { registry: null } } }) }).config.cluster.discovery.registry).to.equal(
+        'memory',
+      );
+      expect(configError(() => resolve({ file: file({ service: { port: null } }) })).message).to.equal(
+        `service.port=null (file ${FILE}): expected an integer 1-65535`,
+      );
+    });
+
+    it('is a one-line error when missing, a directory, not JSON or not an object', async () => {
+      const missing = join(dir, 'missing.json');
+      expect((await configErrorAsync(() => loadConfig({ env: {}, configFile: missing }))).message).to.equal(`config file ${missing}: not found`);
+      expect((await configErrorAsync(() => loadConfig({ env: {}, configFile: dir }))).message).to.equal(
+        `config file ${dir}: is a directory, expected a JSON file`,
+      );
+      const bad = writeJson('bad.json', '{\n  "cluster": {\n    "name": "x",\n  }\n}\n');
+      expect((await configErrorAsync(() => loadConfig({ env: {}, configFile: bad }))).message).to.equal(
+        `config file ${bad}: invalid JSON at line 4 column 3: expected a double-quoted property name, unexpected character "}"`,
+      );
+      const array = writeJson('array.json', '[1]');
+      expect((await configErrorAsync(() => loadConfig({ env: {}, configFile: array }))).message).to.equal(
+        `config file ${array}: expected a JSON object at the top level`,
+      );
+      const empty = writeJson('empty.json', '');
+      expect((await configErrorAsync(() => loadConfig({ env: {}, configFile: empty }))).message).to.equal(
+        `config file ${empty}: invalid JSON at line 1 column 1: unexpected end of file`,
+      );
+    });
+
+    it('reads a file with a BOM', async () => {
+      const p = writeJson('bom.json', '\uFEFF{"service":{"port":3333}}');
+      expect((await readConfigFile(p)).data).to.deep.equal({ service: { port: 3333 } });
+    });
+  });
+
+  describe('registry resolution', () => {
+    it('is etcd when endpoints are given by any source, else memory', () => {
+      const fromEnv = resolve({ env: { SERVICE_DISCOVERY_ENDPOINTS: 'http://etcd:2379' } });
+      expect(fromEnv.config.cluster.discovery.registry).to.equal('etcd');
+      expect(fromEnv.sources['cluster.discovery.registry']).to.equal('default');
+      expect(describeSource('cluster.discovery.registry', fromEnv)).to.equal('default (derived)');
+      expect(resolve({ file: file({ cluster: { discovery: { endpoints: ['http://e:2379'] } } }) }).config.cluster.discovery.registry).to.equal('etcd');
+      expect(resolve({ flags: { endpoints: 'http://e:2379' } }).config.cluster.discovery.registry).to.equal('etcd');
+      expect(resolve({ overrides: { cluster: { discovery: { endpoints: ['http://e:2379'] } } } }).config.cluster.discovery.registry).to.equal('etcd');
+      expect(resolve().config.cluster.discovery.registry).to.equal('memory');
+    });
+
+    it('keeps an explicit memory registry, warning that endpoints are unused', () => {
+      const loaded = resolve({ env: { SERVICE_DISCOVERY_REGISTRY: 'memory', SERVICE_DISCOVERY_ENDPOINTS: 'http://e:2379' } });
+      expect(loaded.config.cluster.discovery.registry).to.equal('memory');
+      expect(loaded.warnings).to.have.length(1);
+    });
+
+    it('rejects etcd without endpoints', () => {
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_REGISTRY: 'etcd' } })).message).to.equal(
+        'SERVICE_DISCOVERY_REGISTRY=etcd (env): requires at least one endpoint in cluster.discovery.endpoints (--endpoints / SERVICE_DISCOVERY_ENDPOINTS)',
+      );
+    });
+  });
+
+  describe('secrets', () => {
+    it('never appear in error messages', () => {
+      const secret = 'hunter2-very-secret';
+      const errors = [
+        configError(() => resolve({ env: { SERVICE_DISCOVERY_PASSWORD: secret } })),
+        configError(() => resolve({ flags: { 'etcd-password': secret } })),
+        configError(() => resolve({ file: file({ cluster: { discovery: { password: 12345 } } }) })),
+        configError(() => resolve({ file: file({ api: { apiKey: '' } }) })),
+      ];
+      expect(errors[0]!.message).to.equal(
+        'SERVICE_DISCOVERY_PASSWORD=*** (env): requires cluster.discovery.username (--etcd-username / SERVICE_DISCOVERY_USERNAME)',
+      );
+      expect(errors[2]!.message).to.equal(`cluster.discovery.password=*** (file ${FILE}): expected a non-empty string`);
+      for (const err of errors) {
+        expect(err.message).to.include('***');
+        expect(err.message).not.to.include(secret);
+        expect(JSON.stringify(err.issues)).not.to.include(secret);
+        expect(err.message).not.to.include('12345');
+      }
+    });
+
+    it('never appear in JSON syntax errors', async () => {
+      const p = writeJson('leak.json', '{"cluster": {"discovery": {"password": "hunter2-very-secret" "x": 1}}}');
+      const err = await configErrorAsync(() => loadConfig({ env: {}, configFile: p }));
+      expect(err.message).to.match(/invalid JSON at line 1 column \d+/);
+      expect(err.message).not.to.include('hunter2');
+    });
+
+    it('are kept verbatim and masked by redactConfig', () => {
+      const { config } = resolve({ env: { SERVICE_DISCOVERY_USERNAME: 'root', SERVICE_DISCOVERY_PASSWORD: ' p@ss ', SERVICE_DISCOVERY_API_KEY: 'k' } });
+      expect(config.cluster.discovery.password).to.equal(' p@ss ');
+      const redacted = redactConfig(config);
+      expect(redacted.cluster.discovery.password).to.equal('***');
+      expect(redacted.api.apiKey).to.equal('***');
+      expect(redacted.cluster.discovery.username).to.equal('root');
+      expect(config.cluster.discovery.password).to.equal(' p@ss ');
+      expect(redactConfig(resolve().config).api).not.to.have.property('apiKey');
+    });
+  });
+
+  describe('configFromPartial', () => {
+    it("takes the seed's nested object and fills in defaults, without reading env", () => {
+      const saved = process.env.SERVICE_PORT;
+      process.env.SERVICE_PORT = '9999';
+      try {
+        const config = configFromPartial({
+          cluster: { healthCheck: { interval: 1 }, discovery: { registry: 'etcd', endpoints: ['http://localhost:2379'] } },
+          service: { host: 'proxy-stone-1' },
+        });
+        expect(config.cluster.healthCheck.interval).to.equal(1);
+        expect(config.cluster.healthCheck.timeout).to.equal(5);
+        expect(config.service.host).to.equal('proxy-stone-1');
+        expect(config.service.port).to.equal(3000);
+        expect(configFromPartial(config)).to.deep.equal(config);
+      } finally {
+        if (saved === undefined) delete process.env.SERVICE_PORT;
+        else process.env.SERVICE_PORT = saved;
+      }
+    });
+
+    it('validates and rejects unknown keys', () => {
+      expect(configError(() => configFromPartial({ cluster: { healthCheck: { retries: 0 } } })).message).to.equal(
+        'cluster.healthCheck.retries=0 (override): expected an integer >= 1',
+      );
+      const unknownKey = { service: { prot: 3000 } } as unknown as Parameters<typeof configFromPartial>[0];
+      expect(configError(() => configFromPartial(unknownKey)).message).to.equal(
+        'service.prot (override): unknown setting; did you mean service.port?',
+      );
+    });
+  });
+
+  describe('renderConfigReference', () => {
+    it('lists every setting with its flag, env vars and default', () => {
+      const md = renderConfigReference();
+      for (const s of SETTINGS) {
+        const row = md.split('\n').find((line) => line.startsWith(`| \`${s.path}\` |`));
+        expect(row, s.path).to.be.a('string');
+        expect(row).to.include(`${s.flag}\``);
+        for (const env of envNames(s)) expect(row).to.include(`\`${env}\``);
+        const def = formatDefault(s);
+        if (def && s.path !== 'cluster.discovery.registry') expect(row).to.include(def);
+        // Six cells: the pipes inside cells are escaped.
+        expect(row!.replace(/\\\|/g, '').split('|')).to.have.length(8);
+      }
+      expect(md).to.include('`etcd` if endpoints are set, else `memory`');
+    });
+  });
+});
