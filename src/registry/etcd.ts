@@ -193,23 +193,57 @@ export class EtcdRegistry implements Registry {
       );
       handlers.onEvents(events, Number(res.header.revision));
     });
+    let cancelled = false;
     watcher.on('error', (err: Error) => {
       if (done) return;
       done = true;
       this.watchers.delete(watcher);
-      // etcd cancels a watch whose start revision was compacted away; the watch is over either way.
-      const compacted = /compact/i.exec(err.message);
-      if (compacted) handlers.onCompacted(fromRevision);
-      else handlers.onError?.(err);
+      // etcd cancels a watch whose start revision was compacted away with an empty cancel_reason, and
+      // etcd3 1.1.2 drops the response's compact_revision: all we get is "Watcher canceled: ".
+      if (/^Watcher canceled:\s*$/.test(err.message) || /compact/i.test(err.message)) {
+        void this.findCompactRevision(fromRevision).then((revision) => {
+          if (!cancelled) handlers.onCompacted(revision);
+        });
+      } else handlers.onError?.(err);
     });
     return {
       cancel: async () => {
+        cancelled = true;
         if (done) return;
         done = true;
         this.watchers.delete(watcher);
         await withTimeout(watcher.cancel(), this.timeoutMs).catch(() => undefined);
       },
     };
+  }
+
+  /**
+   * The oldest revision still readable (etcd's compact revision), found by bisecting reads between a
+   * revision known to be compacted and the head, since etcd3 does not pass it on. Needs no admin role.
+   */
+  private async findCompactRevision(compacted: number): Promise<number> {
+    const readable = async (revision: number) => {
+      try {
+        await this.client.kv.range({ key: Buffer.from([0]), revision: String(revision), count_only: true });
+        return true;
+      } catch (err) {
+        if (err instanceof Error && /compacted/i.test(err.message)) return false;
+        throw err;
+      }
+    };
+    try {
+      let lo = compacted;
+      let hi = Number((await this.client.kv.range({ key: Buffer.from([0]), count_only: true })).header.revision);
+      while (hi - lo > 1) {
+        const mid = Math.floor((lo + hi) / 2);
+        if (await readable(mid)) hi = mid;
+        else lo = mid;
+      }
+      return hi;
+    } catch {
+      // Unreachable right now: the compact revision is at least the one after the start revision.
+      return compacted + 1;
+    }
   }
 
   async status(): Promise<RegistryStatus> {

@@ -1,0 +1,426 @@
+/**
+ * Gives tests a real etcd, never a mock:
+ * 1. `ETCD_ENDPOINTS` (comma-separated) when set: an external server, not controllable;
+ * 2. else an `etcd` binary (`ETCD_BIN`, PATH, /usr/bin, /usr/local/bin) started on free loopback ports
+ *    with a temp data dir;
+ * 3. else Docker through testcontainers (loaded lazily, only on this path);
+ * 4. else a clear error.
+ *
+ * Fault tests should start their own server with {@link startEtcd}; everything else should reuse the
+ * process-wide one from `sharedEtcd()` (./shared-etcd.ts) with a {@link uniqueNamespace}.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants as fsConstants, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import type { StartedTestContainer } from 'testcontainers';
+import { Etcd3 } from 'etcd3';
+
+/** A running etcd for tests. */
+export interface EtcdServer {
+  /** How it runs: `external` (ETCD_ENDPOINTS), `process` (local binary) or `docker`. */
+  readonly kind: 'external' | 'process' | 'docker';
+  /** Client URL, e.g. `http://127.0.0.1:23791`. Stable across `restart()` for `process` servers. */
+  readonly endpoint: string;
+  /** Every client URL (several only for an external cluster). */
+  readonly endpoints: string[];
+  /** Prometheus metrics (`<endpoint>/metrics`). */
+  readonly metricsUrl: string;
+  /** Host data directory, when there is one. */
+  readonly dataDir: string | undefined;
+  /** Pid of the etcd process (`process` servers while running). */
+  readonly pid: number | undefined;
+  /** Whether `kill()` and `restart()` work (false for external servers). */
+  readonly controllable: boolean;
+  /** Stops etcd (SIGTERM, then SIGKILL after 5 s) and removes a temp data dir the harness created. */
+  stop(): Promise<void>;
+  /**
+   * Sends a signal without waiting: `SIGKILL` simulates a crash, `SIGSTOP`/`SIGCONT` a freeze.
+   * Follow with `restart()` to bring a killed server back.
+   */
+  kill(signal?: NodeJS.Signals): void;
+  /** Stops etcd if it still runs, then starts it again on the same data dir and ports; waits until healthy. */
+  restart(): Promise<void>;
+  /** Resolves when `/health` answers healthy, rejects after `timeoutMs` (default 15 s). */
+  waitHealthy(timeoutMs?: number): Promise<void>;
+}
+
+/** Options of {@link startEtcd}. */
+export interface StartEtcdOptions {
+  /** Use this data dir (kept on stop) instead of a fresh temp dir (removed on stop). */
+  dataDir?: string;
+  /** Ignore ETCD_ENDPOINTS and start a server this test controls (needed for kill/restart). */
+  own?: boolean;
+}
+
+const HEALTH_TIMEOUT_MS = 15_000;
+const STOP_GRACE_MS = 5_000;
+const DOCKER_IMAGE = 'quay.io/coreos/etcd:v3.5.17';
+
+/** Starts (or attaches to) an etcd as described in the module comment. */
+export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdServer> {
+  const external = process.env.ETCD_ENDPOINTS?.trim();
+  if (external && !options.own) return externalServer(external);
+  const binary = findEtcdBinary();
+  if (binary) return ProcessEtcd.start(binary, options.dataDir);
+  const docker = await dockerUsable();
+  if (docker) return DockerEtcd.start(options.dataDir);
+  throw new Error(
+    'These tests need a real etcd: install it (`apt-get install etcd-server`, or put an `etcd` binary on PATH ' +
+      'or in ETCD_BIN), set ETCD_ENDPOINTS=http://host:2379 to use a running server, or make Docker available.',
+  );
+}
+
+let namespaceCounter = 0;
+
+/** A key namespace no other test (in this or any parallel process) uses; no trailing slash. */
+export function uniqueNamespace(prefix = 'test'): string {
+  const clean = prefix.replace(/[^A-Za-z0-9_.-]+/g, '-');
+  return `${clean}-${process.pid.toString(36)}-${Date.now().toString(36)}-${(namespaceCounter++).toString(36)}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Compacts the server's history at `revision` (physically, so watches see it at once), as
+ * `etcdctl compact --physical` would. Uses a short-lived client of its own.
+ */
+export async function compactEtcd(endpoint: string, revision: number): Promise<void> {
+  const client = new Etcd3({ hosts: endpoint });
+  try {
+    await client.kv.compact({ revision: String(revision), physical: true });
+  } finally {
+    client.close();
+  }
+}
+
+/** Polls `<endpoint>/health` until etcd reports healthy. */
+export async function waitForHealth(
+  endpoint: string,
+  timeoutMs = HEALTH_TIMEOUT_MS,
+  gaveUp: () => string | undefined = () => undefined,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    const reason = gaveUp();
+    if (reason) throw new Error(`etcd at ${endpoint} will not become healthy: ${reason}`);
+    try {
+      const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+      const body = await res.text();
+      if (res.ok && /"health"\s*:\s*"true"/.test(body)) return;
+      last = `HTTP ${res.status} ${body.slice(0, 200)}`;
+    } catch (err) {
+      last = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+    }
+    await sleep(100);
+  }
+  throw new Error(`etcd at ${endpoint} not healthy after ${timeoutMs}ms (${last})`);
+}
+
+function externalServer(value: string): EtcdServer {
+  const endpoints = value
+    .split(',')
+    .map((e) => e.trim().replace(/\/$/, ''))
+    .filter(Boolean);
+  const endpoint = endpoints[0]!;
+  const refuse = (what: string) => () => {
+    throw new Error(`cannot ${what} an external etcd (ETCD_ENDPOINTS); use startEtcd({ own: true })`);
+  };
+  return {
+    kind: 'external',
+    endpoint,
+    endpoints,
+    metricsUrl: `${endpoint}/metrics`,
+    dataDir: undefined,
+    pid: undefined,
+    controllable: false,
+    stop: async () => undefined,
+    kill: refuse('kill'),
+    restart: async () => refuse('restart')(),
+    waitHealthy: (timeoutMs) => waitForHealth(endpoint, timeoutMs),
+  };
+}
+
+function findEtcdBinary(): string | undefined {
+  const candidates = [
+    process.env.ETCD_BIN,
+    ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'etcd')),
+    '/usr/bin/etcd',
+    '/usr/local/bin/etcd',
+  ];
+  for (const candidate of candidates) {
+    if (!candidate) continue;
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // not here; try the next one
+    }
+  }
+  return undefined;
+}
+
+/** Servers to kill if the test process exits without stopping them (mocha --exit, Ctrl-C). */
+const live = new Set<ProcessEtcd>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // 'exit' handlers must be synchronous: SIGKILL and rmSync are.
+  process.once('exit', () => {
+    for (const server of live) server.killNow();
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      for (const server of live) server.killNow();
+      // Re-raise so the default (or another handler) still ends the process.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
+  }
+}
+
+class ProcessEtcd implements EtcdServer {
+  readonly kind = 'process';
+  readonly controllable = true;
+  readonly endpoint: string;
+  readonly endpoints: string[];
+  readonly metricsUrl: string;
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private exitInfo: string | undefined;
+  private stderrTail = '';
+  private stopped = false;
+
+  private constructor(
+    private readonly binary: string,
+    readonly dataDir: string,
+    private readonly ownsDataDir: boolean,
+    private readonly clientPort: number,
+    private readonly peerPort: number,
+  ) {
+    this.endpoint = `http://127.0.0.1:${clientPort}`;
+    this.endpoints = [this.endpoint];
+    this.metricsUrl = `${this.endpoint}/metrics`;
+  }
+
+  static async start(binary: string, dataDir: string | undefined): Promise<ProcessEtcd> {
+    const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'proxy-stone-sd-etcd-')));
+    const [clientPort, peerPort] = await freePorts(2);
+    const server = new ProcessEtcd(binary, dir, dataDir === undefined, clientPort!, peerPort!);
+    installExitHook();
+    live.add(server);
+    try {
+      await server.launch();
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    return server;
+  }
+
+  get pid(): number | undefined {
+    return this.child && this.child.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
+  }
+
+  async waitHealthy(timeoutMs = HEALTH_TIMEOUT_MS): Promise<void> {
+    await waitForHealth(this.endpoint, timeoutMs, () =>
+      this.exitInfo ? `${this.exitInfo}\n${this.stderrTail.slice(-2000)}` : undefined,
+    );
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (this.pid === undefined) throw new Error('etcd is not running');
+    this.child!.kill(signal);
+  }
+
+  async restart(): Promise<void> {
+    if (this.stopped) throw new Error('etcd was stopped; start a new one');
+    await this.terminate();
+    await this.launch();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.terminate();
+    live.delete(this);
+    if (this.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** Synchronous last resort for process exit. */
+  killNow(): void {
+    if (this.pid !== undefined) this.child!.kill('SIGKILL');
+    if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  private async launch(): Promise<void> {
+    const name = 'sd-test';
+    const peerUrl = `http://127.0.0.1:${this.peerPort}`;
+    const args = [
+      `--name=${name}`,
+      `--data-dir=${this.dataDir}`,
+      `--listen-client-urls=${this.endpoint}`,
+      `--advertise-client-urls=${this.endpoint}`,
+      `--listen-peer-urls=${peerUrl}`,
+      `--initial-advertise-peer-urls=${peerUrl}`,
+      `--initial-cluster=${name}=${peerUrl}`,
+      // Ignored when the data dir already holds a member, so restart reuses the same cluster.
+      '--initial-cluster-state=new',
+      // Short raft timers make start and restart fast on one member.
+      '--heartbeat-interval=50',
+      '--election-timeout=500',
+      '--logger=zap',
+      '--log-outputs=stderr',
+      '--log-level=warn',
+    ];
+    this.exitInfo = undefined;
+    this.stderrTail = '';
+    const child = spawn(this.binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = child;
+    // Keep draining stderr so etcd never blocks on a full pipe; keep the tail for error messages.
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => {
+      this.stderrTail = (this.stderrTail + chunk).slice(-16_000);
+    });
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exitInfo = `etcd exited (${signal ?? `code ${code}`})`;
+        resolve();
+      });
+      child.once('error', (err) => {
+        this.exitInfo = `cannot run ${this.binary}: ${err.message}`;
+        resolve();
+      });
+    });
+    // The test process must be able to exit on its own; the exit hook reaps etcd.
+    child.unref();
+    (child.stderr as unknown as { unref?: () => void }).unref?.();
+    await this.waitHealthy();
+  }
+
+  private async terminate(): Promise<void> {
+    const child = this.child;
+    if (!child || this.pid === undefined) return;
+    child.kill('SIGTERM');
+    // A SIGSTOPped etcd would hold SIGTERM pending forever.
+    child.kill('SIGCONT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+class DockerEtcd implements EtcdServer {
+  readonly kind = 'docker';
+  readonly controllable = true;
+
+  private constructor(
+    private readonly container: StartedTestContainer,
+    readonly dataDir: string | undefined,
+  ) {}
+
+  static async start(dataDir: string | undefined): Promise<DockerEtcd> {
+    const { GenericContainer, Wait } = await import('testcontainers');
+    let container = new GenericContainer(DOCKER_IMAGE)
+      .withCommand([
+        '/usr/local/bin/etcd',
+        '--name=sd-test',
+        '--data-dir=/etcd-data',
+        '--listen-client-urls=http://0.0.0.0:2379',
+        '--advertise-client-urls=http://127.0.0.1:2379',
+        '--listen-peer-urls=http://0.0.0.0:2380',
+        '--initial-advertise-peer-urls=http://127.0.0.1:2380',
+        '--initial-cluster=sd-test=http://127.0.0.1:2380',
+        '--heartbeat-interval=50',
+        '--election-timeout=500',
+        '--log-level=warn',
+      ])
+      .withExposedPorts(2379)
+      .withWaitStrategy(Wait.forHttp('/health', 2379).forStatusCode(200));
+    if (dataDir) container = container.withBindMounts([{ source: dataDir, target: '/etcd-data' }]);
+    return new DockerEtcd(await container.start(), dataDir);
+  }
+
+  // Docker may map a new host port after a restart, so read it every time.
+  get endpoint(): string {
+    return `http://${this.container.getHost()}:${this.container.getMappedPort(2379)}`;
+  }
+
+  get endpoints(): string[] {
+    return [this.endpoint];
+  }
+
+  get metricsUrl(): string {
+    return `${this.endpoint}/metrics`;
+  }
+
+  get pid(): number | undefined {
+    return undefined;
+  }
+
+  waitHealthy(timeoutMs = HEALTH_TIMEOUT_MS): Promise<void> {
+    return waitForHealth(this.endpoint, timeoutMs);
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    void (async () => {
+      const { getContainerRuntimeClient } = await import('testcontainers');
+      const client = await getContainerRuntimeClient();
+      await client.container.getById(this.container.getId()).kill({ signal });
+    })().catch(() => undefined);
+  }
+
+  async restart(): Promise<void> {
+    await this.container.restart();
+    await this.waitHealthy();
+  }
+
+  async stop(): Promise<void> {
+    await this.container.stop().catch(() => undefined);
+  }
+}
+
+async function dockerUsable(): Promise<boolean> {
+  try {
+    const { getContainerRuntimeClient } = await import('testcontainers');
+    await getContainerRuntimeClient();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Distinct free TCP ports on 127.0.0.1 (free at the time of asking). */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  // Hold them all open until every port is known, so the list has no duplicates.
+  const ports = servers.map((s) => {
+    const address = s.address();
+    if (address === null || typeof address === 'string') throw new Error('unexpected listen address');
+    return address.port;
+  });
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Creates a temp dir synchronously (for tests that want a data dir they keep across servers). */
+export function tempDataDir(): string {
+  return mkdtempSync(join(tmpdir(), 'proxy-stone-sd-etcd-'));
+}

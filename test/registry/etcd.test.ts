@@ -1,0 +1,94 @@
+import { expect } from 'chai';
+import { EtcdRegistry } from '../../src/registry/etcd.js';
+import { RegistryUnavailableError } from '../../src/registry/types.js';
+import { compactEtcd, startEtcd, uniqueNamespace, type EtcdServer } from '../helpers/etcd.js';
+import { sharedEtcd } from '../helpers/shared-etcd.js';
+import { WatchRecorder, eventKey, eventually, registryContract } from './contract.js';
+
+registryContract('etcd', async () => {
+  const server = await sharedEtcd();
+  const registry = new EtcdRegistry({ endpoints: server.endpoints, callTimeoutMs: 3000 });
+  return {
+    registry,
+    cleanup: () => registry.close(),
+    compact: (revision) => compactEtcd(server.endpoint, revision),
+  };
+});
+
+/** Faults on a server of its own: these also prove the harness can kill and restart etcd in place. */
+describe('EtcdRegistry with a failing etcd', function () {
+  this.timeout(60_000);
+  let server: EtcdServer;
+  let registry: EtcdRegistry;
+  let ns: string;
+
+  before(async function () {
+    this.timeout(60_000);
+    server = await startEtcd({ own: true });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+  beforeEach(() => {
+    registry = new EtcdRegistry({ endpoints: [server.endpoint], callTimeoutMs: 1000 });
+    ns = `${uniqueNamespace('faults')}/`;
+  });
+  afterEach(async () => {
+    await registry.close();
+  });
+
+  it('a frozen etcd (SIGSTOP) makes calls fail with RegistryUnavailableError; SIGCONT recovers', async () => {
+    await registry.put(`${ns}a`, '1');
+    server.kill('SIGSTOP');
+    try {
+      const started = Date.now();
+      const err = await registry.get(`${ns}a`).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).to.be.instanceOf(RegistryUnavailableError);
+      expect(Date.now() - started, 'a call must not hang past its timeout').to.be.below(3000);
+    } finally {
+      server.kill('SIGCONT');
+    }
+    const kv = await eventually(
+      'registry to answer again',
+      () => registry.get(`${ns}a`).catch(() => undefined),
+      10_000,
+      200,
+    );
+    expect(kv!.value).to.equal('1');
+  });
+
+  it('kill -9 and restart on the same data dir: data survives, the watch resumes without gaps', async () => {
+    const endpoint = server.endpoint;
+    const dataDir = server.dataDir;
+    const first = await registry.put(`${ns}a`, '1');
+    const rec = new WatchRecorder();
+    const handle = registry.watchPrefix(ns, first + 1, rec);
+    await eventually('watch connected', () => rec.connected > 0);
+    await registry.put(`${ns}b`, '1');
+    await rec.waitForEvents(1);
+
+    server.kill('SIGKILL');
+    const err = await eventually(
+      'a call to fail',
+      () => registry.get(`${ns}a`).then(() => undefined, (e: unknown) => e as Error),
+      10_000,
+      100,
+    );
+    expect(err).to.be.instanceOf(RegistryUnavailableError);
+
+    await server.restart();
+    expect(server.endpoint).to.equal(endpoint);
+    expect(server.dataDir).to.equal(dataDir);
+
+    const kv = await eventually('registry to answer after restart', () => registry.get(`${ns}a`).catch(() => undefined), 15_000, 200);
+    expect(kv).to.include({ value: '1', modRevision: first });
+    await registry.put(`${ns}c`, '1');
+    await rec.waitForEvents(2, 15_000);
+    expect(rec.events.map(eventKey)).to.deep.equal([`${ns}b`, `${ns}c`]);
+    expect(rec.compacted).to.deep.equal([]);
+    await handle.cancel();
+  });
+});
