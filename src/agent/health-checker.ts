@@ -121,6 +121,9 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
     this.timeoutMs = options.timeoutMs;
     this.#now = options.now ?? Date.now;
     this.#maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    if (!Number.isInteger(this.#maxBodyBytes) || this.#maxBodyBytes < 0) {
+      throw new RangeError(`maxBodyBytes must be an integer >= 0, got ${this.#maxBodyBytes}`);
+    }
     this.#machineOptions = { retries: options.retries, gracePeriodMs: options.gracePeriodMs, historySize: options.historySize };
     // Validates retries/gracePeriod/historySize now; replaced at start() so the grace period counts from there.
     this.#machine = new HealthStateMachine({ ...this.#machineOptions, startedAt: this.#now() });
@@ -154,8 +157,9 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   }
 
   /**
-   * Stop for good: cancels the next probe, aborts the one in flight (its result is discarded), waits
-   * for it to settle, closes the connection pool and enters `stopped` (emitting `statusChange`).
+   * Stop for good: enters `stopped` at once (emitting `statusChange` synchronously), cancels the next
+   * probe, aborts the one in flight (its result is discarded), waits for it to settle and closes the
+   * connection pool.
    * Idempotent; resolves promptly even while the instance hangs.
    */
   stop(reason?: string): Promise<void> {
@@ -176,14 +180,15 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   async #stop(reason: string | undefined): Promise<void> {
     this.#state = 'stopped';
     this.#clearTimer();
+    // Report `stopped` at once; whatever the probe in flight returns is ignored from here on.
+    const transition = this.#machine.stop(this.#now(), reason);
+    if (transition.changed) this.#emitChange(transition);
     this.#abort?.abort(new StopSignal());
     await this.#inFlight;
     const agent = this.#agent;
     this.#agent = undefined;
     // Nothing is in flight any more: destroy only closes idle keep-alive sockets.
     await agent?.destroy().catch(() => undefined);
-    const transition = this.#machine.stop(this.#now(), reason);
-    if (transition.changed) this.#emitChange(transition);
   }
 
   #clearTimer(): void {

@@ -36,7 +36,8 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       const server = await startApiServer(agent, {
         host: config.api.host,
         port: config.api.port,
-        auth: await loadApiAuth({ env: options.env ?? process.env, apiKey: config.api.apiKey }),
+        // --api-key (a setting, so also a flag) wins over the env var, as every setting does.
+        auth: loadApiAuth({ env: { ...(options.env ?? process.env), SERVICE_DISCOVERY_API_KEY: config.api.apiKey } }),
         logger,
       });
       api = server;

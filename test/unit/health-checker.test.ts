@@ -191,6 +191,7 @@ describe('HealthChecker', function () {
     expect(() => checker(url, { timeoutMs: -1 })).to.throw(RangeError, /timeoutMs/);
     expect(() => checker(url, { retries: 0 })).to.throw(RangeError, /retries/);
     expect(() => checker(url, { gracePeriodMs: -1 })).to.throw(RangeError, /gracePeriodMs/);
+    expect(() => checker(url, { maxBodyBytes: -1 })).to.throw(RangeError, /maxBodyBytes/);
   });
 
   it('probes immediately on start() and becomes healthy on a 2xx', async () => {
@@ -355,7 +356,10 @@ describe('HealthChecker', function () {
     c.start();
     while (s.inFlight === 0) await sleep(5);
     const t0 = performance.now();
-    await c.stop('shutdown');
+    const stopping = c.stop('shutdown');
+    // Reported at once, before the pool is closed.
+    expect(c.status).to.equal('stopped');
+    await stopping;
     expect(performance.now() - t0).to.be.below(1000);
     expect(results).to.deep.equal([]);
     expect(changes.map((e) => [e.previous, e.status, e.reason])).to.deep.equal([['starting', 'stopped', 'shutdown']]);
