@@ -111,6 +111,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private registering: Promise<void> | undefined;
   private publishing: Promise<void> = Promise.resolve();
   private lastPublished = '';
+  /** Set by the first successful registration (a failed attempt may already have put the record). */
+  private registeredOnce = false;
   private lastPublishAt = 0;
   private dirty = false;
   private reachable = false;
@@ -410,7 +412,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 
   private async register(): Promise<void> {
     const ttl = this.config.cluster.leaderElection.ttl;
-    const reregistration = this.lastPublished !== '';
+    const reregistration = this.registeredOnce;
     let lease: RegistryLease | undefined;
     try {
       const sentAt = Date.now();
@@ -432,6 +434,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         return;
       }
       this.session = session;
+      this.registeredOnce = true;
       this.setReachable(true);
       this.scheduleDeadline(session);
       this.logger.info(

@@ -1,4 +1,5 @@
 import { loadConfig, type FlagValue } from '../config/load.js';
+import { openRegistry } from '../registry/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { ServiceAgent } from './agent.js';
 
@@ -25,24 +26,30 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     return 0;
   }
 
-  const agent = new ServiceAgent({ config, logger });
+  // The API module (fastify, prom-client) loads only when the API is on.
+  const api$ = config.api.enabled ? import('../api/index.js') : undefined;
+  const metrics = api$ ? new (await api$).AgentMetrics() : undefined;
+  // Registry calls go through the metrics decorator so round-trip latency is measured per call.
+  const rawRegistry = await openRegistry(config.cluster.discovery);
+  const registry = metrics ? metrics.instrumentRegistry(rawRegistry) : rawRegistry;
+  const agent = new ServiceAgent({ config, logger, registry });
+  metrics?.observe(agent);
   const stopSignal = options.until ?? waitForSignal(logger);
   let api: { url: string; close(): Promise<void> } | undefined;
   try {
     await agent.start();
-    if (config.api.enabled) {
-      const { startApiServer } = await import('../api/server.js');
-      const { loadApiAuth } = await import('../api/auth.js');
+    if (api$) {
+      const { startApiServer, loadApiAuth } = await api$;
       const server = await startApiServer(agent, {
         host: config.api.host,
         port: config.api.port,
         // --api-key (a setting, so also a flag) wins over the env var, as every setting does.
         auth: loadApiAuth({ env: { ...(options.env ?? process.env), SERVICE_DISCOVERY_API_KEY: config.api.apiKey } }),
         logger,
+        metrics,
       });
       api = server;
       agent.setApiUrl(config.api.advertiseUrl ?? server.url);
-      logger.info({ event: 'api.listening', url: server.url }, `API listening on ${server.url}`);
     }
     logger.info(
       { event: 'agent.started', serviceId: agent.id, registry: agent.registry.description, namespace: config.cluster.discovery.namespace },
@@ -59,6 +66,8 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     void force;
     await api?.close().catch(() => undefined);
     await agent.stop();
+    // The agent does not close a registry it was given.
+    await registry.close().catch(() => undefined);
     logger.info({ event: 'agent.stopped', serviceId: agent.id }, 'stopped');
   }
 }

@@ -1,0 +1,35 @@
+/**
+ * The agent's HTTP API: standalone server, Fastify plugin and plain request handler, plus the pieces
+ * they are made of (auth, SSE stream, metrics, OpenAPI document).
+ *
+ * @module
+ */
+export {
+  startApiServer,
+  serviceDiscoveryPlugin,
+  createRequestHandler,
+  type ApiOptions,
+  type ApiServerOptions,
+  type ApiHandlerOptions,
+  type ServiceDiscoveryPluginOptions,
+  type ApiServer,
+  type ApiRequestHandler,
+} from './server.js';
+export {
+  ApiAuthenticator,
+  ApiAuthConfigError,
+  loadApiAuth,
+  parseKeyFile,
+  API_ROLES,
+  type ApiAuthOptions,
+  type ApiKey,
+  type ApiRole,
+  type LoadApiAuthOptions,
+  type Principal,
+  type RouteAccess,
+} from './auth.js';
+export { EventStream, type EventStreamOptions, type EventSubscription } from './events.js';
+export { AgentMetrics, processMetricsRegistry, type AgentMetricsOptions, type RegistryOperation } from './metrics.js';
+export { openApiDocument } from './openapi.js';
+export { ApiError, MAX_BODY_BYTES, type ApiErrorBody, type ApiErrorCode } from './errors.js';
+export { ROUTES, SD_PREFIX } from './routes.js';

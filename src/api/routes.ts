@@ -1,0 +1,384 @@
+/**
+ * The route table: one entry per endpoint, with its access level, inputs, documented responses and
+ * handler. The plugin registers it with fastify and the OpenAPI document is generated from it, so the
+ * two cannot drift.
+ *
+ * @module
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import type { ServiceAgent } from '../agent/agent.js';
+import { filterServices, serviceList } from '../cluster/topology.js';
+import type { ClusterView } from '../cluster/view.js';
+import type { ServiceRecord } from '../types.js';
+import type { Logger } from '../util/logger.js';
+import type { ApiAuthenticator, Principal, RouteAccess } from './auth.js';
+import { ApiError } from './errors.js';
+import type { EventStream } from './events.js';
+import type { AgentMetrics } from './metrics.js';
+import {
+  AgentHealthSchema,
+  AuditQuerySchema,
+  AuditResponseSchema,
+  ClusterEventSchema,
+  EventsQuerySchema,
+  IdParamsSchema,
+  LivenessSchema,
+  OpenApiDocumentSchema,
+  ServiceHealthSchema,
+  ServiceListSchema,
+  ServiceRecordSchema,
+  ServicesQuerySchema,
+  SetEnabledBodySchema,
+  SetEnabledResponseSchema,
+  StatusResponseSchema,
+  TopologySchema,
+  parseEventTypes,
+} from './schemas.js';
+
+/** Path prefix of the seed's endpoints. */
+export const SD_PREFIX = '/service-discovery';
+
+/** What handlers work with. */
+export interface RouteContext {
+  agent: ServiceAgent;
+  auth: ApiAuthenticator;
+  events: EventStream;
+  metrics: AgentMetrics;
+  logger: Logger;
+  /** The OpenAPI document, served as is. */
+  openapi: () => unknown;
+}
+
+/** One documented response. */
+export interface ResponseSpec {
+  description: string;
+  schema?: z.ZodType;
+  contentType?: 'application/json' | 'text/event-stream' | 'text/plain';
+}
+
+/** Which optional part of the API a route belongs to (hosts can leave out `health` and `metrics`). */
+export type RouteGroup = 'service-discovery' | 'health' | 'metrics';
+
+/** Parsed inputs of one request. */
+export interface RouteInput<Q, P, B> {
+  query: Q;
+  params: P;
+  body: B;
+  principal: Principal;
+  request: FastifyRequest;
+  reply: FastifyReply;
+}
+
+/** One endpoint. `path` is the full path, fastify style (`/service-discovery/services/:id`). */
+export interface RouteSpec {
+  method: 'GET' | 'POST';
+  path: string;
+  group: RouteGroup;
+  access: RouteAccess;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tag: string;
+  query?: z.ZodType;
+  params?: z.ZodType;
+  body?: z.ZodType;
+  /** Responses specific to this route; the common errors are added to the document for every route. */
+  responses: Record<number, ResponseSpec>;
+  /** True when the handler takes over the raw response (SSE). */
+  streaming?: boolean;
+  handle(ctx: RouteContext, input: RouteInput<unknown, unknown, unknown>): unknown;
+}
+
+interface TypedRouteSpec<Q, P, B> extends Omit<RouteSpec, 'query' | 'params' | 'body' | 'handle'> {
+  query?: z.ZodType<Q>;
+  params?: z.ZodType<P>;
+  body?: z.ZodType<B>;
+  handle(ctx: RouteContext, input: RouteInput<Q, P, B>): unknown;
+}
+
+/** Keeps each handler typed by its own schemas; the plugin only calls it with parsed inputs. */
+function route<Q = undefined, P = undefined, B = undefined>(spec: TypedRouteSpec<Q, P, B>): RouteSpec {
+  return spec as unknown as RouteSpec;
+}
+
+function viewOf(agent: ServiceAgent): ClusterView {
+  try {
+    return agent.view;
+  } catch {
+    throw new ApiError(503, 'not_started', 'the agent has not started yet; try again shortly');
+  }
+}
+
+function notFound(id: string): ApiError {
+  return new ApiError(404, 'not_found', `service ${id} not found`);
+}
+
+/** `apiUrl` comes from another agent's record: only echo it when it is a plain http(s) URL. */
+function historyUrlOf(record: ServiceRecord): string | undefined {
+  if (!record.apiUrl) return undefined;
+  try {
+    const base = new URL(record.apiUrl);
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') return undefined;
+    const prefix = base.pathname.replace(/\/+$/, '');
+    return `${base.origin}${prefix}${SD_PREFIX}/services/${encodeURIComponent(record.id)}/health`;
+  } catch {
+    return undefined;
+  }
+}
+
+function agentHealth(ctx: RouteContext, reply: FastifyReply) {
+  const st = ctx.agent.status();
+  const registered = st.status === 'registered';
+  const ok = registered && !st.view.stale;
+  void reply.code(ok ? 200 : 503);
+  return {
+    status: ok ? ('ok' as const) : ('degraded' as const),
+    registry: { reachable: st.registry.reachable },
+    view: { stale: st.view.stale, lastUpdate: st.view.lastUpdate },
+    registered,
+    isLeader: st.isLeader,
+  };
+}
+
+const NOT_FOUND: ResponseSpec = { description: 'No service with this id.' };
+const NOT_STARTED: ResponseSpec = { description: 'The agent has not started yet, or the registry is unreachable.' };
+
+function setEnabledRoute(enabled: boolean): RouteSpec {
+  const verb = enabled ? 'enable' : 'disable';
+  return route<undefined, z.infer<typeof IdParamsSchema>, z.infer<typeof SetEnabledBodySchema>>({
+    method: 'POST',
+    path: `${SD_PREFIX}/services/:id/${verb}`,
+    group: 'service-discovery',
+    access: 'write',
+    operationId: `${verb}Service`,
+    summary: enabled ? 'Enable a service (take traffic again)' : 'Disable a service (stop routing traffic to it)',
+    description:
+      'Records operator intent in the registry (it survives agent and registry restarts) and an audit entry. ' +
+      'Idempotent: repeating it answers `changed: false`. Needs an operator API key; the key name is the audit actor.',
+    tag: 'management',
+    params: IdParamsSchema,
+    body: SetEnabledBodySchema,
+    responses: {
+      200: { description: 'The intent is recorded.', schema: SetEnabledResponseSchema },
+      404: NOT_FOUND,
+      503: NOT_STARTED,
+    },
+    async handle(ctx, { params, body, principal, request }) {
+      if (body.expiresAt !== undefined && body.expiresAt <= Date.now()) {
+        throw new ApiError(400, 'bad_request', 'expiresAt: expected a time in the future (epoch milliseconds)');
+      }
+      viewOf(ctx.agent);
+      const result = await ctx.agent.setServiceEnabled(params.id, enabled, {
+        reason: body.reason,
+        expiresAt: body.expiresAt,
+        actor: principal.name,
+        source: request.ip,
+      });
+      const out: { serviceId: string; enabled: boolean; changed: boolean; service?: ServiceRecord } = {
+        serviceId: result.serviceId,
+        enabled: result.enabled,
+        changed: result.changed,
+      };
+      if (result.service) out.service = result.service;
+      return out;
+    },
+  });
+}
+
+/** Every endpoint of the API. */
+export const ROUTES: readonly RouteSpec[] = [
+  route({
+    method: 'GET',
+    path: `${SD_PREFIX}/status`,
+    group: 'service-discovery',
+    access: 'read',
+    operationId: 'getStatus',
+    summary: 'This agent and the instance it registers',
+    tag: 'discovery',
+    responses: { 200: { description: 'Status of this agent.', schema: StatusResponseSchema } },
+    handle: (ctx) => ctx.agent.status(),
+  }),
+  route<z.infer<typeof ServicesQuerySchema>>({
+    method: 'GET',
+    path: `${SD_PREFIX}/services`,
+    group: 'service-discovery',
+    access: 'read',
+    operationId: 'listServices',
+    summary: 'List the services of the cluster',
+    tag: 'discovery',
+    query: ServicesQuerySchema,
+    responses: { 200: { description: 'The services matching the filters.', schema: ServiceListSchema }, 503: NOT_STARTED },
+    handle(ctx, { query }) {
+      let services = filterServices(viewOf(ctx.agent).services(), {
+        status: query.status,
+        region: query.region,
+        zone: query.zone,
+        healthy: query.healthy === 'true',
+      });
+      if (query.healthy === 'false') services = services.filter((s) => !s.isHealthy);
+      return serviceList(services);
+    },
+  }),
+  route<undefined, z.infer<typeof IdParamsSchema>>({
+    method: 'GET',
+    path: `${SD_PREFIX}/services/:id`,
+    group: 'service-discovery',
+    access: 'read',
+    operationId: 'getService',
+    summary: 'One service',
+    tag: 'discovery',
+    params: IdParamsSchema,
+    responses: { 200: { description: 'The service record.', schema: ServiceRecordSchema }, 404: NOT_FOUND, 503: NOT_STARTED },
+    handle(ctx, { params }) {
+      const record = viewOf(ctx.agent).service(params.id);
+      if (!record) throw notFound(params.id);
+      return record;
+    },
+  }),
+  route<undefined, z.infer<typeof IdParamsSchema>>({
+    method: 'GET',
+    path: `${SD_PREFIX}/services/:id/health`,
+    group: 'service-discovery',
+    access: 'read',
+    operationId: 'getServiceHealth',
+    summary: 'Health of one service, with the probe history when it is this agent\'s own',
+    description:
+      "An agent keeps the probe history of its own instance only. For another service the answer has the " +
+      'health published in its record, an empty history and `historyUrl`, where that service\'s agent serves it.',
+    tag: 'discovery',
+    params: IdParamsSchema,
+    responses: { 200: { description: 'Health of the service.', schema: ServiceHealthSchema }, 404: NOT_FOUND, 503: NOT_STARTED },
+    handle(ctx, { params }) {
+      if (params.id === ctx.agent.id) {
+        const health = ctx.agent.healthSnapshot();
+        return { serviceId: params.id, status: health.status, health, history: ctx.agent.healthHistory() };
+      }
+      const record = viewOf(ctx.agent).service(params.id);
+      if (!record) throw notFound(params.id);
+      const body: Record<string, unknown> = { serviceId: record.id, status: record.status, health: record.health, history: [] };
+      const historyUrl = historyUrlOf(record);
+      if (historyUrl) body.historyUrl = historyUrl;
+      return body;
+    },
+  }),
+  route({
+    method: 'GET',
+    path: `${SD_PREFIX}/topology`,
+    group: 'service-discovery',
+    access: 'read',
+    operationId: 'getTopology',
+    summary: 'Cluster topology: counts by status, region and zone, and the leader',
+    tag: 'discovery',
+    responses: { 200: { description: 'The topology.', schema: TopologySchema }, 503: NOT_STARTED },
+    handle: (ctx) => viewOf(ctx.agent).topology(),
+  }),
+  setEnabledRoute(true),
+  setEnabledRoute(false),
+  route<z.infer<typeof AuditQuerySchema>>({
+    method: 'GET',
+    path: `${SD_PREFIX}/audit`,
+    group: 'service-discovery',
+    access: 'read',
+    operationId: 'listAudit',
+    summary: 'The audit trail of enable/disable actions, newest first',
+    tag: 'management',
+    query: AuditQuerySchema,
+    responses: { 200: { description: 'Audit entries.', schema: AuditResponseSchema }, 503: NOT_STARTED },
+    async handle(ctx, { query }) {
+      viewOf(ctx.agent);
+      return { entries: await ctx.agent.getAudit({ serviceId: query.serviceId, limit: query.limit ?? 100 }) };
+    },
+  }),
+  route<z.infer<typeof EventsQuerySchema>>({
+    method: 'GET',
+    path: `${SD_PREFIX}/events`,
+    group: 'service-discovery',
+    access: 'read',
+    operationId: 'streamEvents',
+    summary: 'Live cluster events (Server-Sent Events)',
+    description:
+      'Each event is a `data:` line with the JSON of a ClusterEvent and an `id:` line. Reconnect with ' +
+      '`Last-Event-ID` (or `?lastEventId=`) to resume without gaps or duplicates; when that is no longer ' +
+      'possible the stream sends `event: reset` (list the services again). `: ping` comments are heartbeats. ' +
+      'A client that falls too far behind gets `event: overflow` and is disconnected.',
+    tag: 'discovery',
+    query: EventsQuerySchema,
+    streaming: true,
+    responses: {
+      200: { description: 'An endless event stream; each data line is a ClusterEvent.', schema: ClusterEventSchema, contentType: 'text/event-stream' },
+    },
+    handle(ctx, { query, request, reply }) {
+      const header = request.headers['last-event-id'];
+      const lastEventId = (Array.isArray(header) ? header[0] : header) ?? query.lastEventId;
+      const types = query.types === undefined ? undefined : parseEventTypes(query.types);
+      void reply.hijack();
+      ctx.events.serve(request.raw, reply.raw, { lastEventId, types });
+    },
+  }),
+  route({
+    method: 'GET',
+    path: `${SD_PREFIX}/openapi.json`,
+    group: 'service-discovery',
+    access: 'public',
+    operationId: 'getOpenApi',
+    summary: 'This document',
+    tag: 'meta',
+    responses: { 200: { description: 'The OpenAPI document of this API.', schema: OpenApiDocumentSchema } },
+    handle: (ctx) => ctx.openapi(),
+  }),
+  route({
+    method: 'GET',
+    path: '/health',
+    group: 'health',
+    access: 'public',
+    operationId: 'getAgentHealth',
+    summary: "The agent's own health: 200 when registered and its view is current, else 503",
+    tag: 'probes',
+    responses: {
+      200: { description: 'Registered, view current.', schema: AgentHealthSchema },
+      503: { description: 'Not registered or the view is stale.', schema: AgentHealthSchema },
+    },
+    handle: (ctx, { reply }) => agentHealth(ctx, reply),
+  }),
+  route({
+    method: 'GET',
+    path: '/health/live',
+    group: 'health',
+    access: 'public',
+    operationId: 'getLiveness',
+    summary: 'Liveness: 200 while the process serves requests',
+    tag: 'probes',
+    responses: { 200: { description: 'Alive.', schema: LivenessSchema } },
+    handle: () => ({ status: 'ok' }),
+  }),
+  route({
+    method: 'GET',
+    path: '/health/ready',
+    group: 'health',
+    access: 'public',
+    operationId: 'getReadiness',
+    summary: 'Readiness: same verdict as /health',
+    tag: 'probes',
+    responses: {
+      200: { description: 'Registered, view current.', schema: AgentHealthSchema },
+      503: { description: 'Not registered or the view is stale.', schema: AgentHealthSchema },
+    },
+    handle: (ctx, { reply }) => agentHealth(ctx, reply),
+  }),
+  route({
+    method: 'GET',
+    path: '/metrics',
+    group: 'metrics',
+    access: 'read',
+    operationId: 'getMetrics',
+    summary: 'Prometheus metrics of this agent',
+    tag: 'probes',
+    responses: { 200: { description: 'Prometheus text exposition format 0.0.4.', contentType: 'text/plain' } },
+    async handle(ctx, { reply }) {
+      const text = await ctx.metrics.render();
+      void reply.type(ctx.metrics.contentType);
+      return text;
+    },
+  }),
+];

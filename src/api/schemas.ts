@@ -1,0 +1,293 @@
+/**
+ * The API's request and response shapes as zod schemas: one source for request validation, for the
+ * OpenAPI document (through `z.toJSONSchema`) and for the contract tests. Field names follow the seed.
+ *
+ * Response objects are "loose" (extra fields allowed): clients must ignore fields they do not know,
+ * so the API can grow without breaking them.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import { CLUSTER_EVENT_TYPES, SERVICE_STATUSES, type ClusterEventType } from '../types.js';
+
+/** Registry of the named schemas that become `#/components/schemas/<id>`. */
+export const schemaRegistry = z.registry<{ id: string; description?: string }>();
+
+function named<T extends z.ZodType>(id: string, schema: T, description?: string): T {
+  schemaRegistry.add(schema, description ? { id, description } : { id });
+  return schema;
+}
+
+const statusList = SERVICE_STATUSES.join(', ');
+const eventTypeList = CLUSTER_EVENT_TYPES.join(', ');
+
+export const ServiceStatusSchema = named(
+  'ServiceStatus',
+  z.enum(SERVICE_STATUSES),
+  'The seed\'s five statuses.',
+);
+
+export const HealthInfoSchema = named(
+  'HealthInfo',
+  z.looseObject({
+    status: ServiceStatusSchema,
+    responseTime: z.number().nullable().describe('Milliseconds the last check took; null before the first check.'),
+    lastCheck: z.number().nullable().describe('Epoch ms of the last check; null before the first check.'),
+    consecutiveFailures: z.number().int(),
+    consecutiveSuccesses: z.number().int(),
+    message: z.string().optional().describe('Why the last check failed, or why the status last changed.'),
+  }),
+  'Last known result of the health checks of an instance.',
+);
+
+export const ServiceRecordSchema = named(
+  'ServiceRecord',
+  z.looseObject({
+    id: z.string(),
+    name: z.string(),
+    host: z.string(),
+    port: z.number().int().min(0).max(65535),
+    version: z.string(),
+    tags: z.array(z.string()),
+    region: z.string(),
+    zone: z.string(),
+    status: ServiceStatusSchema,
+    role: z.enum(['leader', 'follower']),
+    enabled: z.boolean().describe('Operator intent (enable/disable).'),
+    health: HealthInfoSchema,
+    isHealthy: z.boolean().describe('status is healthy and the service is enabled: whether it should take traffic.'),
+    registeredAt: z.number(),
+    updatedAt: z.number(),
+    healthUrl: z.string(),
+    apiUrl: z.string().optional().describe("URL of the agent's HTTP API beside this instance."),
+    metadata: z.record(z.string(), z.string()),
+    disabledReason: z.string().optional(),
+  }),
+  'One Proxy-Stone instance as every agent sees it.',
+);
+
+export const StatusResponseSchema = named(
+  'StatusResponse',
+  z.looseObject({
+    enabled: z.boolean(),
+    currentService: z.looseObject({
+      id: z.string(),
+      name: z.string(),
+      host: z.string(),
+      port: z.number().int(),
+      status: ServiceStatusSchema,
+      role: z.enum(['leader', 'follower']),
+      region: z.string(),
+      zone: z.string(),
+      version: z.string(),
+      enabled: z.boolean(),
+    }),
+    isLeader: z.boolean(),
+    status: z.enum(['registered', 'registering', 'stopped']),
+    leaderId: z.string().nullable(),
+    registry: z.looseObject({ kind: z.string(), endpoints: z.string(), reachable: z.boolean() }),
+    view: z.looseObject({ stale: z.boolean(), lastUpdate: z.number(), services: z.number().int(), revision: z.number().int() }),
+    lease: z.looseObject({ id: z.string().nullable(), ttl: z.number(), renewedAt: z.number().nullable() }),
+  }),
+  "This agent and the instance it registers (the seed's fields plus details).",
+);
+
+export const ServiceListSchema = named(
+  'ServiceList',
+  z.looseObject({
+    services: z.array(ServiceRecordSchema),
+    total: z.number().int(),
+    healthy: z.number().int(),
+    unhealthy: z.number().int(),
+  }),
+);
+
+export const TopologySchema = named(
+  'ClusterTopology',
+  z.looseObject({
+    totalServices: z.number().int(),
+    healthyServices: z.number().int(),
+    unhealthyServices: z.number().int(),
+    servicesByRegion: z.record(z.string(), z.number().int()),
+    servicesByZone: z.record(z.string(), z.record(z.string(), z.number().int())).describe('region -> zone -> count'),
+    servicesByStatus: z.looseObject(Object.fromEntries(SERVICE_STATUSES.map((s) => [s, z.number().int()]))),
+    disabledServices: z.number().int(),
+    leader: z
+      .looseObject({
+        id: z.string(),
+        name: z.string(),
+        role: z.literal('leader'),
+        host: z.string().optional(),
+        port: z.number().int().optional(),
+      })
+      .nullable(),
+  }),
+);
+
+export const HealthHistoryEntrySchema = named(
+  'HealthHistoryEntry',
+  z.looseObject({
+    at: z.number().describe('Epoch ms the probe started.'),
+    latencyMs: z.number(),
+    ok: z.boolean(),
+    httpStatus: z.number().int().optional(),
+    error: z.string().optional(),
+    change: z.looseObject({ from: ServiceStatusSchema, to: ServiceStatusSchema, reason: z.string() }).optional(),
+  }),
+);
+
+export const ServiceHealthSchema = named(
+  'ServiceHealth',
+  z.looseObject({
+    serviceId: z.string(),
+    status: ServiceStatusSchema,
+    health: HealthInfoSchema,
+    history: z.array(HealthHistoryEntrySchema).describe("Probe history, oldest first; only the agent of that service has it (empty elsewhere)."),
+    historyUrl: z.string().optional().describe("Where the service's own agent serves its history, when it advertises an API."),
+  }),
+);
+
+export const SetEnabledBodySchema = named(
+  'SetEnabledRequest',
+  z.strictObject(
+    {
+      reason: z
+        .string({ error: 'expected a string of at most 500 characters' })
+        .max(500, { error: 'expected a string of at most 500 characters' })
+        .optional(),
+      expiresAt: z
+        .number({ error: 'expected a time in epoch milliseconds' })
+        .int({ error: 'expected a time in epoch milliseconds' })
+        .positive({ error: 'expected a time in epoch milliseconds' })
+        .optional()
+        .describe('Epoch ms after which the intent lapses and the service counts as enabled again.'),
+    },
+    { error: 'expected a JSON object' },
+  ),
+);
+
+export const SetEnabledResponseSchema = named(
+  'SetEnabledResponse',
+  z.looseObject({
+    serviceId: z.string(),
+    enabled: z.boolean(),
+    changed: z.boolean().describe('False when the service already was in the asked state.'),
+    service: ServiceRecordSchema.optional().describe('The record with the new intent applied, when the service is registered.'),
+  }),
+);
+
+export const AuditEntrySchema = named(
+  'AuditEntry',
+  z.looseObject({
+    id: z.string(),
+    at: z.number(),
+    actor: z.string().describe('The API key name (or cli:<user>, …) that acted.'),
+    action: z.enum(['enable', 'disable']),
+    serviceId: z.string(),
+    reason: z.string().optional(),
+    source: z.string().optional().describe('Remote address of the request.'),
+    changed: z.boolean(),
+  }),
+);
+
+export const AuditResponseSchema = named('AuditResponse', z.looseObject({ entries: z.array(AuditEntrySchema) }));
+
+export const AgentHealthSchema = named(
+  'AgentHealth',
+  z.looseObject({
+    status: z.enum(['ok', 'degraded']),
+    registry: z.looseObject({ reachable: z.boolean() }),
+    view: z.looseObject({ stale: z.boolean(), lastUpdate: z.number() }),
+    registered: z.boolean(),
+    isLeader: z.boolean(),
+  }),
+  "The agent's own readiness: ok (200) when registered and its view is current, else degraded (503).",
+);
+
+export const LivenessSchema = named('Liveness', z.looseObject({ status: z.literal('ok') }));
+
+/** Only the top of the document is described; it is what this endpoint serves. */
+export const OpenApiDocumentSchema = z.looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.looseObject({}) });
+
+export const ErrorResponseSchema = named(
+  'Error',
+  z.looseObject({
+    error: z.string().describe('Machine-readable code: bad_request, unauthorized, forbidden, writes_disabled, not_found, payload_too_large, unsupported_media_type, not_started, registry_unavailable, internal.'),
+    message: z.string().describe('One line for humans, naming the offending field for validation errors.'),
+  }),
+);
+
+const base = { timestamp: z.number() };
+export const ClusterEventSchema = named(
+  'ClusterEvent',
+  z.discriminatedUnion('type', [
+    z.looseObject({ type: z.literal('serviceJoined'), serviceId: z.string(), service: ServiceRecordSchema, ...base }),
+    z.looseObject({ type: z.literal('serviceLeft'), serviceId: z.string(), service: ServiceRecordSchema.optional(), ...base }),
+    z.looseObject({
+      type: z.literal('serviceHealthChanged'),
+      serviceId: z.string(),
+      previousStatus: ServiceStatusSchema,
+      status: ServiceStatusSchema,
+      service: ServiceRecordSchema,
+      ...base,
+    }),
+    z.looseObject({
+      type: z.enum(['serviceEnabled', 'serviceDisabled']),
+      serviceId: z.string(),
+      reason: z.string().optional(),
+      actor: z.string().optional(),
+      ...base,
+    }),
+    z.looseObject({ type: z.literal('serviceUpdated'), serviceId: z.string(), service: ServiceRecordSchema, ...base }),
+    z.looseObject({ type: z.literal('leaderElected'), leaderId: z.string().nullable(), previousLeaderId: z.string().nullable(), ...base }),
+  ]),
+  'The JSON of one `data:` line of the event stream.',
+);
+
+// ---- inputs (query strings and path parameters are strings) ----
+
+export const IdParamsSchema = z.object({
+  id: z.string().min(1, { error: 'expected a service id' }).max(256, { error: 'expected a service id of at most 256 characters' }),
+});
+
+export const ServicesQuerySchema = z.object({
+  status: z.enum(SERVICE_STATUSES, { error: `expected one of ${statusList}` }).optional().describe('Only services with this status.'),
+  region: z.string({ error: 'expected one region' }).optional().describe('Only services in this region.'),
+  zone: z.string({ error: 'expected one zone' }).optional().describe('Only services in this zone.'),
+  healthy: z
+    .enum(['true', 'false'], { error: 'expected true or false' })
+    .optional()
+    .describe('true: only services taking traffic (healthy and enabled); false: only the others.'),
+});
+
+export const AuditQuerySchema = z.object({
+  serviceId: z.string({ error: 'expected one service id' }).optional().describe('Only entries about this service.'),
+  limit: z.coerce
+    .number({ error: 'expected an integer from 1 to 1000' })
+    .int({ error: 'expected an integer from 1 to 1000' })
+    .min(1, { error: 'expected an integer from 1 to 1000' })
+    .max(1000, { error: 'expected an integer from 1 to 1000' })
+    .optional()
+    .describe('Newest entries to return (default 100).'),
+});
+
+export const EventsQuerySchema = z.object({
+  types: z
+    .string({ error: `expected a comma-separated list of ${eventTypeList}` })
+    .refine((v) => parseEventTypes(v) !== undefined, { error: `expected a comma-separated list of ${eventTypeList}` })
+    .optional()
+    .describe(`Only these event types, comma-separated (${eventTypeList}).`),
+  lastEventId: z
+    .string({ error: 'expected one event id' })
+    .optional()
+    .describe('Resume after this event id, for clients that cannot send the Last-Event-ID header.'),
+});
+
+/** Parses `serviceJoined,serviceLeft` into a set, or undefined when an item is not an event type. */
+export function parseEventTypes(value: string): Set<ClusterEventType> | undefined {
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) return undefined;
+  const known = new Set<string>(CLUSTER_EVENT_TYPES);
+  if (!items.every((i) => known.has(i))) return undefined;
+  return new Set(items as ClusterEventType[]);
+}

@@ -1,0 +1,352 @@
+/**
+ * The agent's HTTP API on Fastify. Fastify, because Proxy-Stone is a Fastify application: the same
+ * routes mount on its server as a plugin, with its logger, hooks and lifecycle, and run standalone
+ * beside it with the same code.
+ *
+ * Three ways to serve it:
+ * - {@link startApiServer}: a server of its own (the `agent` command), optionally TLS;
+ * - {@link serviceDiscoveryPlugin}: routes on a Proxy-Stone (or any Fastify) host;
+ * - {@link createRequestHandler}: a plain `(req, res)` handler for non-Fastify hosts.
+ *
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify';
+import type { ServiceAgent } from '../agent/agent.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { ApiAuthenticator, type ApiAuthOptions, type Principal } from './auth.js';
+import { ApiError, MAX_BODY_BYTES, errorHandler, notFoundHandler, validationError } from './errors.js';
+import { EventStream, type EventStreamOptions } from './events.js';
+import { AgentMetrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import { ROUTES, SD_PREFIX, type RouteContext, type RouteSpec } from './routes.js';
+
+/** Options shared by every way of serving the API. */
+export interface ApiOptions {
+  auth: ApiAuthOptions;
+  /** Request and error log (pino-style). Secrets are never passed to it. */
+  logger?: Logger;
+  /** Metrics to serve; created (and made to observe the agent) when absent. */
+  metrics?: AgentMetrics;
+  /** Tuning of the SSE event stream (heartbeat, history, per-client buffer). */
+  events?: EventStreamOptions;
+}
+
+/** Options of {@link serviceDiscoveryPlugin}. */
+export interface ServiceDiscoveryPluginOptions extends ApiOptions {
+  agent: ServiceAgent;
+  /**
+   * Serve `GET /health`, `/health/live` and `/health/ready` for the agent (default false: a Proxy-Stone
+   * host answers those paths for itself).
+   */
+  healthRoutes?: boolean;
+  /** Serve `GET /metrics` (default true; turn off when the host serves its own and merges `metrics.registry`). */
+  metricsRoute?: boolean;
+}
+
+/** Options of {@link startApiServer}. */
+export interface ApiServerOptions extends ApiOptions {
+  host: string;
+  /** 0 picks a free port; the chosen one is in the returned `url`. */
+  port: number;
+  /** Serve HTTPS with this certificate and key (PEM file paths). */
+  tls?: { cert: string; key: string };
+  /** Trust X-Forwarded-For from these proxies when recording the source address (fastify's trustProxy). */
+  trustProxy?: boolean | string | string[];
+}
+
+/** Options of {@link createRequestHandler}. */
+export interface ApiHandlerOptions extends ApiOptions {
+  /** Serve `/health*` (default true). */
+  healthRoutes?: boolean;
+  /** Serve `/metrics` (default true). */
+  metricsRoute?: boolean;
+  trustProxy?: boolean | string | string[];
+}
+
+/** A running standalone API server. */
+export interface ApiServer {
+  /** Base URL, e.g. `http://127.0.0.1:8790` (a wildcard host is reported as loopback). */
+  url: string;
+  /** Ends event streams, stops listening and waits for requests in flight. */
+  close(): Promise<void>;
+  readonly metrics: AgentMetrics;
+  readonly events: EventStream;
+}
+
+/** A Node request handler serving the API, with its lifecycle. */
+export interface ApiRequestHandler {
+  (req: IncomingMessage, res: ServerResponse): void;
+  /** Resolves once routes are registered (requests before that wait for it). */
+  ready(): Promise<void>;
+  /** Ends event streams and releases the agent's listeners. */
+  close(): Promise<void>;
+  readonly metrics: AgentMetrics;
+  readonly events: EventStream;
+}
+
+/** What mounting the API created. */
+interface MountedApi {
+  metrics: AgentMetrics;
+  events: EventStream;
+  auth: ApiAuthenticator;
+}
+
+/**
+ * The API as a Fastify plugin, for a Proxy-Stone host:
+ *
+ * ```ts
+ * await app.register(serviceDiscoveryPlugin, { agent, auth: loadApiAuth() });
+ * ```
+ *
+ * It is encapsulated: its error handler, its JSON-only body parsing and its 404 handler (for
+ * `/service-discovery/*` only) do not touch the host's other routes. Closing the host ends the
+ * event streams.
+ */
+export const serviceDiscoveryPlugin: FastifyPluginAsync<ServiceDiscoveryPluginOptions> = async (instance, options) => {
+  await mountApi(instance, options.agent, {
+    ...options,
+    healthRoutes: options.healthRoutes ?? false,
+    metricsRoute: options.metricsRoute ?? true,
+  });
+};
+
+/** Starts a standalone API server for an agent (all routes, health and metrics included). */
+export async function startApiServer(agent: ServiceAgent, options: ApiServerOptions): Promise<ApiServer> {
+  const logger = options.logger ?? silentLogger;
+  let https: { cert: Buffer; key: Buffer } | null = null;
+  if (options.tls) {
+    const [cert, key] = await Promise.all([
+      readPem(options.tls.cert, 'TLS certificate'),
+      readPem(options.tls.key, 'TLS key'),
+    ]);
+    https = { cert, key };
+  }
+  const { app, mounted } = await buildApp(agent, { ...options, healthRoutes: true, metricsRoute: true }, https);
+  try {
+    await app.listen({ host: options.host, port: options.port });
+  } catch (err) {
+    await app.close().catch(() => undefined);
+    throw err;
+  }
+  const address = app.server.address() as AddressInfo;
+  const url = `${https ? 'https' : 'http'}://${urlHost(options.host)}:${address.port}`;
+  const { auth } = mounted;
+  logger.info(
+    { event: 'api.listening', url, tls: https !== null, keys: auth.keyCount, readAccess: auth.readAccess },
+    `API listening on ${url}`,
+  );
+  if (auth.keyCount === 0) {
+    logger.warn(
+      { event: 'api.no_keys' },
+      auth.allowUnauthenticatedWrites
+        ? 'no API key configured and unauthenticated writes allowed: anyone who reaches the API can disable services'
+        : 'no API key configured: enable/disable endpoints are refused until SERVICE_DISCOVERY_API_KEY is set',
+    );
+  }
+  return {
+    url,
+    close: () => app.close(),
+    metrics: mounted.metrics,
+    events: mounted.events,
+  };
+}
+
+/**
+ * A plain Node `(req, res)` handler serving the API, for hosts that are not Fastify apps:
+ *
+ * ```ts
+ * const handler = createRequestHandler(agent, { auth });
+ * http.createServer(handler).listen(8790);
+ * ```
+ *
+ * It routes through a Fastify instance that never listens itself (`fastify.routing`).
+ */
+export function createRequestHandler(agent: ServiceAgent, options: ApiHandlerOptions): ApiRequestHandler {
+  // Validate the key configuration now, so a mistake fails at setup, not at the first request.
+  new ApiAuthenticator(options.auth);
+  let built: { app: FastifyInstance; mounted: MountedApi } | undefined;
+  const ready = buildApp(
+    agent,
+    { ...options, healthRoutes: options.healthRoutes ?? true, metricsRoute: options.metricsRoute ?? true },
+    null,
+  ).then(async (b) => {
+    built = b;
+    await b.app.ready();
+  });
+  // A setup failure is reported by ready(), the log and every request; never an unhandled rejection.
+  ready.catch((err: unknown) => {
+    const message = err instanceof Error ? err.message : String(err);
+    (options.logger ?? silentLogger).error({ event: 'api.setup_failed', err: message }, `API handler setup failed: ${message}`);
+  });
+  const mountedOrThrow = (): MountedApi => {
+    if (!built) throw new Error('the API handler is not ready yet; await handler.ready()');
+    return built.mounted;
+  };
+  const handler = ((req: IncomingMessage, res: ServerResponse) => {
+    ready.then(
+      () => built!.app.routing(req, res),
+      () => {
+        res.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
+        res.end(JSON.stringify({ error: 'internal', message: 'the API failed to start; see the agent log' }));
+      },
+    );
+  }) as ApiRequestHandler;
+  Object.defineProperties(handler, {
+    ready: { value: () => ready },
+    close: {
+      value: async () => {
+        await ready.catch(() => undefined);
+        await built?.app.close();
+      },
+    },
+    metrics: { get: () => mountedOrThrow().metrics },
+    events: { get: () => mountedOrThrow().events },
+  });
+  return handler;
+}
+
+interface MountOptions extends ApiOptions {
+  healthRoutes: boolean;
+  metricsRoute: boolean;
+}
+
+/** A root Fastify instance serving the API, with JSON 404s and errors for every path. */
+async function buildApp(
+  agent: ServiceAgent,
+  options: MountOptions & { trustProxy?: boolean | string | string[] },
+  https: { cert: Buffer; key: Buffer } | null,
+): Promise<{ app: FastifyInstance; mounted: MountedApi }> {
+  const logger = options.logger ?? silentLogger;
+  const serverOptions = {
+    logger: false,
+    bodyLimit: MAX_BODY_BYTES,
+    trustProxy: options.trustProxy ?? false,
+    // Fastify's own 503-while-closing body is not in the API's error shape; close() ends streams first anyway.
+    return503OnClosing: false,
+  } satisfies FastifyServerOptions;
+  // The https variant changes fastify's server type parameter only; routes and plugins are the same.
+  const app = (https ? Fastify({ ...serverOptions, https }) : Fastify(serverOptions)) as unknown as FastifyInstance;
+  app.setErrorHandler(errorHandler(logger));
+  app.setNotFoundHandler(notFoundHandler);
+  let mounted: MountedApi | undefined;
+  await app.register(async (instance) => {
+    mounted = await mountApi(instance, agent, options);
+  });
+  await app.ready();
+  return { app, mounted: mounted! };
+}
+
+/** Registers the routes on an (encapsulated) instance; everything the plugin and the servers share. */
+async function mountApi(instance: FastifyInstance, agent: ServiceAgent, options: MountOptions): Promise<MountedApi> {
+  const logger = options.logger ?? silentLogger;
+  const auth = new ApiAuthenticator(options.auth);
+  const metrics = options.metrics ?? new AgentMetrics();
+  const stopObserving = metrics.observe(agent);
+  const ownsMetrics = options.metrics === undefined;
+  const events = new EventStream(options.events);
+  const untrack = metrics.trackEventStream(events);
+  const publish = (e: Parameters<EventStream['publish']>[0]): void => events.publish(e);
+  agent.on('event', publish);
+
+  const ctx: RouteContext = { agent, auth, events, metrics, logger, openapi: openApiDocument };
+
+  instance.setErrorHandler(errorHandler(logger));
+  // JSON only: fastify also parses text/plain by default, which no endpoint takes (415 instead).
+  instance.removeContentTypeParser('text/plain');
+  // Streams never end by themselves: end them before the server waits for open connections.
+  instance.addHook('preClose', async () => {
+    agent.off('event', publish);
+    await events.close();
+  });
+  instance.addHook('onClose', async () => {
+    untrack();
+    if (ownsMetrics) stopObserving();
+  });
+
+  const wanted = ROUTES.filter(
+    (r) => (r.group !== 'health' || options.healthRoutes) && (r.group !== 'metrics' || options.metricsRoute),
+  );
+  for (const spec of wanted.filter((r) => r.group !== 'service-discovery')) addRoute(instance, spec, ctx, '');
+  await instance.register(
+    async (sd) => {
+      // Unknown paths under the prefix answer in the API's shape; the host keeps its own 404s elsewhere.
+      sd.setNotFoundHandler(notFoundHandler);
+      for (const spec of wanted.filter((r) => r.group === 'service-discovery')) addRoute(sd, spec, ctx, SD_PREFIX);
+    },
+    { prefix: SD_PREFIX },
+  );
+  return { metrics, events, auth };
+}
+
+function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext, prefix: string): void {
+  const principals = new WeakMap<FastifyRequest, Principal>();
+  instance.route({
+    method: spec.method,
+    url: spec.path.slice(prefix.length),
+    exposeHeadRoute: !spec.streaming,
+    bodyLimit: MAX_BODY_BYTES,
+    // Authorisation runs before the body is read, so a refused caller cannot make us parse anything.
+    onRequest: async (request: FastifyRequest) => {
+      principals.set(request, ctx.auth.authorize(spec.access, request.headers));
+    },
+    onResponse: async (request: FastifyRequest, reply: FastifyReply) => {
+      const fields = {
+        event: 'api.request',
+        method: request.method,
+        url: request.url,
+        statusCode: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+        actor: principals.get(request)?.name,
+        remote: request.ip,
+      };
+      const line = `${request.method} ${request.url} ${reply.statusCode}`;
+      if (spec.access === 'write') ctx.logger.info(fields, line);
+      else ctx.logger.debug(fields, line);
+    },
+    handler: async (request: FastifyRequest, reply: FastifyReply) => {
+      const principal = principals.get(request);
+      if (!principal) throw new ApiError(500, 'internal', 'internal error; see the agent log');
+      const input = {
+        query: parse(spec.query, request.query, 'query'),
+        params: parse(spec.params, request.params, 'path'),
+        body: parse(spec.body, request.body ?? {}, 'body'),
+        principal,
+        request,
+        reply,
+      };
+      return spec.handle(ctx, input);
+    },
+  });
+}
+
+function parse(schema: RouteSpec['query'], value: unknown, where: 'query' | 'path' | 'body'): unknown {
+  if (!schema) return undefined;
+  const result = schema.safeParse(value);
+  if (!result.success) throw validationError(where, result.error);
+  return result.data;
+}
+
+async function readPem(path: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new Error(`cannot read the ${what} ${path}: ${code}`);
+  }
+}
+
+/** A host to put in a URL: wildcards become loopback, IPv6 gets brackets. */
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::' || host === '[::]') return '[::1]';
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}

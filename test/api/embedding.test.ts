@@ -1,0 +1,110 @@
+import { expect } from 'chai';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRequestHandler, serviceDiscoveryPlugin } from '../../src/api/server.js';
+import { ServiceListSchema, StatusResponseSchema } from '../../src/api/schemas.js';
+import { SseClient, TestCluster, http, postJson } from './fixtures.js';
+
+const KEY = 'embed-operator-key-42';
+
+describe('API embedded in a host', function () {
+  let cluster: TestCluster;
+
+  before(async function () {
+    cluster = await TestCluster.memory();
+    await cluster.addAgent({ id: 'host-a' });
+    await cluster.addAgent({ id: 'host-b' });
+    await cluster.settled(2);
+  });
+
+  after(async function () {
+    await cluster?.stop();
+  });
+
+  describe('as a Fastify plugin on a Proxy-Stone-like host', function () {
+    let app: FastifyInstance;
+    let base: string;
+
+    before(async function () {
+      app = Fastify();
+      // The host's own routes, as Proxy-Stone has them.
+      app.get('/health', async () => ({ status: 'ok', from: 'proxy-stone' }));
+      app.post('/api/echo', async (req) => ({ got: req.body }));
+      await app.register(serviceDiscoveryPlugin, {
+        agent: cluster.agents[0]!,
+        auth: { keys: [{ name: 'ops', role: 'operator', key: KEY }], readAccess: 'open' },
+      });
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    });
+
+    after(async function () {
+      await app?.close();
+    });
+
+    it('serves the routes under /service-discovery and /metrics', async function () {
+      const status = await http(`${base}/service-discovery/status`);
+      expect(StatusResponseSchema.parse(status.json).currentService.id).to.equal('host-a');
+      expect(ServiceListSchema.parse((await http(`${base}/service-discovery/services`)).json).total).to.equal(2);
+      expect((await http(`${base}/metrics`)).text).to.include('proxy_stone_cluster_size 2');
+      const disable = await postJson(`${base}/service-discovery/services/host-b/disable`, { reason: 'x' }, { 'X-API-Key': KEY });
+      expect(disable.status, disable.text).to.equal(200);
+      expect((await postJson(`${base}/service-discovery/services/host-b/enable`, {}, { 'X-API-Key': KEY })).status).to.equal(200);
+    });
+
+    it("leaves the host's routes, parsers and 404s alone", async function () {
+      expect((await http(`${base}/health`)).json).to.deep.equal({ status: 'ok', from: 'proxy-stone' });
+      // The host still parses text/plain, which the plugin refuses for its own routes.
+      const echo = await http(`${base}/api/echo`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' });
+      expect(echo.json).to.deep.equal({ got: 'hi' });
+      const hostMiss = await http(`${base}/nope`);
+      expect(hostMiss.status).to.equal(404);
+      expect(hostMiss.json).to.have.property('statusCode', 404); // fastify's own 404 shape
+      const sdMiss = await http(`${base}/service-discovery/nope`);
+      expect(sdMiss.json).to.deep.equal({ error: 'not_found', message: 'no route GET /service-discovery/nope' });
+    });
+
+    it('ends event streams when the host closes', async function () {
+      const host = Fastify();
+      await host.register(serviceDiscoveryPlugin, { agent: cluster.agents[0]!, auth: { keys: [], readAccess: 'open' } });
+      await host.listen({ host: '127.0.0.1', port: 0 });
+      const sse = new SseClient(`http://127.0.0.1:${(host.server.address() as AddressInfo).port}/service-discovery/events`);
+      await sse.opened;
+      const t0 = Date.now();
+      await host.close();
+      expect(Date.now() - t0).to.be.lessThan(2000);
+      await sse.waitFor('the stream ended', (c) => c.ended);
+    });
+  });
+
+  describe('as a plain Node request handler', function () {
+    it('serves every route on a node:http server', async function () {
+      const handler = createRequestHandler(cluster.agents[1]!, {
+        auth: { keys: [{ name: 'ops', role: 'operator', key: KEY }], readAccess: 'viewer' },
+      });
+      const server: Server = createServer(handler);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      try {
+        const h = { Authorization: `Bearer ${KEY}` };
+        expect((await http(`${base}/service-discovery/status`)).status).to.equal(401);
+        const status = await http(`${base}/service-discovery/status`, { headers: h });
+        expect(StatusResponseSchema.parse(status.json).currentService.id).to.equal('host-b');
+        expect((await http(`${base}/health`)).status).to.equal(200);
+        expect((await http(`${base}/metrics`, { headers: h })).text).to.include('# TYPE proxy_stone_is_leader gauge');
+        expect((await http(`${base}/nowhere`)).json).to.deep.equal({ error: 'not_found', message: 'no route GET /nowhere' });
+        const sse = new SseClient(`${base}/service-discovery/events`, h);
+        await sse.opened;
+        expect(sse.status).to.equal(200);
+        await handler.ready();
+        expect(handler.events.clientCount).to.equal(1);
+        await handler.close();
+        await sse.waitFor('the stream ended', (c) => c.ended);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  });
+});

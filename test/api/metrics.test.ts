@@ -1,0 +1,156 @@
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import type { ServiceAgent } from '../../src/agent/agent.js';
+import { AgentMetrics } from '../../src/api/metrics.js';
+import { startApiServer, type ApiServer } from '../../src/api/server.js';
+import type { MemoryRegistry } from '../../src/registry/memory.js';
+import { TestCluster, eventually, http } from './fixtures.js';
+
+/** The metric names of the seed and of the brief, each with its type. */
+const EXPECTED: Record<string, 'gauge' | 'counter' | 'histogram'> = {
+  proxy_stone_services_total: 'gauge',
+  proxy_stone_health_check_duration_seconds: 'histogram',
+  proxy_stone_leader_elections_total: 'counter',
+  proxy_stone_service_registrations_total: 'counter',
+  proxy_stone_cluster_size: 'gauge',
+  proxy_stone_registry_request_duration_seconds: 'histogram',
+  proxy_stone_lease_keepalive_failures_total: 'counter',
+  proxy_stone_watch_reconnects_total: 'counter',
+  proxy_stone_sse_clients: 'gauge',
+  proxy_stone_is_leader: 'gauge',
+  proxy_stone_view_stale: 'gauge',
+  proxy_stone_health_checks_total: 'counter',
+  process_cpu_seconds_total: 'counter',
+  process_resident_memory_bytes: 'gauge',
+  nodejs_eventloop_lag_seconds: 'gauge',
+};
+
+/**
+ * promtool lints non-counters ending in `_total`. These are expected: the seed names the gauge
+ * `proxy_stone_services_total`, and prom-client's default metrics name three gauges that way.
+ */
+const EXPECTED_LINT = new Set([
+  'proxy_stone_services_total non-counter metrics should not have "_total" suffix',
+  'nodejs_active_handles_total non-counter metrics should not have "_total" suffix',
+  'nodejs_active_requests_total non-counter metrics should not have "_total" suffix',
+  'nodejs_active_resources_total non-counter metrics should not have "_total" suffix',
+]);
+
+/** `name{labels} value` of one sample, or undefined. */
+function sample(text: string, name: string, labels = ''): number | undefined {
+  const re = new RegExp(`^${name}${labels ? `\\{${labels.replace(/[{}]/g, '\\$&')}\\}` : ''} (\\S+)$`, 'm');
+  const m = re.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+function promtoolAvailable(): boolean {
+  return spawnSync('promtool', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+describe('API metrics (/metrics)', function () {
+  let cluster: TestCluster;
+  let a: ServiceAgent;
+  let b: ServiceAgent;
+  let apiA: ApiServer;
+  let apiB: ApiServer;
+
+  before(async function () {
+    cluster = await TestCluster.memory();
+    const metricsA = new AgentMetrics();
+    a = await cluster.addAgent({ id: 'm-a' }, { wrap: (r) => metricsA.instrumentRegistry(r), start: false });
+    // Observing before start() is the order that sees everything.
+    metricsA.observe(a);
+    await a.start();
+    b = await cluster.addAgent({ id: 'm-b' });
+    await cluster.settled(2);
+    apiA = await startApiServer(a, { host: '127.0.0.1', port: 0, auth: { keys: [], readAccess: 'open' }, metrics: metricsA });
+    apiB = await startApiServer(b, { host: '127.0.0.1', port: 0, auth: { keys: [], readAccess: 'open' } });
+  });
+
+  after(async function () {
+    await apiA?.close();
+    await apiB?.close();
+    await cluster?.stop();
+  });
+
+  it('exposes every metric of the seed and the brief with its type', async function () {
+    const res = await http(`${apiA.url}/metrics`);
+    expect(res.status).to.equal(200);
+    expect(res.headers['content-type']).to.match(/^text\/plain; version=0\.0\.4/);
+    for (const [name, type] of Object.entries(EXPECTED)) {
+      expect(res.text, name).to.match(new RegExp(`^# TYPE ${name} ${type}$`, 'm'));
+    }
+    for (const status of ['healthy', 'unhealthy', 'starting', 'draining', 'stopped']) {
+      expect(sample(res.text, 'proxy_stone_services_total', `status="${status}"`), status).to.be.a('number');
+    }
+    expect(sample(res.text, 'proxy_stone_services_total', 'status="healthy"')).to.equal(2);
+    expect(sample(res.text, 'proxy_stone_cluster_size')).to.equal(2);
+    expect(sample(res.text, 'proxy_stone_service_registrations_total', 'kind="initial"')).to.equal(1);
+    expect(sample(res.text, 'proxy_stone_view_stale')).to.equal(0);
+    expect(sample(res.text, 'proxy_stone_health_checks_total', 'outcome="success"')).to.be.greaterThan(0);
+    expect(sample(res.text, 'proxy_stone_health_check_duration_seconds_count', 'outcome="success"')).to.be.greaterThan(0);
+    expect(sample(res.text, 'proxy_stone_registry_request_duration_seconds_count', 'operation="grantLease",outcome="ok"')).to.equal(1);
+    // No secret, no per-request label explosion: every name appears under one HELP only.
+    const helps = res.text.split('\n').filter((l) => l.startsWith('# HELP ')).map((l) => l.split(' ')[2]);
+    expect(new Set(helps).size).to.equal(helps.length);
+  });
+
+  it('gives each agent in one process its own valid metrics', async function () {
+    const [ta, tb] = await Promise.all([http(`${apiA.url}/metrics`), http(`${apiB.url}/metrics`)]);
+    const leaders = [sample(ta.text, 'proxy_stone_is_leader'), sample(tb.text, 'proxy_stone_is_leader')];
+    expect(leaders.sort()).to.deep.equal([0, 1]);
+    expect(leaders[0]! + leaders[1]!).to.equal(1);
+    // b's registry was not wrapped: its registry histogram is declared but has no samples.
+    expect(sample(tb.text, 'proxy_stone_registry_request_duration_seconds_count', 'operation="put",outcome="ok"')).to.equal(undefined);
+    expect(sample(tb.text, 'proxy_stone_service_registrations_total', 'kind="initial"')).to.equal(1);
+    for (const text of [ta.text, tb.text]) expect(text.match(/^# TYPE process_cpu_seconds_total /gm)).to.have.length(1);
+  });
+
+  it('passes promtool check metrics', function () {
+    if (!promtoolAvailable()) {
+      console.warn('    (skipped: promtool is not installed; CI installs it, e.g. apt-get install prometheus)');
+      this.skip();
+    }
+    return (async () => {
+      for (const api of [apiA, apiB]) {
+        const text = (await http(`${api.url}/metrics`)).text;
+        const run = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+        const problems = `${run.stdout}${run.stderr}`
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l !== '' && !EXPECTED_LINT.has(l));
+        expect(problems, `promtool found:\n${problems.join('\n')}`).to.deep.equal([]);
+        // Exit 3 is "lint problems", all of them expected above; anything else is a parse failure.
+        expect(run.status, run.stderr).to.be.oneOf([0, 3]);
+      }
+    })();
+  });
+
+  it('counts watch reconnects, keep-alive failures and leader elections', async function () {
+    const client = cluster.clients.get('m-a') as MemoryRegistry;
+    client.setAvailable(false);
+    await eventually('a stale view', () => a.isStale());
+    const staleText = (await http(`${apiA.url}/metrics`)).text;
+    expect(sample(staleText, 'proxy_stone_view_stale')).to.equal(1);
+    await eventually('a failed keep-alive', async () =>
+      (sample((await http(`${apiA.url}/metrics`)).text, 'proxy_stone_lease_keepalive_failures_total') ?? 0) > 0,
+    );
+    client.setAvailable(true);
+    await eventually('the view current again', () => !a.isStale());
+    const text1 = (await http(`${apiA.url}/metrics`)).text;
+    expect(sample(text1, 'proxy_stone_watch_reconnects_total')).to.equal(1);
+    expect(sample(text1, 'proxy_stone_view_stale')).to.equal(0);
+    expect(sample(text1, 'proxy_stone_registry_request_duration_seconds_count', 'operation="keepAlive",outcome="error"')).to.be.greaterThan(0);
+
+    // The leader (a, which registered first) leaves: b sees itself elected.
+    await eventually('a leads', () => a.isLeader());
+    const electionsB = sample((await http(`${apiB.url}/metrics`)).text, 'proxy_stone_leader_elections_total')!;
+    await a.stop();
+    const textB = await eventually('b counts an election', async () => {
+      const t = (await http(`${apiB.url}/metrics`)).text;
+      return sample(t, 'proxy_stone_leader_elections_total')! > electionsB ? t : undefined;
+    });
+    expect(sample(textB, 'proxy_stone_is_leader')).to.equal(1);
+    expect(sample(textB, 'proxy_stone_cluster_size')).to.equal(1);
+  });
+});
