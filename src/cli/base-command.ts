@@ -37,6 +37,11 @@ function codeName(exit: number): string {
   return 'failure';
 }
 
+/** The message on one line: oclif's parse errors span lines ("Parsing --timeout", then why); the help pointer is dropped. */
 function firstLine(message: string): string {
-  return message.split('\n').find((l) => l.trim().length > 0)?.trim() ?? message;
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !/^See more help with/.test(l));
+  return lines.length > 0 ? lines.join(' ') : message;
 }

@@ -1,5 +1,6 @@
 import { ServiceNotFoundError } from '../cluster/admin.js';
 import { RegistryAuthError, RegistryUnavailableError } from '../registry/types.js';
+import { AgentRequestError, AgentUnavailableError, TargetError } from './cluster-client.js';
 
 /** Exit codes, documented in the README. */
 export const EXIT = {
@@ -44,6 +45,33 @@ export function describeError(err: unknown): { message: string; exit: number; su
   if (err instanceof RegistryAuthError) {
     return { message: err.message, exit: EXIT.refused, suggestions: ['check --etcd-username/--etcd-password or the TLS files'], bug: false };
   }
+  if (err instanceof TargetError) return { message: err.message, exit: EXIT.usage, suggestions: [], bug: false };
+  if (err instanceof AgentUnavailableError) {
+    return {
+      message: err.message,
+      exit: EXIT.unreachable,
+      suggestions: ['check the agent URL (--agent or PROXY_STONE_SD_AGENT) and that the agent runs'],
+      bug: false,
+    };
+  }
+  if (err instanceof AgentRequestError) return describeAgentError(err);
   const message = err instanceof Error ? err.message : String(err);
   return { message: message.split('\n')[0]!, exit: EXIT.failure, suggestions: [], bug: true };
+}
+
+/** An agent's error answer: refused keys are exit 5, a bad request 2, its registry being away 4. */
+function describeAgentError(err: AgentRequestError): { message: string; exit: number; suggestions: string[]; bug: boolean } {
+  if (err.statusCode === 401 || err.statusCode === 403) {
+    return {
+      message: err.message,
+      exit: EXIT.refused,
+      suggestions: ['pass a key with --api-key or SERVICE_DISCOVERY_API_KEY (enable/disable need an operator key)'],
+      bug: false,
+    };
+  }
+  if (err.statusCode === 400) return { message: err.message, exit: EXIT.usage, suggestions: [], bug: false };
+  if (err.code === 'registry_unavailable') {
+    return { message: err.message, exit: EXIT.unreachable, suggestions: ['the agent answers but cannot reach etcd; run: proxy-stone-sd doctor'], bug: false };
+  }
+  return { message: err.message, exit: EXIT.failure, suggestions: [], bug: false };
 }

@@ -95,13 +95,16 @@ export async function setServiceEnabled(
   throw new Error(`intent for ${serviceId} kept changing under us; try again`);
 }
 
-/** Reads the audit trail, newest first, optionally for one service. */
+/** Reads the audit trail, newest first, optionally for one service. Needs only `list` (read-only clients fit). */
 export async function listAudit(
-  registry: Registry,
+  registry: Pick<Registry, 'list'>,
   layout: KeyLayout,
   options: { serviceId?: string; limit?: number } = {},
 ): Promise<AuditEntry[]> {
-  const { kvs } = await registry.list(layout.audit);
+  const listed = await registry.list(layout.audit);
+  // Keys order by millisecond only (a random suffix within one), so two actions in the same
+  // millisecond would come back in random order; the create revision is the order of the writes.
+  const kvs = [...listed.kvs].sort((x, y) => x.createRevision - y.createRevision);
   const entries: AuditEntry[] = [];
   for (let i = kvs.length - 1; i >= 0; i--) {
     const parsed = parseAuditEntry(kvs[i]!.value);

@@ -1,74 +1,184 @@
-import { z } from 'zod';
-import { SERVICE_STATUSES, type AdminIntent, type AuditEntry, type ServiceRecord } from '../types.js';
+import { SERVICE_STATUSES, type AdminIntent, type AuditEntry, type HealthInfo, type ServiceRecord } from '../types.js';
 
 /**
  * Registry data is input like any other: another version, a person with etcdctl or a broken writer
  * can put anything under the namespace. Every value is parsed here; a bad one is reported and skipped.
+ *
+ * The validators are written by hand rather than with zod on purpose: every one-shot CLI read parses
+ * records, and loading zod (about a hundred modules) cost as much as starting node itself. Semantics
+ * follow what a zod object schema would do: unknown keys are dropped, `undefined` takes the default,
+ * anything else of the wrong type is an error naming its path.
  */
 
-const status = z.enum(SERVICE_STATUSES);
+/** A value failed validation at `path`. */
+class Invalid extends Error {
+  constructor(path: string, expected: string | undefined, got?: unknown) {
+    super(`${path || 'value'}: ${expected === undefined ? 'required' : `expected ${expected}, got ${describe(got)}`}`);
+  }
+}
 
-const storedRecord = z.object({
-  id: z.string().min(1),
-  name: z.string(),
-  host: z.string(),
-  port: z.number().int().min(0).max(65535),
-  version: z.string().default(''),
-  tags: z.array(z.string()).default([]),
-  region: z.string().default(''),
-  zone: z.string().default(''),
-  status,
-  role: z.enum(['leader', 'follower']).default('follower'),
-  enabled: z.boolean().default(true),
-  health: z
-    .object({
-      status,
-      responseTime: z.number().nullable().default(null),
-      lastCheck: z.number().nullable().default(null),
-      consecutiveFailures: z.number().int().default(0),
-      consecutiveSuccesses: z.number().int().default(0),
-      message: z.string().optional(),
-    })
-    .optional(),
-  registeredAt: z.number().default(0),
-  updatedAt: z.number().default(0),
-  healthUrl: z.string().default(''),
-  apiUrl: z.string().optional(),
-  metadata: z.record(z.string(), z.string()).default({}),
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return v.length > 40 ? 'a string' : JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return typeof v === 'object' ? 'an object' : typeof v;
+}
+
+type Reader<T> = (v: unknown, path: string) => T;
+
+const join = (path: string, key: string | number) => (path ? `${path}.${key}` : String(key));
+
+const str =
+  (min = 0): Reader<string> =>
+  (v, path) => {
+    if (typeof v !== 'string' || v.length < min) throw new Invalid(path, min > 0 ? 'a non-empty string' : 'a string', v);
+    return v;
+  };
+
+const num =
+  (opts: { int?: boolean; min?: number; max?: number } = {}): Reader<number> =>
+  (v, path) => {
+    const ok =
+      typeof v === 'number' &&
+      Number.isFinite(v) &&
+      (!opts.int || Number.isInteger(v)) &&
+      (opts.min === undefined || v >= opts.min) &&
+      (opts.max === undefined || v <= opts.max);
+    if (!ok) {
+      const range = opts.min !== undefined && opts.max !== undefined ? ` ${opts.min}-${opts.max}` : '';
+      throw new Invalid(path, `${opts.int ? 'an integer' : 'a number'}${range}`, v);
+    }
+    return v as number;
+  };
+
+const bool: Reader<boolean> = (v, path) => {
+  if (typeof v !== 'boolean') throw new Invalid(path, 'a boolean', v);
+  return v;
+};
+
+const oneOf =
+  <T extends string>(values: readonly T[]): Reader<T> =>
+  (v, path) => {
+    if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) throw new Invalid(path, `one of ${values.join(', ')}`, v);
+    return v as T;
+  };
+
+const nullable =
+  <T>(read: Reader<T>): Reader<T | null> =>
+  (v, path) =>
+    v === null ? null : read(v, path);
+
+const arrayOf =
+  <T>(read: Reader<T>): Reader<T[]> =>
+  (v, path) => {
+    if (!Array.isArray(v)) throw new Invalid(path, 'an array', v);
+    return v.map((item, i) => read(item, join(path, i)));
+  };
+
+const stringRecord: Reader<Record<string, string>> = (v, path) => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Invalid(path, 'an object of strings', v);
+  const out: Record<string, string> = {};
+  for (const [k, item] of Object.entries(v)) out[k] = str()(item, join(path, k));
+  return out;
+};
+
+type Field<T> = { read: Reader<T>; default?: () => T; optional?: boolean };
+type Shape = Record<string, Field<unknown>>;
+type Out<S extends Shape> = {
+  [K in keyof S as S[K]['optional'] extends true ? never : K]: S[K] extends Field<infer T> ? T : never;
+} & {
+  [K in keyof S as S[K]['optional'] extends true ? K : never]?: S[K] extends Field<infer T> ? T : never;
+};
+
+const req = <T>(read: Reader<T>): Field<T> => ({ read });
+const opt = <T>(read: Reader<T>): Field<T> & { optional: true } => ({ read, optional: true });
+const def = <T>(read: Reader<T>, value: () => T): Field<T> => ({ read, default: value });
+
+/** An object of known fields; unknown keys are dropped, missing ones defaulted or reported. */
+function object<S extends Shape>(shape: S): Reader<Out<S>> {
+  return (v, path) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Invalid(path, 'an object', v);
+    const input = v as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(shape)) {
+      const value = Object.hasOwn(input, key) ? input[key] : undefined;
+      if (value === undefined) {
+        if (field.default) out[key] = field.default();
+        else if (!field.optional) throw new Invalid(join(path, key), undefined);
+        continue;
+      }
+      out[key] = field.read(value, join(path, key));
+    }
+    return out as Out<S>;
+  };
+}
+
+const status = oneOf(SERVICE_STATUSES);
+
+const storedHealth = object({
+  status: req(status),
+  responseTime: def(nullable(num()), () => null),
+  lastCheck: def(nullable(num()), () => null),
+  consecutiveFailures: def(num({ int: true }), () => 0),
+  consecutiveSuccesses: def(num({ int: true }), () => 0),
+  message: opt(str()),
 });
 
-const adminIntent = z.object({
-  enabled: z.boolean(),
-  reason: z.string().optional(),
-  actor: z.string().default('unknown'),
-  at: z.number(),
-  expiresAt: z.number().optional(),
+const storedRecord = object({
+  id: req(str(1)),
+  name: req(str()),
+  host: req(str()),
+  port: req(num({ int: true, min: 0, max: 65535 })),
+  version: def(str(), () => ''),
+  tags: def(arrayOf(str()), () => []),
+  region: def(str(), () => ''),
+  zone: def(str(), () => ''),
+  status: req(status),
+  role: def(oneOf(['leader', 'follower'] as const), () => 'follower' as const),
+  enabled: def(bool, () => true),
+  health: opt(storedHealth),
+  registeredAt: def(num(), () => 0),
+  updatedAt: def(num(), () => 0),
+  healthUrl: def(str(), () => ''),
+  apiUrl: opt(str()),
+  metadata: def(stringRecord, () => ({})),
 });
 
-const auditEntry = z.object({
-  id: z.string(),
-  at: z.number(),
-  actor: z.string(),
-  action: z.enum(['enable', 'disable']),
-  serviceId: z.string(),
-  reason: z.string().optional(),
-  source: z.string().optional(),
-  changed: z.boolean(),
+const adminIntent = object({
+  enabled: req(bool),
+  reason: opt(str()),
+  actor: def(str(), () => 'unknown'),
+  at: req(num()),
+  expiresAt: opt(num()),
+});
+
+const auditEntry = object({
+  id: req(str()),
+  at: req(num()),
+  actor: req(str()),
+  action: req(oneOf(['enable', 'disable'] as const)),
+  serviceId: req(str()),
+  reason: opt(str()),
+  source: opt(str()),
+  changed: req(bool),
 });
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
 
-function parseJson<T>(schema: z.ZodType<T>, raw: string): ParseResult<T> {
+function parseJson<T>(read: Reader<T>, raw: string): ParseResult<T> {
   let data: unknown;
   try {
     data = JSON.parse(raw);
   } catch {
     return { ok: false, error: 'not JSON' };
   }
-  const parsed = schema.safeParse(data);
-  if (parsed.success) return { ok: true, value: parsed.data };
-  const issue = parsed.error.issues[0]!;
-  return { ok: false, error: `${issue.path.join('.') || 'value'}: ${issue.message}` };
+  try {
+    return { ok: true, value: read(data, '') };
+  } catch (err) {
+    if (err instanceof Invalid) return { ok: false, error: err.message };
+    throw err;
+  }
 }
 
 /**
@@ -80,7 +190,7 @@ export function parseServiceRecord(raw: string, keyId: string): ParseResult<Serv
   if (!parsed.ok) return parsed;
   const r = parsed.value;
   if (r.id !== keyId) return { ok: false, error: `id "${r.id}" does not match its key "${keyId}"` };
-  const health = r.health ?? {
+  const health: HealthInfo = r.health ?? {
     status: r.status,
     responseTime: null,
     lastCheck: null,

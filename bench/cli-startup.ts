@@ -1,0 +1,111 @@
+/**
+ * Cold-start cost of the CLI as a multiple of a bare `node -e ''` measured in the same run, so the
+ * numbers mean the same on a fast laptop and a loaded CI machine. Needs a build (`npm run build`)
+ * and an etcd (the test harness starts one: ETCD_ENDPOINTS, an etcd binary, or Docker).
+ *
+ *   node --import tsx bench/cli-startup.ts [--runs 10]
+ *
+ * Each round runs every case once, in turn, so drift in machine load hits every case alike; the
+ * table shows medians. Goal: `services list --json` at most 4x a bare node start.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Table from 'cli-table3';
+import { startEtcd, uniqueNamespace } from '../test/helpers/etcd.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const runIndex = process.argv.indexOf('--runs');
+const runs = runIndex === -1 ? 10 : Number(process.argv[runIndex + 1]);
+const GOAL = 4;
+
+if (!existsSync(join(root, 'dist/commands')) || !existsSync(join(root, 'oclif.manifest.json'))) {
+  console.error('build first: npm run build');
+  process.exit(2);
+}
+
+const etcd = await startEtcd();
+const namespace = uniqueNamespace('bench');
+try {
+  await seed(etcd.endpoint, namespace, 5);
+  const env = { ...process.env, NO_COLOR: '1', COLUMNS: '120' };
+  const bin = join(root, 'bin/run.js');
+  const cases: { name: string; args: string[]; goal?: number }[] = [
+    { name: "node -e ''", args: ['-e', ''] },
+    { name: 'run.js --version', args: [bin, '--version'] },
+    { name: 'run.js --help', args: [bin, '--help'] },
+    { name: 'run.js services list --json', args: [bin, 'services', 'list', '--json', '--endpoints', etcd.endpoint, '--namespace', namespace], goal: GOAL },
+    { name: 'run.js topology --json', args: [bin, 'topology', '--json', '--endpoints', etcd.endpoint, '--namespace', namespace] },
+    // For comparison: what a one-shot read through gRPC costs before any CLI code runs.
+    {
+      name: 'node: etcd3 import + one range',
+      args: [
+        '--input-type=module',
+        '-e',
+        `import { Etcd3 } from 'etcd3'; const c = new Etcd3({ hosts: '${etcd.endpoint}' }); await c.getAll().prefix('${namespace}/services/').strings(); c.close();`,
+      ],
+    },
+  ];
+  const samples = cases.map(() => [] as number[]);
+  // One warm-up round fills the OS file cache, which a "cold" start on a real machine also has.
+  for (let round = -1; round < runs; round++) {
+    cases.forEach((c, i) => {
+      const started = process.hrtime.bigint();
+      const res = spawnSync(process.execPath, c.args, { cwd: root, env, encoding: 'utf8' });
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (res.status !== 0) throw new Error(`${c.name} exited ${res.status}: ${res.stderr}`);
+      if (round >= 0) samples[i]!.push(ms);
+    });
+  }
+  const medians = samples.map(median);
+  const base = medians[0]!;
+  const table = new Table({ head: ['command', 'median ms', 'min ms', 'x node', 'goal'], style: { head: [], border: [] } });
+  cases.forEach((c, i) => {
+    const ratio = medians[i]! / base;
+    table.push([c.name, medians[i]!.toFixed(0), Math.min(...samples[i]!).toFixed(0), `${ratio.toFixed(2)}x`, c.goal ? `${ratio <= c.goal ? 'ok' : 'MISSED'} (<= ${c.goal}x)` : '']);
+  });
+  console.log(table.toString());
+  console.log(`${runs} runs each, node ${process.version}, etcd ${etcd.kind} ${etcd.endpoint}`);
+} finally {
+  await etcd.stop();
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** A few service records, written through etcd's HTTP gateway so the bench itself loads no gRPC. */
+async function seed(endpoint: string, ns: string, count: number): Promise<void> {
+  for (let i = 1; i <= count; i++) {
+    const id = `bench-${i}`;
+    const record = {
+      id,
+      name: 'proxy-stone',
+      host: '127.0.0.1',
+      port: 4000 + i,
+      version: '1.0.0',
+      tags: ['proxy-stone'],
+      region: i % 2 ? 'us-east-1' : 'us-west-2',
+      zone: i % 2 ? 'us-east-1a' : 'us-west-2a',
+      status: 'healthy',
+      role: 'follower',
+      enabled: true,
+      registeredAt: Date.now(),
+      updatedAt: Date.now(),
+      healthUrl: `http://127.0.0.1:${4000 + i}/health`,
+      metadata: {},
+    };
+    const res = await fetch(`${endpoint}/v3/kv/put`, {
+      method: 'POST',
+      body: JSON.stringify({ key: b64(`${ns}/services/${id}`), value: b64(JSON.stringify(record)) }),
+    });
+    if (!res.ok) throw new Error(`seeding etcd failed: HTTP ${res.status}`);
+  }
+}
+
+function b64(text: string): string {
+  return Buffer.from(text).toString('base64');
+}

@@ -1,0 +1,379 @@
+import { Agent, request, type Dispatcher } from 'undici';
+import { ServiceNotFoundError } from '../cluster/admin.js';
+import type { ServiceFilter, ServiceList } from '../cluster/topology.js';
+import type { AdminIntent, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
+import {
+  AgentRequestError,
+  AgentUnavailableError,
+  intentFromAudit,
+  TargetError,
+  type AgentStatus,
+  type AgentTarget,
+  type AuditResult,
+  type ClusterClient,
+  type EventsOptions,
+  type ServiceHealthResult,
+  type SetEnabledRequest,
+  type SetEnabledSummary,
+} from './cluster-client.js';
+
+/** Longest silence accepted on an event stream; the agent sends a `: ping` comment every 15 s. */
+const STREAM_IDLE_MS = 60_000;
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 5_000;
+
+/**
+ * The cluster as one agent's HTTP API sees it (`/service-discovery/...`). Every request carries the
+ * API key when one is given and is bounded by the target's timeout; the event stream is SSE, resumed
+ * with `Last-Event-ID` after an interruption.
+ */
+export class AgentClient implements ClusterClient {
+  readonly kind = 'agent' as const;
+  readonly description: string;
+  private readonly base: string;
+  private readonly dispatcher: Agent;
+
+  constructor(private readonly target: AgentTarget) {
+    this.base = apiBase(target.url);
+    this.description = this.base.replace(/\/service-discovery$/, '');
+    this.dispatcher = new Agent({
+      connectTimeout: target.timeoutMs,
+      headersTimeout: target.timeoutMs,
+      bodyTimeout: target.timeoutMs,
+      // Short: a CLI makes a few calls and exits; idle sockets must not hold the process.
+      keepAliveTimeout: 1_000,
+    });
+  }
+
+  status(): Promise<AgentStatus> {
+    return this.json<AgentStatus>('GET', '/status');
+  }
+
+  listServices(filter: ServiceFilter = {}): Promise<ServiceList> {
+    const query = new URLSearchParams();
+    if (filter.status) query.set('status', filter.status);
+    if (filter.region !== undefined) query.set('region', filter.region);
+    if (filter.zone !== undefined) query.set('zone', filter.zone);
+    if (filter.healthy) query.set('healthy', 'true');
+    const qs = query.toString();
+    return this.json<ServiceList>('GET', `/services${qs ? `?${qs}` : ''}`);
+  }
+
+  getService(id: string): Promise<ServiceRecord> {
+    return this.json<ServiceRecord>('GET', `/services/${encodeURIComponent(id)}`, undefined, id);
+  }
+
+  getServiceHealth(id: string): Promise<ServiceHealthResult> {
+    return this.json<ServiceHealthResult>('GET', `/services/${encodeURIComponent(id)}/health`, undefined, id);
+  }
+
+  async getIntent(id: string): Promise<AdminIntent | null> {
+    const [service, audit] = await Promise.all([this.getService(id), this.audit({ serviceId: id, limit: 100 })]);
+    return intentFromAudit(service, audit.entries);
+  }
+
+  topology(): Promise<ClusterTopology> {
+    return this.json<ClusterTopology>('GET', '/topology');
+  }
+
+  async setEnabled(id: string, enabled: boolean, request: SetEnabledRequest = {}): Promise<SetEnabledSummary> {
+    // The agent records the API key's name as the actor; `request.actor` is for the registry path.
+    const body = request.reason !== undefined ? { reason: request.reason } : {};
+    const res = await this.json<SetEnabledSummary & Record<string, unknown>>(
+      'POST',
+      `/services/${encodeURIComponent(id)}/${enabled ? 'enable' : 'disable'}`,
+      body,
+      id,
+    );
+    return { serviceId: res.serviceId, enabled: res.enabled, changed: res.changed, ...(res.service ? { service: res.service } : {}) };
+  }
+
+  audit(options: { serviceId?: string; limit?: number } = {}): Promise<AuditResult> {
+    const query = new URLSearchParams();
+    if (options.serviceId) query.set('serviceId', options.serviceId);
+    query.set('limit', String(Math.min(1000, Math.max(1, options.limit ?? 100))));
+    return this.json<AuditResult>('GET', `/audit?${query.toString()}`);
+  }
+
+  async events(onEvent: (event: ClusterEvent) => void, signal: AbortSignal, options: EventsOptions = {}): Promise<void> {
+    let lastEventId: string | undefined;
+    let connected = false;
+    let delay = RECONNECT_MIN_MS;
+    const query = options.types ? `?types=${encodeURIComponent([...options.types].join(','))}` : '';
+    while (!signal.aborted) {
+      try {
+        await this.stream(`/events${query}`, lastEventId, signal, {
+          onOpen: () => {
+            if (connected && lastEventId !== undefined) options.onNotice?.(`event stream resumed after ${lastEventId}`);
+            connected = true;
+            delay = RECONNECT_MIN_MS;
+          },
+          onFrame: (frame) => {
+            if (frame.id !== undefined) lastEventId = frame.id;
+            if (frame.retry !== undefined) delay = Math.min(RECONNECT_MAX_MS, Math.max(RECONNECT_MIN_MS, frame.retry));
+            if (frame.event === 'reset') {
+              options.onNotice?.('the agent could not resume from the last event seen: events may have been missed; re-list to be sure');
+              return;
+            }
+            if (frame.event === 'overflow') {
+              options.onNotice?.('the agent cut the stream off (this reader fell behind); resuming');
+              return;
+            }
+            if (frame.event !== 'message' || frame.data === '') return;
+            const event = parseEvent(frame.data);
+            if (event && (!options.types || options.types.has(event.type))) onEvent(event);
+          },
+        });
+        if (!signal.aborted) options.onNotice?.(`event stream from ${this.description} ended; reconnecting`);
+      } catch (err) {
+        if (signal.aborted) break;
+        if (!connected) throw err;
+        options.onNotice?.(`event stream from ${this.description} interrupted (${(err as Error).message}); reconnecting`);
+      }
+      await sleep(delay, signal);
+      delay = Math.min(RECONNECT_MAX_MS, delay * 2);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.destroy().catch(() => undefined);
+  }
+
+  /** One JSON request. A 404 on a route naming `serviceId` is a ServiceNotFoundError. */
+  private async json<T>(method: 'GET' | 'POST', path: string, body?: object, serviceId?: string): Promise<T> {
+    const res = await this.send(method, path, body);
+    const text = await res.body.text().catch((err: unknown) => {
+      throw this.unavailable(err);
+    });
+    const parsed = parseJson(text);
+    if (res.statusCode >= 200 && res.statusCode < 300) {
+      if (parsed === undefined) throw new AgentRequestError(this.description, res.statusCode, 'bad_response', `agent ${this.description} answered ${path} with something that is not JSON; is this a proxy-stone-sd agent?`);
+      return parsed as T;
+    }
+    const error = (parsed ?? {}) as { error?: string; message?: string };
+    if (res.statusCode === 404 && serviceId !== undefined && error.error === 'not_found' && !/^no route/.test(error.message ?? '')) {
+      throw new ServiceNotFoundError(serviceId);
+    }
+    const message = error.message ?? `HTTP ${res.statusCode}`;
+    const what =
+      res.statusCode === 401 || res.statusCode === 403
+        ? `agent ${this.description} refused the request: ${message}`
+        : res.statusCode === 404
+          ? `agent ${this.description} has no ${path.split('?')[0]}: ${message}; is this a proxy-stone-sd agent URL?`
+          : `agent ${this.description} answered HTTP ${res.statusCode}: ${message}`;
+    throw new AgentRequestError(this.description, res.statusCode, error.error ?? `http_${res.statusCode}`, what);
+  }
+
+  private async send(method: 'GET' | 'POST', path: string, body?: object): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.target.apiKey) headers.authorization = `Bearer ${this.target.apiKey}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    try {
+      return await request(`${this.base}${path}`, {
+        method,
+        headers,
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        dispatcher: this.dispatcher,
+        signal: AbortSignal.timeout(this.target.timeoutMs),
+      });
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+  }
+
+  /** Opens the SSE stream and feeds frames until it ends, fails, or `signal` aborts. */
+  private async stream(
+    path: string,
+    lastEventId: string | undefined,
+    signal: AbortSignal,
+    handlers: { onOpen(): void; onFrame(frame: SseFrame): void },
+  ): Promise<void> {
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (this.target.apiKey) headers.authorization = `Bearer ${this.target.apiKey}`;
+    if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(`${this.base}${path}`, {
+        method: 'GET',
+        headers,
+        dispatcher: this.dispatcher,
+        signal,
+        headersTimeout: this.target.timeoutMs,
+        bodyTimeout: STREAM_IDLE_MS,
+      });
+    } catch (err) {
+      throw this.unavailable(err);
+    }
+    if (res.statusCode !== 200) {
+      const text = await res.body.text().catch(() => '');
+      const error = (parseJson(text) ?? {}) as { error?: string; message?: string };
+      throw new AgentRequestError(
+        this.description,
+        res.statusCode,
+        error.error ?? `http_${res.statusCode}`,
+        `agent ${this.description} refused the event stream: ${error.message ?? `HTTP ${res.statusCode}`}`,
+      );
+    }
+    handlers.onOpen();
+    const parser = new SseParser(handlers.onFrame);
+    try {
+      for await (const chunk of res.body) parser.push(chunk as Buffer);
+    } catch (err) {
+      if (signal.aborted) return;
+      throw this.unavailable(err);
+    }
+  }
+
+  private unavailable(err: unknown): Error {
+    if (err instanceof AgentRequestError || err instanceof AgentUnavailableError) return err;
+    return new AgentUnavailableError(this.description, reason(err, this.target.timeoutMs));
+  }
+}
+
+/**
+ * Fetches a service's health (with its probe history) from the URL its own agent advertises. No API
+ * key is sent: the URL comes from the registry, and a key must never go to a host the user did not name.
+ */
+export async function fetchServiceHealth(url: string, timeoutMs: number): Promise<ServiceHealthResult> {
+  const dispatcher = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  try {
+    const res = await request(url, { headers: { accept: 'application/json' }, dispatcher, signal: AbortSignal.timeout(timeoutMs) }).catch(
+      (err: unknown) => {
+        throw new AgentUnavailableError(url, reason(err, timeoutMs));
+      },
+    );
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new AgentRequestError(url, res.statusCode, `http_${res.statusCode}`, `HTTP ${res.statusCode}`);
+    const parsed = parseJson(text) as ServiceHealthResult | undefined;
+    if (!parsed || !Array.isArray(parsed.history)) throw new AgentRequestError(url, res.statusCode, 'bad_response', 'not a health history');
+    return parsed;
+  } finally {
+    await dispatcher.destroy().catch(() => undefined);
+  }
+}
+
+/** `http://host:8790`, `http://host:8790/`, `http://host:8790/service-discovery` all name the same API. */
+function apiBase(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TargetError(`--agent ${url}: expected an http(s) URL such as http://127.0.0.1:8790`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new TargetError(`--agent ${url}: expected an http(s) URL such as http://127.0.0.1:8790`);
+  }
+  parsed.search = '';
+  parsed.hash = '';
+  const path = parsed.pathname.replace(/\/+$/, '').replace(/\/service-discovery$/, '');
+  return `${parsed.origin}${path}/service-discovery`;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function parseEvent(data: string): ClusterEvent | undefined {
+  const event = parseJson(data) as ClusterEvent | undefined;
+  return event && typeof event === 'object' && typeof event.type === 'string' ? event : undefined;
+}
+
+function reason(err: unknown, timeoutMs: number): string {
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  const code = e?.code ?? e?.cause?.code;
+  if (e?.name === 'TimeoutError' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return `no answer within ${timeoutMs}ms`;
+  }
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot resolve host (${code})`;
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return 'connection reset';
+  const message = e?.message ?? String(err);
+  return message.split('\n')[0]!;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** One dispatched SSE event. `event` is `message` unless the server named it. */
+export interface SseFrame {
+  id?: string;
+  event: string;
+  data: string;
+  retry?: number;
+}
+
+/** Incremental parser of `text/event-stream` (WHATWG HTML, "event stream interpretation"). */
+export class SseParser {
+  private buffer = '';
+  private readonly decoder = new TextDecoder();
+  private data: string[] = [];
+  private event = '';
+  private id: string | undefined;
+  private retry: number | undefined;
+
+  constructor(private readonly onFrame: (frame: SseFrame) => void) {}
+
+  push(chunk: Uint8Array): void {
+    this.buffer += this.decoder.decode(chunk, { stream: true });
+    let index: number;
+    while ((index = this.buffer.search(/\r\n|\r|\n/)) !== -1) {
+      const line = this.buffer.slice(0, index);
+      const newline = this.buffer.startsWith('\r\n', index) ? 2 : 1;
+      // A lone \r at the end may be the first half of \r\n: wait for more.
+      if (newline === 1 && this.buffer[index] === '\r' && index === this.buffer.length - 1) break;
+      this.buffer = this.buffer.slice(index + newline);
+      this.line(line);
+    }
+  }
+
+  private line(line: string): void {
+    if (line === '') {
+      if (this.data.length > 0 || this.event !== '' || this.id !== undefined || this.retry !== undefined) {
+        this.onFrame({
+          ...(this.id !== undefined ? { id: this.id } : {}),
+          event: this.event || 'message',
+          data: this.data.join('\n'),
+          ...(this.retry !== undefined ? { retry: this.retry } : {}),
+        });
+      }
+      this.data = [];
+      this.event = '';
+      this.id = undefined;
+      this.retry = undefined;
+      return;
+    }
+    if (line.startsWith(':')) return; // comment (heartbeat)
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    switch (field) {
+      case 'data':
+        this.data.push(value);
+        break;
+      case 'event':
+        this.event = value;
+        break;
+      case 'id':
+        if (!value.includes('\0')) this.id = value;
+        break;
+      case 'retry':
+        if (/^\d+$/.test(value)) this.retry = Number(value);
+        break;
+    }
+  }
+}

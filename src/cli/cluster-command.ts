@@ -1,0 +1,159 @@
+import { Errors, Flags, type Interfaces } from '@oclif/core';
+import { parseDuration } from '../util/duration.js';
+import { BaseCommand } from './base-command.js';
+import { openClusterClient, TargetError, type ClusterClient, type ClusterTarget } from './cluster-client.js';
+import { describeError, EXIT } from './errors.js';
+
+/** Where the CLI looks when neither `--endpoints` nor `--agent` is given: etcd's own default. */
+export const DEFAULT_ENDPOINT = 'http://127.0.0.1:2379';
+const DEFAULT_TIMEOUT_SECONDS = 5;
+const TARGET = 'TARGET';
+
+const timeoutFlag = Flags.custom<number>({
+  summary: 'Seconds allowed for each network call (e.g. 5, 500ms, 2s); an unreachable etcd or agent fails after this.',
+  helpValue: '<seconds>',
+  helpGroup: TARGET,
+  async parse(input) {
+    return usage(() => {
+      const seconds = parseDuration(input);
+      if (seconds <= 0) throw new Error('expected a duration above 0 (e.g. 5, 500ms, 2s)');
+      return seconds;
+    });
+  },
+});
+
+/**
+ * Base of every command that talks to a cluster: one set of target flags (etcd directly, or an
+ * agent's API), each bound to its environment variable, a client opened on demand and always closed,
+ * and errors as one line on stderr with the documented exit code.
+ */
+export abstract class ClusterCommand extends BaseCommand {
+  static override baseFlags = {
+    endpoints: Flags.string({
+      summary: `etcd endpoints, comma-separated (default ${DEFAULT_ENDPOINT} when --agent is not given either).`,
+      env: 'SERVICE_DISCOVERY_ENDPOINTS',
+      helpValue: '<urls>',
+      helpGroup: TARGET,
+    }),
+    namespace: Flags.string({
+      summary: 'Key prefix of the cluster in etcd.',
+      env: 'SERVICE_DISCOVERY_NAMESPACE',
+      default: 'proxy-stone',
+      helpGroup: TARGET,
+    }),
+    agent: Flags.string({
+      summary: "Talk to this agent's HTTP API instead of etcd, e.g. http://127.0.0.1:8790.",
+      env: 'PROXY_STONE_SD_AGENT',
+      helpValue: '<url>',
+      helpGroup: TARGET,
+    }),
+    'api-key': Flags.string({
+      summary: 'API key for --agent (sent as a Bearer token); enable/disable need an operator key.',
+      env: 'SERVICE_DISCOVERY_API_KEY',
+      helpGroup: TARGET,
+    }),
+    timeout: timeoutFlag({ default: DEFAULT_TIMEOUT_SECONDS }),
+    'etcd-username': Flags.string({ summary: 'etcd user name.', env: 'SERVICE_DISCOVERY_USERNAME', helpGroup: TARGET }),
+    'etcd-password': Flags.string({ summary: 'etcd password (prefer the env var).', env: 'SERVICE_DISCOVERY_PASSWORD', helpGroup: TARGET }),
+    'etcd-ca': Flags.string({ summary: 'PEM CA file for https etcd endpoints.', env: 'SERVICE_DISCOVERY_CA_FILE', helpGroup: TARGET }),
+    'etcd-cert': Flags.string({ summary: 'PEM client certificate for etcd mTLS.', env: 'SERVICE_DISCOVERY_CERT_FILE', helpGroup: TARGET }),
+    'etcd-key': Flags.string({ summary: 'PEM client key for etcd mTLS.', env: 'SERVICE_DISCOVERY_KEY_FILE', helpGroup: TARGET }),
+  };
+
+  private client: ClusterClient | undefined;
+
+  /** Opens the client the flags name. Closed by `finally()`, whatever happens. */
+  protected async connect(flags: ClusterFlags): Promise<ClusterClient> {
+    this.client = await openClusterClient(this.target(flags));
+    return this.client;
+  }
+
+  /**
+   * Resolves the target. A flag on the command line beats an environment variable, so
+   * `--agent URL` works on a host whose environment names etcd; both given the same way is an error.
+   */
+  protected target(flags: ClusterFlags, options: { quiet?: boolean } = {}): ClusterTarget {
+    const timeoutMs = Math.round(flags.timeout * 1000);
+    const onWarning = (message: string) => this.warnLine(message);
+    // An empty environment variable counts as unset.
+    const agent = flags.agent?.trim() || undefined;
+    const endpointList = flags.endpoints?.trim() || undefined;
+    let useAgent = agent !== undefined;
+    if (agent !== undefined && endpointList !== undefined) {
+      const agentArg = this.onCommandLine('agent');
+      const endpointsArg = this.onCommandLine('endpoints');
+      if (agentArg === endpointsArg) {
+        throw new TargetError(
+          `--endpoints and --agent both given${agentArg ? '' : ' (SERVICE_DISCOVERY_ENDPOINTS and PROXY_STONE_SD_AGENT)'}: use one, etcd directly or an agent's API`,
+        );
+      }
+      useAgent = agentArg;
+    }
+    if (useAgent) return { kind: 'agent', url: agent!, apiKey: flags['api-key'] || undefined, timeoutMs, onWarning };
+    let endpoints = (endpointList ?? '').split(',').map((e) => e.trim()).filter(Boolean);
+    if (endpoints.length === 0) {
+      endpoints = [DEFAULT_ENDPOINT];
+      if (process.stderr.isTTY && !options.quiet) this.warnLine(`no --endpoints or --agent given: using etcd at ${DEFAULT_ENDPOINT}`, 'Note');
+    }
+    for (const e of endpoints) {
+      if (!/^https?:\/\/[^/\s]+/.test(e)) throw new TargetError(`--endpoints ${e}: expected http(s) URLs such as http://127.0.0.1:2379`);
+    }
+    const tls = { ca: flags['etcd-ca'], cert: flags['etcd-cert'], key: flags['etcd-key'] };
+    return {
+      kind: 'registry',
+      endpoints,
+      namespace: flags.namespace,
+      timeoutMs,
+      ...(flags['etcd-username'] !== undefined ? { username: flags['etcd-username'], password: flags['etcd-password'] ?? '' } : {}),
+      ...(tls.ca || tls.cert || tls.key ? { tls } : {}),
+      onWarning,
+    };
+  }
+
+  /** One line on stderr, under --json too: stdout stays clean for the result. */
+  protected warnLine(message: string, label = 'Warning'): void {
+    process.stderr.write(`${label}: ${message}\n`);
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    await this.client?.close().catch(() => undefined);
+    return super.finally(err);
+  }
+
+  /**
+   * A user-caused failure is one unwrapped line on stderr, `Error: <what> (hint: <what to do>)`, and
+   * the documented exit code. Usage errors, bugs and --json keep the base behaviour.
+   */
+  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
+    if (this.jsonEnabled() || err instanceof Errors.CLIError || err.oclif?.exit !== undefined) return super.catch(err);
+    const described = describeError(err);
+    if (described.bug) return super.catch(err);
+    const hint = described.suggestions[0];
+    process.stderr.write(`Error: ${described.message.split('\n')[0]}${hint ? ` (hint: ${hint})` : ''}\n`);
+    process.exitCode = described.exit;
+    return this.exit(described.exit);
+  }
+
+  /** Whether `--flag` was typed on the command line (not taken from the environment or a default). */
+  protected onCommandLine(flag: string): boolean {
+    const end = this.argv.indexOf('--');
+    const args = end === -1 ? this.argv : this.argv.slice(0, end);
+    return args.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
+  }
+}
+
+/**
+ * Runs a custom flag's parser so that its failure is a usage error (exit 2), like oclif's own
+ * option checks; a plain Error thrown from a flag parser would exit 1.
+ */
+export function usage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new Errors.CLIError((err as Error).message, { exit: EXIT.usage });
+  }
+}
+
+export type ClusterFlags = Interfaces.InferredFlags<typeof ClusterCommand.baseFlags>;
+
+export { EXIT };

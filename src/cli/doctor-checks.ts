@@ -1,0 +1,322 @@
+/**
+ * `doctor`'s checks as plain async functions over a shared context, so the command only decides how
+ * to show them (listr2) and tests can run them without a terminal. Each failure says what to do.
+ *
+ * @module
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { FlagValue, LoadedConfig } from '../config/load.js';
+import { RegistryAuthError, RegistryUnavailableError } from '../registry/types.js';
+import type { AgentStatus, ClusterTarget } from './cluster-client.js';
+import type { EtcdHttpReader } from './etcd-http-reader.js';
+
+/** One check's verdict. */
+export interface DoctorCheckResult {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** What to do about a failure. */
+  hint?: string;
+  /** The check did not apply or could not run (a failed earlier check, nothing configured). */
+  skipped?: boolean;
+}
+
+/** `doctor --json`. */
+export interface DoctorResult {
+  checks: DoctorCheckResult[];
+}
+
+export interface DoctorCheck {
+  name: string;
+  run(): Promise<Omit<DoctorCheckResult, 'name'>>;
+}
+
+export interface DoctorOptions {
+  /** Where the CLI talks to (the same target every other command would use). */
+  target: ClusterTarget;
+  /** True when no --endpoints/--agent (or env) named the target: the config may name etcd instead. */
+  targetDefaulted: boolean;
+  /** Flags to validate with the agent's configuration loader (setting names: `endpoints`, `health-url`, …). */
+  configFlags: Record<string, FlagValue>;
+  env?: NodeJS.ProcessEnv;
+  /** Largest clock difference to etcd accepted, ms (default 2000). */
+  maxSkewMs?: number;
+}
+
+const CONFIG_HINT = 'fix the setting named above; precedence is flag > environment variable > --config file > default';
+
+/** The checks, in the order to run them, and how to release what they opened. */
+export interface DoctorPlan {
+  checks: DoctorCheck[];
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the list of checks. They share state, so run them in order: later checks use what earlier
+ * ones found (the loaded config, whether etcd answered).
+ */
+export function doctorChecks(options: DoctorOptions): DoctorPlan {
+  const env = options.env ?? process.env;
+  const timeoutMs = options.target.timeoutMs;
+  const maxSkewMs = options.maxSkewMs ?? 2000;
+  let loaded: LoadedConfig | undefined;
+  let target = options.target;
+  let reader: EtcdHttpReader | undefined;
+  let reachable: string[] = [];
+  let authOk = false;
+  let services = 0;
+  let leaderId: string | null = null;
+  let leaderRegistered = false;
+
+  const config: DoctorCheck = {
+    name: 'configuration',
+    async run() {
+      const { loadConfig } = await import('../config/load.js');
+      try {
+        loaded = await loadConfig({ flags: options.configFlags, env });
+      } catch (err) {
+        if ((err as Error).name !== 'ConfigError') throw err;
+        return { ok: false, detail: (err as Error).message, hint: CONFIG_HINT };
+      }
+      const d = loaded.config.cluster.discovery;
+      // With nothing named on the command line or in the environment, use what the config file says.
+      if (options.targetDefaulted && target.kind === 'registry' && d.registry === 'etcd' && d.endpoints.length > 0) {
+        target = { ...target, endpoints: d.endpoints, namespace: d.namespace };
+      }
+      const where = d.registry === 'etcd' ? `etcd ${d.endpoints.join(',')}` : 'memory (no endpoints set: the agent would not share its registry)';
+      const warnings = loaded.warnings.length ? `; warnings: ${loaded.warnings.join('; ')}` : '';
+      return { ok: true, detail: `valid: registry ${where}, namespace ${d.namespace}${loaded.configFile ? `, file ${loaded.configFile}` : ''}${warnings}` };
+    },
+  };
+
+  const close = async () => {
+    await reader?.close();
+  };
+  if (options.target.kind === 'agent') return { checks: [config, ...agentChecks(() => target, timeoutMs)], close };
+
+  const endpoints: DoctorCheck = {
+    name: 'etcd endpoints',
+    async run() {
+      if (target.kind !== 'registry') throw new Error('unreachable');
+      const { EtcdHttpReader } = await import('./etcd-http-reader.js');
+      reader = new EtcdHttpReader(target);
+      const lines: string[] = [];
+      const down: string[] = [];
+      for (const endpoint of reader.endpointList) {
+        try {
+          const health = await reader.health(endpoint);
+          const status = await reader.status(endpoint).catch((err: unknown) => err as Error);
+          if (status instanceof RegistryAuthError) {
+            lines.push(`${redact(endpoint)} ${health.healthy ? 'healthy' : 'unhealthy'} (status needs credentials)`);
+          } else if (status instanceof Error) {
+            throw status;
+          } else {
+            const leader = status.leaderId === status.memberId ? 'leader' : `follower of ${hex(status.leaderId)}`;
+            lines.push(`${status.endpoint} ${health.healthy ? 'healthy' : `unhealthy (${health.reason ?? 'no leader?'})`}, etcd ${status.version}, ${leader}, db ${kib(status.dbSize)}, ${health.rttMs}ms`);
+          }
+          if (health.healthy) reachable.push(endpoint);
+          else down.push(endpoint);
+        } catch (err) {
+          down.push(endpoint);
+          lines.push(`${redact(endpoint)} ${err instanceof RegistryUnavailableError ? err.message.replace(/^registry \S+ /, '') : (err as Error).message}`);
+        }
+      }
+      if (down.length === 0) return { ok: true, detail: lines.join('; ') };
+      return {
+        ok: false,
+        detail: lines.join('; '),
+        hint:
+          reachable.length === 0
+            ? `no endpoint answers: check that etcd runs and listens on ${down.map(redact).join(', ')} (etcdctl --endpoints=${down.map(redact).join(',')} endpoint health), and --endpoints/SERVICE_DISCOVERY_ENDPOINTS`
+            : `${down.map(redact).join(', ')} down or unhealthy: the cluster works while a majority answers, but repair or remove the member`,
+      };
+    },
+  };
+
+  const auth: DoctorCheck = {
+    name: 'authentication',
+    async run() {
+      if (!reader || reachable.length === 0) return { ok: false, skipped: true, detail: 'not checked: no etcd endpoint answers' };
+      try {
+        const how = await reader.checkAuth();
+        authOk = true;
+        return { ok: true, detail: how === 'authenticated' ? `accepted as user ${target.kind === 'registry' ? target.username : ''}` : 'no credentials given, reads allowed' };
+      } catch (err) {
+        if (err instanceof RegistryAuthError) {
+          return { ok: false, detail: err.message, hint: 'check --etcd-username/--etcd-password (SERVICE_DISCOVERY_USERNAME/SERVICE_DISCOVERY_PASSWORD) and that the user has a role with read access to the namespace' };
+        }
+        return { ok: false, detail: (err as Error).message };
+      }
+    },
+  };
+
+  const namespace: DoctorCheck = {
+    name: 'namespace',
+    async run() {
+      if (!reader || !authOk || target.kind !== 'registry') return { ok: false, skipped: true, detail: 'not checked: etcd not readable' };
+      const [{ keyLayout, classifyKey }, { ClusterState }] = await Promise.all([import('../cluster/keys.js'), import('../cluster/state.js')]);
+      const layout = keyLayout(target.namespace);
+      const listing = await reader.list(layout.root);
+      const kinds: Record<string, number> = { service: 0, admin: 0, election: 0, audit: 0, foreign: 0 };
+      for (const kv of listing.kvs) kinds[classifyKey(layout, kv.key).kind]! += 1;
+      const skipped: string[] = [];
+      const state = ClusterState.fromList(layout, listing.kvs, (m) => skipped.push(m));
+      services = state.size;
+      leaderId = state.leaderId();
+      leaderRegistered = leaderId !== null && state.service(leaderId) !== undefined;
+      const counts = `${listing.kvs.length} keys under ${layout.root} (${kinds.service} services, ${kinds.admin} intents, ${kinds.election} election, ${kinds.audit} audit${kinds.foreign ? `, ${kinds.foreign} foreign` : ''}) at revision ${listing.revision}`;
+      if (skipped.length === 0) return { ok: true, detail: listing.kvs.length === 0 ? `${counts}: empty, no agent has registered here` : counts };
+      return {
+        ok: false,
+        detail: `${counts}; ${skipped.length} unparsable entries skipped: ${skipped.slice(0, 3).join('; ')}${skipped.length > 3 ? '; …' : ''}`,
+        hint: `agents skip these entries; remove them (etcdctl del KEY) or check what writes them (another version? a typo in --namespace?)`,
+      };
+    },
+  };
+
+  const leader: DoctorCheck = {
+    name: 'leader',
+    async run() {
+      if (!authOk) return { ok: false, skipped: true, detail: 'not checked: etcd not readable' };
+      if (services === 0 && leaderId === null) return { ok: true, detail: 'no agents registered, so no leader expected' };
+      if (leaderId === null) {
+        return { ok: false, detail: `${services} services registered but no leader`, hint: 'agents campaign unless started with --no-leader-election; check their logs for "leader"' };
+      }
+      if (!leaderRegistered) {
+        return { ok: false, detail: `leader ${leaderId} holds the election key but has no service record`, hint: 'its agent may be stuck; it loses leadership when its lease expires, or restart it' };
+      }
+      return { ok: true, detail: `${leaderId}` };
+    },
+  };
+
+  const instance: DoctorCheck = {
+    name: 'instance health',
+    async run() {
+      const url = instanceHealthUrl(loaded, options.configFlags);
+      if (!url) {
+        return { ok: true, skipped: true, detail: 'skipped: no SERVICE_HOST, SERVICE_PORT or --health-url set (no local instance to check)' };
+      }
+      const started = Date.now();
+      try {
+        const res = await httpGet(url, timeoutMs);
+        const ms = Date.now() - started;
+        if (res.status >= 200 && res.status < 300) return { ok: true, detail: `${url} answered ${res.status} in ${ms}ms` };
+        return { ok: false, detail: `${url} answered ${res.status} in ${ms}ms`, hint: 'the agent would report this instance unhealthy; check the Proxy-Stone instance itself' };
+      } catch (err) {
+        return { ok: false, detail: `${url}: ${(err as Error).message}`, hint: 'is the Proxy-Stone instance running there? check SERVICE_HOST/SERVICE_PORT or --health-url' };
+      }
+    },
+  };
+
+  const clock: DoctorCheck = {
+    name: 'clock skew',
+    async run() {
+      if (!reader || reachable.length === 0) return { ok: false, skipped: true, detail: 'not checked: no etcd endpoint answers' };
+      const h = await reader.health(reachable[0]!);
+      if (h.serverDate === undefined) return { ok: true, skipped: true, detail: 'etcd sent no Date header' };
+      // Date has whole seconds: the server's clock was somewhere in [date, date + 1 s) at the reply.
+      const skew = h.localMid - (h.serverDate + 500);
+      const margin = 500 + h.rttMs / 2;
+      const text = `local clock ${skew >= 0 ? '+' : '-'}${(Math.abs(skew) / 1000).toFixed(1)}s vs etcd at ${redact(reachable[0]!)} (±${(margin / 1000).toFixed(1)}s)`;
+      if (Math.abs(skew) - margin <= maxSkewMs) return { ok: true, detail: text };
+      return {
+        ok: false,
+        detail: text,
+        hint: 'synchronise this clock (chrony/NTP): lastCheck/updatedAt times and intent expiry are compared across hosts',
+      };
+    },
+  };
+
+  return { checks: [config, endpoints, auth, namespace, leader, instance, clock], close };
+}
+
+/** Checks through an agent's API: is it up, registered, and does it see the registry? */
+function agentChecks(target: () => ClusterTarget, timeoutMs: number): DoctorCheck[] {
+  let status: AgentStatus | undefined;
+  return [
+    {
+      name: 'agent API',
+      async run() {
+        const { AgentClient } = await import('./agent-client.js');
+        const t = target();
+        if (t.kind !== 'agent') throw new Error('unreachable');
+        const client = new AgentClient({ ...t, timeoutMs });
+        try {
+          status = await client.status();
+        } catch (err) {
+          return { ok: false, detail: (err as Error).message, hint: 'check --agent/PROXY_STONE_SD_AGENT and that the agent runs (its API may be off: --no-api)' };
+        } finally {
+          await client.close();
+        }
+        return { ok: true, detail: `${client.description}: agent of ${status.currentService.id}, ${status.status}` };
+      },
+    },
+    {
+      name: 'agent registry',
+      async run() {
+        if (!status) return { ok: false, skipped: true, detail: 'not checked: agent API unreachable' };
+        const r = status.registry;
+        if (!r.reachable || status.view.stale) {
+          return { ok: false, detail: `${r.kind} ${r.endpoints}: ${r.reachable ? 'reachable' : 'unreachable'}, view ${status.view.stale ? 'stale' : 'current'}`, hint: 'the agent cannot reach etcd: run doctor with --endpoints on the agent host' };
+        }
+        return { ok: true, detail: `${r.kind} ${r.endpoints} reachable, view current at revision ${status.view.revision}, ${status.view.services} services` };
+      },
+    },
+    {
+      name: 'leader',
+      async run() {
+        if (!status) return { ok: false, skipped: true, detail: 'not checked: agent API unreachable' };
+        if (!status.leaderId) return { ok: false, detail: 'the agent knows no leader', hint: 'agents campaign unless started with --no-leader-election; check their logs for "leader"' };
+        return { ok: true, detail: `${status.leaderId}${status.isLeader ? ' (this agent)' : ''}` };
+      },
+    },
+  ];
+}
+
+/** The local instance's health URL when the configuration names one (not everything left at defaults). */
+function instanceHealthUrl(loaded: LoadedConfig | undefined, flags: Record<string, FlagValue>): string | undefined {
+  if (!loaded) return typeof flags['health-url'] === 'string' ? flags['health-url'] : undefined;
+  const { config, sources } = loaded;
+  const named = ['service.host', 'service.port', 'cluster.healthCheck.url'].some((p) => sources[p] !== undefined && sources[p] !== 'default');
+  if (!named) return undefined;
+  const hc = config.cluster.healthCheck;
+  if (hc.url) return hc.url;
+  const host = config.service.host.includes(':') ? `[${config.service.host}]` : config.service.host;
+  return `http://${host}:${config.service.port}${hc.path}`;
+}
+
+function httpGet(url: string, timeoutMs: number): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const req = (url.startsWith('https:') ? https : http).get(url, { agent: false, headers: { accept: 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs}ms`)), timeoutMs);
+    req.on('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'ECONNREFUSED' ? 'connection refused' : err.message)));
+    req.on('close', () => clearTimeout(timer));
+  });
+}
+
+function hex(decimalId: string): string {
+  try {
+    return BigInt(decimalId).toString(16);
+  } catch {
+    return decimalId;
+  }
+}
+
+function kib(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${Math.round(bytes / 1024)} KiB`;
+}
+
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,190 @@
+import { listAudit, ServiceNotFoundError, setServiceEnabled } from '../cluster/admin.js';
+import { keyLayout, type KeyLayout } from '../cluster/keys.js';
+import { ClusterState } from '../cluster/state.js';
+import { computeTopology, filterServices, serviceList, type ServiceFilter, type ServiceList } from '../cluster/topology.js';
+import type { ClusterView } from '../cluster/view.js';
+import { RegistryUnavailableError, type Registry } from '../registry/types.js';
+import type { AdminIntent, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
+import type {
+  AuditResult,
+  ClusterClient,
+  EventsOptions,
+  RegistrySummary,
+  RegistryTarget,
+  ServiceHealthResult,
+  SetEnabledRequest,
+  SetEnabledSummary,
+} from './cluster-client.js';
+import { EtcdHttpReader } from './etcd-http-reader.js';
+
+/**
+ * The cluster read straight from etcd. One-shot reads are one consistent listing through etcd's HTTP
+ * gateway ({@link EtcdHttpReader}) turned into a {@link ClusterState}, the same code the agents use;
+ * enable/disable and the live event stream open an etcd3 client on first use.
+ */
+export class RegistryClient implements ClusterClient {
+  readonly kind = 'registry' as const;
+  readonly description: string;
+  readonly layout: KeyLayout;
+  readonly reader: EtcdHttpReader;
+  private registry: Registry | undefined;
+
+  constructor(private readonly target: RegistryTarget) {
+    this.layout = keyLayout(target.namespace);
+    this.reader = new EtcdHttpReader(target);
+    this.description = this.reader.description;
+  }
+
+  /** One listing of services, intents and election keys at a single revision. */
+  async snapshot(): Promise<{ state: ClusterState; revision: number }> {
+    const { services, admin, election } = this.layout;
+    const listing = await this.reader.listConsistent([services, admin, election]);
+    return { state: ClusterState.fromList(this.layout, listing.kvs, this.target.onWarning), revision: listing.revision };
+  }
+
+  async status(): Promise<RegistrySummary> {
+    const base = { namespace: this.layout.namespace };
+    try {
+      const [member, { state, revision }] = await Promise.all([this.reader.status(), this.snapshot()]);
+      const topology = computeTopology(state.services(), state.leaderId());
+      return {
+        registry: { endpoints: this.description, reachable: true, version: member.version, revision },
+        ...base,
+        leader: topology.leader,
+        counts: {
+          total: topology.totalServices,
+          healthy: topology.healthyServices,
+          unhealthy: topology.unhealthyServices,
+          disabled: topology.disabledServices,
+        },
+      };
+    } catch (err) {
+      if (!(err instanceof RegistryUnavailableError)) throw err;
+      return {
+        registry: { endpoints: this.description, reachable: false, version: null, revision: null, error: err.message.replace(/^registry \S+ unreachable: /, '') },
+        ...base,
+        leader: null,
+        counts: null,
+      };
+    }
+  }
+
+  async listServices(filter: ServiceFilter = {}): Promise<ServiceList> {
+    const { state } = await this.snapshot();
+    return serviceList(filterServices(state.services(), filter));
+  }
+
+  async getService(id: string): Promise<ServiceRecord> {
+    const { state } = await this.snapshot();
+    const service = state.service(id);
+    if (!service) throw new ServiceNotFoundError(id);
+    return service;
+  }
+
+  async getServiceHealth(id: string): Promise<ServiceHealthResult> {
+    const service = await this.getService(id);
+    // The probe history lives only in the memory of the service's own agent.
+    return {
+      serviceId: id,
+      status: service.status,
+      health: service.health,
+      history: [],
+      ...historyUrlOf(service),
+    };
+  }
+
+  async getIntent(id: string): Promise<AdminIntent | null> {
+    const { state } = await this.snapshot();
+    if (!state.service(id) && !state.intent(id)) throw new ServiceNotFoundError(id);
+    return state.intent(id) ?? null;
+  }
+
+  async topology(): Promise<ClusterTopology> {
+    const { state } = await this.snapshot();
+    return computeTopology(state.services(), state.leaderId());
+  }
+
+  async setEnabled(id: string, enabled: boolean, request: SetEnabledRequest = {}): Promise<SetEnabledSummary> {
+    const registry = await this.writer();
+    const result = await setServiceEnabled(registry, this.layout, id, enabled, {
+      ...(request.reason !== undefined ? { reason: request.reason } : {}),
+      actor: request.actor ?? 'cli',
+      source: 'cli',
+    }).catch((err: unknown) => {
+      throw tidy(err, this.target.timeoutMs);
+    });
+    return { serviceId: result.serviceId, enabled: result.enabled, changed: result.changed, ...(result.service ? { service: result.service } : {}) };
+  }
+
+  async audit(options: { serviceId?: string; limit?: number } = {}): Promise<AuditResult> {
+    return { entries: await listAudit(this.reader, this.layout, { limit: 100, ...options }) };
+  }
+
+  async events(onEvent: (event: ClusterEvent) => void, signal: AbortSignal, options: EventsOptions = {}): Promise<void> {
+    if (signal.aborted) return;
+    const registry = await this.writer();
+    const { ClusterView } = await import('../cluster/view.js');
+    const view: ClusterView = new ClusterView(registry, this.layout);
+    view.on('event', (e) => {
+      if (!options.types || options.types.has(e.type)) onEvent(e);
+    });
+    view.on('warning', (m) => this.target.onWarning?.(m));
+    let lost = false;
+    view.on('stale', (stale) => {
+      if (stale === lost) return;
+      lost = stale;
+      options.onNotice?.(stale ? `lost the watch on ${this.description}; reconnecting` : `watching ${this.description} again`);
+    });
+    try {
+      await view.start().catch((err: unknown) => {
+        throw tidy(err, this.target.timeoutMs);
+      });
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) return resolve();
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    } finally {
+      await view.stop();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.reader.close();
+    await this.registry?.close();
+  }
+
+  /** The etcd3 registry for writes and watches, opened on first use (loading gRPC only then). */
+  private async writer(): Promise<Registry> {
+    if (!this.registry) {
+      const { openRegistry } = await import('../registry/index.js');
+      this.registry = await openRegistry({
+        registry: 'etcd',
+        endpoints: this.target.endpoints,
+        namespace: this.target.namespace,
+        callTimeout: this.target.timeoutMs / 1000,
+        ...(this.target.username !== undefined ? { username: this.target.username, password: this.target.password ?? '' } : {}),
+        ...(this.target.tls ? { tls: this.target.tls } : {}),
+      });
+    }
+    return this.registry;
+  }
+}
+
+/** gRPC's deadline message lists resolver internals; a person needs only "no answer in time". */
+function tidy(err: unknown, timeoutMs: number): unknown {
+  if (!(err instanceof RegistryUnavailableError) || !/Deadline exceeded|timed out/i.test(err.message)) return err;
+  return new RegistryUnavailableError(err.endpoint, `no answer within ${timeoutMs}ms`);
+}
+
+/** Where a service's own agent serves its probe history: the same URL its peers' APIs give. */
+function historyUrlOf(record: ServiceRecord): { historyUrl?: string } {
+  if (!record.apiUrl) return {};
+  try {
+    const base = new URL(record.apiUrl);
+    // apiUrl comes from the registry: follow only plain http(s) URLs.
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') return {};
+    return { historyUrl: `${base.origin}${base.pathname.replace(/\/+$/, '')}/service-discovery/services/${encodeURIComponent(record.id)}/health` };
+  } catch {
+    return {};
+  }
+}

@@ -1,0 +1,132 @@
+import { userInfo } from 'node:os';
+import { Args, Flags } from '@oclif/core';
+import { SERVICE_STATUSES, type ServiceStatus } from '../types.js';
+import type { ClusterClient, SetEnabledSummary } from './cluster-client.js';
+import { ClusterCommand } from './cluster-command.js';
+import { EXIT, UserError } from './errors.js';
+
+/** Enabling or disabling many services at once (`--all`). */
+export interface BulkToggleResult {
+  enabled: boolean;
+  /** Services the selection matched. */
+  matched: number;
+  /** How many actually changed state. */
+  changed: number;
+  results: SetEnabledSummary[];
+  /** Services that could not be changed, with why. */
+  failed: { serviceId: string; error: string }[];
+}
+
+export type ToggleResult = SetEnabledSummary | BulkToggleResult;
+
+/** Who the audit trail names for a change made from this machine. */
+export function cliActor(): string {
+  let user: string | undefined;
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (some containers): fall back to the environment
+    user = process.env.USER ?? process.env.LOGNAME;
+  }
+  return `cli:${user || `uid-${process.getuid?.() ?? 'unknown'}`}`;
+}
+
+/**
+ * Shared by `services enable` and `services disable`: one id, or `--all` narrowed by region, zone and
+ * status, confirmed on a terminal and by `--yes` elsewhere. Both are idempotent: a service already in
+ * the asked state is reported with `changed: false` and exit 0.
+ */
+export abstract class ServiceToggleCommand extends ClusterCommand {
+  static override args = { id: Args.string({ description: 'Service id (see services list). Omit with --all.' }) };
+  static override flags = {
+    reason: Flags.string({ summary: 'Why, recorded in the audit trail (at most 500 characters).' }),
+    all: Flags.boolean({ summary: 'Every service matching --region/--zone/--status (all services without them).' }),
+    region: Flags.string({ summary: 'With --all: only services in this region.', dependsOn: ['all'] }),
+    zone: Flags.string({ summary: 'With --all: only services in this zone.', dependsOn: ['all'] }),
+    status: Flags.string({ summary: 'With --all: only services with this status.', options: [...SERVICE_STATUSES], dependsOn: ['all'] }),
+    yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation (required with --all when stdin is not a terminal).' }),
+  };
+
+  protected abstract readonly enabled: boolean;
+
+  async run(): Promise<ToggleResult> {
+    const { args, flags } = await this.parse(this.ctor as typeof ServiceToggleCommand);
+    if (args.id !== undefined && flags.all) throw new UserError('give a service id or --all, not both', EXIT.usage);
+    if (args.id === undefined && !flags.all) {
+      throw new UserError('missing service id: give one, or --all (optionally with --region, --zone, --status)', EXIT.usage);
+    }
+    const client = await this.connect(flags);
+    const request = { ...(flags.reason !== undefined ? { reason: flags.reason } : {}), actor: cliActor() };
+    const views = this.jsonEnabled() ? undefined : await import('./views.js');
+    if (args.id !== undefined) {
+      const result = await client.setEnabled(args.id, this.enabled, request);
+      if (views) this.log(views.renderToggle(result));
+      return result;
+    }
+    const filter = { region: flags.region, zone: flags.zone, status: flags.status as ServiceStatus | undefined };
+    return this.bulk(client, filter, request, flags.yes, (r) => views && this.log(views.renderToggle(r)));
+  }
+
+  private async bulk(
+    client: ClusterClient,
+    filter: { region?: string; zone?: string; status?: ServiceStatus },
+    request: { reason?: string; actor: string },
+    yes: boolean,
+    report: (r: SetEnabledSummary) => void,
+  ): Promise<BulkToggleResult> {
+    const { services } = await client.listServices(filter);
+    const verb = this.enabled ? 'enable' : 'disable';
+    const selection = describeFilter(filter);
+    if (services.length === 0) throw new UserError(`no services match ${selection}`, EXIT.notFound);
+    if (!yes) {
+      if (!process.stdin.isTTY || !process.stderr.isTTY) {
+        throw new UserError(`refusing to ${verb} ${services.length} services (${selection}) without confirmation: add --yes`, EXIT.usage);
+      }
+      const ids = services.map((s) => s.id);
+      const shown = ids.length > 10 ? `${ids.slice(0, 10).join(', ')}, …` : ids.join(', ');
+      if (!(await confirm(`${verb} ${services.length} services (${shown})?`))) throw new UserError('cancelled; nothing changed', EXIT.failure);
+    }
+    const result: BulkToggleResult = { enabled: this.enabled, matched: services.length, changed: 0, results: [], failed: [] };
+    for (const s of services) {
+      try {
+        const r = await client.setEnabled(s.id, this.enabled, request);
+        result.results.push(r);
+        if (r.changed) result.changed += 1;
+        report(r);
+      } catch (err) {
+        result.failed.push({ serviceId: s.id, error: (err as Error).message });
+        this.warnLine(`${s.id}: ${(err as Error).message}`);
+      }
+    }
+    if (result.failed.length > 0) process.exitCode = EXIT.failure;
+    return result;
+  }
+}
+
+function describeFilter(filter: { region?: string; zone?: string; status?: string }): string {
+  const parts = Object.entries(filter)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `--${k} ${v}`);
+  return parts.length ? parts.join(' ') : '--all';
+}
+
+/** A plain y/N question on stderr; Ctrl-C or end of input is "no". */
+async function confirm(question: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  return new Promise<boolean>((resolve) => {
+    let answered = false;
+    const done = (yes: boolean) => {
+      if (answered) return;
+      answered = true;
+      rl.close();
+      resolve(yes);
+    };
+    rl.on('SIGINT', () => {
+      process.stderr.write('\n');
+      done(false);
+    });
+    rl.on('close', () => done(false));
+    rl.question(`${question} [y/N] `, (answer) => done(/^y(es)?$/i.test(answer.trim())));
+  });
+}

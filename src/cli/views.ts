@@ -1,0 +1,187 @@
+/**
+ * How each command's result looks to a person. Pure functions from a result to text, so they can be
+ * tested without a cluster; commands call them only when --json is off.
+ *
+ * @module
+ */
+import type { ServiceList } from '../cluster/topology.js';
+import type { AuditEntry, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
+import { isRegistrySummary, type ServiceDetails, type SetEnabledSummary, type StatusResult } from './cluster-client.js';
+import { ago, c, enabledText, fields, isoTime, plural, statusText, table } from './render.js';
+
+export function renderStatus(result: StatusResult): string {
+  if (isRegistrySummary(result)) {
+    const r = result.registry;
+    const counts = result.counts;
+    return fields([
+      ['registry', `etcd ${r.endpoints}`],
+      ['reachable', r.reachable ? c.green('yes') : c.red(`no (${r.error ?? 'no answer'})`)],
+      ['version', r.version],
+      ['revision', r.revision],
+      ['namespace', result.namespace],
+      ['leader', result.leader ? `${result.leader.id}${result.leader.host ? ` (${result.leader.host}:${result.leader.port})` : ''}` : counts ? c.yellow('none') : null],
+      [
+        'services',
+        counts
+          ? `${counts.total} total, ${c.green(`${counts.healthy} healthy`)}, ${counts.unhealthy ? c.red(`${counts.unhealthy} unhealthy`) : '0 unhealthy'}, ${counts.disabled} disabled`
+          : null,
+      ],
+    ]);
+  }
+  const s = result.currentService;
+  return fields([
+    ['agent', `${s.id} (${s.name} at ${s.host}:${s.port}, ${s.region}/${s.zone}, v${s.version})`],
+    ['status', `${result.status}, instance ${statusText(s.status)}${s.enabled ? '' : c.yellow(', disabled')}`],
+    ['role', result.isLeader ? c.bold('leader ★') : `follower (leader: ${result.leaderId ?? 'none'})`],
+    ['registry', `${result.registry.kind} ${result.registry.endpoints} (${result.registry.reachable ? 'reachable' : c.red('unreachable')})`],
+    ['view', `${plural(result.view.services, 'service')}, revision ${result.view.revision}, ${result.view.stale ? c.yellow('stale') : 'current'}, updated ${ago(result.view.lastUpdate)}`],
+    ['lease', result.lease.id ? `${result.lease.id} (ttl ${result.lease.ttl}s, renewed ${ago(result.lease.renewedAt)})` : 'none'],
+  ]);
+}
+
+export function renderServiceList(list: ServiceList): string {
+  if (list.services.length === 0) return 'No services match.';
+  const rows = list.services.map((s) => [
+    s.id,
+    `${s.host}:${s.port}`,
+    `${s.region}/${s.zone}`,
+    statusText(s.status),
+    s.role === 'leader' ? c.bold('leader ★') : 'follower',
+    enabledText(s.enabled),
+    s.health.responseTime === null ? '-' : `${s.health.responseTime}ms`,
+    ago(s.health.lastCheck),
+  ]);
+  const summary = `${plural(list.total, 'service')}: ${list.healthy} healthy, ${list.unhealthy} not taking traffic`;
+  return `${table(['ID', 'ADDRESS', 'PLACE', 'STATUS', 'ROLE', 'ENABLED', 'LATENCY', 'CHECKED'], rows)}\n${summary}`;
+}
+
+export function renderServiceDetails(d: ServiceDetails): string {
+  const s = d.service;
+  const out = [
+    c.bold(s.id),
+    fields([
+      ['name', `${s.name} v${s.version}`],
+      ['address', `${s.host}:${s.port}`],
+      ['place', `${s.region}/${s.zone}`],
+      ['status', `${statusText(s.status)}${s.isHealthy ? '' : c.dim(' (not taking traffic)')}`],
+      ['role', s.role === 'leader' ? c.bold('leader ★') : 'follower'],
+      ['enabled', s.enabled ? 'yes' : `${c.yellow('no')}${s.disabledReason ? ` (${s.disabledReason})` : ''}`],
+      ['intent', d.intent ? `${d.intent.enabled ? 'enabled' : 'disabled'} by ${d.intent.actor}${d.intent.at ? ` ${ago(d.intent.at)}` : ''}${d.intent.expiresAt ? `, lapses ${isoTime(d.intent.expiresAt)}` : ''}` : 'none (enabled by default)'],
+      ['health', `${s.health.consecutiveFailures} failures / ${s.health.consecutiveSuccesses} successes in a row, last check ${ago(s.health.lastCheck)}${s.health.responseTime === null ? '' : ` (${s.health.responseTime}ms)`}`],
+      ['message', s.health.message],
+      ['health url', s.healthUrl],
+      ['api', s.apiUrl],
+      ['tags', s.tags.join(', ')],
+      ['metadata', Object.entries(s.metadata).map(([k, v]) => `${k}=${v}`).join(', ')],
+      ['registered', `${isoTime(s.registeredAt)} (${ago(s.registeredAt)})`],
+    ]),
+  ];
+  if (d.health.history.length > 0) {
+    out.push('', c.bold('Health checks (newest last)'));
+    const rows = d.health.history.slice(-10).map((h) => [
+      isoTime(h.at),
+      h.ok ? c.green('ok') : c.red('fail'),
+      `${h.latencyMs}ms`,
+      h.httpStatus ?? '-',
+      h.change ? `${h.change.from} → ${h.change.to}` : (h.error ?? ''),
+    ]);
+    out.push(table(['AT', 'RESULT', 'LATENCY', 'HTTP', 'NOTE'], rows));
+  } else if (d.health.historyUrl) {
+    out.push('', c.dim(`Health check history: ${d.health.historyUrl}`));
+  }
+  if (d.audit.length > 0) out.push('', c.bold('Audit'), renderAuditTable(d.audit));
+  return out.join('\n');
+}
+
+export function renderToggle(r: SetEnabledSummary): string {
+  const verb = r.enabled ? 'enabled' : 'disabled';
+  return r.changed ? `${r.serviceId} ${verb}` : `${r.serviceId} already ${verb} (no change)`;
+}
+
+/** The topology as a tree: region, zone, instance, with counts at each level and the leader marked. */
+export function renderTopology(t: ClusterTopology, services: ServiceRecord[]): string {
+  const leader = t.leader ? `leader ${c.bold(t.leader.id)} ★` : c.yellow('no leader');
+  const lines = [
+    `${c.bold('Cluster')}: ${plural(t.totalServices, 'service')}, ${c.green(`${t.healthyServices} healthy`)}, ${t.unhealthyServices} not taking traffic, ${t.disabledServices} disabled; ${leader}`,
+  ];
+  const regions = groupBy(services, (s) => s.region);
+  const regionNames = [...regions.keys()].sort();
+  regionNames.forEach((region, ri) => {
+    const inRegion = regions.get(region)!;
+    const lastRegion = ri === regionNames.length - 1;
+    lines.push(`${lastRegion ? '└─' : '├─'} ${c.bold(region || '(no region)')} ${counts(inRegion)}`);
+    const zones = groupBy(inRegion, (s) => s.zone);
+    const zoneNames = [...zones.keys()].sort();
+    const pad1 = lastRegion ? '   ' : '│  ';
+    zoneNames.forEach((zone, zi) => {
+      const inZone = zones.get(zone)!;
+      const lastZone = zi === zoneNames.length - 1;
+      lines.push(`${pad1}${lastZone ? '└─' : '├─'} ${zone || '(no zone)'} ${counts(inZone)}`);
+      const pad2 = `${pad1}${lastZone ? '   ' : '│  '}`;
+      inZone.forEach((s, si) => {
+        const branch = si === inZone.length - 1 ? '└─' : '├─';
+        const mark = s.id === t.leader?.id ? ` ${c.yellow('★')} (leader)` : '';
+        const off = s.enabled ? '' : ` ${c.yellow('disabled')}${s.disabledReason ? ` (${s.disabledReason})` : ''}`;
+        lines.push(`${pad2}${branch} ${s.id} ${c.dim(`${s.host}:${s.port}`)} ${statusText(s.status)}${off}${mark}`);
+      });
+    });
+  });
+  return lines.join('\n');
+}
+
+function counts(services: ServiceRecord[]): string {
+  const healthy = services.filter((s) => s.isHealthy).length;
+  return c.dim(`(${services.length}, ${healthy} healthy)`);
+}
+
+function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const map = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = map.get(k) ?? [];
+    list.push(item);
+    map.set(k, list);
+  }
+  return map;
+}
+
+/** One line per event: time, type, service id, what changed. */
+export function renderEvent(e: ClusterEvent): string {
+  const id = 'serviceId' in e ? e.serviceId : (e.leaderId ?? '-');
+  let detail = '';
+  switch (e.type) {
+    case 'serviceJoined':
+      detail = `${e.service.host}:${e.service.port} ${e.service.region}/${e.service.zone} ${statusText(e.service.status)}`;
+      break;
+    case 'serviceLeft':
+      detail = e.service ? `${e.service.host}:${e.service.port}` : '';
+      break;
+    case 'serviceHealthChanged':
+      detail = `${statusText(e.previousStatus)} → ${statusText(e.status)}${e.service.health.message ? ` (${e.service.health.message})` : ''}`;
+      break;
+    case 'serviceEnabled':
+    case 'serviceDisabled':
+      detail = [e.actor ? `by ${e.actor}` : '', e.reason ? `reason: ${e.reason}` : ''].filter(Boolean).join(', ');
+      break;
+    case 'serviceUpdated':
+      detail = `${e.service.host}:${e.service.port} v${e.service.version}`;
+      break;
+    case 'leaderElected':
+      detail = `previous: ${e.previousLeaderId ?? 'none'}`;
+      break;
+  }
+  return `${c.dim(isoTime(e.timestamp))}  ${e.type.padEnd(20)}  ${id}${detail ? `  ${detail}` : ''}`;
+}
+
+export function renderAuditTable(entries: AuditEntry[]): string {
+  if (entries.length === 0) return 'No audit entries.';
+  const rows = entries.map((e) => [
+    isoTime(e.at),
+    e.action === 'disable' ? c.yellow(e.action) : e.action,
+    e.serviceId,
+    e.actor,
+    e.changed ? 'yes' : c.dim('no'),
+    e.reason ?? '',
+  ]);
+  return table(['AT', 'ACTION', 'SERVICE', 'ACTOR', 'CHANGED', 'REASON'], rows);
+}

@@ -1,0 +1,43 @@
+import { Flags } from '@oclif/core';
+import { ClusterCommand, EXIT } from '../cli/cluster-command.js';
+import type { DoctorResult } from '../cli/doctor-checks.js';
+import { configFlag } from '../cli/setting-flags.js';
+
+export type { DoctorResult };
+
+/** Flags that are also agent settings, validated by the agent's own configuration loader. */
+const CONFIG_FLAGS = ['endpoints', 'namespace', 'etcd-username', 'etcd-password', 'etcd-ca', 'etcd-cert', 'etcd-key', 'health-url', 'config'] as const;
+
+export default class Doctor extends ClusterCommand {
+  static override summary = 'Check the setup: configuration, etcd, credentials, namespace, leader, local instance, clock.';
+  static override description = `Runs each check in order and says what to do about each failure. The configuration is validated exactly as the agent would (flags, environment, --config file). Exits 1 when any check fails.
+With --agent it checks that agent's API, its view of the registry and the leader instead of etcd.
+Progress goes to stderr; --json prints {checks: [{name, ok, detail, hint?, skipped?}]} on stdout.`;
+
+  static override examples = [
+    '<%= config.bin %> doctor',
+    'SERVICE_HOST=127.0.0.1 SERVICE_PORT=3001 <%= config.bin %> doctor --endpoints http://127.0.0.1:2379',
+    '<%= config.bin %> doctor --health-url http://127.0.0.1:3001/health --json',
+  ];
+
+  static override flags = {
+    'health-url': Flags.string({ summary: 'Health URL of the local Proxy-Stone instance to probe.', env: 'SERVICE_DISCOVERY_HEALTH_URL' }),
+    config: configFlag,
+  };
+
+  async run(): Promise<DoctorResult> {
+    const { flags } = await this.parse(Doctor);
+    const target = this.target(flags, { quiet: true });
+    const configFlags = Object.fromEntries(CONFIG_FLAGS.filter((f) => this.onCommandLine(f)).map((f) => [f, flags[f]]));
+    const { doctorChecks } = await import('../cli/doctor-checks.js');
+    const { runDoctorTasks } = await import('../cli/doctor-tasks.js');
+    const plan = doctorChecks({ target, targetDefaulted: !flags.endpoints?.trim() && !flags.agent?.trim(), configFlags });
+    try {
+      const checks = await runDoctorTasks(plan.checks, { fancy: Boolean(process.stderr.isTTY) && !this.jsonEnabled() });
+      if (checks.some((c) => !c.ok)) process.exitCode = EXIT.failure;
+      return { checks };
+    } finally {
+      await plan.close();
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import { Flags } from '@oclif/core';
+import { ClusterCommand, usage } from '../cli/cluster-command.js';
+import { parseDuration } from '../util/duration.js';
+import { CLUSTER_EVENT_TYPES, type ClusterEvent, type ClusterEventType } from '../types.js';
+
+/** Each line of `events --json`: one event, the JSON of the API's SSE `data:` line. */
+export type EventsLine = ClusterEvent;
+
+const typesFlag = Flags.custom<Set<ClusterEventType>>({
+  summary: `Only these event types, comma-separated: ${CLUSTER_EVENT_TYPES.join(', ')}.`,
+  helpValue: '<types>',
+  async parse(input) {
+    return usage(() => {
+      const items = input.split(',').map((s) => s.trim()).filter(Boolean);
+      const unknown = items.filter((i) => !(CLUSTER_EVENT_TYPES as readonly string[]).includes(i));
+      if (items.length === 0 || unknown.length > 0) {
+        throw new Error(`expected a comma-separated list of ${CLUSTER_EVENT_TYPES.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`);
+      }
+      return new Set(items as ClusterEventType[]);
+    });
+  },
+});
+
+export default class Events extends ClusterCommand {
+  static override summary = 'Follow cluster events live: joins, leaves, health changes, enable/disable, leader changes.';
+  static override description = `One line per event (time, type, service id, detail) until Ctrl-C, which exits 0. With --json: NDJSON, one event object per line, written as it happens (the same JSON as the API's SSE data: lines).
+Through etcd it lists then watches the namespace; through --agent it reads the agent's SSE stream and resumes with Last-Event-ID after an interruption. --count and --for stop it on their own, for scripts.`;
+
+  static override examples = [
+    '<%= config.bin %> events',
+    '<%= config.bin %> events --types serviceHealthChanged,leaderElected',
+    '<%= config.bin %> events --json --count 1 --types serviceDisabled',
+    '<%= config.bin %> events --agent http://127.0.0.1:8790 --for 30 --json',
+  ];
+
+  static override flags = {
+    types: typesFlag(),
+    count: Flags.integer({ summary: 'Stop after this many events.', min: 1 }),
+    for: Flags.custom<number>({ summary: 'Stop after this long (e.g. 30, 2m).', helpValue: '<seconds>', parse: async (v) => usage(() => parseDuration(v)) })(),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Events);
+    const client = await this.connect(flags);
+    const json = this.jsonEnabled();
+    const render = json ? undefined : (await import('../cli/views.js')).renderEvent;
+    const stop = new AbortController();
+    const abort = () => stop.abort();
+    process.once('SIGINT', abort).once('SIGTERM', abort);
+    process.stdout.on('error', abort); // a closed pipe (| head) ends the stream quietly
+    const timer = flags.for === undefined ? undefined : setTimeout(abort, flags.for * 1000);
+    let seen = 0;
+    try {
+      await client.events(
+        (event) => {
+          if (stop.signal.aborted) return;
+          if (render) this.log(render(event));
+          else process.stdout.write(`${JSON.stringify(event)}\n`);
+          if (flags.count !== undefined && ++seen >= flags.count) abort();
+        },
+        stop.signal,
+        { ...(flags.types ? { types: flags.types } : {}), onNotice: (m) => this.warnLine(m, 'Note') },
+      );
+    } finally {
+      clearTimeout(timer);
+      process.off('SIGINT', abort).off('SIGTERM', abort);
+    }
+  }
+}

@@ -1,0 +1,27 @@
+import { ServiceToggleCommand, type ToggleResult } from '../../cli/service-toggle.js';
+
+/** One service: the API's `{serviceId, enabled, changed, service?}`; with --all: `{enabled, matched, changed, results, failed}`. */
+export type ServicesEnableResult = ToggleResult;
+
+export default class ServicesEnable extends ServiceToggleCommand {
+  static override summary = 'Put a disabled service back into traffic.';
+  static override description = `Records "enabled" for the service in etcd and an audit entry; it takes traffic again as soon as its health checks pass.
+Idempotent: enabling an enabled service changes nothing, says "already enabled" and exits 0. An unknown id exits 3.
+With --all (narrowed by --region, --zone, --status) it asks for confirmation on a terminal; elsewhere it needs --yes, or exits 2.`;
+
+  static override examples = [
+    '<%= config.bin %> services enable proxy-stone-2',
+    '<%= config.bin %> services enable proxy-stone-2 --reason "deploy done" --json',
+    '<%= config.bin %> services enable --all --zone us-east-1b --yes',
+  ];
+
+  // Spelled out per command: oclif's parse copies only a command class's own static properties.
+  static override args = ServiceToggleCommand.args;
+  static override flags = ServiceToggleCommand.flags;
+
+  protected readonly enabled = true;
+
+  override async run(): Promise<ServicesEnableResult> {
+    return super.run();
+  }
+}

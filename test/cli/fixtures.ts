@@ -1,0 +1,201 @@
+/**
+ * What the CLI tests run against: the real built binary (`node bin/run.js`), a real etcd (the shared
+ * test server), and in-process agents beside tiny upstreams, each serving the real HTTP API.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ServiceAgent } from '../../src/agent/agent.js';
+import { startApiServer, type ApiServer } from '../../src/api/server.js';
+import { configFromPartial } from '../../src/config/load.js';
+import { uniqueNamespace } from '../helpers/etcd.js';
+import { sharedEtcd } from '../helpers/shared-etcd.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = path.join(ROOT, 'bin/run.js');
+export const API_KEY = 'cli-test-operator-key';
+
+/** Builds once when dist/ (or the manifest) is missing; `npm test` builds before mocha anyway. */
+export function ensureBuilt(): void {
+  if (existsSync(path.join(ROOT, 'dist/commands/services/list.js')) && existsSync(path.join(ROOT, 'oclif.manifest.json'))) return;
+  const res = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`npm run build failed:\n${res.stdout}\n${res.stderr}`);
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/**
+ * The environment the CLI runs with: the caller's, minus every variable that could point it at
+ * another cluster, with a fixed width and no colour so output is deterministic.
+ */
+export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (/^(SERVICE_|PROXY_STONE_SD_|LOG_LEVEL$|DEBUG$|NODE_OPTIONS$|OCLIF_)/.test(k)) continue;
+    env[k] = v;
+  }
+  return { ...env, COLUMNS: '160', NO_COLOR: '1', FORCE_COLOR: '0', ...extra };
+}
+
+/** Runs the built CLI to completion (stdin closed, so it is never a TTY). */
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: cliEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`proxy-stone-sd ${args.join(' ')} did not exit within ${options.timeoutMs ?? 20_000}ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, options.timeoutMs ?? 20_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+/** Parses stdout as JSON, with the whole output in the error when it is not. */
+export function json<T = unknown>(res: CliResult): T {
+  try {
+    return JSON.parse(res.stdout) as T;
+  } catch {
+    throw new Error(`stdout is not JSON (exit ${res.code}):\n${res.stdout}\nstderr: ${res.stderr}`);
+  }
+}
+
+/** A stand-in for a Proxy-Stone instance: GET /health answers 200 {status: "ok"}. */
+export async function startUpstream(): Promise<{ url: string; port: number; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    res.writeHead(req.url === '/health' ? 200 : 404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ status: req.url === '/health' ? 'ok' : 'not_found' }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export interface TestNode {
+  id: string;
+  agent: ServiceAgent;
+  api: ApiServer;
+  upstream: { url: string; port: number; close(): Promise<void> };
+}
+
+export interface TestCluster {
+  endpoint: string;
+  namespace: string;
+  nodes: TestNode[];
+  /** `--endpoints <etcd> --namespace <ns>` */
+  registryArgs: string[];
+  /** `--agent <first agent's API>` */
+  agentArgs: string[];
+  stop(): Promise<void>;
+}
+
+const PLACES = [
+  ['us-east-1', 'us-east-1a'],
+  ['us-east-1', 'us-east-1b'],
+  ['eu-west-1', 'eu-west-1a'],
+] as const;
+
+/** Starts `count` agents on the shared etcd in a fresh namespace and waits until all are healthy with a leader. */
+export async function startCluster(count = 3): Promise<TestCluster> {
+  const etcd = await sharedEtcd();
+  const namespace = uniqueNamespace('cli');
+  const nodes: TestNode[] = [];
+  const stop = async () => {
+    for (const n of nodes.reverse()) {
+      await n.api.close().catch(() => undefined);
+      await n.agent.stop().catch(() => undefined);
+      await n.upstream.close().catch(() => undefined);
+    }
+  };
+  try {
+    for (let i = 0; i < count; i++) {
+      const upstream = await startUpstream();
+      const [region, zone] = PLACES[i % PLACES.length]!;
+      const id = `cli-node-${i + 1}`;
+      const config = configFromPartial({
+        cluster: {
+          leaderElection: { enabled: true, ttl: 3, renewInterval: 1 },
+          healthCheck: { interval: 0.5, timeout: 1, retries: 2, gracePeriod: 0, refreshInterval: 0 },
+          discovery: { registry: 'etcd', endpoints: etcd.endpoints, namespace },
+        },
+        service: { id, name: 'proxy-stone', host: '127.0.0.1', port: upstream.port, version: '1.0.0', region, zone },
+        api: { enabled: false },
+      });
+      const agent = new ServiceAgent({ config });
+      await agent.start();
+      const api = await startApiServer(agent, {
+        host: '127.0.0.1',
+        port: 0,
+        auth: { keys: [{ name: 'ops', role: 'operator', key: API_KEY }], readAccess: 'open' },
+      });
+      agent.setApiUrl(api.url);
+      nodes.push({ id, agent, api, upstream });
+    }
+    await waitFor('every agent healthy with a leader, seen by every agent', () =>
+      nodes.every((n) => {
+        const services = n.agent.view.services();
+        return services.length === count && services.every((s) => s.status === 'healthy' && s.apiUrl) && n.agent.view.leaderId() !== null;
+      }),
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    endpoint: etcd.endpoint,
+    namespace,
+    nodes,
+    registryArgs: ['--endpoints', etcd.endpoint, '--namespace', namespace],
+    agentArgs: ['--agent', nodes[0]!.api.url],
+    stop,
+  };
+}
+
+/** Polls until `check` is truthy; throws after `timeoutMs`. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * The type skeleton of a JSON value: objects become their sorted keys with skeletons, arrays the
+ * skeleton of their first item, other values their type. Equal skeletons mean equal shapes.
+ */
+export function shapeOf(value: unknown): unknown {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return value.length ? [shapeOf(value[0])] : [];
+  if (typeof value === 'object') {
+    return Object.fromEntries(
+      Object.keys(value as object)
+        .sort()
+        .map((k) => [k, shapeOf((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return typeof value;
+}

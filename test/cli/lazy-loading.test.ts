@@ -1,0 +1,93 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { expect } from 'chai';
+import { sharedEtcd } from '../helpers/shared-etcd.js';
+import { BIN, ROOT, cliEnv, ensureBuilt } from './fixtures.js';
+
+/**
+ * Start-up speed is a feature: `--version`/`--help` must not load the etcd client, and one-shot reads
+ * must not load gRPC (they use etcd's HTTP gateway), ink, react or listr2. A preloaded module records
+ * every module the CLI resolves (ESM through a resolve hook, CommonJS from require.cache at exit).
+ */
+describe('CLI lazy loading', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let etcdEndpoint: string;
+
+  before(async function () {
+    this.timeout(180_000);
+    ensureBuilt();
+    etcdEndpoint = (await sharedEtcd()).endpoint;
+    dir = mkdtempSync(path.join(tmpdir(), 'sd-cli-modules-'));
+    writeFileSync(
+      path.join(dir, 'hooks.mjs'),
+      `import { appendFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  appendFileSync(process.env.MODULE_LOG, r.url + '\\n');
+  return r;
+}
+`,
+    );
+    writeFileSync(
+      path.join(dir, 'record.mjs'),
+      `import { register, createRequire } from 'node:module';
+import { appendFileSync } from 'node:fs';
+register(${JSON.stringify(pathToFileURL(path.join(dir, 'hooks.mjs')).href)});
+const require = createRequire(import.meta.url);
+process.on('exit', () => appendFileSync(process.env.MODULE_LOG, Object.keys(require.cache).join('\\n') + '\\n'));
+`,
+    );
+  });
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Packages (under node_modules) the command loaded. */
+  function packagesLoaded(args: string[]): Set<string> {
+    const log = path.join(dir, `modules-${Math.random().toString(36).slice(2)}.txt`);
+    writeFileSync(log, '');
+    const res = spawnSync(process.execPath, ['--import', pathToFileURL(path.join(dir, 'record.mjs')).href, BIN, ...args], {
+      cwd: ROOT,
+      env: cliEnv({ MODULE_LOG: log }),
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(res.status, `${args.join(' ')}: ${res.stderr}`).to.equal(0);
+    const packages = new Set<string>();
+    for (const line of readFileSync(log, 'utf8').split('\n')) {
+      const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(line);
+      if (m) packages.add(m[1]!);
+    }
+    return packages;
+  }
+
+  const HEAVY = ['etcd3', '@grpc/grpc-js', '@grpc/proto-loader', 'protobufjs'];
+  const UI = ['ink', 'react', 'listr2'];
+
+  it('--version and --help load neither etcd3 nor gRPC', () => {
+    for (const args of [['--version'], ['--help'], ['services', 'list', '--help']]) {
+      const loaded = packagesLoaded(args);
+      for (const p of [...HEAVY, 'undici', 'zod']) expect(loaded.has(p), `${args.join(' ')} loaded ${p}`).to.equal(false);
+    }
+  });
+
+  it('one-shot reads through etcd load no gRPC, zod, ink, react or listr2', () => {
+    for (const args of [
+      ['services', 'list', '--json', '--endpoints', etcdEndpoint],
+      ['topology', '--endpoints', etcdEndpoint],
+      ['status', '--json', '--endpoints', etcdEndpoint],
+    ]) {
+      const loaded = packagesLoaded(args);
+      for (const p of [...HEAVY, ...UI, 'zod', 'undici']) expect(loaded.has(p), `${args.join(' ')} loaded ${p}`).to.equal(false);
+    }
+  });
+
+  it('--json output loads no table or colour modules', () => {
+    const loaded = packagesLoaded(['services', 'list', '--json', '--endpoints', etcdEndpoint]);
+    expect(loaded.has('cli-table3')).to.equal(false);
+  });
+});

@@ -1,0 +1,195 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { expect } from 'chai';
+import { AgentClient, SseParser, type SseFrame } from '../../src/cli/agent-client.js';
+import { intentFromAudit } from '../../src/cli/cluster-client.js';
+import { prefixEnd } from '../../src/cli/etcd-http-reader.js';
+import { c, colorLevel } from '../../src/cli/render.js';
+import { renderEvent, renderToggle, renderTopology } from '../../src/cli/views.js';
+import { computeTopology } from '../../src/cluster/topology.js';
+import type { AuditEntry, ClusterEvent, ServiceRecord } from '../../src/types.js';
+
+function record(id: string, over: Partial<ServiceRecord> = {}): ServiceRecord {
+  return {
+    id,
+    name: 'proxy-stone',
+    host: '127.0.0.1',
+    port: 3000,
+    version: '1.0.0',
+    tags: [],
+    region: 'us-east-1',
+    zone: 'us-east-1a',
+    status: 'healthy',
+    role: 'follower',
+    enabled: true,
+    health: { status: 'healthy', responseTime: 3, lastCheck: 1, consecutiveFailures: 0, consecutiveSuccesses: 1 },
+    isHealthy: true,
+    registeredAt: 1,
+    updatedAt: 1,
+    healthUrl: 'http://127.0.0.1:3000/health',
+    metadata: {},
+    ...over,
+  };
+}
+
+describe('CLI units', () => {
+  // Views are compared as plain text, whatever terminal runs the tests.
+  before(() => {
+    c.level = 0;
+  });
+
+  describe('SseParser', () => {
+    function parse(...chunks: string[]): SseFrame[] {
+      const frames: SseFrame[] = [];
+      const p = new SseParser((f) => frames.push(f));
+      for (const c of chunks) p.push(Buffer.from(c));
+      return frames;
+    }
+
+    it('parses ids, data, named events and ignores comments, across chunk boundaries', () => {
+      const frames = parse('retry: 2000\n: connected\n\nid: ab-1\nda', 'ta: {"type":"x"}\n\n: ping\n\nevent: reset\nid: ab-2\ndata: {}\r\n\r\n');
+      expect(frames).to.deep.equal([
+        { event: 'message', data: '', retry: 2000 },
+        { id: 'ab-1', event: 'message', data: '{"type":"x"}' },
+        { id: 'ab-2', event: 'reset', data: '{}' },
+      ]);
+    });
+
+    it('joins multi-line data and waits for a split \\r\\n', () => {
+      expect(parse('data: a\ndata: b\r', '\n\r\n')).to.deep.equal([{ event: 'message', data: 'a\nb' }]);
+    });
+  });
+
+  describe('colorLevel', () => {
+    it('is off without a TTY, off with NO_COLOR, on when forced', () => {
+      expect(colorLevel({}, false)).to.equal(0);
+      expect(colorLevel({}, true)).to.equal(1);
+      expect(colorLevel({ NO_COLOR: '1' }, true)).to.equal(0);
+      expect(colorLevel({ NO_COLOR: '1', FORCE_COLOR: '1' }, true)).to.equal(0);
+      expect(colorLevel({ FORCE_COLOR: '1' }, false)).to.equal(1);
+      expect(colorLevel({ FORCE_COLOR: '0' }, true)).to.equal(0);
+    });
+  });
+
+  it('prefixEnd is the first key after every key with the prefix', () => {
+    expect(prefixEnd('ns/services/').toString()).to.equal('ns/services0');
+  });
+
+  describe('intentFromAudit', () => {
+    const entry = (action: 'enable' | 'disable', changed: boolean, at: number): AuditEntry => ({
+      id: String(at),
+      at,
+      actor: 'ops',
+      action,
+      serviceId: 's1',
+      changed,
+      reason: `r${at}`,
+    });
+
+    it('takes the newest entry that changed the state, when it agrees with the record', () => {
+      const service = record('s1', { enabled: false, disabledReason: 'r2' });
+      expect(intentFromAudit(service, [entry('disable', false, 3), entry('disable', true, 2), entry('enable', true, 1)])).to.deep.equal({
+        enabled: false,
+        reason: 'r2',
+        actor: 'ops',
+        at: 2,
+      });
+    });
+
+    it('is null for an enabled service with no trail, and trusts the record over a stale trail', () => {
+      expect(intentFromAudit(record('s1'), [])).to.equal(null);
+      expect(intentFromAudit(record('s1'), [entry('disable', true, 5)])).to.equal(null);
+    });
+  });
+
+  describe('views', () => {
+    it('renderToggle says when nothing changed', () => {
+      expect(renderToggle({ serviceId: 'a', enabled: false, changed: true })).to.equal('a disabled');
+      expect(renderToggle({ serviceId: 'a', enabled: false, changed: false })).to.equal('a already disabled (no change)');
+    });
+
+    it('renderTopology nests region, zone and instance with counts and the leader', () => {
+      const services = [
+        record('a', { role: 'leader' }),
+        record('b', { zone: 'us-east-1b', status: 'unhealthy', isHealthy: false }),
+        record('c', { region: 'eu-west-1', zone: 'eu-west-1a', enabled: false, isHealthy: false, disabledReason: 'deploy' }),
+      ];
+      const text = renderTopology(computeTopology(services, 'a'), services);
+      expect(text.split('\n')).to.deep.equal([
+        'Cluster: 3 services, 1 healthy, 2 not taking traffic, 1 disabled; leader a ★',
+        '├─ eu-west-1 (1, 0 healthy)',
+        '│  └─ eu-west-1a (1, 0 healthy)',
+        '│     └─ c 127.0.0.1:3000 healthy disabled (deploy)',
+        '└─ us-east-1 (2, 1 healthy)',
+        '   ├─ us-east-1a (1, 1 healthy)',
+        '   │  └─ a 127.0.0.1:3000 healthy ★ (leader)',
+        '   └─ us-east-1b (1, 0 healthy)',
+        '      └─ b 127.0.0.1:3000 unhealthy',
+      ]);
+    });
+
+    it('renderEvent is one line: time, type, id, detail', () => {
+      const line = renderEvent({
+        type: 'serviceHealthChanged',
+        serviceId: 'a',
+        previousStatus: 'healthy',
+        status: 'unhealthy',
+        service: record('a', { status: 'unhealthy', health: { ...record('a').health, status: 'unhealthy', message: 'HTTP 503' } }),
+        timestamp: Date.UTC(2025, 0, 2, 3, 4, 5, 6),
+      });
+      expect(line).to.equal('2025-01-02T03:04:05.006Z  serviceHealthChanged  a  healthy → unhealthy (HTTP 503)');
+    });
+  });
+
+  describe('AgentClient.events', () => {
+    it('reconnects after the stream ends and resumes with Last-Event-ID', async () => {
+      const events: ClusterEvent[] = [
+        { type: 'serviceDisabled', serviceId: 'a', timestamp: 1 },
+        { type: 'serviceEnabled', serviceId: 'a', timestamp: 2 },
+      ];
+      const lastIds: (string | undefined)[] = [];
+      const server = http.createServer((req, res) => {
+        lastIds.push(req.headers['last-event-id'] as string | undefined);
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        // The first connection delivers one event and drops; the second carries on from there.
+        if (lastIds.length === 1) res.end(`retry: 10\nid: s-1\ndata: ${JSON.stringify(events[0])}\n\n`);
+        else res.write(`: ping\n\nid: s-2\ndata: ${JSON.stringify(events[1])}\n\n`);
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const client = new AgentClient({ kind: 'agent', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 2000 });
+      const seen: ClusterEvent[] = [];
+      const notices: string[] = [];
+      const stop = new AbortController();
+      try {
+        await client.events(
+          (e) => {
+            seen.push(e);
+            if (seen.length === 2) stop.abort();
+          },
+          stop.signal,
+          { onNotice: (m) => notices.push(m) },
+        );
+      } finally {
+        await client.close();
+        server.closeAllConnections();
+        server.close();
+      }
+      expect(seen).to.deep.equal(events);
+      expect(lastIds).to.deep.equal([undefined, 's-1']);
+      expect(notices.join('\n')).to.match(/ended; reconnecting/);
+    });
+
+    it('rejects when the stream cannot be opened at all', async () => {
+      const client = new AgentClient({ kind: 'agent', url: 'http://127.0.0.1:1', timeoutMs: 1000 });
+      try {
+        const err = await client.events(() => undefined, new AbortController().signal).then(
+          () => undefined,
+          (e: unknown) => e as Error,
+        );
+        expect(err?.name).to.equal('AgentUnavailableError');
+      } finally {
+        await client.close();
+      }
+    });
+  });
+});
