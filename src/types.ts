@@ -64,8 +64,12 @@ export interface AuditEntry {
   serviceId: string;
   reason?: string;
   source?: string;
-  /** Whether the action changed anything (false when the state already was as asked). */
+  /** Whether the action changed the state (false when it already was as asked). */
   changed: boolean;
+  /** True when the state was already as asked but the stored reason was replaced by this one. */
+  reasonUpdated?: boolean;
+  /** The reason this entry replaced, when `reasonUpdated` and there was one. */
+  previousReason?: string;
 }
 
 export interface TopologyLeader {

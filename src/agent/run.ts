@@ -43,8 +43,9 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       const server = await startApiServer(agent, {
         host: config.api.host,
         port: config.api.port,
-        // --api-key (a setting, so also a flag) wins over the env var, as every setting does.
-        auth: loadApiAuth({ env: { ...(options.env ?? process.env), SERVICE_DISCOVERY_API_KEY: config.api.apiKey } }),
+        // Key, key file, read access and TLS are settings: flag > env > config file > default, as every setting.
+        auth: loadApiAuth(config.api),
+        tls: config.api.tls,
         logger,
         metrics,
       });
@@ -64,8 +65,12 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       process.exit(130);
     });
     void force;
+    // Resign first: stop() hands leadership over in its first round trip, so the next leader does
+    // not wait for the API's connections to close. Meanwhile the API answers `stopping` (503 on
+    // /health), then closes.
+    const agentStopped = agent.stop();
     await api?.close().catch(() => undefined);
-    await agent.stop();
+    await agentStopped;
     // The agent does not close a registry it was given.
     await registry.close().catch(() => undefined);
     logger.info({ event: 'agent.stopped', serviceId: agent.id }, 'stopped');

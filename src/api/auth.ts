@@ -3,9 +3,10 @@
  *
  * - A key has a `name` (recorded as the actor in the audit trail), a `role` (`viewer` reads,
  *   `operator` also enables and disables services) and the secret itself.
- * - Keys come from `SERVICE_DISCOVERY_API_KEY` (one operator key named `default`) and/or a key file.
+ * - Keys come from the `api.apiKey` setting (`SERVICE_DISCOVERY_API_KEY`, `--api-key`: one operator key
+ *   named `default`) and/or the `api.keyFile` setting (`SERVICE_DISCOVERY_API_KEY_FILE`, `--api-key-file`).
  * - Clients send `Authorization: Bearer KEY` or `X-API-Key: KEY`.
- * - Reads may be open by configuration (`readAccess: 'open'`); writes never are once any key exists.
+ * - Reads may be open by configuration (`api.readAccess`: `open`); writes never are once any key exists.
  *   With no key at all, writes are refused unless `allowUnauthenticatedWrites` (demo mode) is set.
  * - Keys are compared as SHA-256 digests with `timingSafeEqual`, against every configured key, so
  *   neither the key's length nor which key matched leaks through timing.
@@ -16,6 +17,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
+import { resolveConfig } from '../config/load.js';
+import { SETTINGS, envNames } from '../config/settings.js';
 import { ApiError } from './errors.js';
 
 /** What a key may do. `operator` implies `viewer`. */
@@ -59,8 +62,6 @@ export class ApiAuthConfigError extends Error {
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/;
 const ENV_KEY = 'SERVICE_DISCOVERY_API_KEY';
-const ENV_KEY_FILE = 'SERVICE_DISCOVERY_API_KEY_FILE';
-const ENV_READ_ACCESS = 'SERVICE_DISCOVERY_API_READ_ACCESS';
 const REALM = 'Bearer realm="proxy-stone-sd"';
 
 interface StoredKey {
@@ -192,45 +193,68 @@ function validateKeys(keys: readonly ApiKey[]): void {
   }
 }
 
-/** Input of {@link loadApiAuth}. */
-export interface LoadApiAuthOptions {
-  /** Environment to read (`process.env` by default). */
-  env?: Readonly<Record<string, string | undefined>>;
-  /** Key file path; defaults to `SERVICE_DISCOVERY_API_KEY_FILE`. */
+/**
+ * The API settings {@link loadApiAuth} reads: the `api` part of a resolved `SdConfig` fits as is.
+ * `readAccess` defaults to `open`.
+ */
+export interface ApiAuthSettings {
+  /** One operator key, named `default` (`api.apiKey`, `SERVICE_DISCOVERY_API_KEY`). */
+  apiKey?: string;
+  /** Key file path (`api.keyFile`, `SERVICE_DISCOVERY_API_KEY_FILE`). */
   keyFile?: string;
-  /** Overrides `SERVICE_DISCOVERY_API_READ_ACCESS` (default `open`). */
+  /** `api.readAccess` (`SERVICE_DISCOVERY_API_READ_ACCESS`). */
   readAccess?: 'open' | 'viewer';
+}
+
+/** Options of {@link loadApiAuth}. */
+export interface LoadApiAuthOptions {
+  /** Environment to read when no settings are given (`process.env` by default). */
+  env?: NodeJS.ProcessEnv;
+  /** Demo mode, see {@link ApiAuthOptions.allowUnauthenticatedWrites}. */
   allowUnauthenticatedWrites?: boolean;
 }
 
 /**
- * Builds {@link ApiAuthOptions} from the environment and an optional key file. Synchronous: it runs
- * once at startup.
+ * Builds {@link ApiAuthOptions} from the API settings: `apiKey` (one `operator` key named `default`),
+ * `keyFile` and `readAccess`. Synchronous: it runs once at startup.
  *
- * Reads `SERVICE_DISCOVERY_API_KEY` (one `operator` key named `default`),
- * `SERVICE_DISCOVERY_API_KEY_FILE` (when `keyFile` is not given) and
- * `SERVICE_DISCOVERY_API_READ_ACCESS` (`open` | `viewer`, when `readAccess` is not given).
+ * Pass the resolved config (`loadApiAuth(config.api)`), so the key, key file and read access follow
+ * the one precedence of every setting (flag > env > config file > default). Without settings it
+ * resolves the `api.*` settings from the environment through the same config loader (for an embedding
+ * host that has no config of its own); other variables are not looked at.
  *
  * The key file is either JSON (`[{name, role, key}]` or `{keys: [...]}`) or lines `name:role:key`
  * (blank lines and `#` comments ignored; the key is everything after the second colon).
  *
  * @throws ApiAuthConfigError naming the file and line, never the secret
+ * @throws ConfigError (from the config loader) for a bad environment variable, when no settings are given
  */
-export function loadApiAuth(options: LoadApiAuthOptions = {}): ApiAuthOptions {
-  const env = options.env ?? process.env;
+export function loadApiAuth(settings?: ApiAuthSettings, options: LoadApiAuthOptions = {}): ApiAuthOptions {
+  const api = settings ?? apiSettingsFromEnv(options.env ?? process.env);
   const keys: ApiKey[] = [];
-  const envKey = env[ENV_KEY]?.trim();
-  if (envKey) keys.push({ name: 'default', role: 'operator', key: envKey });
-  const keyFile = options.keyFile ?? (env[ENV_KEY_FILE]?.trim() || undefined);
-  if (keyFile) keys.push(...readKeyFile(keyFile));
-  const rawAccess = options.readAccess ?? (env[ENV_READ_ACCESS]?.trim() || 'open');
-  if (rawAccess !== 'open' && rawAccess !== 'viewer') {
-    throw new ApiAuthConfigError(`${ENV_READ_ACCESS}: expected "open" or "viewer", got ${JSON.stringify(rawAccess)}`);
+  // The loader keeps secrets verbatim; surrounding whitespace in a key is a paste accident, not part of it.
+  const apiKey = api.apiKey?.trim();
+  if (apiKey) keys.push({ name: 'default', role: 'operator', key: apiKey });
+  if (api.keyFile) keys.push(...readKeyFile(api.keyFile));
+  const readAccess = api.readAccess ?? 'open';
+  if (readAccess !== 'open' && readAccess !== 'viewer') {
+    throw new ApiAuthConfigError(`readAccess: expected "open" or "viewer", got ${JSON.stringify(readAccess)}`);
   }
-  const auth: ApiAuthOptions = { keys, readAccess: rawAccess };
+  const auth: ApiAuthOptions = { keys, readAccess };
   if (options.allowUnauthenticatedWrites) auth.allowUnauthenticatedWrites = true;
   validateKeys(keys);
   return auth;
+}
+
+/** The `api.*` settings from these environment variables alone, read by the config loader. */
+function apiSettingsFromEnv(env: NodeJS.ProcessEnv): ApiAuthSettings {
+  // Only the API's variables: an unrelated bad one (SERVICE_PORT=abc) is not this caller's problem.
+  const apiEnv: NodeJS.ProcessEnv = {};
+  for (const setting of SETTINGS) {
+    if (!setting.path.startsWith('api.')) continue;
+    for (const name of envNames(setting)) if (env[name] !== undefined) apiEnv[name] = env[name];
+  }
+  return resolveConfig({ env: apiEnv }).config.api;
 }
 
 /** Parses a key file (see {@link loadApiAuth}). */

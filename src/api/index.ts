@@ -10,6 +10,7 @@ export {
   createRequestHandler,
   type ApiOptions,
   type ApiServerOptions,
+  type ApiTlsOptions,
   type ApiHandlerOptions,
   type ServiceDiscoveryPluginOptions,
   type ApiServer,
@@ -25,6 +26,7 @@ export {
   type ApiKey,
   type ApiRole,
   type LoadApiAuthOptions,
+  type ApiAuthSettings,
   type Principal,
   type RouteAccess,
 } from './auth.js';

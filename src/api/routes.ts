@@ -155,7 +155,8 @@ function setEnabledRoute(enabled: boolean): RouteSpec {
     summary: enabled ? 'Enable a service (take traffic again)' : 'Disable a service (stop routing traffic to it)',
     description:
       'Records operator intent in the registry (it survives agent and registry restarts) and an audit entry. ' +
-      'Idempotent: repeating it answers `changed: false`. Needs an operator API key; the key name is the audit actor.',
+      'Idempotent: repeating it answers `changed: false` (a new `reason` still replaces the stored one, and the audit ' +
+      'entry says so with `reasonUpdated`). Needs an operator API key; the key name is the audit actor.',
     tag: 'management',
     params: IdParamsSchema,
     body: SetEnabledBodySchema,

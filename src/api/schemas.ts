@@ -186,7 +186,12 @@ export const AuditEntrySchema = named(
     serviceId: z.string(),
     reason: z.string().optional(),
     source: z.string().optional().describe('Remote address of the request.'),
-    changed: z.boolean(),
+    changed: z.boolean().describe('Whether the state changed (false when it already was as asked).'),
+    reasonUpdated: z
+      .boolean()
+      .optional()
+      .describe('True when the state was already as asked but this entry replaced the stored reason.'),
+    previousReason: z.string().optional().describe('The reason replaced, when reasonUpdated.'),
   }),
 );
 

@@ -57,10 +57,21 @@ export interface ApiServerOptions extends ApiOptions {
   host: string;
   /** 0 picks a free port; the chosen one is in the returned `url`. */
   port: number;
-  /** Serve HTTPS with this certificate and key (PEM file paths). */
-  tls?: { cert: string; key: string };
+  /**
+   * Serve HTTPS with this certificate and key (PEM file paths; both or neither, so the `api.tls`
+   * setting fits as is). With `ca`, clients must also present a certificate that CA signed (mTLS).
+   */
+  tls?: ApiTlsOptions;
   /** Trust X-Forwarded-For from these proxies when recording the source address (fastify's trustProxy). */
   trustProxy?: boolean | string | string[];
+}
+
+/** TLS files of the standalone server (PEM paths). An object with none of them set means plain HTTP. */
+export interface ApiTlsOptions {
+  cert?: string;
+  key?: string;
+  /** CA of the client certificates to require (mutual TLS). */
+  ca?: string;
 }
 
 /** Options of {@link createRequestHandler}. */
@@ -122,14 +133,7 @@ export const serviceDiscoveryPlugin: FastifyPluginAsync<ServiceDiscoveryPluginOp
 /** Starts a standalone API server for an agent (all routes, health and metrics included). */
 export async function startApiServer(agent: ServiceAgent, options: ApiServerOptions): Promise<ApiServer> {
   const logger = options.logger ?? silentLogger;
-  let https: { cert: Buffer; key: Buffer } | null = null;
-  if (options.tls) {
-    const [cert, key] = await Promise.all([
-      readPem(options.tls.cert, 'TLS certificate'),
-      readPem(options.tls.key, 'TLS key'),
-    ]);
-    https = { cert, key };
-  }
+  const https = await loadTls(options.tls);
   const { app, mounted } = await buildApp(agent, { ...options, healthRoutes: true, metricsRoute: true }, https);
   try {
     await app.listen({ host: options.host, port: options.port });
@@ -141,7 +145,7 @@ export async function startApiServer(agent: ServiceAgent, options: ApiServerOpti
   const url = `${https ? 'https' : 'http'}://${urlHost(options.host)}:${address.port}`;
   const { auth } = mounted;
   logger.info(
-    { event: 'api.listening', url, tls: https !== null, keys: auth.keyCount, readAccess: auth.readAccess },
+    { event: 'api.listening', url, tls: https !== null, clientCerts: https?.requestCert === true, keys: auth.keyCount, readAccess: auth.readAccess },
     `API listening on ${url}`,
   );
   if (auth.keyCount === 0) {
@@ -149,7 +153,7 @@ export async function startApiServer(agent: ServiceAgent, options: ApiServerOpti
       { event: 'api.no_keys' },
       auth.allowUnauthenticatedWrites
         ? 'no API key configured and unauthenticated writes allowed: anyone who reaches the API can disable services'
-        : 'no API key configured: enable/disable endpoints are refused until SERVICE_DISCOVERY_API_KEY is set',
+        : 'no API key configured: enable/disable endpoints are refused until SERVICE_DISCOVERY_API_KEY (--api-key) or a key file (--api-key-file) is set',
     );
   }
   return {
@@ -223,7 +227,7 @@ interface MountOptions extends ApiOptions {
 async function buildApp(
   agent: ServiceAgent,
   options: MountOptions & { trustProxy?: boolean | string | string[] },
-  https: { cert: Buffer; key: Buffer } | null,
+  https: HttpsOptions | null,
 ): Promise<{ app: FastifyInstance; mounted: MountedApi }> {
   const logger = options.logger ?? silentLogger;
   const serverOptions = {
@@ -333,6 +337,32 @@ function parse(schema: RouteSpec['query'], value: unknown, where: 'query' | 'pat
   const result = schema.safeParse(value);
   if (!result.success) throw validationError(where, result.error);
   return result.data;
+}
+
+/** What node's https server gets. */
+interface HttpsOptions {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer;
+  requestCert?: boolean;
+  rejectUnauthorized?: boolean;
+}
+
+/** Reads the TLS files, or returns null for plain HTTP. Errors name the file, never its content. */
+async function loadTls(tls: ApiTlsOptions | undefined): Promise<HttpsOptions | null> {
+  if (!tls || (tls.cert === undefined && tls.key === undefined && tls.ca === undefined)) return null;
+  if (tls.cert === undefined || tls.key === undefined) {
+    const missing = [tls.cert === undefined ? 'the certificate' : '', tls.key === undefined ? 'the key' : ''].filter(Boolean);
+    throw new Error(`API TLS needs a certificate and a key file (--api-tls-cert, --api-tls-key); missing: ${missing.join(' and ')}`);
+  }
+  const [cert, key, ca] = await Promise.all([
+    readPem(tls.cert, 'TLS certificate'),
+    readPem(tls.key, 'TLS key'),
+    tls.ca === undefined ? undefined : readPem(tls.ca, 'TLS client CA'),
+  ]);
+  // Without a CA, any client may connect (API keys still apply); with one, the handshake itself
+  // refuses a client without a certificate that CA signed, before a request is even read.
+  return ca ? { cert, key, ca, requestCert: true, rejectUnauthorized: true } : { cert, key };
 }
 
 async function readPem(path: string, what: string): Promise<Buffer> {

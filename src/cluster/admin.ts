@@ -25,7 +25,7 @@ export interface SetEnabledOptions {
 export interface SetEnabledResult {
   serviceId: string;
   enabled: boolean;
-  /** False when the service already was in the asked state (idempotent no-op). */
+  /** False when the service already was in the asked state (idempotent; a new reason is still stored). */
   changed: boolean;
   intent: AdminIntent;
   /** The live record with the new intent applied, when the service is registered. */
@@ -36,9 +36,30 @@ export interface SetEnabledResult {
 const MAX_REASON = 500;
 
 /**
+ * `options` over `defaults`, where a property set to `undefined` counts as absent: a caller that
+ * passes `{ actor: undefined }` gets the default actor, not `unknown`.
+ */
+export function withDefaultOptions(options: SetEnabledOptions, defaults: SetEnabledOptions = {}): SetEnabledOptions {
+  const out: SetEnabledOptions = {};
+  for (const key of ['reason', 'actor', 'source', 'expiresAt'] as const) {
+    const value = options[key] ?? defaults[key];
+    if (value !== undefined) (out as Record<typeof key, unknown>)[key] = value;
+  }
+  return out;
+}
+
+/**
  * Records operator intent for a service at `<ns>/admin/<id>` (no lease: it survives agent and etcd
  * restarts) and appends an audit entry, in one transaction guarded by the intent key's revision so
  * two operators racing cannot lose an update silently.
+ *
+ * Repeating the current state is a no-op (`changed: false`), except that a new `reason` replaces the
+ * stored one (with the new actor and time): the state is unchanged, but the record then says why it
+ * is in that state now. The audit entry of such a call has `reasonUpdated: true` and the
+ * `previousReason`.
+ *
+ * Options that are `undefined` count as absent and take their value from `defaults` (the caller's
+ * own actor, say); the actor is `unknown` only when neither gives one.
  */
 export async function setServiceEnabled(
   registry: Registry,
@@ -46,10 +67,13 @@ export async function setServiceEnabled(
   serviceId: string,
   enabled: boolean,
   options: SetEnabledOptions = {},
+  defaults: SetEnabledOptions = {},
 ): Promise<SetEnabledResult> {
+  options = withDefaultOptions(options, defaults);
   if (options.reason !== undefined && options.reason.length > MAX_REASON) {
     throw new RangeError(`reason: expected at most ${MAX_REASON} characters`);
   }
+  const actor = options.actor ?? 'unknown';
   for (let attempt = 0; attempt < 5; attempt++) {
     const [recordKv, intentKv] = await Promise.all([
       registry.get(layout.service(serviceId)),
@@ -62,28 +86,36 @@ export async function setServiceEnabled(
     const active = current?.ok && (current.value.expiresAt === undefined || current.value.expiresAt > now) ? current.value : undefined;
     const wasEnabled = active ? active.enabled : true;
     const changed = wasEnabled !== enabled || (options.expiresAt !== undefined && active?.expiresAt !== options.expiresAt);
-    const intent: AdminIntent = changed || !active
-      ? {
-          enabled,
-          reason: options.reason,
-          actor: options.actor ?? 'unknown',
-          at: now,
-          ...(options.expiresAt !== undefined ? { expiresAt: options.expiresAt } : {}),
-        }
-      : active;
+    // Same state, new reason: keep the state (and its expiry) but record why it holds now.
+    const reasonUpdated = !changed && active !== undefined && options.reason !== undefined && options.reason !== active.reason;
+    let intent: AdminIntent;
+    if (changed || !active) {
+      intent = {
+        enabled,
+        reason: options.reason,
+        actor,
+        at: now,
+        ...(options.expiresAt !== undefined ? { expiresAt: options.expiresAt } : {}),
+      };
+    } else if (reasonUpdated) {
+      intent = { ...active, reason: options.reason, actor, at: now };
+    } else {
+      intent = active;
+    }
     const audit: AuditEntry = {
       id: auditId(now),
       at: now,
-      actor: options.actor ?? 'unknown',
+      actor,
       action: enabled ? 'enable' : 'disable',
       serviceId,
       reason: options.reason,
       source: options.source,
       changed,
+      ...(reasonUpdated ? { reasonUpdated: true, ...(active.reason !== undefined ? { previousReason: active.reason } : {}) } : {}),
     };
     const ops: TxnOp[] = [{ type: 'put', key: layout.audit + audit.id, value: JSON.stringify(audit) }];
     // Enabling with no intent stored is already the default; keep the key space clean.
-    if (changed) ops.push({ type: 'put', key: layout.adminOf(serviceId), value: JSON.stringify(intent) });
+    if (changed || reasonUpdated) ops.push({ type: 'put', key: layout.adminOf(serviceId), value: JSON.stringify(intent) });
     const res = await registry.txn(
       [{ key: layout.adminOf(serviceId), target: 'modRevision', equals: intentKv?.modRevision ?? 0 }],
       ops,

@@ -162,6 +162,8 @@ const auditEntry = object({
   reason: opt(str()),
   source: opt(str()),
   changed: req(bool),
+  reasonUpdated: opt(bool),
+  previousReason: opt(str()),
 });
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };

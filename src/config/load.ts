@@ -241,12 +241,40 @@ const CROSS_RULES: readonly CrossRule[] = [
     violated: (c) => c.cluster.discovery.password !== undefined && c.cluster.discovery.username === undefined,
     message: () => `requires ${mention('cluster.discovery.username')}`,
   },
+  {
+    id: 'api-cert-needs-key',
+    path: 'api.tls.cert',
+    violated: (c) => c.api.tls?.cert !== undefined && c.api.tls.key === undefined,
+    message: () => `requires ${mention('api.tls.key')}`,
+  },
+  {
+    id: 'api-key-needs-cert',
+    path: 'api.tls.key',
+    violated: (c) => c.api.tls?.key !== undefined && c.api.tls.cert === undefined,
+    message: () => `requires ${mention('api.tls.cert')}`,
+  },
+  {
+    // Client certificates are only asked for during a TLS handshake, so a CA without HTTPS would
+    // silently protect nothing.
+    id: 'api-ca-needs-tls',
+    path: 'api.tls.ca',
+    violated: (c) => c.api.tls?.ca !== undefined && (c.api.tls.cert === undefined || c.api.tls.key === undefined),
+    message: () => `requires ${mention('api.tls.cert')} and ${mention('api.tls.key')}`,
+  },
+  {
+    // Without any key nobody could read: refuse the lock-out at startup rather than 401 every request.
+    id: 'viewer-needs-a-key',
+    path: 'api.readAccess',
+    violated: (c) => c.api.readAccess === 'viewer' && c.api.apiKey === undefined && c.api.keyFile === undefined,
+    message: () => `requires an API key: set ${mention('api.apiKey')} or ${mention('api.keyFile')}, or make reads open`,
+  },
 ];
 
 /**
  * The one schema of a resolved {@link SdConfig}: each leaf built from its row in `SETTINGS` (kind, range,
  * pattern), unknown keys rejected, plus the cross-field rules (renewInterval < ttl, etcd needs endpoints,
- * TLS cert and key together, username and password together). Values must already be converted
+ * TLS cert and key together, username and password together, an API TLS CA only with HTTPS, `viewer`
+ * read access only with a key). Values must already be converted
  * (durations in seconds, lists as arrays); use {@link configFromPartial} to convert and validate.
  */
 export const sdConfigSchema: z.ZodType<SdConfig> = (groupSchema('') as unknown as z.ZodType<SdConfig>).superRefine(

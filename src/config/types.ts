@@ -53,10 +53,16 @@ export interface SdConfig {
     /** Public URL of this agent's API written into the record; derived from host/port when unset. */
     advertiseUrl?: string;
     /**
-     * Shared secret required by the management endpoints (enable/disable) when set
+     * An operator key (named `default` in the audit trail) for the management endpoints
      * (`SERVICE_DISCOVERY_API_KEY`, named in DESIGN.md). Secret: never logged or printed.
      */
     apiKey?: string;
+    /** File of named keys with roles (`name:role:key` lines or JSON), read at startup. */
+    keyFile?: string;
+    /** `open`: reads need no key; `viewer`: reads need any valid key. Writes always need an operator key. */
+    readAccess: 'open' | 'viewer';
+    /** HTTPS for the API (PEM paths): `cert` and `key` together; `ca` adds client-certificate checks (mTLS). */
+    tls?: { cert?: string; key?: string; ca?: string };
   };
   log: {
     level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';

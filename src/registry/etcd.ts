@@ -5,6 +5,7 @@ import {
   ExponentialBackoff,
   circuitBreaker,
   handleWhen,
+  isBrokenCircuitError,
   retry,
 } from 'cockatiel';
 import {
@@ -35,6 +36,7 @@ import {
   type WatchEvent,
   type WatchHandle,
   type WatchHandlers,
+  tlsRegistryError,
 } from './types.js';
 
 export interface EtcdRegistryOptions {
@@ -55,14 +57,24 @@ export class EtcdRegistry implements Registry {
   readonly description: string;
   /** The underlying client, for callers that need etcd-only operations (compaction in tests, doctor). */
   readonly client: Etcd3;
-  private readonly timeoutMs: number;
+  /** Milliseconds allowed for one call. */
+  readonly timeoutMs: number;
   private closed = false;
   private readonly watchers = new Set<Watcher>();
+  private readonly errorContext: ErrorContext;
+  /** The last failure, so a call refused by the open circuit breaker can say why it opened. */
+  private lastFailure: RegistryUnavailableError | RegistryAuthError | undefined;
 
   constructor(options: EtcdRegistryOptions) {
     if (options.endpoints.length === 0) throw new Error('etcd registry needs at least one endpoint');
     this.timeoutMs = options.callTimeoutMs ?? 5000;
     this.description = options.endpoints.map(redactUrl).join(',');
+    this.errorContext = {
+      endpoint: this.description,
+      timeoutMs: this.timeoutMs,
+      tls: Boolean(options.tls?.ca || options.tls?.cert) || options.endpoints.some((e) => e.startsWith('https:')),
+      clientCert: Boolean(options.tls?.cert),
+    };
     const timeoutMs = this.timeoutMs;
     this.client = new Etcd3({
       hosts: options.endpoints,
@@ -172,12 +184,14 @@ export class EtcdRegistry implements Registry {
   }
 
   watchPrefix(prefix: string, fromRevision: number, handlers: WatchHandlers): WatchHandle {
-    const watcher = this.client.watch().prefix(prefix).startRevision(String(fromRevision)).watcher();
+    // Previous values make a delete event say what was deleted (the contract's prevValue, as the memory
+    // registry gives it). The cost is a second copy of each small value on put events, and only on changes.
+    const watcher = this.client.watch().prefix(prefix).startRevision(String(fromRevision)).withPreviousKV().watcher();
     this.watchers.add(watcher);
     let done = false;
     watcher.on('connected', () => handlers.onConnected?.());
     watcher.on('disconnected', (err: Error) => {
-      if (!done) handlers.onDisconnected?.(asUnavailable(this.description, err));
+      if (!done) handlers.onDisconnected?.(this.failure(err));
     });
     watcher.on('data', (res) => {
       if (done || res.events.length === 0) return;
@@ -201,7 +215,7 @@ export class EtcdRegistry implements Registry {
       // etcd cancels a watch whose start revision was compacted away with an empty cancel_reason, and
       // etcd3 1.1.2 drops the response's compact_revision: all we get is "Watcher canceled: ".
       if (/^Watcher canceled:\s*$/.test(err.message) || /compact/i.test(err.message)) {
-        void this.findCompactRevision(fromRevision).then((revision) => {
+        void this.findCompactRevision(prefix, fromRevision).then((revision) => {
           if (!cancelled) handlers.onCompacted(revision);
         });
       } else handlers.onError?.(err);
@@ -219,12 +233,14 @@ export class EtcdRegistry implements Registry {
 
   /**
    * The oldest revision still readable (etcd's compact revision), found by bisecting reads between a
-   * revision known to be compacted and the head, since etcd3 does not pass it on. Needs no admin role.
+   * revision known to be compacted and the head, since etcd3 does not pass it on. It reads the watched
+   * prefix's own key, so a user whose role covers only the namespace may do it.
    */
-  private async findCompactRevision(compacted: number): Promise<number> {
+  private async findCompactRevision(prefix: string, compacted: number): Promise<number> {
+    const key = Buffer.from(prefix);
     const readable = async (revision: number) => {
       try {
-        await this.client.kv.range({ key: Buffer.from([0]), revision: String(revision), count_only: true });
+        await this.client.kv.range({ key, revision: String(revision), count_only: true });
         return true;
       } catch (err) {
         if (err instanceof Error && /compacted/i.test(err.message)) return false;
@@ -233,7 +249,7 @@ export class EtcdRegistry implements Registry {
     };
     try {
       let lo = compacted;
-      let hi = Number((await this.client.kv.range({ key: Buffer.from([0]), count_only: true })).header.revision);
+      let hi = Number((await this.client.kv.range({ key, count_only: true })).header.revision);
       while (hi - lo > 1) {
         const mid = Math.floor((lo + hi) / 2);
         if (await readable(mid)) hi = mid;
@@ -259,13 +275,32 @@ export class EtcdRegistry implements Registry {
     this.client.close();
   }
 
-  /** Runs one call with a hard deadline and maps etcd3's errors onto the registry's. */
+  /**
+   * Runs one call with a hard deadline and maps etcd3's errors onto the registry's. `what` names the
+   * call at its call site; messages leave it out, since "no answer" is the same for every call.
+   */
   async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    void what;
     try {
-      return await withTimeout(fn(), this.timeoutMs + 250, `${what} timed out after ${this.timeoutMs}ms`);
+      // gRPC's own deadline fires first; this one only catches a call stuck outside gRPC.
+      return await withTimeout(fn(), this.timeoutMs + 250, `no answer within ${this.timeoutMs}ms`);
     } catch (err) {
-      throw mapError(this.description, err);
+      throw this.failure(err);
     }
+  }
+
+  /** Maps an error, remembering connection failures for the circuit breaker's refusals. */
+  private failure(err: unknown): Error {
+    if (isBrokenCircuitError(err)) {
+      // The breaker opened after consecutive failures and refuses calls for a moment without trying:
+      // report the failure that opened it (an auth refusal stays one), not cockatiel's wording.
+      const last = this.lastFailure;
+      if (last instanceof RegistryAuthError) return new RegistryAuthError(last.message);
+      return new RegistryUnavailableError(this.description, `${last ? last.detail : 'recent calls failed'} (failing fast for a moment)`);
+    }
+    const mapped = mapError(this.errorContext, err);
+    if (mapped instanceof RegistryUnavailableError || mapped instanceof RegistryAuthError) this.lastFailure = mapped;
+    return mapped;
   }
 }
 
@@ -279,7 +314,7 @@ class EtcdLease implements RegistryLease {
 
   async keepAliveOnce(): Promise<number> {
     const res = await this.registry.call('lease keep-alive', () =>
-      this.lease.keepaliveOnce({ deadline: Date.now() + 5000 }),
+      this.lease.keepaliveOnce({ deadline: Date.now() + this.registry.timeoutMs }),
     );
     return Number(res.TTL);
   }
@@ -345,10 +380,28 @@ export function redactUrl(url: string): string {
   }
 }
 
-function mapError(endpoint: string, err: unknown): Error {
+/** What error messages may say about the client; never a credential. */
+interface ErrorContext {
+  /** Endpoints without userinfo. */
+  endpoint: string;
+  timeoutMs: number;
+  /** TLS is configured (a CA, a client certificate or an https endpoint). */
+  tls: boolean;
+  /** A client certificate is configured. */
+  clientCert: boolean;
+}
+
+/**
+ * Maps etcd3 and gRPC errors to the registry's, with one short line naming the endpoint: credential and
+ * trust problems (which retrying will not fix) become {@link RegistryAuthError}, everything else
+ * {@link RegistryUnavailableError}. The messages carry no secret: etcd's and OpenSSL's texts name
+ * neither the password nor key material, and the endpoint is redacted.
+ */
+function mapError(ctx: ErrorContext, err: unknown): Error {
   if (err instanceof LeaseLostError || err instanceof RegistryUnavailableError || err instanceof RegistryAuthError)
     return err;
   if (err instanceof EtcdLeaseInvalidError) return new LeaseLostError(String(err.message.replace(/\D/g, '') || '?'));
+  const message = err instanceof Error ? err.message : String(err);
   if (
     err instanceof EtcdPermissionDeniedError ||
     err instanceof EtcdAuthenticationFailedError ||
@@ -356,18 +409,50 @@ function mapError(endpoint: string, err: unknown): Error {
     err instanceof EtcdRoleNotGrantedError ||
     err instanceof EtcdUserNotFoundError
   ) {
-    return new RegistryAuthError(`registry ${endpoint} refused: ${err.message}`);
+    const detail = grpcGist(message);
+    const hint = /permission denied/i.test(detail) ? " (the user's role must grant readwrite on the namespace prefix)" : '';
+    return new RegistryAuthError(`registry ${ctx.endpoint} refused: ${detail}${hint}`);
   }
-  if (err instanceof Error && /requested lease not found/i.test(err.message)) return new LeaseLostError('?');
-  return asUnavailable(endpoint, err);
+  if (/user name is empty/i.test(message)) {
+    // etcd with authentication enabled, and no user configured.
+    return new RegistryAuthError(
+      `registry ${ctx.endpoint} refused: it requires authentication; set --etcd-username and --etcd-password`,
+    );
+  }
+  if (err instanceof Error && /requested lease not found/i.test(message)) return new LeaseLostError('?');
+  const tls = tlsRegistryError(ctx.endpoint, message, { clientCert: ctx.clientCert });
+  if (tls) return tls;
+  return asUnavailable(ctx, err);
 }
 
-function asUnavailable(endpoint: string, err: unknown): RegistryUnavailableError {
+/** gRPC's "3 INVALID_ARGUMENT: etcdserver: authentication failed, …" without the codes. */
+function grpcGist(message: string): string {
+  return message
+    .split('\n')[0]!
+    .replace(/^\d+ [A-Z_]+: /, '')
+    .replace(/^etcdserver: /, '')
+    .slice(0, 200);
+}
+
+function asUnavailable(ctx: ErrorContext, err: unknown): RegistryUnavailableError {
   if (err instanceof RegistryUnavailableError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  // gRPC messages are long ("14 UNAVAILABLE: No connection established. Last error: ..."); keep the gist.
-  const short = message.split('\n')[0]!.replace(/^\d+ [A-Z_]+: /, '').replace(/\s*Resolution note:.*$/, '').slice(0, 200);
-  return new RegistryUnavailableError(endpoint, short);
+  // gRPC says "Deadline exceeded after 1.501s,name resolution: 0.001s,…,Waiting for LB pick": the
+  // timings are noise to an operator; what matters is that nobody answered in time.
+  // (etcd's own "etcdserver: request timed out", a server-side verdict, keeps its words below.)
+  if (/deadline exceeded|^no answer within/i.test(message)) {
+    return new RegistryUnavailableError(ctx.endpoint, `no answer within ${ctx.timeoutMs}ms`);
+  }
+  // "14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1 (…)."
+  const short = grpcGist(message)
+    .replace(/^No connection established\. Last error: /i, '')
+    .replace(/^Error: /, '')
+    .replace(/\s*Resolution note:.*$/, '')
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)/, '')
+    .replace(/\.$/, '');
+  // grpc-js says only "Failed to connect" when a plain client meets a TLS server.
+  const hint = !ctx.tls && /^Failed to connect$/i.test(short) ? ' (if the server requires TLS, use https:// and --etcd-ca)' : '';
+  return new RegistryUnavailableError(ctx.endpoint, `${short || 'no connection'}${hint}`);
 }
 
 /** Rejects after `ms` unless the promise settles first; the timer never keeps the process alive. */

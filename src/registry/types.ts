@@ -102,7 +102,8 @@ export class RegistryUnavailableError extends Error {
   override name = 'RegistryUnavailableError';
   constructor(
     readonly endpoint: string,
-    detail: string,
+    /** What went wrong, without the endpoint: e.g. `no answer within 5000ms`. */
+    readonly detail: string,
   ) {
     super(`registry ${endpoint} unreachable: ${detail}`);
   }
@@ -119,4 +120,45 @@ export class LeaseLostError extends Error {
 /** The registry refused the credentials or the operation. */
 export class RegistryAuthError extends Error {
   override name = 'RegistryAuthError';
+}
+
+/**
+ * Classifies a TLS handshake failure from its message (OpenSSL's or Node's, as gRPC and undici pass
+ * them on) into one line naming the endpoint, or returns undefined when the message is not one:
+ *
+ * - the server refused our certificate, or its absence (an OpenSSL alert): {@link RegistryAuthError};
+ * - we refused the server's certificate (untrusted CA, expired, wrong name): {@link RegistryAuthError};
+ * - the server does not speak TLS at all: {@link RegistryUnavailableError}.
+ *
+ * Credential and trust problems are auth errors because retrying will not fix them. Lives here, not
+ * in the etcd module, so a reader that does not load etcd3 can use it too.
+ */
+export function tlsRegistryError(
+  endpoint: string,
+  message: string,
+  options: { clientCert: boolean },
+): RegistryAuthError | RegistryUnavailableError | undefined {
+  const alert = /alert (bad certificate|certificate required|unknown ca|certificate unknown|handshake failure|access denied)/i.exec(message);
+  if (alert) {
+    const what = options.clientCert
+      ? 'it does not accept the client certificate (--etcd-cert must be signed by a CA the server trusts)'
+      : 'it requires a client certificate (set --etcd-cert and --etcd-key)';
+    return new RegistryAuthError(`registry ${endpoint} refused the TLS handshake (${alert[1]!.toLowerCase()}): ${what}`);
+  }
+  const untrusted =
+    /(unable to verify the first certificate|self[- ]signed certificate(?: in certificate chain)?|unable to get local issuer certificate|certificate has expired|certificate is not yet valid|Hostname\/IP does not match certificate's altnames[^.]*|ERR_TLS_CERT_ALTNAME_INVALID)/i.exec(
+      message,
+    );
+  if (untrusted) {
+    return new RegistryAuthError(
+      `registry ${endpoint} is not trusted: its TLS certificate failed verification (${untrusted[1]}); set --etcd-ca to the CA that signed it`,
+    );
+  }
+  if (/disconnected before secure TLS connection was established|wrong version number|packet length too long/i.test(message)) {
+    return new RegistryUnavailableError(
+      endpoint,
+      'TLS handshake failed: the server does not speak TLS on this port (use an http:// endpoint for a plain server)',
+    );
+  }
+  return undefined;
 }

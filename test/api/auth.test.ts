@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { ServiceAgent } from '../../src/agent/agent.js';
 import { ApiAuthConfigError, ApiAuthenticator, loadApiAuth, parseKeyFile, type ApiAuthOptions } from '../../src/api/auth.js';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
+import { ConfigError, configFromPartial, resolveConfig } from '../../src/config/load.js';
 import { TestCluster, capturingLogger, eventually, http, postJson } from './fixtures.js';
 
 const OPERATOR = 'operator-secret-5f1c9a7e3b';
@@ -156,31 +157,57 @@ describe('loadApiAuth', function () {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('reads SERVICE_DISCOVERY_API_KEY as the operator key "default"', function () {
-    const auth = loadApiAuth({ env: { SERVICE_DISCOVERY_API_KEY: ' s3cret-value \n' } });
+  it('takes the key, key file and read access from the resolved config', async function () {
+    const file = join(dir, 'cfg-keys.txt');
+    await writeFile(file, 'grafana:viewer:graf-key\n');
+    const { config } = resolveConfig({
+      env: { SERVICE_DISCOVERY_API_KEY: 'env-key', SERVICE_DISCOVERY_API_READ_ACCESS: 'open' },
+      // Flags win over env, as for every setting.
+      flags: { 'api-key-file': file, 'api-read-access': 'viewer' },
+    });
+    expect(loadApiAuth(config.api)).to.deep.equal({
+      keys: [
+        { name: 'default', role: 'operator', key: 'env-key' },
+        { name: 'grafana', role: 'viewer', key: 'graf-key' },
+      ],
+      readAccess: 'viewer',
+    });
+    expect(loadApiAuth(configFromPartial().api)).to.deep.equal({ keys: [], readAccess: 'open' });
+    expect(loadApiAuth({}, { allowUnauthenticatedWrites: true })).to.deep.equal({ keys: [], readAccess: 'open', allowUnauthenticatedWrites: true });
+  });
+
+  it('without settings, reads the api.* environment variables through the config loader', function () {
+    const auth = loadApiAuth(undefined, { env: { SERVICE_DISCOVERY_API_KEY: ' s3cret-value \n' } });
     expect(auth).to.deep.equal({ keys: [{ name: 'default', role: 'operator', key: 's3cret-value' }], readAccess: 'open' });
-    expect(loadApiAuth({ env: {} })).to.deep.equal({ keys: [], readAccess: 'open' });
-    expect(loadApiAuth({ env: { SERVICE_DISCOVERY_API_READ_ACCESS: 'viewer', SERVICE_DISCOVERY_API_KEY: 'k' } }).readAccess).to.equal('viewer');
-    expect(() => loadApiAuth({ env: { SERVICE_DISCOVERY_API_READ_ACCESS: 'closed' } })).to.throw(ApiAuthConfigError, /SERVICE_DISCOVERY_API_READ_ACCESS/);
+    expect(loadApiAuth(undefined, { env: {} })).to.deep.equal({ keys: [], readAccess: 'open' });
+    expect(loadApiAuth(undefined, { env: { SERVICE_DISCOVERY_API_READ_ACCESS: 'viewer', SERVICE_DISCOVERY_API_KEY: 'k' } }).readAccess).to.equal('viewer');
+    // A bad value is the loader's one-line ConfigError naming the variable.
+    expect(() => loadApiAuth(undefined, { env: { SERVICE_DISCOVERY_API_READ_ACCESS: 'closed' } })).to.throw(
+      ConfigError,
+      /^SERVICE_DISCOVERY_API_READ_ACCESS=closed \(env\): expected one of open, viewer$/,
+    );
+    expect(() => loadApiAuth(undefined, { env: { SERVICE_DISCOVERY_API_READ_ACCESS: 'viewer' } })).to.throw(ConfigError, /requires an API key/);
+    // Variables of other settings are not this function's business, even when invalid.
+    expect(loadApiAuth(undefined, { env: { SERVICE_PORT: 'abc', SERVICE_DISCOVERY_REGISTRY: 'etcd' } })).to.deep.equal({ keys: [], readAccess: 'open' });
   });
 
   it('reads a key file of name:role:key lines, plus the env key', async function () {
     const file = join(dir, 'keys.txt');
     await writeFile(file, '# deployers\nci:operator:ci-key:with:colons\n\ngrafana:viewer:graf-key\n');
-    const auth = loadApiAuth({ env: { SERVICE_DISCOVERY_API_KEY: 'env-key' }, keyFile: file });
+    const auth = loadApiAuth({ apiKey: 'env-key', keyFile: file });
     expect(auth.keys).to.deep.equal([
       { name: 'default', role: 'operator', key: 'env-key' },
       { name: 'ci', role: 'operator', key: 'ci-key:with:colons' },
       { name: 'grafana', role: 'viewer', key: 'graf-key' },
     ]);
     // The file may also come from SERVICE_DISCOVERY_API_KEY_FILE.
-    expect(loadApiAuth({ env: { SERVICE_DISCOVERY_API_KEY_FILE: file } }).keys).to.have.length(2);
+    expect(loadApiAuth(undefined, { env: { SERVICE_DISCOVERY_API_KEY_FILE: file } }).keys).to.have.length(2);
   });
 
   it('reads a JSON key file', async function () {
     const file = join(dir, 'keys.json');
     await writeFile(file, JSON.stringify({ keys: [{ name: 'ops', role: 'operator', key: 'k1' }] }));
-    expect(loadApiAuth({ env: {}, keyFile: file }).keys).to.deep.equal([{ name: 'ops', role: 'operator', key: 'k1' }]);
+    expect(loadApiAuth({ keyFile: file }).keys).to.deep.equal([{ name: 'ops', role: 'operator', key: 'k1' }]);
     expect(parseKeyFile('[{"name":"v","role":"viewer","key":"k2"}]')).to.deep.equal([{ name: 'v', role: 'viewer', key: 'k2' }]);
   });
 
@@ -199,11 +226,16 @@ describe('loadApiAuth', function () {
     check('ci:admin:topsecret', /^keys\.txt: line 1: role must be viewer or operator$/);
     check('ok:viewer:k\nbroken-topsecret', /^keys\.txt: line 2: expected name:role:key$/);
     check('[{"name":"x","role":"root","key":"topsecret"}]', /entry 1: role/);
-    expect(() => loadApiAuth({ env: {}, keyFile: join(dir, 'missing') })).to.throw(ApiAuthConfigError, /ENOENT/);
+    expect(() => loadApiAuth({ keyFile: join(dir, 'missing') })).to.throw(ApiAuthConfigError, /ENOENT/);
+    // Through the config loader a missing file is caught before: a ConfigError naming the variable.
+    expect(() => loadApiAuth(undefined, { env: { SERVICE_DISCOVERY_API_KEY_FILE: join(dir, 'missing') } })).to.throw(
+      ConfigError,
+      /^SERVICE_DISCOVERY_API_KEY_FILE=.*missing \(env\): file not found$/,
+    );
     const dup = join(dir, 'dup.txt');
     await writeFile(dup, 'a:viewer:topsecret\nb:operator:topsecret\n');
-    expect(() => loadApiAuth({ env: {}, keyFile: dup })).to.throw(ApiAuthConfigError, /same key/);
+    expect(() => loadApiAuth({ keyFile: dup })).to.throw(ApiAuthConfigError, /same key/);
     await writeFile(dup, 'a:viewer:topsecret1\na:operator:topsecret2\n');
-    expect(() => loadApiAuth({ env: {}, keyFile: dup })).to.throw(ApiAuthConfigError, /used twice/);
+    expect(() => loadApiAuth({ keyFile: dup })).to.throw(ApiAuthConfigError, /used twice/);
   });
 });

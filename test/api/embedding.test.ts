@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AgentMetrics } from '../../src/api/metrics.js';
 import { createRequestHandler, serviceDiscoveryPlugin } from '../../src/api/server.js';
 import { ServiceListSchema, StatusResponseSchema } from '../../src/api/schemas.js';
 import { SseClient, TestCluster, http, postJson } from './fixtures.js';
@@ -78,7 +79,114 @@ describe('API embedded in a host', function () {
     });
   });
 
+  describe('as a Fastify plugin beside a host with its own health, cluster API and metrics', function () {
+    let app: FastifyInstance;
+    let base: string;
+    let hostHits = 0;
+
+    before(async function () {
+      app = Fastify();
+      // What Proxy-Stone itself serves (DESIGN.md): its health, its maintenance switch, its own metrics.
+      let serving = true;
+      app.addHook('onRequest', async () => {
+        hostHits++;
+      });
+      app.get('/health', async () => ({ status: 'ok', uptime: 1 }));
+      app.get('/health/live', async () => ({ status: 'ok' }));
+      app.get('/api/cluster/service-status', async () => ({ status: { mode: serving ? 'serving' : 'maintenance', enabled: serving } }));
+      app.post('/api/cluster/disable-serving', async () => {
+        serving = false;
+        return { ok: true };
+      });
+      // The host owns /metrics and appends the agent's text to its own.
+      const metrics = new AgentMetrics({ processMetrics: false });
+      app.get('/metrics', async (_req, reply) => {
+        void reply.type(metrics.contentType);
+        return `# HELP proxy_stone_requests_total Host requests.\n# TYPE proxy_stone_requests_total counter\nproxy_stone_requests_total ${hostHits}\n${await metrics.render()}`;
+      });
+      await app.register(serviceDiscoveryPlugin, {
+        agent: cluster.agents[0]!,
+        auth: { keys: [{ name: 'ops', role: 'operator', key: KEY }], readAccess: 'open' },
+        metrics,
+        metricsRoute: false,
+      });
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    });
+
+    after(async function () {
+      await app?.close();
+    });
+
+    it('serves both route sets side by side, each with its own answers', async function () {
+      expect((await http(`${base}/health`)).json).to.deep.equal({ status: 'ok', uptime: 1 });
+      expect((await http(`${base}/health/live`)).json).to.deep.equal({ status: 'ok' });
+      expect((await http(`${base}/api/cluster/service-status`)).json).to.deep.equal({ status: { mode: 'serving', enabled: true } });
+      expect((await http(`${base}/service-discovery/topology`)).status).to.equal(200);
+      const services = ServiceListSchema.parse((await http(`${base}/service-discovery/services`)).json);
+      expect(services.services.map((x) => x.id)).to.deep.equal(['host-a', 'host-b']);
+      // The host's switch and the plugin's management endpoint do not interfere.
+      expect((await http(`${base}/api/cluster/disable-serving`, { method: 'POST' })).json).to.deep.equal({ ok: true });
+      expect((await http(`${base}/api/cluster/service-status`)).json).to.deep.equal({ status: { mode: 'maintenance', enabled: false } });
+      expect((await postJson(`${base}/service-discovery/services/host-a/disable`, {}, {})).status).to.equal(401);
+      expect((await http(`${base}/service-discovery/services/host-a`)).json).to.include({ enabled: true });
+      // The host's hooks see the plugin's requests too (fastify encapsulation: parent hooks apply).
+      expect(hostHits).to.be.greaterThan(6);
+    });
+
+    it("merges the agent's metrics into the host's /metrics when the plugin does not serve its own", async function () {
+      const text = (await http(`${base}/metrics`)).text;
+      expect(text).to.match(/^proxy_stone_requests_total \d+$/m);
+      expect(text).to.match(/^proxy_stone_cluster_size 2$/m);
+      expect(text).to.not.include('process_cpu');
+    });
+  });
+
   describe('as a plain Node request handler', function () {
+    it('serves its routes inside a node:http server that routes its own paths first', async function () {
+      const handler = createRequestHandler(cluster.agents[0]!, {
+        auth: { keys: [{ name: 'ops', role: 'operator', key: KEY }], readAccess: 'open' },
+        // The host answers /health itself.
+        healthRoutes: false,
+      });
+      const server: Server = createServer((req, res) => {
+        const path = (req.url ?? '/').split('?')[0];
+        if (path === '/health') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ status: 'ok', from: 'host' }));
+        } else if (path === '/api/cluster/service-status') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ status: { mode: 'serving', enabled: true } }));
+        } else if (path?.startsWith('/service-discovery/') || path === '/metrics') {
+          handler(req, res);
+        } else {
+          res.writeHead(404, { 'content-type': 'text/plain' });
+          res.end('host: not found');
+        }
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      try {
+        expect((await http(`${base}/health`)).json).to.deep.equal({ status: 'ok', from: 'host' });
+        expect((await http(`${base}/api/cluster/service-status`)).json).to.deep.equal({ status: { mode: 'serving', enabled: true } });
+        expect((await http(`${base}/elsewhere`)).text).to.equal('host: not found');
+        const status = await http(`${base}/service-discovery/status`);
+        expect(StatusResponseSchema.parse(status.json).currentService.id).to.equal('host-a');
+        expect((await http(`${base}/metrics`)).text).to.include('proxy_stone_cluster_size 2');
+        const disable = await postJson(`${base}/service-discovery/services/host-b/disable`, { reason: 'handler' }, { 'X-API-Key': KEY });
+        expect(disable.status, disable.text).to.equal(200);
+        const enable = await postJson(`${base}/service-discovery/services/host-b/enable`, {}, { 'X-API-Key': KEY });
+        expect(enable.status, enable.text).to.equal(200);
+        // The handler answers its own unknown paths in the API's shape.
+        expect((await http(`${base}/service-discovery/nope`)).json).to.deep.equal({ error: 'not_found', message: 'no route GET /service-discovery/nope' });
+      } finally {
+        await handler.close();
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+
     it('serves every route on a node:http server', async function () {
       const handler = createRequestHandler(cluster.agents[1]!, {
         auth: { keys: [{ name: 'ops', role: 'operator', key: KEY }], readAccess: 'viewer' },

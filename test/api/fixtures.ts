@@ -93,7 +93,7 @@ export function testConfig(spec: AgentSpec, healthUrl: string, discovery: Partia
       zone: spec.zone ?? 'us-east-1a',
       metadata: {},
     },
-    api: { enabled: true, host: '127.0.0.1', port: 0 },
+    api: { enabled: true, host: '127.0.0.1', port: 0, readAccess: 'open' },
     log: { level: 'silent' },
   };
 }

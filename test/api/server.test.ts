@@ -212,6 +212,18 @@ describe('API server: endpoints', function () {
     expect((await postJson(`${base}/service-discovery/services/svc-c/enable`, {}, auth)).status).to.equal(200);
   });
 
+  it('a repeated disable with a new reason answers changed:false, and the new reason is what the record says', async function () {
+    const url = `${base}/service-discovery/services/svc-c`;
+    expect((await postJson(`${url}/disable`, { reason: 'kernel patch' }, auth)).status).to.equal(200);
+    const again = SetEnabledResponseSchema.parse((await postJson(`${url}/disable`, { reason: 'kernel patch, then reboot' }, auth)).json);
+    expect(again).to.include({ enabled: false, changed: false });
+    expect(again.service).to.include({ disabledReason: 'kernel patch, then reboot' });
+    await eventually('the view has the new reason', () => a.view.service('svc-c')?.disabledReason === 'kernel patch, then reboot');
+    const [latest] = AuditResponseSchema.parse((await http(`${base}/service-discovery/audit?serviceId=svc-c&limit=1`)).json).entries;
+    expect(latest).to.include({ action: 'disable', changed: false, reasonUpdated: true, previousReason: 'kernel patch', actor: 'ci' });
+    expect((await postJson(`${url}/enable`, {}, auth)).status).to.equal(200);
+  });
+
   it('enable/disable of an unknown id is a 404 and writes nothing', async function () {
     expectError(await postJson(`${base}/service-discovery/services/ghost/disable`, {}, auth), 404, 'not_found', 'service ghost not found');
     const audit = AuditResponseSchema.parse((await http(`${base}/service-discovery/audit?serviceId=ghost`)).json);

@@ -15,6 +15,48 @@ registryContract('etcd', async () => {
   };
 });
 
+describe('EtcdRegistry specifics', function () {
+  this.timeout(30_000);
+  let registry: EtcdRegistry;
+
+  before(async function () {
+    const server = await sharedEtcd();
+    registry = new EtcdRegistry({ endpoints: server.endpoints, callTimeoutMs: 3000 });
+  });
+  after(async () => {
+    await registry?.close();
+  });
+
+  it('delete events carry the previous value (the watch asks etcd for previous key-values)', async () => {
+    const ns = `${uniqueNamespace('prev')}/`;
+    const start = await registry.put(`${ns}a`, 'first');
+    const rec = new WatchRecorder();
+    const handle = registry.watchPrefix(ns, start + 1, rec);
+    try {
+      await registry.put(`${ns}a`, 'second');
+      await registry.delete(`${ns}a`);
+      const events = await rec.waitForEvents(2);
+      expect(events[1]).to.deep.include({ type: 'delete', key: `${ns}a`, prevValue: 'second' });
+    } finally {
+      await handle.cancel();
+    }
+  });
+
+  it('a refused connection is one line naming the endpoint', async () => {
+    const closed = new EtcdRegistry({ endpoints: ['http://127.0.0.1:1'], callTimeoutMs: 1000 });
+    try {
+      const err = await closed.get('x').then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(err).to.be.instanceOf(RegistryUnavailableError);
+      expect(err!.message).to.equal('registry http://127.0.0.1:1 unreachable: connect ECONNREFUSED 127.0.0.1:1');
+    } finally {
+      await closed.close();
+    }
+  });
+});
+
 /** Faults on a server of its own: these also prove the harness can kill and restart etcd in place. */
 describe('EtcdRegistry with a failing etcd', function () {
   this.timeout(60_000);
@@ -47,6 +89,8 @@ describe('EtcdRegistry with a failing etcd', function () {
         (e: unknown) => e,
       );
       expect(err).to.be.instanceOf(RegistryUnavailableError);
+      // One short line, not gRPC's "Deadline exceeded after 1.001s,name resolution: …,Waiting for LB pick".
+      expect((err as Error).message).to.equal(`registry ${server.endpoint} unreachable: no answer within 1000ms`);
       expect(Date.now() - started, 'a call must not hang past its timeout').to.be.below(3000);
     } finally {
       server.kill('SIGCONT');

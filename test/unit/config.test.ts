@@ -179,7 +179,7 @@ describe('config', () => {
           zone: 'us-east-1a',
           metadata: {},
         },
-        api: { enabled: true, host: '127.0.0.1', port: 8790 },
+        api: { enabled: true, host: '127.0.0.1', port: 8790, readAccess: 'open' },
         log: { level: 'info' },
       };
       expect(config).to.deep.equal(expected);
@@ -521,6 +521,58 @@ describe('config', () => {
       );
       expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_CA_FILE: dir } })).message).to.equal(
         `SERVICE_DISCOVERY_CA_FILE=${dir} (env): not a file`,
+      );
+    });
+
+    it("reads the API's security settings from every source, with the same precedence", () => {
+      mkdirSync(join(dir, 'api'), { recursive: true });
+      for (const name of ['cert.pem', 'key.pem', 'ca.pem', 'keys.txt']) writeFileSync(join(dir, 'api', name), 'x');
+      const fromFile = resolve({
+        file: {
+          path: join(dir, 'sd.json'),
+          data: { api: { keyFile: 'api/keys.txt', readAccess: 'viewer', tls: { cert: 'api/cert.pem', key: 'api/key.pem', ca: 'api/ca.pem' } } },
+        },
+      });
+      expect(fromFile.config.api).to.deep.include({
+        keyFile: join(dir, 'api', 'keys.txt'),
+        readAccess: 'viewer',
+        tls: { cert: join(dir, 'api', 'cert.pem'), key: join(dir, 'api', 'key.pem'), ca: join(dir, 'api', 'ca.pem') },
+      });
+      const env = {
+        SERVICE_DISCOVERY_API_KEY_FILE: join(dir, 'api', 'keys.txt'),
+        SERVICE_DISCOVERY_API_READ_ACCESS: 'Viewer',
+        SERVICE_DISCOVERY_API_TLS_CERT: join(dir, 'api', 'cert.pem'),
+        SERVICE_DISCOVERY_API_TLS_KEY: join(dir, 'api', 'key.pem'),
+      };
+      const loaded = resolve({ env, flags: { 'api-read-access': 'open' } });
+      expect(loaded.config.api).to.deep.include({ readAccess: 'open', keyFile: env.SERVICE_DISCOVERY_API_KEY_FILE });
+      expect(loaded.config.api.tls).to.deep.equal({ cert: env.SERVICE_DISCOVERY_API_TLS_CERT, key: env.SERVICE_DISCOVERY_API_TLS_KEY });
+      expect(describeSource('api.readAccess', loaded)).to.equal('flag --api-read-access');
+      expect(describeSource('api.keyFile', loaded)).to.equal('env SERVICE_DISCOVERY_API_KEY_FILE');
+      expect(resolve().config.api.readAccess).to.equal('open');
+    });
+
+    it('validates the API security settings: TLS pairs, mTLS only with HTTPS, viewer only with a key', () => {
+      const cert = join(dir, 'api-cert.pem');
+      writeFileSync(cert, 'x');
+      expect(configError(() => resolve({ flags: { 'api-tls-cert': cert } })).message).to.equal(
+        `--api-tls-cert=${cert} (flag): requires api.tls.key (--api-tls-key / SERVICE_DISCOVERY_API_TLS_KEY)`,
+      );
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_API_TLS_KEY: cert } })).message).to.equal(
+        `SERVICE_DISCOVERY_API_TLS_KEY=${cert} (env): requires api.tls.cert (--api-tls-cert / SERVICE_DISCOVERY_API_TLS_CERT)`,
+      );
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_API_TLS_CA: cert } })).message).to.equal(
+        `SERVICE_DISCOVERY_API_TLS_CA=${cert} (env): requires api.tls.cert (--api-tls-cert / SERVICE_DISCOVERY_API_TLS_CERT) and api.tls.key (--api-tls-key / SERVICE_DISCOVERY_API_TLS_KEY)`,
+      );
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_API_READ_ACCESS: 'closed' } })).message).to.equal(
+        'SERVICE_DISCOVERY_API_READ_ACCESS=closed (env): expected one of open, viewer',
+      );
+      expect(configError(() => resolve({ flags: { 'api-read-access': 'viewer' } })).message).to.equal(
+        '--api-read-access=viewer (flag): requires an API key: set api.apiKey (--api-key / SERVICE_DISCOVERY_API_KEY) or api.keyFile (--api-key-file / SERVICE_DISCOVERY_API_KEY_FILE), or make reads open',
+      );
+      expect(resolve({ flags: { 'api-read-access': 'viewer', 'api-key': 'k' } }).config.api.readAccess).to.equal('viewer');
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_API_KEY_FILE: join(dir, 'no-keys.txt') } })).message).to.equal(
+        `SERVICE_DISCOVERY_API_KEY_FILE=${join(dir, 'no-keys.txt')} (env): file not found`,
       );
     });
   });
