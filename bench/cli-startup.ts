@@ -10,6 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
@@ -59,14 +60,24 @@ try {
     });
   }
   const medians = samples.map(median);
+  const mins = samples.map((s) => Math.min(...s));
   const base = medians[0]!;
-  const table = new Table({ head: ['command', 'median ms', 'min ms', 'x node', 'goal'], style: { head: [], border: [] } });
+  // The goal is judged on medians; the ratio of minimums shows the cost with the least interference
+  // from other load on the machine, and how far a loaded machine moves the medians.
+  const table = new Table({ head: ['command', 'median ms', 'min ms', 'x node (median)', 'x node (min)', 'goal'], style: { head: [], border: [] } });
   cases.forEach((c, i) => {
     const ratio = medians[i]! / base;
-    table.push([c.name, medians[i]!.toFixed(0), Math.min(...samples[i]!).toFixed(0), `${ratio.toFixed(2)}x`, c.goal ? `${ratio <= c.goal ? 'ok' : 'MISSED'} (<= ${c.goal}x)` : '']);
+    table.push([
+      c.name,
+      medians[i]!.toFixed(0),
+      mins[i]!.toFixed(0),
+      `${ratio.toFixed(2)}x`,
+      `${(mins[i]! / mins[0]!).toFixed(2)}x`,
+      c.goal ? `${ratio <= c.goal ? 'ok' : 'MISSED'} (<= ${c.goal}x)` : '',
+    ]);
   });
   console.log(table.toString());
-  console.log(`${runs} runs each, node ${process.version}, etcd ${etcd.kind} ${etcd.endpoint}`);
+  console.log(`${runs} runs each, node ${process.version}, etcd ${etcd.kind} ${etcd.endpoint}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} CPUs`);
 } finally {
   await etcd.stop();
 }

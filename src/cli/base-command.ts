@@ -11,15 +11,20 @@ export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true;
 
   protected override async catch(err: CommandError): Promise<unknown> {
-    // oclif's own parse and usage errors already carry exit 2 and a clear message.
+    // `this.exit(n)` is how a command ends with a code, not a failure.
+    if (err instanceof Errors.ExitError) throw err;
+    // oclif's parse errors (unknown flag, bad value, missing argument) carry their exit code (2).
     if (err instanceof Errors.CLIError || err.oclif?.exit !== undefined) {
       const exit = err.oclif?.exit ?? EXIT.failure;
+      const message = oneLine(err.message);
       process.exitCode = exit;
       if (this.jsonEnabled()) {
-        this.logJson({ error: { code: exit === EXIT.usage ? 'usage' : 'failure', message: firstLine(err.message), exit } });
+        this.logJson({ error: { code: exit === EXIT.usage ? 'usage' : 'failure', message, exit } });
         return undefined;
       }
-      throw err;
+      // One line instead of oclif's wrapped message followed by the whole help text.
+      process.stderr.write(`Error: ${message}${exit === EXIT.usage ? ` (hint: see ${this.helpCommand()})` : ''}\n`);
+      return this.exit(exit);
     }
     const described = describeError(err);
     process.exitCode = described.exit;
@@ -30,6 +35,12 @@ export abstract class BaseCommand extends Command {
     if (described.bug && process.env.DEBUG) throw err;
     return this.error(described.message, { exit: described.exit, suggestions: described.suggestions });
   }
+
+  /** `proxy-stone-sd services list --help`, as a person would type it. */
+  protected helpCommand(): string {
+    const id = this.id ? ` ${this.id.replaceAll(':', this.config.topicSeparator ?? ':')}` : '';
+    return `${this.config.bin}${id} --help`;
+  }
 }
 
 function codeName(exit: number): string {
@@ -37,11 +48,25 @@ function codeName(exit: number): string {
   return 'failure';
 }
 
-/** The message on one line: oclif's parse errors span lines ("Parsing --timeout", then why); the help pointer is dropped. */
-function firstLine(message: string): string {
+/**
+ * The message on one line. oclif's parse errors span lines ("Parsing --timeout", then why, then a
+ * pointer to --help): they become `--timeout: why`, and the pointer is dropped.
+ */
+export function oneLine(message: string): string {
   const lines = message
     .split('\n')
-    .map((l) => l.trim())
+    .map((l) => l.replace(/\s+/g, ' ').trim())
     .filter((l) => l.length > 0 && !/^See more help with/.test(l));
-  return lines.length > 0 ? lines.join(' ') : message;
+  if (lines.length === 0) return message.trim();
+  const parsing = /^Parsing (--\S+)$/.exec(lines[0]!);
+  if (parsing && lines.length > 1) return `${parsing[1]}: ${lines.slice(1).join(' ')}`;
+  // "Missing 1 required arg:" then "id  Service id (see …)" per argument.
+  if (/^Missing \d+ required args?:$/.test(lines[0]!) && lines.length > 1) {
+    const args = lines.slice(1).map((l) => {
+      const [, name = l, description] = /^(\S+)(?: (.*?))?\.?$/.exec(l) ?? [];
+      return description ? `${name.toUpperCase()} (${description})` : name.toUpperCase();
+    });
+    return `${lines[0]} ${args.join(', ')}`;
+  }
+  return lines.join(' ').replace(/^The following errors? occurred:\s*/, '');
 }

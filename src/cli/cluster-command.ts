@@ -13,12 +13,11 @@ const timeoutFlag = Flags.custom<number>({
   summary: 'Seconds allowed for each network call (e.g. 5, 500ms, 2s); an unreachable etcd or agent fails after this.',
   helpValue: '<seconds>',
   helpGroup: TARGET,
+  // A parser's error is a usage error (exit 2) through oclif's exitCodes.failedFlagParsing in package.json.
   async parse(input) {
-    return usage(() => {
-      const seconds = parseDuration(input);
-      if (seconds <= 0) throw new Error('expected a duration above 0 (e.g. 5, 500ms, 2s)');
-      return seconds;
-    });
+    const seconds = parseDuration(input);
+    if (seconds <= 0) throw new Error('expected a duration above 0 (e.g. 5, 500ms, 2s)');
+    return seconds;
   },
 });
 
@@ -139,18 +138,6 @@ export abstract class ClusterCommand extends BaseCommand {
     const end = this.argv.indexOf('--');
     const args = end === -1 ? this.argv : this.argv.slice(0, end);
     return args.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
-  }
-}
-
-/**
- * Runs a custom flag's parser so that its failure is a usage error (exit 2), like oclif's own
- * option checks; a plain Error thrown from a flag parser would exit 1.
- */
-export function usage<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    throw new Errors.CLIError((err as Error).message, { exit: EXIT.usage });
   }
 }
 

@@ -110,8 +110,6 @@ export class RegistryClient implements ClusterClient {
       ...(request.reason !== undefined ? { reason: request.reason } : {}),
       actor: request.actor ?? 'cli',
       source: 'cli',
-    }).catch((err: unknown) => {
-      throw tidy(err, this.target.timeoutMs);
     });
     return { serviceId: result.serviceId, enabled: result.enabled, changed: result.changed, ...(result.service ? { service: result.service } : {}) };
   }
@@ -136,9 +134,7 @@ export class RegistryClient implements ClusterClient {
       options.onNotice?.(stale ? `lost the watch on ${this.description}; reconnecting` : `watching ${this.description} again`);
     });
     try {
-      await view.start().catch((err: unknown) => {
-        throw tidy(err, this.target.timeoutMs);
-      });
+      await view.start();
       await new Promise<void>((resolve) => {
         if (signal.aborted) return resolve();
         signal.addEventListener('abort', () => resolve(), { once: true });
@@ -168,12 +164,6 @@ export class RegistryClient implements ClusterClient {
     }
     return this.registry;
   }
-}
-
-/** gRPC's deadline message lists resolver internals; a person needs only "no answer in time". */
-function tidy(err: unknown, timeoutMs: number): unknown {
-  if (!(err instanceof RegistryUnavailableError) || !/Deadline exceeded|timed out/i.test(err.message)) return err;
-  return new RegistryUnavailableError(err.endpoint, `no answer within ${timeoutMs}ms`);
 }
 
 /** Where a service's own agent serves its probe history: the same URL its peers' APIs give. */

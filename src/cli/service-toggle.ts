@@ -37,7 +37,7 @@ export function cliActor(): string {
  * the asked state is reported with `changed: false` and exit 0.
  */
 export abstract class ServiceToggleCommand extends ClusterCommand {
-  static override args = { id: Args.string({ description: 'Service id (see services list). Omit with --all.' }) };
+  static override args = { id: Args.string({ description: 'Service id, as shown by services list; omit it with --all.' }) };
   static override flags = {
     reason: Flags.string({ summary: 'Why, recorded in the audit trail (at most 500 characters).' }),
     all: Flags.boolean({ summary: 'Every service matching --region/--zone/--status (all services without them).' }),

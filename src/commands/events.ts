@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { ClusterCommand, usage } from '../cli/cluster-command.js';
+import { ClusterCommand } from '../cli/cluster-command.js';
 import { parseDuration } from '../util/duration.js';
 import { CLUSTER_EVENT_TYPES, type ClusterEvent, type ClusterEventType } from '../types.js';
 
@@ -10,14 +10,12 @@ const typesFlag = Flags.custom<Set<ClusterEventType>>({
   summary: `Only these event types, comma-separated: ${CLUSTER_EVENT_TYPES.join(', ')}.`,
   helpValue: '<types>',
   async parse(input) {
-    return usage(() => {
-      const items = input.split(',').map((s) => s.trim()).filter(Boolean);
-      const unknown = items.filter((i) => !(CLUSTER_EVENT_TYPES as readonly string[]).includes(i));
-      if (items.length === 0 || unknown.length > 0) {
-        throw new Error(`expected a comma-separated list of ${CLUSTER_EVENT_TYPES.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`);
-      }
-      return new Set(items as ClusterEventType[]);
-    });
+    const items = input.split(',').map((s) => s.trim()).filter(Boolean);
+    const unknown = items.filter((i) => !(CLUSTER_EVENT_TYPES as readonly string[]).includes(i));
+    if (items.length === 0 || unknown.length > 0) {
+      throw new Error(`expected a comma-separated list of ${CLUSTER_EVENT_TYPES.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`);
+    }
+    return new Set(items as ClusterEventType[]);
   },
 });
 
@@ -36,7 +34,7 @@ Through etcd it lists then watches the namespace; through --agent it reads the a
   static override flags = {
     types: typesFlag(),
     count: Flags.integer({ summary: 'Stop after this many events.', min: 1 }),
-    for: Flags.custom<number>({ summary: 'Stop after this long (e.g. 30, 2m).', helpValue: '<seconds>', parse: async (v) => usage(() => parseDuration(v)) })(),
+    for: Flags.custom<number>({ summary: 'Stop after this long (e.g. 30, 2m).', helpValue: '<seconds>', parse: async (v) => parseDuration(v) })(),
   };
 
   async run(): Promise<void> {

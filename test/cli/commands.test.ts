@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { userInfo } from 'node:os';
+import path from 'node:path';
 import { expect } from 'chai';
 import type { ServiceDetails, ServiceList } from '../../src/cli/cluster-client.js';
 import type { DoctorResult } from '../../src/cli/doctor-checks.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology } from '../../src/types.js';
-import { API_KEY, BIN, ROOT, cliEnv, ensureBuilt, json, runCli, shapeOf, startCluster, waitFor, type TestCluster } from './fixtures.js';
+import { API_KEY, BIN, ROOT, binOnPath, cliEnv, ensureBuilt, followProbe, json, runCli, runShell, shapeOf, startCluster, waitFor, type TestCluster } from './fixtures.js';
 
 /** Fields that move between two reads of a live cluster (probe figures, write times). */
 function stable(list: ServiceList) {
@@ -170,6 +172,71 @@ describe('CLI commands (built binary, real etcd, in-process agents)', function (
     });
   });
 
+  describe('a script drives several agents', () => {
+    it('disable through etcd and enable through another agent round-trip, and every agent sees each step', async function () {
+      this.timeout(90_000);
+      const bin = binOnPath();
+      const script = String.raw`
+        set -euo pipefail
+        id=cli-node-2
+        # Exit 0 when the agent at $1 lists $id with enabled == $2.
+        sees() {
+          proxy-stone-sd services list --agent "$1" --json |
+            node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+              const svc = JSON.parse(s).services.find((x) => x.id === process.argv[1]);
+              process.exit(svc && String(svc.enabled) === process.argv[2] ? 0 : 1);
+            })' "$id" "$2"
+        }
+        every_agent_sees() {
+          for url in $AGENTS; do
+            for i in $(seq 1 60); do
+              if sees "$url" "$1"; then break; fi
+              if [ "$i" = 60 ]; then echo "$url never saw $id enabled=$1" >&2; exit 1; fi
+              sleep 0.2
+            done
+          done
+        }
+        proxy-stone-sd services disable "$id" --reason "script round trip" --endpoints "$ETCD" --namespace "$NS"
+        every_agent_sees false
+        proxy-stone-sd services disable "$id" --endpoints "$ETCD" --namespace "$NS"
+        proxy-stone-sd services enable "$id" --agent "$AGENT3" --api-key "$KEY" --json > enable.json
+        every_agent_sees true
+        echo round-trip-ok
+      `;
+      try {
+        const run = runShell(script, {
+          cwd: bin.dir,
+          env: {
+            PATH: bin.path,
+            ETCD: cluster.endpoint,
+            NS: cluster.namespace,
+            AGENTS: cluster.nodes.map((n) => n.api.url).join(' '),
+            AGENT3: cluster.nodes[2]!.api.url,
+            KEY: API_KEY,
+          },
+        });
+        const res = await run.done;
+        expect(res.code, `${res.stdout}\n${res.stderr}`).to.equal(0);
+        expect(res.stdout).to.match(/cli-node-2 disabled\ncli-node-2 already disabled \(no change\)\nround-trip-ok/);
+        expect(JSON.parse(readFileSync(path.join(bin.dir, 'enable.json'), 'utf8'))).to.deep.include({ serviceId: 'cli-node-2', enabled: true, changed: true });
+      } finally {
+        bin.remove();
+      }
+      // Every agent and etcd now describe the same cluster.
+      const viaEtcd = json<ClusterTopology>(await runCli(['topology', '--json', ...cluster.registryArgs]));
+      const viaEtcdList = json<ServiceList>(await runCli(['services', 'list', '--json', ...cluster.registryArgs]));
+      for (const node of cluster.nodes) {
+        await waitFor(`${node.id} to agree with etcd`, async () => {
+          const [topology, list] = await Promise.all([
+            runCli(['topology', '--json', '--agent', node.api.url]),
+            runCli(['services', 'list', '--json', '--agent', node.api.url]),
+          ]);
+          return JSON.stringify(json(topology)) === JSON.stringify(viaEtcd) && JSON.stringify(stable(json<ServiceList>(list))) === JSON.stringify(stable(viaEtcdList));
+        });
+      }
+    });
+  });
+
   describe('events', () => {
     it('events --json --count prints NDJSON through etcd and through an agent, then exits 0', async function () {
       this.timeout(40_000);
@@ -213,9 +280,12 @@ describe('CLI commands (built binary, real etcd, in-process agents)', function (
     });
 
     it('events exits 0 on Ctrl-C (SIGINT)', async () => {
+      const probe = followProbe({ etcd: cluster.endpoint });
+      await probe.before();
       const child = spawn(process.execPath, [BIN, 'events', ...cluster.registryArgs], { cwd: ROOT, env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
       const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-      await new Promise((r) => setTimeout(r, 1500));
+      // Ctrl-C while still loading would end it the default way (by the signal): wait until it follows.
+      await waitFor('events to watch etcd', () => probe.following());
       const started = Date.now();
       child.kill('SIGINT');
       expect(await exited).to.equal(0);

@@ -3,11 +3,13 @@
  * test server), and in-process agents beside tiny upstreams, each serving the real HTTP API.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { ServiceAgent } from '../../src/agent/agent.js';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import { configFromPartial } from '../../src/config/load.js';
@@ -118,8 +120,11 @@ const PLACES = [
   ['eu-west-1', 'eu-west-1a'],
 ] as const;
 
-/** Starts `count` agents on the shared etcd in a fresh namespace and waits until all are healthy with a leader. */
-export async function startCluster(count = 3): Promise<TestCluster> {
+/**
+ * Starts `count` agents on the shared etcd in a fresh namespace and waits until all are healthy with a
+ * leader. Ids are `<idPrefix>-1`, `<idPrefix>-2`, …: `proxy-stone` gives the ids the help examples use.
+ */
+export async function startCluster(count = 3, options: { idPrefix?: string } = {}): Promise<TestCluster> {
   const etcd = await sharedEtcd();
   const namespace = uniqueNamespace('cli');
   const nodes: TestNode[] = [];
@@ -134,7 +139,7 @@ export async function startCluster(count = 3): Promise<TestCluster> {
     for (let i = 0; i < count; i++) {
       const upstream = await startUpstream();
       const [region, zone] = PLACES[i % PLACES.length]!;
-      const id = `cli-node-${i + 1}`;
+      const id = `${options.idPrefix ?? 'cli-node'}-${i + 1}`;
       const config = configFromPartial({
         cluster: {
           leaderElection: { enabled: true, ttl: 3, renewInterval: 1 },
@@ -198,4 +203,136 @@ export function shapeOf(value: unknown): unknown {
     );
   }
   return typeof value;
+}
+
+/**
+ * A directory holding `proxy-stone-sd` (a symlink to the built bin/run.js, as `npm install -g` makes)
+ * and the PATH that finds it first, for running commands the way a person pastes them.
+ */
+export function binOnPath(): { path: string; dir: string; remove(): void } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'sd-cli-bin-'));
+  symlinkSync(BIN, path.join(dir, 'proxy-stone-sd'));
+  return {
+    dir,
+    path: [dir, path.dirname(process.execPath), process.env.PATH ?? ''].join(path.delimiter),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A command line run by bash, in its own process group (so a signal reaches it as Ctrl-C would). */
+export interface ShellRun {
+  readonly pid: number;
+  /** Resolves when the command exits. */
+  readonly done: Promise<CliResult>;
+  output(): { stdout: string; stderr: string };
+  /** Sends `signal` to the whole process group, as a terminal does on Ctrl-C. */
+  signal(signal: NodeJS.Signals): void;
+}
+
+export function runShell(command: string, options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): ShellRun {
+  const started = Date.now();
+  const child = spawn('bash', ['-c', command], {
+    cwd: options.cwd ?? ROOT,
+    env: cliEnv(options.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }));
+  });
+  return {
+    pid: child.pid!,
+    done,
+    output: () => ({ stdout, stderr }),
+    signal: (signal) => {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+/** One gauge from a Prometheus text endpoint (etcd's or an agent's `/metrics`). */
+export async function gauge(metricsUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) })).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+/**
+ * How to tell that an `events` process is following: etcd counts watch streams, an agent counts its
+ * SSE clients. Read `before()` ahead of starting it, then `following()` turns true once it is.
+ */
+export function followProbe(target: { etcd: string } | { agent: string }): { before(): Promise<void>; following(): Promise<boolean> } {
+  const [url, name] =
+    'agent' in target
+      ? [`${target.agent.replace(/\/+$/, '')}/metrics`, 'proxy_stone_sse_clients']
+      : [`${target.etcd}/metrics`, 'etcd_debugging_mvcc_watch_stream_total'];
+  let baseline = 0;
+  return {
+    before: async () => {
+      baseline = await gauge(url, name);
+    },
+    following: async () => (await gauge(url, name).catch(() => baseline)) > baseline,
+  };
+}
+
+/**
+ * Shell completion as a person sets it up (docs/cli.md): `autocomplete bash` builds the cache,
+ * `autocomplete script bash` prints the line for ~/.bashrc; then bash asks the completion function
+ * about each partial command line. `env` must put `proxy-stone-sd` on PATH and HOME/XDG_CACHE_HOME
+ * somewhere disposable. Returns the exit codes, the setup line and the candidates for each line.
+ */
+export function bashCompletion(
+  env: NodeJS.ProcessEnv,
+  lines: string[][],
+): { buildCode: number | null; buildOutput: string; setup: string; completions: Map<string, string[]> } {
+  const opts = { env: cliEnv(env), encoding: 'utf8' as const, timeout: 60_000 };
+  const build = spawnSync('proxy-stone-sd', ['autocomplete', 'bash'], opts);
+  const setup = spawnSync('proxy-stone-sd', ['autocomplete', 'script', 'bash'], opts);
+  const script = [
+    'eval "$(proxy-stone-sd autocomplete script bash)"',
+    'comp() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; COMPREPLY=();',
+    '  "$(complete -p proxy-stone-sd | sed -E "s/.*-F ([^ ]+).*/\\1/")" proxy-stone-sd "${COMP_WORDS[-1]}" "${COMP_WORDS[-2]}";',
+    '  printf "%s\\t%s\\n" "$*" "${COMPREPLY[*]}"; }',
+    ...lines.map((words) => `comp ${words.map((w) => `'${w}'`).join(' ')}`),
+  ].join('\n');
+  const run = spawnSync('bash', ['-c', script], opts);
+  const completions = new Map<string, string[]>();
+  for (const line of (run.stdout ?? '').split('\n').filter(Boolean)) {
+    const [asked, reply = ''] = line.split('\t');
+    completions.set(asked!, [...new Set(reply.split(' ').filter(Boolean))]);
+  }
+  return {
+    buildCode: build.status,
+    buildOutput: `${build.stdout}${build.stderr}${run.stderr}`,
+    setup: `${setup.status === 0 ? '' : `exit ${setup.status}: `}${setup.stdout}${setup.stderr}`,
+    completions,
+  };
+}
+
+/** Lines to complete, and what bash must offer for each (the last word is the one being completed). */
+export const COMPLETION_CASES: [string[], string[]][] = [
+  [['proxy-stone-sd', 'serv'], ['services']],
+  [['proxy-stone-sd', 'services', ''], ['disable', 'enable', 'list', 'show']],
+  [['proxy-stone-sd', 'services', 'li'], ['list']],
+  [['proxy-stone-sd', 'services', 'list', '--reg'], ['--region']],
+  [['proxy-stone-sd', 'top'], ['topology']],
+  [['proxy-stone-sd', 'events', '--ty'], ['--types']],
+];
+
+/** Checks {@link bashCompletion}'s answer against {@link COMPLETION_CASES}. */
+export function expectCompletions(result: ReturnType<typeof bashCompletion>): void {
+  expect(result.buildCode, result.buildOutput).to.equal(0);
+  expect(result.setup.trim()).to.match(/^PROXY_STONE_SD_AC_BASH_SETUP_PATH=\S+ && test -f /);
+  for (const [words, expected] of COMPLETION_CASES) {
+    expect(result.completions.get(words.join(' ')), `completing "${words.join(' ')}": ${result.buildOutput}`).to.deep.equal(expected);
+  }
 }

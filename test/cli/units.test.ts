@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { AgentClient, SseParser, type SseFrame } from '../../src/cli/agent-client.js';
+import { oneLine } from '../../src/cli/base-command.js';
 import { intentFromAudit } from '../../src/cli/cluster-client.js';
 import { prefixEnd } from '../../src/cli/etcd-http-reader.js';
 import { c, colorLevel } from '../../src/cli/render.js';
@@ -99,6 +100,21 @@ describe('CLI units', () => {
     it('is null for an enabled service with no trail, and trusts the record over a stale trail', () => {
       expect(intentFromAudit(record('s1'), [])).to.equal(null);
       expect(intentFromAudit(record('s1'), [entry('disable', true, 5)])).to.equal(null);
+    });
+  });
+
+  describe('oneLine (usage errors on one line)', () => {
+    it("turns oclif's parse errors into one line without the help pointer", () => {
+      expect(oneLine('Parsing --timeout \n\tinvalid duration "soon": expected seconds\nSee more help with --help')).to.equal(
+        '--timeout: invalid duration "soon": expected seconds',
+      );
+      expect(oneLine('Missing 1 required arg:\nid  Service id, as shown by services list.\nSee more help with --help')).to.equal(
+        'Missing 1 required arg: ID (Service id, as shown by services list)',
+      );
+      expect(oneLine('The following error occurred:\n  All of the following must be provided when using --zone: --all\nSee more help with --help')).to.equal(
+        'All of the following must be provided when using --zone: --all',
+      );
+      expect(oneLine('Nonexistent flag: --bogus\nSee more help with --help')).to.equal('Nonexistent flag: --bogus');
     });
   });
 

@@ -15,7 +15,7 @@ Exits 3 when no service has this id.`;
     '<%= config.bin %> services show proxy-stone-1 --agent http://127.0.0.1:8790 --json',
   ];
 
-  static override args = { id: Args.string({ description: 'Service id (see services list).', required: true }) };
+  static override args = { id: Args.string({ description: 'Service id, as shown by services list.', required: true }) };
   static override flags = {
     'audit-limit': Flags.integer({ summary: 'Newest audit entries to show.', default: 20, min: 1, max: 1000 }),
   };

@@ -1,0 +1,166 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { COMPLETION_CASES, ROOT, bashCompletion, cliEnv, ensureBuilt, expectCompletions, startCluster, type TestCluster } from './fixtures.js';
+
+/** Whole budget of the global install: dependencies come from the npm registry. */
+const INSTALL_MS = 150_000;
+
+interface PackResult {
+  filename: string;
+  files: { path: string }[];
+}
+
+/** npm's own environment, minus what `npm test` passes down (npm_config_*), so the child starts clean. */
+function npmEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k)) env[k] = v;
+  return { ...env, NO_COLOR: '1', ...extra };
+}
+
+function npm(args: string[], cwd: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('npm', args, { cwd, env: npmEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      stderr += `\n(killed after ${timeoutMs}ms)`;
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Why the npm registry cannot be used right now, or undefined when it answers. */
+async function registryUnreachable(): Promise<string | undefined> {
+  const registry = spawnSync('npm', ['config', 'get', 'registry'], { env: npmEnv(), encoding: 'utf8' }).stdout.trim() || 'https://registry.npmjs.org/';
+  try {
+    const res = await fetch(new URL('@oclif%2fcore', registry.endsWith('/') ? registry : `${registry}/`), {
+      method: 'HEAD',
+      signal: AbortSignal.timeout(8000),
+    });
+    return res.status < 500 ? undefined : `${registry} answered HTTP ${res.status}`;
+  } catch (err) {
+    return `${registry} unreachable (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message})`;
+  }
+}
+
+/**
+ * What a user gets from `npm install -g`: the packed tarball installs into a clean prefix, with its
+ * dependencies from the registry and no install scripts (npm 11 skips unapproved ones), and the
+ * installed `proxy-stone-sd` runs: help, version, a read against etcd, shell completion.
+ */
+describe('packaging: npm pack, then a global install into a clean prefix', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let pack: PackResult;
+  let prefix: string;
+  let installed = false;
+  let cluster: TestCluster;
+
+  before(function () {
+    this.timeout(180_000);
+    ensureBuilt();
+    dir = mkdtempSync(path.join(tmpdir(), 'sd-cli-pack-'));
+    prefix = path.join(dir, 'prefix');
+  });
+  after(async () => {
+    await cluster?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The installed binary, run from outside the repository with only the prefix's bin on PATH. */
+  function installedCli(args: string[], env: NodeJS.ProcessEnv = {}) {
+    return spawnSync(path.join(prefix, 'bin', 'proxy-stone-sd'), args, {
+      cwd: dir,
+      env: cliEnv({ PATH: [path.join(prefix, 'bin'), path.dirname(process.execPath), '/usr/bin:/bin'].join(path.delimiter), ...env }),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+  }
+
+  it('npm pack holds bin/run.js, the compiled commands and the manifest, and no tests or sources', async function () {
+    this.timeout(120_000);
+    // --ignore-scripts skips `prepack` (a full rebuild): this packs the build the other tests use,
+    // and a rebuild would delete dist/ under test files running in parallel.
+    const res = await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', dir], ROOT, 90_000);
+    expect(res.code, res.stderr).to.equal(0);
+    pack = (JSON.parse(res.stdout) as PackResult[])[0]!;
+    const files = pack.files.map((f) => f.path);
+    const manifest = JSON.parse(readFileSync(path.join(ROOT, 'oclif.manifest.json'), 'utf8')) as { commands: Record<string, unknown> };
+    for (const must of ['package.json', 'bin/run.js', 'oclif.manifest.json', 'dist/index.js', 'dist/index.d.ts', 'README.md']) {
+      expect(files, must).to.include(must);
+    }
+    for (const id of Object.keys(manifest.commands)) expect(files, `command ${id}`).to.include(`dist/commands/${id.replaceAll(':', '/')}.js`);
+    expect(files.filter((f) => /(^|\/)test\/|\.test\.|^src\/|^bench\/|^scripts\/|tsconfig|\.mocharc|^\.ci\//.test(f)), 'tests, sources or tooling in the tarball').to.deep.equal([]);
+  });
+
+  it('installs globally into an empty prefix, dependencies from the npm registry', async function () {
+    this.timeout(INSTALL_MS + 30_000);
+    if (!pack) this.skip();
+    const offline = await registryUnreachable();
+    if (offline) {
+      console.log(`      (skipped: the global install needs the npm registry, and ${offline})`);
+      this.skip();
+    }
+    const res = await npm(
+      ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', path.join(dir, pack.filename)],
+      dir,
+      INSTALL_MS,
+    );
+    expect(res.code, `${res.stdout}\n${res.stderr}`).to.equal(0);
+    installed = true;
+    // npm 11 runs no dependency install scripts unless approved; report which were skipped.
+    const skipped = /install scripts[\s\S]*/i.exec(`${res.stdout}\n${res.stderr}`)?.[0].trim();
+    if (skipped) console.log(`      (npm: ${skipped.split('\n').slice(0, 6).join(' | ')})`);
+  });
+
+  describe('the installed proxy-stone-sd', () => {
+    before(function () {
+      if (!installed) this.skip();
+    });
+
+    it('--help and --version', () => {
+      const help = installedCli(['--help']);
+      expect(help.status, help.stderr).to.equal(0);
+      expect(help.stdout).to.match(/USAGE\n {2}\$ proxy-stone-sd \[COMMAND\]/);
+      for (const command of ['services', 'topology', 'events', 'doctor', 'autocomplete']) expect(help.stdout).to.include(command);
+      const version = installedCli(['--version']);
+      expect(version.status, version.stderr).to.equal(0);
+      const { version: expected } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+      expect(version.stdout).to.match(new RegExp(`^proxy-stone-sd/${expected.replaceAll('.', '\\.')} `));
+    });
+
+    it('services list --json, disable and enable against etcd', async function () {
+      this.timeout(120_000);
+      cluster = await startCluster(1);
+      const res = installedCli(['services', 'list', '--json', ...cluster.registryArgs]);
+      expect(res.status, res.stderr).to.equal(0);
+      const list = JSON.parse(res.stdout) as { total: number; services: { id: string }[] };
+      expect(list.total).to.equal(1);
+      expect(list.services[0]!.id).to.equal('cli-node-1');
+      // Writes go through etcd3 and gRPC (protobufjs without its skipped postinstall).
+      for (const verb of ['disable', 'enable']) {
+        const toggled = installedCli(['services', verb, 'cli-node-1', '--json', ...cluster.registryArgs]);
+        expect(toggled.status, toggled.stderr).to.equal(0);
+        expect(JSON.parse(toggled.stdout)).to.include({ serviceId: 'cli-node-1', enabled: verb === 'enable', changed: true });
+      }
+    });
+
+    it('shell completion: autocomplete bash, autocomplete script bash', () => {
+      const home = path.join(dir, 'home');
+      const result = bashCompletion(
+        { PATH: [path.join(prefix, 'bin'), path.dirname(process.execPath), '/usr/bin:/bin'].join(path.delimiter), HOME: home, XDG_CACHE_HOME: path.join(home, '.cache') },
+        COMPLETION_CASES.map(([words]) => words),
+      );
+      expectCompletions(result);
+    });
+  });
+});
