@@ -5,6 +5,7 @@
  * @module
  */
 import http from 'node:http';
+import { redactUrl as redact } from '../registry/endpoint.js';
 import https from 'node:https';
 import type { FlagValue, LoadedConfig } from '../config/load.js';
 import { RegistryAuthError, RegistryUnavailableError } from '../registry/types.js';
@@ -310,13 +311,3 @@ function kib(bytes: number): string {
   return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${Math.round(bytes / 1024)} KiB`;
 }
 
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url;
-  }
-}

@@ -11,7 +11,8 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { RegistryAuthError, RegistryUnavailableError, type KeyValue, type ListResult } from '../registry/types.js';
+import { prefixEnd, redactUrl as redact } from '../registry/endpoint.js';
+import { RegistryAuthError, RegistryUnavailableError, tlsRegistryError, type KeyValue, type ListResult } from '../registry/types.js';
 import { TargetError } from './cluster-client.js';
 
 export interface EtcdHttpReaderOptions {
@@ -214,6 +215,9 @@ export class EtcdHttpReader {
         res = await this.request('POST', endpoint, path, JSON.stringify(body), deadline, withToken ? this.token : undefined);
       } catch (err) {
         lastError = (err as Error).message;
+        // A refused or untrusted TLS handshake is not fixed by another member or a retry: say what to set.
+        const tls = tlsRegistryError(redact(endpoint), lastError, { clientCert: Boolean(this.options.tls?.cert) });
+        if (tls instanceof RegistryAuthError) throw tls;
         continue; // unreachable: try the next member
       }
       const parsed = parseJson(res.body);
@@ -302,17 +306,6 @@ function b64(text: string): string {
   return Buffer.from(text).toString('base64');
 }
 
-/** The smallest key greater than every key with this prefix (etcd's range_end for a prefix). */
-export function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
 
 function parseJson(text: string): unknown {
   try {
@@ -336,16 +329,6 @@ function readTls(tls: EtcdHttpReaderOptions['tls']): https.AgentOptions {
   return { ca: read(tls.ca, 'CA', '--etcd-ca'), cert: read(tls.cert, 'certificate', '--etcd-cert'), key: read(tls.key, 'key', '--etcd-key') };
 }
 
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url;
-  }
-}
 
 function shortReason(err: NodeJS.ErrnoException): string {
   if (err.code === 'ECONNREFUSED') return `connection refused (${err.message.replace(/^connect ECONNREFUSED /, '')})`;

@@ -38,6 +38,9 @@ import {
   type WatchHandlers,
   tlsRegistryError,
 } from './types.js';
+import { prefixEnd, redactUrl } from './endpoint.js';
+
+export { redactUrl } from './endpoint.js';
 
 export interface EtcdRegistryOptions {
   endpoints: string[];
@@ -336,17 +339,6 @@ function toKeyValue(kv: IKeyValue): KeyValue {
   };
 }
 
-/** The smallest key greater than every key with this prefix (etcd's range_end for a prefix). */
-function prefixEnd(prefix: string): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
 
 function loadCredentials(tls: EtcdRegistryOptions['tls']) {
   if (!tls || (!tls.ca && !tls.cert && !tls.key)) return undefined;
@@ -366,19 +358,6 @@ function loadCredentials(tls: EtcdRegistryOptions['tls']) {
   };
 }
 
-/** Strips userinfo from an endpoint so it can appear in messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = '';
-      u.password = '';
-    }
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url;
-  }
-}
 
 /** What error messages may say about the client; never a credential. */
 interface ErrorContext {

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { AgentClient, SseParser, type SseFrame } from '../../src/cli/agent-client.js';
 import { oneLine } from '../../src/cli/base-command.js';
 import { intentFromAudit } from '../../src/cli/cluster-client.js';
-import { prefixEnd } from '../../src/cli/etcd-http-reader.js';
+import { prefixEnd } from '../../src/registry/endpoint.js';
 import { c, colorLevel } from '../../src/cli/render.js';
 import { renderEvent, renderToggle, renderTopology } from '../../src/cli/views.js';
 import { computeTopology } from '../../src/cluster/topology.js';

@@ -477,9 +477,10 @@ describe('etcd with TLS, client certificates and authentication', function () {
         expect(badPassword.stderr.trim().split('\n')).to.have.length(1);
         expect(badPassword.stderr).to.include(authEtcd!.endpoint).and.not.include('wrong-Pw-cli-1234');
         const noCert = await cli(['services', 'list', '--namespace', namespace, '--endpoints', tlsEtcd!.endpoint, '--etcd-ca', pki.ca]);
-        expect(noCert.code).to.not.equal(0);
+        // A refused handshake is a credentials problem (exit 5) that says what to set, not "unreachable".
+        expect(noCert.code, noCert.stderr).to.equal(5);
         expect(noCert.stderr.trim().split('\n')).to.have.length(1);
-        expect(noCert.stderr).to.include(tlsEtcd!.endpoint);
+        expect(noCert.stderr).to.include(tlsEtcd!.endpoint).and.include('--etcd-cert');
         for (const r of [listed, viaAuth, badPassword, noCert]) expectNoSecret(r.stdout + r.stderr, pki, 'CLI output');
       } finally {
         expect(await stopProc(mtls)).to.equal(0);
