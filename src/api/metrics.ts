@@ -125,6 +125,42 @@ export class AgentMetrics {
       },
     });
     new Gauge({
+      name: 'proxy_stone_services_by_region',
+      help:
+        'Services in the cluster view by region and zone. Every agent reports the whole cluster: take max() over agents per (region, zone), then sum by region.',
+      labelNames: ['region', 'zone'],
+      registers,
+      collect() {
+        // Rebuilt on each scrape, so a region or zone nobody registers in any more disappears.
+        this.reset();
+        const counts = new Map<string, { region: string; zone: string; n: number }>();
+        for (const s of servicesOf()) {
+          const key = JSON.stringify([s.region, s.zone]);
+          const entry = counts.get(key) ?? { region: s.region, zone: s.zone, n: 0 };
+          entry.n += 1;
+          counts.set(key, entry);
+        }
+        for (const { region, zone, n } of counts.values()) this.set({ region, zone }, n);
+      },
+    });
+    new Gauge({
+      name: 'proxy_stone_service_info',
+      help:
+        'One series per service in the cluster view, value 1, labelled with its id, region, zone, version, status, role and enabled (true/false). ' +
+        'Cardinality: one series per registered service, so bounded by the cluster size; a status, role or version change replaces the series.',
+      labelNames: ['service_id', 'region', 'zone', 'version', 'status', 'role', 'enabled'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of servicesOf()) {
+          this.set(
+            { service_id: s.id, region: s.region, zone: s.zone, version: s.version, status: s.status, role: s.role, enabled: String(s.enabled) },
+            1,
+          );
+        }
+      },
+    });
+    new Gauge({
       name: 'proxy_stone_cluster_size',
       help: 'Services registered in the cluster, as this agent sees it.',
       registers,

@@ -155,8 +155,9 @@ function setEnabledRoute(enabled: boolean): RouteSpec {
     summary: enabled ? 'Enable a service (take traffic again)' : 'Disable a service (stop routing traffic to it)',
     description:
       'Records operator intent in the registry (it survives agent and registry restarts) and an audit entry. ' +
-      'Idempotent: repeating it answers `changed: false` (a new `reason` still replaces the stored one, and the audit ' +
-      'entry says so with `reasonUpdated`). Needs an operator API key; the key name is the audit actor.',
+      'Idempotent: repeating it answers `changed: false` (a new `reason` still replaces the stored one: the answer and ' +
+      'the audit entry then say so with `reasonUpdated: true` and `previousReason`). Needs an operator API key; the key ' +
+      'name is the audit actor.',
     tag: 'management',
     params: IdParamsSchema,
     body: SetEnabledBodySchema,
@@ -176,11 +177,16 @@ function setEnabledRoute(enabled: boolean): RouteSpec {
         actor: principal.name,
         source: request.ip,
       });
-      const out: { serviceId: string; enabled: boolean; changed: boolean; service?: ServiceRecord } = {
+      const out: { serviceId: string; enabled: boolean; changed: boolean; reasonUpdated?: true; previousReason?: string; service?: ServiceRecord } = {
         serviceId: result.serviceId,
         enabled: result.enabled,
         changed: result.changed,
       };
+      // Same state, new reason: say so, as the audit entry does, so a client need not read the trail.
+      if (result.audit.reasonUpdated) {
+        out.reasonUpdated = true;
+        if (result.audit.previousReason !== undefined) out.previousReason = result.audit.previousReason;
+      }
       if (result.service) out.service = result.service;
       return out;
     },

@@ -172,6 +172,11 @@ export const SetEnabledResponseSchema = named(
     serviceId: z.string(),
     enabled: z.boolean(),
     changed: z.boolean().describe('False when the service already was in the asked state.'),
+    reasonUpdated: z
+      .boolean()
+      .optional()
+      .describe('True (else absent) when the service already was in the asked state but the given reason replaced the stored one.'),
+    previousReason: z.string().optional().describe('The reason replaced, when reasonUpdated and there was one.'),
     service: ServiceRecordSchema.optional().describe('The record with the new intent applied, when the service is registered.'),
   }),
 );

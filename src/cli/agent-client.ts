@@ -6,6 +6,7 @@ import {
   AgentRequestError,
   AgentUnavailableError,
   intentFromAudit,
+  setEnabledSummary,
   TargetError,
   type AgentStatus,
   type AgentTarget,
@@ -16,6 +17,31 @@ import {
   type SetEnabledRequest,
   type SetEnabledSummary,
 } from './cluster-client.js';
+
+/** The id {@link AgentClient.keyAccess} asks to disable: no service has it, and the request is refused before that matters. */
+const KEY_PROBE_ID = 'proxy-stone-sd-key-probe';
+
+/** The agent's `GET /health` answer, with its HTTP status (200 ok, 503 degraded). */
+export interface AgentHealthResult {
+  httpStatus: number;
+  status: 'ok' | 'degraded';
+  registry: { reachable: boolean };
+  view: { stale: boolean; lastUpdate: number };
+  registered: boolean;
+  isLeader: boolean;
+}
+
+/**
+ * What an API key may do on an agent. `write`: `allowed` (an operator key), `refused` (a viewer key,
+ * or an unknown one when `read` is false too), `disabled` (the agent has no key at all, so nobody
+ * may write), `unknown` (an answer this client does not recognise, in `message`).
+ */
+export interface KeyAccess {
+  read: boolean;
+  write: 'allowed' | 'refused' | 'disabled' | 'unknown';
+  /** The agent's words when something was refused. */
+  message?: string;
+}
 
 /** Longest silence accepted on an event stream; the agent sends a `: ping` comment every 15 s. */
 const STREAM_IDLE_MS = 60_000;
@@ -85,7 +111,47 @@ export class AgentClient implements ClusterClient {
       body,
       id,
     );
-    return { serviceId: res.serviceId, enabled: res.enabled, changed: res.changed, ...(res.service ? { service: res.service } : {}) };
+    // An agent older than `reasonUpdated` in its answer just never says so.
+    return setEnabledSummary(res);
+  }
+
+  /**
+   * The agent's own verdict, `GET /health` (public, served beside the API rather than under
+   * `/service-discovery`): 200 when registered with a current view, 503 when not. Both are answers.
+   */
+  async agentHealth(): Promise<AgentHealthResult> {
+    const res = await this.send('GET', '/health', undefined, { root: true });
+    const text = await res.body.text().catch((err: unknown) => {
+      throw this.unavailable(err);
+    });
+    const body = parseJson(text) as Omit<AgentHealthResult, 'httpStatus'> | undefined;
+    if ((res.statusCode === 200 || res.statusCode === 503) && body && typeof body === 'object' && (body.status === 'ok' || body.status === 'degraded')) {
+      return { ...body, httpStatus: res.statusCode };
+    }
+    const message = (body as { message?: string } | undefined)?.message ?? `HTTP ${res.statusCode}`;
+    throw new AgentRequestError(this.description, res.statusCode, `http_${res.statusCode}`, `agent ${this.description} answered /health with ${message}`);
+  }
+
+  /**
+   * What this client's API key may do on the agent, found out without changing anything: a read
+   * (`GET /audit?limit=1`) and a disable the API must refuse after authorising it (of an id no
+   * service has, with a body that fails validation: keys are checked before the body is even read,
+   * so the answer is 400 for a key that may write, 403 for one that may not, 401 for an unknown one).
+   */
+  async keyAccess(): Promise<KeyAccess> {
+    const read = await this.send('GET', '/audit?limit=1');
+    const readBody = parseJson(await read.body.text().catch(() => '')) as { message?: string } | undefined;
+    if (read.statusCode === 401 || read.statusCode === 403) {
+      return { read: false, write: 'refused', message: readBody?.message ?? `HTTP ${read.statusCode}` };
+    }
+    const write = await this.send('POST', `/services/${encodeURIComponent(KEY_PROBE_ID)}/disable`, { keyProbe: true });
+    const writeBody = parseJson(await write.body.text().catch(() => '')) as { error?: string; message?: string } | undefined;
+    const message = writeBody?.message ?? `HTTP ${write.statusCode}`;
+    // Authorised, then refused for the body (or, were the body ever accepted, for the unknown id).
+    if (write.statusCode === 400 || (write.statusCode === 404 && writeBody?.error === 'not_found')) return { read: true, write: 'allowed' };
+    if (write.statusCode === 403 && writeBody?.error === 'writes_disabled') return { read: true, write: 'disabled', message };
+    if (write.statusCode === 401 || write.statusCode === 403) return { read: true, write: 'refused', message };
+    return { read: true, write: 'unknown', message };
   }
 
   audit(options: { serviceId?: string; limit?: number } = {}): Promise<AuditResult> {
@@ -107,6 +173,7 @@ export class AgentClient implements ClusterClient {
             if (connected && lastEventId !== undefined) options.onNotice?.(`event stream resumed after ${lastEventId}`);
             connected = true;
             delay = RECONNECT_MIN_MS;
+            options.onOpen?.();
           },
           onFrame: (frame) => {
             if (frame.id !== undefined) lastEventId = frame.id;
@@ -164,12 +231,13 @@ export class AgentClient implements ClusterClient {
     throw new AgentRequestError(this.description, res.statusCode, error.error ?? `http_${res.statusCode}`, what);
   }
 
-  private async send(method: 'GET' | 'POST', path: string, body?: object): Promise<Dispatcher.ResponseData> {
+  /** `path` is under `/service-discovery`, or with `root` under the agent's base URL (`/health`). */
+  private async send(method: 'GET' | 'POST', path: string, body?: object, options: { root?: boolean } = {}): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.target.apiKey) headers.authorization = `Bearer ${this.target.apiKey}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     try {
-      return await request(`${this.base}${path}`, {
+      return await request(`${options.root ? this.description : this.base}${path}`, {
         method,
         headers,
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),

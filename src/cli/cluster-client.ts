@@ -102,7 +102,33 @@ export interface SetEnabledSummary {
   enabled: boolean;
   /** False when the service already was in the asked state. */
   changed: boolean;
+  /**
+   * Present (true) when the service already was in the asked state but the request's new reason
+   * replaced the stored one (`changed` is then false).
+   */
+  reasonUpdated?: true;
+  /** The reason replaced, when `reasonUpdated` and there was one. */
+  previousReason?: string;
   service?: ServiceRecord;
+}
+
+/** The summary of an enable/disable: what changed, and whether only the reason did. */
+export function setEnabledSummary(result: {
+  serviceId: string;
+  enabled: boolean;
+  changed: boolean;
+  reasonUpdated?: boolean;
+  previousReason?: string;
+  service?: ServiceRecord;
+}): SetEnabledSummary {
+  return {
+    serviceId: result.serviceId,
+    enabled: result.enabled,
+    changed: result.changed,
+    ...(result.reasonUpdated === true ? { reasonUpdated: true as const } : {}),
+    ...(result.reasonUpdated === true && typeof result.previousReason === 'string' ? { previousReason: result.previousReason } : {}),
+    ...(result.service ? { service: result.service } : {}),
+  };
 }
 
 export interface AuditResult {
@@ -120,6 +146,13 @@ export interface EventsOptions {
   types?: ReadonlySet<ClusterEventType>;
   /** Connection changes worth telling a person (lost, reconnected, resynced), one line each. */
   onNotice?: (message: string) => void;
+  /**
+   * The stream is open: every change from now on arrives as an event, so a listing started after
+   * this call leaves no gap. Through an agent: each time the SSE response arrives (the first
+   * connection, then each reconnection, which resumes by itself or says so through `onNotice`).
+   * Through etcd: once, when the first listing is done and the watch runs (it re-lists by itself).
+   */
+  onOpen?: () => void;
 }
 
 /**

@@ -5,15 +5,16 @@ import { computeTopology, filterServices, serviceList, type ServiceFilter, type 
 import type { ClusterView } from '../cluster/view.js';
 import { RegistryUnavailableError, type Registry } from '../registry/types.js';
 import type { AdminIntent, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
-import type {
-  AuditResult,
-  ClusterClient,
-  EventsOptions,
-  RegistrySummary,
-  RegistryTarget,
-  ServiceHealthResult,
-  SetEnabledRequest,
-  SetEnabledSummary,
+import {
+  setEnabledSummary,
+  type AuditResult,
+  type ClusterClient,
+  type EventsOptions,
+  type RegistrySummary,
+  type RegistryTarget,
+  type ServiceHealthResult,
+  type SetEnabledRequest,
+  type SetEnabledSummary,
 } from './cluster-client.js';
 import { EtcdHttpReader } from './etcd-http-reader.js';
 
@@ -111,7 +112,7 @@ export class RegistryClient implements ClusterClient {
       actor: request.actor ?? 'cli',
       source: 'cli',
     });
-    return { serviceId: result.serviceId, enabled: result.enabled, changed: result.changed, ...(result.service ? { service: result.service } : {}) };
+    return setEnabledSummary({ ...result, reasonUpdated: result.audit.reasonUpdated, previousReason: result.audit.previousReason });
   }
 
   async audit(options: { serviceId?: string; limit?: number } = {}): Promise<AuditResult> {
@@ -135,6 +136,7 @@ export class RegistryClient implements ClusterClient {
     });
     try {
       await view.start();
+      if (!signal.aborted) options.onOpen?.();
       await new Promise<void>((resolve) => {
         if (signal.aborted) return resolve();
         signal.addEventListener('abort', () => resolve(), { once: true });

@@ -95,7 +95,9 @@ export function renderServiceDetails(d: ServiceDetails): string {
 
 export function renderToggle(r: SetEnabledSummary): string {
   const verb = r.enabled ? 'enabled' : 'disabled';
-  return r.changed ? `${r.serviceId} ${verb}` : `${r.serviceId} already ${verb} (no change)`;
+  if (r.changed) return `${r.serviceId} ${verb}`;
+  if (r.reasonUpdated) return `${r.serviceId} already ${verb}; reason updated${r.previousReason !== undefined ? ` (was: ${r.previousReason})` : ''}`;
+  return `${r.serviceId} already ${verb} (no change)`;
 }
 
 /** The topology as a tree: region, zone, instance, with counts at each level and the leader marked. */

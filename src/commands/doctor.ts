@@ -11,13 +11,14 @@ const CONFIG_FLAGS = ['endpoints', 'namespace', 'etcd-username', 'etcd-password'
 export default class Doctor extends ClusterCommand {
   static override summary = 'Check the setup: configuration, etcd, credentials, namespace, leader, local instance, clock.';
   static override description = `Runs each check in order and says what to do about each failure. The configuration is validated exactly as the agent would (flags, environment, --config file). Exits 1 when any check fails.
-With --agent it checks that agent's API, its view of the registry and the leader instead of etcd.
+With --agent it checks that agent instead of this host's setup: its API, its /health, whether it reaches its registry with a current view, the leader, and what --api-key may do there (a read, and whether enable/disable would be allowed, without changing anything). The local configuration is then not loaded: that check says "skipped (checking an agent)".
 Progress goes to stderr; --json prints {checks: [{name, ok, detail, hint?, skipped?}]} on stdout.`;
 
   static override examples = [
     '<%= config.bin %> doctor',
     'SERVICE_HOST=127.0.0.1 SERVICE_PORT=3001 <%= config.bin %> doctor --endpoints http://127.0.0.1:2379',
     '<%= config.bin %> doctor --health-url http://127.0.0.1:3001/health --json',
+    '<%= config.bin %> doctor --agent http://127.0.0.1:8790 --api-key "$SERVICE_DISCOVERY_API_KEY"',
   ];
 
   static override flags = {

@@ -160,7 +160,12 @@ export class DashboardController {
         ...(this.options.actor !== undefined ? { actor: this.options.actor } : {}),
       });
       const done = enabled ? 'enabled' : 'disabled';
-      this.state.say(result.changed ? `${id} ${done}${reason ? ` (reason: ${reason})` : ''}` : `${id} already ${done} (no change)`, 'good', this.now());
+      const said = result.changed
+        ? `${id} ${done}${reason ? ` (reason: ${reason})` : ''}`
+        : result.reasonUpdated
+          ? `${id} already ${done}; reason updated (reason: ${reason ?? ''})`
+          : `${id} already ${done} (no change)`;
+      this.state.say(said, 'good', this.now());
       if (this.state.detail?.serviceId === id) void this.loadDetail(id);
     } catch (err) {
       this.state.say(`could not ${verb} ${id}: ${oneLine(err)}`, 'bad', this.now());

@@ -134,19 +134,26 @@ async function openEtcd(target: RegistryTarget): Promise<Registry> {
 export interface AgentSourceOptions {
   /** Milliseconds between `GET /status` reads for the header's registry line (default 5000). */
   statusEveryMs?: number;
-  /** Milliseconds after start to list once more, closing the gap between the first listing and the stream (default 1000). */
-  settleMs?: number;
+  /**
+   * Milliseconds to wait for the event stream to open before listing anyway (default 1000): the
+   * listing normally waits for it, so that nothing changes unseen between the two, but a stream held
+   * up (a buffering proxy) must not leave the screen empty.
+   */
+  streamWaitMs?: number;
 }
 
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 5_000;
 
 /**
- * An agent's API. The event stream opens first and events are held while a listing is read, then
- * replayed on top of it, so nothing that happens during the listing is lost.
+ * An agent's API. The event stream opens first; the listing starts once it is open (the client's
+ * `onOpen`), and events are held while the listing is read, then replayed on top of it, so nothing
+ * that happens before, during or after the listing is lost, with one listing.
  */
 export class AgentSource implements LiveSource {
   private buffer: ClusterEvent[] | undefined;
+  /** The event stream has been open at least once. */
+  private opened = false;
   private listing: Promise<void> | undefined;
   private listAgain = false;
   private retryDelay = RETRY_MIN_MS;
@@ -165,10 +172,10 @@ export class AgentSource implements LiveSource {
     this.signal = signal;
     signal.addEventListener('abort', () => void this.close(), { once: true });
     this.follow();
-    void this.relist();
-    // The stream has no "open" signal to list after, so list once more when it surely is: a change
-    // between the first listing and the stream opening would otherwise wait for that service's next event.
-    this.later(this.options.settleMs ?? 1_000, () => void this.relist());
+    // The stream lists when it opens; should it be slow to, draw a listing meanwhile (and again on open).
+    this.later(this.options.streamWaitMs ?? 1_000, () => {
+      if (!this.opened && !this.listing) void this.relist();
+    });
     const every = this.options.statusEveryMs ?? 5_000;
     const tick = () => {
       void this.readStatus().finally(() => this.later(every, tick));
@@ -185,8 +192,16 @@ export class AgentSource implements LiveSource {
   /** Follows the event stream; its first connection failing is retried here, later ones by the client. */
   private follow(): void {
     const signal = this.signal!;
+    let open = false;
     void this.client
       .events((e) => this.onEvent(e), signal, {
+        onOpen: () => {
+          // Reconnections resume with Last-Event-ID, or say through onNotice that they could not.
+          if (open) return;
+          open = true;
+          this.opened = true;
+          void this.relist();
+        },
         onNotice: (m) => {
           this.sink!.notice(m, /resumed/.test(m) ? 'good' : 'warn');
           // Interrupted, resumed, reset or overflowed: a fresh listing makes sure nothing was missed.

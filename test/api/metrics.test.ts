@@ -20,6 +20,8 @@ const EXPECTED: Record<string, 'gauge' | 'counter' | 'histogram'> = {
   proxy_stone_is_leader: 'gauge',
   proxy_stone_view_stale: 'gauge',
   proxy_stone_health_checks_total: 'counter',
+  proxy_stone_services_by_region: 'gauge',
+  proxy_stone_service_info: 'gauge',
   process_cpu_seconds_total: 'counter',
   process_resident_memory_bytes: 'gauge',
   nodejs_eventloop_lag_seconds: 'gauge',
@@ -35,6 +37,16 @@ const EXPECTED_LINT = new Set([
   'nodejs_active_requests_total non-counter metrics should not have "_total" suffix',
   'nodejs_active_resources_total non-counter metrics should not have "_total" suffix',
 ]);
+
+/** Every sample of `name` as [labels, value], labels as an object. */
+function samples(text: string, name: string): Array<[Record<string, string>, number]> {
+  const out: Array<[Record<string, string>, number]> = [];
+  for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm'))) {
+    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1]!, l[2]!]));
+    out.push([labels, Number(m[2])]);
+  }
+  return out;
+}
 
 /** `name{labels} value` of one sample, or undefined. */
 function sample(text: string, name: string, labels = ''): number | undefined {
@@ -61,7 +73,7 @@ describe('API metrics (/metrics)', function () {
     // Observing before start() is the order that sees everything.
     metricsA.observe(a);
     await a.start();
-    b = await cluster.addAgent({ id: 'm-b' });
+    b = await cluster.addAgent({ id: 'm-b', region: 'eu-west-1', zone: 'eu-west-1a' });
     await cluster.settled(2);
     apiA = await startApiServer(a, { host: '127.0.0.1', port: 0, auth: { keys: [], readAccess: 'open' }, metrics: metricsA });
     apiB = await startApiServer(b, { host: '127.0.0.1', port: 0, auth: { keys: [], readAccess: 'open' } });
@@ -124,6 +136,53 @@ describe('API metrics (/metrics)', function () {
         expect(run.status, run.stderr).to.be.oneOf([0, 3]);
       }
     })();
+  });
+
+  it('breaks the cluster down by region and zone, and gives one info series per service', async function () {
+    const text = (await http(`${apiA.url}/metrics`)).text;
+    expect(samples(text, 'proxy_stone_services_by_region')).to.have.deep.members([
+      [{ region: 'us-east-1', zone: 'us-east-1a' }, 1],
+      [{ region: 'eu-west-1', zone: 'eu-west-1a' }, 1],
+    ]);
+    const info = samples(text, 'proxy_stone_service_info');
+    expect(info.map(([l]) => l.service_id).sort()).to.deep.equal(['m-a', 'm-b']);
+    expect(info.every(([, v]) => v === 1)).to.equal(true);
+    const leader = a.isLeader() ? 'm-a' : 'm-b';
+    expect(info.find(([l]) => l.service_id === 'm-b')![0]).to.deep.equal({
+      service_id: 'm-b',
+      region: 'eu-west-1',
+      zone: 'eu-west-1a',
+      version: '1.0.0',
+      status: 'healthy',
+      role: leader === 'm-b' ? 'leader' : 'follower',
+      enabled: 'true',
+    });
+    // b's own view says the same (every agent reports the whole cluster).
+    const textB = (await http(`${apiB.url}/metrics`)).text;
+    expect(samples(textB, 'proxy_stone_services_by_region')).to.have.deep.members(samples(text, 'proxy_stone_services_by_region'));
+
+    // A label change replaces the series: no stale `enabled="true"` series is left behind.
+    await a.setServiceEnabled('m-b', false, { reason: 'metrics test', actor: 'test' });
+    const disabled = await eventually('m-b disabled in the info series', async () => {
+      const t = (await http(`${apiA.url}/metrics`)).text;
+      return samples(t, 'proxy_stone_service_info').some(([l]) => l.service_id === 'm-b' && l.enabled === 'false') ? t : undefined;
+    });
+    expect(samples(disabled, 'proxy_stone_service_info').filter(([l]) => l.service_id === 'm-b')).to.have.length(1);
+    await a.setServiceEnabled('m-b', true, { actor: 'test' });
+
+    // A zone that loses its last service disappears instead of lingering at 0.
+    const c = await cluster.addAgent({ id: 'm-c', region: 'ap-south-1', zone: 'ap-south-1b' });
+    await eventually('m-c counted', async () =>
+      samples((await http(`${apiA.url}/metrics`)).text, 'proxy_stone_services_by_region').some(([l, v]) => l.region === 'ap-south-1' && v === 1),
+    );
+    await c.stop();
+    cluster.agents.splice(cluster.agents.indexOf(c), 1);
+    const after = await eventually('m-c gone', async () => {
+      const t = (await http(`${apiA.url}/metrics`)).text;
+      return sample(t, 'proxy_stone_cluster_size') === 2 ? t : undefined;
+    });
+    expect(samples(after, 'proxy_stone_services_by_region').map(([l]) => l.region).sort()).to.deep.equal(['eu-west-1', 'us-east-1']);
+    expect(samples(after, 'proxy_stone_service_info').map(([l]) => l.service_id).sort()).to.deep.equal(['m-a', 'm-b']);
   });
 
   it('counts watch reconnects, keep-alive failures and leader elections', async function () {

@@ -216,11 +216,16 @@ describe('API server: endpoints', function () {
     const url = `${base}/service-discovery/services/svc-c`;
     expect((await postJson(`${url}/disable`, { reason: 'kernel patch' }, auth)).status).to.equal(200);
     const again = SetEnabledResponseSchema.parse((await postJson(`${url}/disable`, { reason: 'kernel patch, then reboot' }, auth)).json);
-    expect(again).to.include({ enabled: false, changed: false });
+    expect(again).to.include({ enabled: false, changed: false, reasonUpdated: true, previousReason: 'kernel patch' });
     expect(again.service).to.include({ disabledReason: 'kernel patch, then reboot' });
     await eventually('the view has the new reason', () => a.view.service('svc-c')?.disabledReason === 'kernel patch, then reboot');
     const [latest] = AuditResponseSchema.parse((await http(`${base}/service-discovery/audit?serviceId=svc-c&limit=1`)).json).entries;
     expect(latest).to.include({ action: 'disable', changed: false, reasonUpdated: true, previousReason: 'kernel patch', actor: 'ci' });
+    // The same reason again changes nothing at all: no reasonUpdated in the answer.
+    const same = (await postJson(`${url}/disable`, { reason: 'kernel patch, then reboot' }, auth)).json as Record<string, unknown>;
+    expect(same).to.include({ changed: false });
+    expect(same).to.not.have.property('reasonUpdated');
+    expect(same).to.not.have.property('previousReason');
     expect((await postJson(`${url}/enable`, {}, auth)).status).to.equal(200);
   });
 

@@ -146,6 +146,35 @@ describe('CLI commands (built binary, real etcd, in-process agents)', function (
       expect(viaAgent.entries).to.deep.equal(entries);
     });
 
+    it('a repeated disable with a new reason says "reason updated", both ways, and --json says reasonUpdated', async () => {
+      const id = 'cli-node-1';
+      try {
+        const first = await runCli(['services', 'disable', id, '--reason', 'kernel patch', ...cluster.registryArgs]);
+        expect(first.stdout.trim(), first.stderr).to.equal(`${id} disabled`);
+        const viaEtcd = await runCli(['services', 'disable', id, '--reason', 'kernel patch, then reboot', ...cluster.registryArgs]);
+        expect(viaEtcd.code, viaEtcd.stderr).to.equal(0);
+        expect(viaEtcd.stdout.trim()).to.equal(`${id} already disabled; reason updated (was: kernel patch)`);
+
+        const viaAgent = await runCli(['services', 'disable', id, '--reason', 'reboot tonight', '--json', '--api-key', API_KEY, ...cluster.agentArgs]);
+        expect(viaAgent.code, viaAgent.stderr).to.equal(0);
+        expect(json(viaAgent)).to.deep.include({ serviceId: id, enabled: false, changed: false, reasonUpdated: true, previousReason: 'kernel patch, then reboot' });
+        const etcdJson = json(await runCli(['services', 'disable', id, '--reason', 'reboot at 22:00', '--json', ...cluster.registryArgs]));
+        expect(etcdJson).to.deep.include({ changed: false, reasonUpdated: true, previousReason: 'reboot tonight' });
+
+        // The same reason again: no change at all, and --json has no reasonUpdated.
+        const same = await runCli(['services', 'disable', id, '--reason', 'reboot at 22:00', '--json', '--api-key', API_KEY, ...cluster.agentArgs]);
+        expect(json(same)).to.include({ changed: false }).and.not.have.property('reasonUpdated');
+        const sameText = await runCli(['services', 'disable', id, '--reason', 'reboot at 22:00', ...cluster.registryArgs]);
+        expect(sameText.stdout.trim()).to.equal(`${id} already disabled (no change)`);
+
+        const show = json<ServiceDetails>(await runCli(['services', 'show', id, '--json', ...cluster.registryArgs]));
+        expect(show.intent).to.include({ enabled: false, reason: 'reboot at 22:00' });
+        expect(show.service).to.include({ disabledReason: 'reboot at 22:00' });
+      } finally {
+        await runCli(['services', 'enable', id, ...cluster.registryArgs]);
+      }
+    });
+
     it('an unknown id exits 3 with one line on stderr, both ways', async () => {
       for (const target of [cluster.registryArgs, [...cluster.agentArgs, '--api-key', API_KEY]]) {
         for (const args of [['services', 'disable', 'no-such-id'], ['services', 'show', 'no-such-id']]) {
@@ -312,6 +341,56 @@ describe('CLI commands (built binary, real etcd, in-process agents)', function (
       expect(checks.find((c) => c.name === 'namespace')!.detail).to.match(/3 services/);
       // listr2 reports on stderr, never on stdout.
       expect(res.stderr).to.match(/etcd endpoints/);
+    });
+
+    it('doctor --agent checks the agent, not the local configuration, and probes the key without writing', async () => {
+      const before = (await cluster.nodes[0]!.agent.getAudit({ limit: 1000 })).length;
+      // A local setting that would fail the configuration check: with --agent it is not loaded.
+      const res = await runCli(['doctor', '--json', '--api-key', API_KEY, ...cluster.agentArgs], { env: { SERVICE_PORT: 'not-a-port' } });
+      const { checks } = json<DoctorResult>(res);
+      expect(res.code, JSON.stringify(checks, null, 2)).to.equal(0);
+      expect(checks.map((c) => c.name)).to.deep.equal(['configuration', 'agent API', 'agent health', 'agent registry', 'leader', 'API key', 'instance health']);
+      for (const c of checks) expect(c, c.name).to.include({ ok: true });
+      const by = Object.fromEntries(checks.map((c) => [c.name, c]));
+      expect(by.configuration).to.include({ skipped: true });
+      expect(by.configuration!.detail).to.match(/^skipped \(checking an agent\)/);
+      expect(by['agent health']!.detail).to.match(/^\/health 200 ok: registered, view current, registry reachable; its instance cli-node-1 is healthy/);
+      expect(by['agent registry']!.detail).to.match(/^etcd \S+ reachable, view current at revision \d+, 3 services$/);
+      expect(by.leader!.detail).to.match(/^cli-node-\d/);
+      expect(by['API key']!.detail).to.match(/management rights/);
+      expect(res.stdout + res.stderr).to.not.match(/memory|not-a-port/);
+      // The write probe changed nothing and left no audit entry.
+      expect((await cluster.nodes[0]!.agent.getAudit({ limit: 1000 })).length).to.equal(before);
+    });
+
+    it('doctor --agent: reads that need a key, a viewer key, and an unknown key', async () => {
+      const { startApiServer } = await import('../../src/api/server.js');
+      const api = await startApiServer(cluster.nodes[0]!.agent, {
+        host: '127.0.0.1',
+        port: 0,
+        auth: { keys: [{ name: 'ops', role: 'operator', key: API_KEY }, { name: 'grafana', role: 'viewer', key: 'cli-test-viewer-key' }], readAccess: 'viewer' },
+      });
+      try {
+        const none = await runCli(['doctor', '--json', '--agent', api.url]);
+        expect(none.code).to.equal(1);
+        const noKey = Object.fromEntries(json<DoctorResult>(none).checks.map((c) => [c.name, c]));
+        expect(noKey['agent API']).to.include({ ok: false });
+        expect(noKey['agent API']!.hint).to.match(/wants an API key for reads/);
+        expect(noKey['agent health'], 'public /health still answers').to.include({ ok: true });
+        expect(noKey['API key']!.detail).to.match(/no --api-key given/);
+
+        const viewer = await runCli(['doctor', '--json', '--agent', api.url, '--api-key', 'cli-test-viewer-key']);
+        const viewerChecks = json<DoctorResult>(viewer).checks;
+        expect(viewer.code, JSON.stringify(viewerChecks, null, 2)).to.equal(0);
+        expect(viewerChecks.find((c) => c.name === 'API key')!.detail).to.match(/reads only.*"grafana" has role viewer.*operator key/);
+
+        const wrong = await runCli(['doctor', '--agent', api.url, '--api-key', 'not-a-key']);
+        expect(wrong.code).to.equal(1);
+        expect(wrong.stderr).to.match(/does not know this key/);
+        expect(wrong.stderr).to.not.include('not-a-key');
+      } finally {
+        await api.close();
+      }
     });
 
     it('doctor exits 1 with a hint when etcd does not answer', async () => {

@@ -180,6 +180,9 @@ describe('--json output shapes (test/cli/json-shapes.json)', function () {
   it('services disable/enable, one service and --all', async () => {
     await matches('services disable', ['services', 'disable', 'proxy-stone-2', '--reason', 'shapes', '--json', ...cluster.registryArgs]);
     await matches('services disable', ['services', 'disable', 'proxy-stone-2', '--json', '--api-key', API_KEY, ...cluster.agentArgs]);
+    // Same state, new reason: reasonUpdated and previousReason, both ways.
+    await matches('services disable', ['services', 'disable', 'proxy-stone-2', '--reason', 'shapes, again', '--json', '--api-key', API_KEY, ...cluster.agentArgs]);
+    await matches('services disable', ['services', 'disable', 'proxy-stone-2', '--reason', 'shapes, once more', '--json', ...cluster.registryArgs]);
     await matches('services enable --all', ['services', 'enable', '--all', '--yes', '--json', ...cluster.registryArgs]);
   });
 
@@ -195,6 +198,7 @@ describe('--json output shapes (test/cli/json-shapes.json)', function () {
     await matches('audit', ['audit', '--json', ...cluster.registryArgs]);
     await matches('audit', ['audit', '--json', ...cluster.agentArgs]);
     await matches('doctor', ['doctor', '--json', '--health-url', `${cluster.nodes[0]!.upstream.url}/health`, ...cluster.registryArgs]);
+    await matches('doctor', ['doctor', '--json', '--api-key', API_KEY, ...cluster.agentArgs]);
   });
 
   it('errors under --json', async () => {

@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { AgentClient, SseParser, type SseFrame } from '../../src/cli/agent-client.js';
 import { oneLine } from '../../src/cli/base-command.js';
-import { intentFromAudit } from '../../src/cli/cluster-client.js';
+import { doctorChecks } from '../../src/cli/doctor-checks.js';
+import { intentFromAudit, setEnabledSummary } from '../../src/cli/cluster-client.js';
 import { prefixEnd } from '../../src/registry/endpoint.js';
 import { c, colorLevel } from '../../src/cli/render.js';
 import { renderEvent, renderToggle, renderTopology } from '../../src/cli/views.js';
@@ -124,6 +125,28 @@ describe('CLI units', () => {
       expect(renderToggle({ serviceId: 'a', enabled: false, changed: false })).to.equal('a already disabled (no change)');
     });
 
+    it('renderToggle says when only the reason changed', () => {
+      expect(renderToggle({ serviceId: 'a', enabled: false, changed: false, reasonUpdated: true, previousReason: 'deploy 1.4' })).to.equal(
+        'a already disabled; reason updated (was: deploy 1.4)',
+      );
+      expect(renderToggle({ serviceId: 'a', enabled: true, changed: false, reasonUpdated: true })).to.equal('a already enabled; reason updated');
+    });
+
+    it('setEnabledSummary keeps reasonUpdated only when true, and previousReason only with it', () => {
+      expect(setEnabledSummary({ serviceId: 'a', enabled: false, changed: false, reasonUpdated: true, previousReason: 'x' })).to.deep.equal({
+        serviceId: 'a',
+        enabled: false,
+        changed: false,
+        reasonUpdated: true,
+        previousReason: 'x',
+      });
+      expect(setEnabledSummary({ serviceId: 'a', enabled: false, changed: true, reasonUpdated: false, previousReason: 'x' })).to.deep.equal({
+        serviceId: 'a',
+        enabled: false,
+        changed: true,
+      });
+    });
+
     it('renderTopology nests region, zone and instance with counts and the leader', () => {
       const services = [
         record('a', { role: 'leader' }),
@@ -154,6 +177,142 @@ describe('CLI units', () => {
         timestamp: Date.UTC(2025, 0, 2, 3, 4, 5, 6),
       });
       expect(line).to.equal('2025-01-02T03:04:05.006Z  serviceHealthChanged  a  healthy → unhealthy (HTTP 503)');
+    });
+  });
+
+  describe('doctor --agent checks (a stand-in agent)', () => {
+    /** An HTTP server answering like an agent: `status` and `health` are what it says; writes are 400 for `op`, 403 for `viewer`. */
+    async function fakeAgent(answer: { status: Record<string, unknown>; health: [number, Record<string, unknown>] }) {
+      const requests: string[] = [];
+      const keys: Record<string, 'operator' | 'viewer'> = { op: 'operator', viewer: 'viewer' };
+      const server = http.createServer((req, res) => {
+        requests.push(`${req.method} ${req.url}`);
+        const send = (code: number, body: unknown) => {
+          res.writeHead(code, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(body));
+        };
+        const key = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+        if (req.url === '/health') return send(answer.health[0], answer.health[1]);
+        if (key !== undefined && !keys[key]) return send(401, { error: 'unauthorized', message: 'invalid API key' });
+        if (req.method === 'POST') {
+          if (key === undefined) return send(401, { error: 'unauthorized', message: 'missing API key' });
+          if (keys[key] !== 'operator') return send(403, { error: 'forbidden', message: `API key "${key}" has role viewer; this action needs role operator` });
+          return send(400, { error: 'bad_request', message: 'body: unrecognized key "keyProbe"' });
+        }
+        if (req.url === '/service-discovery/status') return send(200, answer.status);
+        if (req.url?.startsWith('/service-discovery/audit')) return send(200, { entries: [] });
+        return send(404, { error: 'not_found', message: 'no route' });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        requests,
+        close: () => {
+          server.closeAllConnections();
+          server.close();
+        },
+      };
+    }
+
+    const status = (over: { reachable?: boolean; stale?: boolean; leaderId?: string | null; kind?: string } = {}) => ({
+      enabled: true,
+      currentService: { id: 'ps-1', name: 'proxy-stone', host: '127.0.0.1', port: 3001, status: 'healthy', role: 'leader', region: 'us-east-1', zone: 'us-east-1a', version: '1', enabled: true },
+      isLeader: true,
+      status: 'registered',
+      leaderId: over.leaderId === undefined ? 'ps-1' : over.leaderId,
+      registry: { kind: over.kind ?? 'etcd', endpoints: 'http://etcd:2379', reachable: over.reachable ?? true, lastContact: Date.now() - 30_000 },
+      view: { stale: over.stale ?? false, lastUpdate: Date.now(), services: 3, revision: 42 },
+      lease: { id: '1', ttl: 3, renewedAt: Date.now(), term: 7 },
+    });
+    const health = (ok: boolean): [number, Record<string, unknown>] => [
+      ok ? 200 : 503,
+      { status: ok ? 'ok' : 'degraded', registry: { reachable: ok }, view: { stale: !ok, lastUpdate: 0 }, registered: true, isLeader: true },
+    ];
+
+    async function run(url: string, apiKey?: string, configFlags: Record<string, string> = {}) {
+      const plan = doctorChecks({ target: { kind: 'agent', url, timeoutMs: 1000, ...(apiKey ? { apiKey } : {}) }, targetDefaulted: false, configFlags });
+      try {
+        const results = [];
+        for (const check of plan.checks) results.push({ name: check.name, ...(await check.run()) });
+        return Object.fromEntries(results.map((r) => [r.name, r]));
+      } finally {
+        await plan.close();
+      }
+    }
+
+    it('a healthy agent and an operator key pass; the local configuration is skipped, not loaded', async () => {
+      const agent = await fakeAgent({ status: status(), health: health(true) });
+      try {
+        // SERVICE_PORT=abc would fail the local configuration check: with --agent it is not read.
+        const env = process.env.SERVICE_PORT;
+        process.env.SERVICE_PORT = 'abc';
+        const checks = await run(agent.url, 'op', { config: '/nonexistent.yaml' }).finally(() => {
+          if (env === undefined) delete process.env.SERVICE_PORT;
+          else process.env.SERVICE_PORT = env;
+        });
+        expect(Object.keys(checks)).to.deep.equal(['configuration', 'agent API', 'agent health', 'agent registry', 'leader', 'API key', 'instance health']);
+        for (const c of Object.values(checks)) expect(c.ok, `${c.name}: ${c.detail}`).to.equal(true);
+        expect(checks.configuration).to.include({ skipped: true });
+        expect(checks.configuration!.detail).to.match(/^skipped \(checking an agent\)/).and.match(/--config not used/);
+        expect(checks['instance health']).to.include({ skipped: true });
+        expect(checks['instance health']!.detail).to.match(/^skipped \(checking an agent\).*ps-1 healthy/);
+        expect(checks['agent health']!.detail).to.match(/^\/health 200 ok: registered, view current, registry reachable; its instance ps-1 is healthy/);
+        expect(checks['agent registry']!.detail).to.equal('etcd http://etcd:2379 reachable, view current at revision 42, 3 services');
+        expect(checks.leader!.detail).to.equal('ps-1 (this agent)');
+        expect(checks['API key']!.detail).to.match(/management rights/);
+        // The write probe names no real service and carries a body the API rejects.
+        expect(agent.requests).to.include('POST /service-discovery/services/proxy-stone-sd-key-probe/disable');
+      } finally {
+        agent.close();
+      }
+    });
+
+    it('a viewer key passes for reads only; an unknown key fails with what to check', async () => {
+      const agent = await fakeAgent({ status: status(), health: health(true) });
+      try {
+        const viewer = await run(agent.url, 'viewer');
+        expect(viewer['API key']).to.include({ ok: true });
+        expect(viewer['API key']!.detail).to.match(/reads only.*operator key/);
+        const wrong = await run(agent.url, 'nope');
+        expect(wrong['agent API']).to.include({ ok: false });
+        expect(wrong['agent API']!.hint).to.match(/does not know this key/);
+        expect(wrong['API key']).to.include({ ok: false });
+        expect(wrong['API key']!.detail).to.match(/refused: invalid API key/);
+        expect(wrong['agent registry']).to.include({ skipped: true });
+        const none = await run(agent.url);
+        expect(none['API key']).to.include({ ok: true, skipped: true });
+        expect(none['API key']!.detail).to.match(/no --api-key given/);
+      } finally {
+        agent.close();
+      }
+    });
+
+    it('a stale view, an unreachable registry, a 503 /health and no leader each fail with a hint', async () => {
+      const agent = await fakeAgent({ status: status({ reachable: false, stale: true, leaderId: null }), health: health(false) });
+      try {
+        const checks = await run(agent.url, 'op');
+        expect(checks['agent API']).to.include({ ok: true });
+        expect(checks['agent health']).to.include({ ok: false });
+        expect(checks['agent health']!.detail).to.match(/^\/health 503 degraded: registered, view stale, registry unreachable/);
+        expect(checks['agent health']!.hint).to.match(/--endpoints on the agent host/);
+        expect(checks['agent registry']).to.include({ ok: false });
+        expect(checks['agent registry']!.detail).to.match(/^etcd http:\/\/etcd:2379: unreachable, view stale, last answer 30s ago$/);
+        expect(checks.leader).to.include({ ok: false });
+        expect(checks.leader!.detail).to.equal('the agent knows no leader');
+      } finally {
+        agent.close();
+      }
+    });
+
+    it('an agent that does not answer fails the API check; the others are not checked', async () => {
+      const checks = await run('http://127.0.0.1:1');
+      expect(checks['agent API']).to.include({ ok: false });
+      expect(checks['agent API']!.detail).to.match(/unreachable/);
+      for (const name of ['agent health', 'agent registry', 'leader', 'API key']) {
+        expect(checks[name], name).to.include({ ok: false, skipped: true });
+        expect(checks[name]!.detail, name).to.equal('not checked: the agent API does not answer');
+      }
+      expect(JSON.stringify(checks)).to.not.match(/memory/);
     });
   });
 

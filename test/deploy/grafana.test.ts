@@ -95,6 +95,21 @@ describe('deploy: the Grafana dashboard (docs/grafana/proxy-stone-sd.json)', fun
     expect(titles).to.include.members(['Services by status', 'Leader over time', 'Health-check duration', 'Agents up by region and zone']);
   });
 
+  it("breaks the services down by region from the agents' own series, and lists each service's status", () => {
+    const exprsOf = (title: string) => (panels.find((p) => p.title === title)?.targets ?? []).map((t) => t.expr ?? '');
+    // Every agent reports the whole cluster: a per-zone figure is a max over agents, never a sum.
+    expect(exprsOf('Services by region and zone')).to.deep.equal([
+      'max by (region, zone) (proxy_stone_services_by_region{job=~"$job", instance=~"$instance"})',
+    ]);
+    expect(exprsOf('Services by region')).to.deep.equal([
+      'sum by (region) (max by (region, zone) (proxy_stone_services_by_region{job=~"$job", instance=~"$instance"}))',
+    ]);
+    const table = panels.find((p) => p.title === 'Service status')!;
+    expect(table.type).to.equal('table');
+    expect(exprsOf('Service status')).to.have.length(1);
+    expect(exprsOf('Service status')[0]).to.match(/^max by \(service_id, region, zone, version, status, role, enabled\) \(proxy_stone_service_info\{/);
+  });
+
   it('is a well-formed dashboard: unique panel ids, data source variable, a query per panel, fits 24 columns', () => {
     expect(dashboard.uid).to.equal('proxy-stone-sd');
     const ids = panels.map((p) => p.id);

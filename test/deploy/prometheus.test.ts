@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
 import { uniqueNamespace } from '../helpers/etcd.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
@@ -12,6 +13,11 @@ import { dashboardExprs, readDashboard, substituteGrafanaVariables } from './pro
 const PROMETHEUS = '/usr/bin/prometheus';
 const PROMTOOL = '/usr/bin/promtool';
 const DOCS = path.join(ROOT, 'docs/prometheus');
+/** The agents of the live test: id, region, zone (two regions, so a wrong grouping shows). */
+const PLACES = [
+  ['proxy-stone-1', 'us-east-1', 'us-east-1a'],
+  ['proxy-stone-2', 'eu-west-1', 'eu-west-1a'],
+] as const;
 
 function promtool(...args: string[]): { status: number | null; output: string } {
   const r = spawnSync(PROMTOOL, args, { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
@@ -32,6 +38,18 @@ describe('deploy: Prometheus configuration and alert rules (promtool)', function
       const r = promtool('check', 'config', path.join(DOCS, file));
       expect(r.status, r.output).to.equal(0);
       expect(r.output).to.include('SUCCESS: 1 rule files found');
+    });
+  }
+
+  for (const file of ['prometheus.yml', 'prometheus-local.yml']) {
+    it(`docs/prometheus/${file}: the agents' region/zone/service_id labels win over the target labels (honor_labels)`, () => {
+      const config = parseYaml(readFileSync(path.join(DOCS, file), 'utf8')) as {
+        scrape_configs: Array<{ job_name: string; honor_labels?: boolean; static_configs: Array<{ labels?: Record<string, string> }> }>;
+      };
+      const job = config.scrape_configs.find((j) => j.job_name === 'proxy-stone-sd')!;
+      // The target labels share names with proxy_stone_services_by_region / proxy_stone_service_info's.
+      expect(job.static_configs.some((c) => c.labels?.region !== undefined)).to.equal(true);
+      expect(job.honor_labels).to.equal(true);
     });
   }
 
@@ -62,7 +80,7 @@ describe('deploy: a real Prometheus scraping two real agents', function () {
     const etcd = await sharedEtcd();
     const namespace = uniqueNamespace('deploy-prometheus');
     upstream = await startSampleUpstream();
-    for (const id of ['proxy-stone-1', 'proxy-stone-2']) {
+    for (const [id, region, zone] of PLACES) {
       agents.push(
         spawnAgent(['--api-port', '0', '--health-interval', '500ms', '--grace-period', '0', '--leader-ttl', '3', '--renew-interval', '1'], {
           SERVICE_DISCOVERY_ENDPOINTS: etcd.endpoint,
@@ -70,6 +88,8 @@ describe('deploy: a real Prometheus scraping two real agents', function () {
           SERVICE_ID: id,
           SERVICE_HOST: '127.0.0.1',
           SERVICE_PORT: String(upstream.port),
+          SERVICE_REGION: region,
+          SERVICE_ZONE: zone,
         }),
       );
     }
@@ -87,9 +107,13 @@ describe('deploy: a real Prometheus scraping two real agents', function () {
         'rule_files: [alerts.yml]',
         'scrape_configs:',
         '  - job_name: proxy-stone-sd',
+        // As in docs/prometheus/prometheus.yml: one static config per agent, labelled with where it runs.
+        '    honor_labels: true',
         '    static_configs:',
-        `      - targets: ${JSON.stringify(targets)}`,
-        '        labels: { region: us-east-1, zone: us-east-1a }',
+        ...targets.flatMap((target, i) => [
+          `      - targets: [${JSON.stringify(target)}]`,
+          `        labels: { service_id: ${PLACES[i]![0]}, region: ${PLACES[i]![1]}, zone: ${PLACES[i]![2]} }`,
+        ]),
         '',
       ].join('\n'),
     );
@@ -185,6 +209,33 @@ describe('deploy: a real Prometheus scraping two real agents', function () {
     const size = await query(substituteGrafanaVariables('max(proxy_stone_cluster_size{job=~"$job", instance=~"$instance"})', { job: 'proxy-stone-sd' }));
     expect(size.data?.result[0]?.value[1]).to.equal('2');
     const regions = await query('sum by (region, zone) (up{job="proxy-stone-sd"})');
-    expect(regions.data?.result.map((s) => [s.metric.region, s.value[1]])).to.deep.equal([['us-east-1', '2']]);
+    const byRegion = (r: Awaited<ReturnType<typeof query>>) => (r.data?.result ?? []).map((s) => [s.metric.region, s.value[1]]).sort();
+    expect(byRegion(regions)).to.deep.equal([['eu-west-1', '1'], ['us-east-1', '1']]);
+  });
+
+  it("groups the services by the agents' own region labels, not by the scraped target's", async () => {
+    // Each agent reports both services. Were the target's labels to win, every series scraped from
+    // the us-east-1 agent would say us-east-1 (the real region moved to exported_region).
+    const raw = await eventually('both agents report both regions', async () => {
+      const r = await query('proxy_stone_services_by_region{job="proxy-stone-sd"}');
+      const series = r.data?.result ?? [];
+      return series.length === 4 ? series : undefined;
+    });
+    for (const instance of new Set(raw.map((s) => s.metric.instance))) {
+      const mine = raw.filter((s) => s.metric.instance === instance).map((s) => `${s.metric.region}/${s.metric.zone}=${s.value[1]}`).sort();
+      expect(mine, instance).to.deep.equal(['eu-west-1/eu-west-1a=1', 'us-east-1/us-east-1a=1']);
+    }
+    // The dashboard's expression: max over agents per zone, then summed by region.
+    const r = await query('sum by (region) (max by (region, zone) (proxy_stone_services_by_region{job="proxy-stone-sd"}))');
+    expect((r.data?.result ?? []).map((s) => [s.metric.region, s.value[1]]).sort()).to.deep.equal([['eu-west-1', '1'], ['us-east-1', '1']]);
+    const exported = await query('count({job="proxy-stone-sd", exported_region=~".+"})');
+    expect(exported.data?.result ?? [], 'no exported_region series').to.deep.equal([]);
+    const info = await query('proxy_stone_service_info{job="proxy-stone-sd"}');
+    const rows = (info.data?.result ?? []).map((s) => `${s.metric.instance} ${s.metric.service_id} ${s.metric.region}/${s.metric.zone} ${s.metric.status}`);
+    // Two agents, each reporting both services with their own labels.
+    expect(rows, rows.join('\n')).to.have.length(4);
+    for (const [id, region, zone] of PLACES) {
+      expect(rows.filter((r) => r.includes(` ${id} ${region}/${zone} `)), id).to.have.length(2);
+    }
   });
 });

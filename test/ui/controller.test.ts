@@ -66,6 +66,23 @@ describe('dashboard controller', () => {
     expect(t.state.visibleFlash()!.text).to.match(/^could not disable svc-0002: service svc-0002 not found \(list the ids with: proxy-stone-sd services list\)$/);
   });
 
+  it('says "reason updated" when the service turned out to be disabled already (another operator was first)', async () => {
+    const t = setup();
+    close = () => t.controller.close();
+    t.state.select('svc-0003');
+    t.client.answer = { changed: false, reasonUpdated: true, previousReason: 'their reason' };
+    await t.controller.press('d');
+    await t.controller.press('my reason\r');
+    await t.controller.press('y');
+    expect(t.state.visibleFlash()!.text).to.equal('svc-0003 already disabled; reason updated (reason: my reason)');
+    t.client.answer = { changed: false };
+    t.state.select('svc-0004');
+    await t.controller.press('d');
+    await t.controller.press('mine\r');
+    await t.controller.press('y');
+    expect(t.state.visibleFlash()!.text).to.equal('svc-0004 already disabled (no change)');
+  });
+
   it('stops the source when closed and resolves finished', async () => {
     const t = setup();
     await t.controller.close();

@@ -79,6 +79,8 @@ export class FakeClient implements ClusterClient {
   readonly description = 'http://fake:2379';
   calls: { id: string; enabled: boolean; request: SetEnabledRequest | undefined }[] = [];
   refuse: Error | undefined;
+  /** Overrides fields of the enable/disable answer (default: changed). */
+  answer: Partial<SetEnabledSummary> | undefined;
   constructor(private readonly services: () => ServiceRecord[]) {}
   async status(): Promise<never> {
     throw new Error('not used');
@@ -113,7 +115,7 @@ export class FakeClient implements ClusterClient {
   async setEnabled(id: string, enabled: boolean, request?: SetEnabledRequest): Promise<SetEnabledSummary> {
     this.calls.push({ id, enabled, request });
     if (this.refuse) throw this.refuse;
-    return { serviceId: id, enabled, changed: true };
+    return { serviceId: id, enabled, changed: true, ...this.answer };
   }
   async audit() {
     return { entries: [{ id: 'a1', at: T0 - 500, actor: 'cli:alice', action: 'disable' as const, serviceId: 'node-2', reason: 'deploy', changed: true }] };

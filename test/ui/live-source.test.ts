@@ -112,17 +112,34 @@ describe('dashboard live sources', function () {
   it('agent: lists through the API, follows its SSE stream, reports its registry', async () => {
     const client = new AgentClient({ kind: 'agent', url: cluster.nodes[0]!.api.url, apiKey: OPERATOR_KEY, timeoutMs: 2000 });
     closers.push(() => client.close());
-    source = new AgentSource(client, { settleMs: 200, statusEveryMs: 60_000 });
+    // Records the order of the stream opening and the listings.
+    const calls: string[] = [];
+    const watched = new Proxy(client, {
+      get(target, prop) {
+        if (prop === 'listServices') return (...args: Parameters<AgentClient['listServices']>) => (calls.push('list'), target.listServices(...args));
+        if (prop === 'events') {
+          return (onEvent: Parameters<AgentClient['events']>[0], signal: AbortSignal, options: Parameters<AgentClient['events']>[2] = {}) =>
+            target.events(onEvent, signal, { ...options, onOpen: () => (calls.push('open'), options.onOpen?.()) });
+        }
+        const value: unknown = Reflect.get(target, prop);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    source = new AgentSource(watched, { streamWaitMs: 5_000, statusEveryMs: 60_000 });
     const sink = new Recorder();
     source.start(sink, abort.signal);
     await waitFor('a listing', () => sink.snapshots.length > 0);
+    // One listing, started once the stream was open: nothing can change unseen between the two.
+    expect(calls).to.deep.equal(['open', 'list']);
     expect(sink.snapshots[0]!.services).to.have.length(3);
     expect(sink.snapshots[0]!.leaderId).to.be.a('string');
     const registry = sink.connections.find((c) => c.registry)?.registry;
     expect(registry).to.deep.include({ reachable: true, stale: false });
     expect(sink.connections.find((c) => c.cluster)?.cluster).to.equal('proxy-stone (via ui-node-1)');
-    // the settle listing comes by itself, once
-    await waitFor('the settle listing', () => sink.snapshots.length >= 2, 3000);
+    // …and no second, timed listing follows it.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(calls).to.deep.equal(['open', 'list']);
+    expect(sink.snapshots).to.have.length(1);
 
     cluster.nodes[2]!.upstream.setMode('down');
     await waitFor('ui-node-3 unhealthy', () => sink.events.some((e) => e.type === 'serviceHealthChanged' && e.serviceId === 'ui-node-3' && e.status === 'unhealthy'));
@@ -133,10 +150,46 @@ describe('dashboard live sources', function () {
     expect(sink.connected).to.equal(true);
   });
 
+  it('agent: lists anyway when the event stream is slow to open, and again once it opens', async () => {
+    const client = new AgentClient({ kind: 'agent', url: cluster.nodes[0]!.api.url, apiKey: OPERATOR_KEY, timeoutMs: 2000 });
+    closers.push(() => client.close());
+    let open!: () => void;
+    const held = new Promise<void>((resolve) => (open = resolve));
+    // The stream's onOpen is held back until the test lets it through.
+    const slow = new Proxy(client, {
+      get(target, prop) {
+        if (prop === 'events') {
+          return (onEvent: Parameters<AgentClient['events']>[0], signal: AbortSignal, options: Parameters<AgentClient['events']>[2] = {}) =>
+            target.events(onEvent, signal, { ...options, onOpen: () => void held.then(() => options.onOpen?.()) });
+        }
+        const value: unknown = Reflect.get(target, prop);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    source = new AgentSource(slow, { streamWaitMs: 200, statusEveryMs: 60_000 });
+    const sink = new Recorder();
+    source.start(sink, abort.signal);
+    await waitFor('the listing made without waiting for the stream', () => sink.snapshots.length === 1, 3000);
+    open();
+    await waitFor('the listing made once it opened', () => sink.snapshots.length === 2, 3000);
+  });
+
+  it('registry client: onOpen comes once the first listing is done and the watch runs', async () => {
+    const client = new RegistryClient({ kind: 'registry', endpoints: [cluster.endpoint], namespace: cluster.namespace, timeoutMs: 2000 });
+    closers.push(() => client.close());
+    const stop = new AbortController();
+    let opened = 0;
+    const following = client.events(() => undefined, stop.signal, { onOpen: () => (opened += 1) });
+    await waitFor('onOpen', () => opened === 1, 10_000);
+    stop.abort();
+    await following;
+    expect(opened).to.equal(1);
+  });
+
   it('agent: says it is not connected when the agent does not answer, and keeps trying', async () => {
     const client = new AgentClient({ kind: 'agent', url: 'http://127.0.0.1:9', timeoutMs: 300 });
     closers.push(() => client.close());
-    source = new AgentSource(client, { settleMs: 60_000, statusEveryMs: 60_000 });
+    source = new AgentSource(client, { streamWaitMs: 60_000, statusEveryMs: 60_000 });
     const sink = new Recorder();
     source.start(sink, abort.signal);
     await waitFor('a connection error', () => sink.connections.some((c) => c.connected === false && /unreachable/.test(c.error ?? '')), 5000);

@@ -1,12 +1,12 @@
 import { ServiceToggleCommand, type ToggleResult } from '../../cli/service-toggle.js';
 
-/** One service: the API's `{serviceId, enabled, changed, service?}`; with --all: `{enabled, matched, changed, results, failed}`. */
+/** One service: the API's `{serviceId, enabled, changed, reasonUpdated?, previousReason?, service?}`; with --all: `{enabled, matched, changed, results, failed}`. */
 export type ServicesDisableResult = ToggleResult;
 
 export default class ServicesDisable extends ServiceToggleCommand {
   static override summary = 'Take a service out of traffic (operator intent, kept across restarts).';
   static override description = `Records "disabled" for the service in etcd (<namespace>/admin/<id>, no lease: it survives agent and etcd restarts) and an audit entry. Routing by healthy services skips it from then on: isHealthy becomes false while its health checks go on.
-Idempotent: disabling a disabled service changes nothing, says "already disabled" and exits 0. An unknown id exits 3.
+Idempotent: disabling a disabled service changes nothing, says "already disabled (no change)" and exits 0; with a new --reason it keeps the state but stores that reason, says "already disabled; reason updated" (--json: reasonUpdated: true, previousReason) and exits 0. An unknown id exits 3.
 With --all (narrowed by --region, --zone, --status) it asks for confirmation on a terminal; elsewhere it needs --yes, or exits 2.`;
 
   static override examples = [

@@ -1,12 +1,12 @@
 import { ServiceToggleCommand, type ToggleResult } from '../../cli/service-toggle.js';
 
-/** One service: the API's `{serviceId, enabled, changed, service?}`; with --all: `{enabled, matched, changed, results, failed}`. */
+/** One service: the API's `{serviceId, enabled, changed, reasonUpdated?, previousReason?, service?}`; with --all: `{enabled, matched, changed, results, failed}`. */
 export type ServicesEnableResult = ToggleResult;
 
 export default class ServicesEnable extends ServiceToggleCommand {
   static override summary = 'Put a disabled service back into traffic.';
   static override description = `Records "enabled" for the service in etcd and an audit entry; it takes traffic again as soon as its health checks pass.
-Idempotent: enabling an enabled service changes nothing, says "already enabled" and exits 0. An unknown id exits 3.
+Idempotent: enabling an enabled service changes nothing, says "already enabled (no change)" and exits 0 (or "already enabled; reason updated", --json reasonUpdated: true, when a new --reason replaces the reason of an enable recorded earlier). An unknown id exits 3.
 With --all (narrowed by --region, --zone, --status) it asks for confirmation on a terminal; elsewhere it needs --yes, or exits 2.`;
 
   static override examples = [
