@@ -28,6 +28,11 @@ export interface AgentOptions {
   config: SdConfig;
   /** A registry to share (the demo runs several agents on one memory registry). Not closed by stop(). */
   registry?: Registry;
+  /**
+   * A view of the namespace to share with other agents of this process (one watch for all of them
+   * instead of one each). Needs `registry`; its creator starts and stops it, the agent only listens.
+   */
+  view?: ClusterView;
   logger?: Logger;
 }
 
@@ -40,7 +45,18 @@ interface Session {
   electionRevision?: number;
   /** Local time the last successful keep-alive was *sent*: the lease lives at least ttl past it. */
   renewedAt: number;
+  /**
+   * Set when this session gave up its term (its lease deadline passed while it led): it must not
+   * lead on this election key again, whatever the view says, until the key is resigned (deleted
+   * through the fence, or found gone) and a new campaign has been made.
+   */
+  resigning?: boolean;
+  /** A step-down transaction is in flight. */
+  steppingDown?: boolean;
 }
+
+/** What `status()` reports about registration. */
+export type AgentRegistrationStatus = 'registered' | 'registering' | 'stopping' | 'stopped';
 
 export interface AgentStatusSnapshot {
   enabled: boolean;
@@ -51,12 +67,21 @@ export interface AgentStatusSnapshot {
     enabled: boolean;
   };
   isLeader: boolean;
-  /** `registered`, `registering` (no live lease yet), `stopped`. */
-  status: 'registered' | 'registering' | 'stopped';
+  /**
+   * `registered`; `registering` (not started yet, or no live lease yet); `stopping` (stop() is
+   * draining, resigning and revoking); `stopped`.
+   */
+  status: AgentRegistrationStatus;
   leaderId: string | null;
-  registry: { kind: string; endpoints: string; reachable: boolean };
+  /**
+   * `lastContact`: epoch ms of the registry's last answer to this agent (registration or lease
+   * keep-alive), null before the first.
+   */
+  registry: { kind: string; endpoints: string; reachable: boolean; lastContact: number | null };
+  /** `lastUpdate`: the last moment the view was known current (a change, a listing, or a keep-alive answer while watching). */
   view: { stale: boolean; lastUpdate: number; services: number; revision: number };
-  lease: { id: string | null; ttl: number; renewedAt: number | null };
+  /** `term`: create revision of this agent's election key (its fencing token), null when not campaigning. */
+  lease: { id: string | null; ttl: number; renewedAt: number | null; term: number | null };
 }
 
 /** Events of the agent: the seed's (with its payloads) plus the full event objects and local changes. */
@@ -99,6 +124,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private registryRef: Registry | undefined;
   private readonly ownsRegistry: boolean;
   private viewRef: ClusterView | undefined;
+  private readonly ownsView: boolean;
+  /** Listeners this agent put on the view, removed on stop (a shared view outlives its agents). */
+  private viewListeners: (() => void) | undefined;
   private checker: HealthChecker | undefined;
   private session: Session | undefined;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
@@ -108,6 +136,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private deadlineTimer: NodeJS.Timeout | undefined;
   private leaderTimer: NodeJS.Timeout | undefined;
   private leading = false;
+  /** The session in which this agent last became leader, and when. */
+  private leaderSession: Session | undefined;
+  private leaderSince = 0;
   private registering: Promise<void> | undefined;
   private publishing: Promise<void> = Promise.resolve();
   private lastPublished = '';
@@ -116,14 +147,18 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private lastPublishAt = 0;
   private dirty = false;
   private reachable = false;
+  private lastContact: number | null = null;
   private apiUrl: string | undefined;
 
   constructor(options: AgentOptions) {
     super();
     this.config = options.config;
     this.logger = options.logger ?? silentLogger;
+    if (options.view && !options.registry) throw new Error('a shared view needs the registry it reads (options.registry)');
     this.registryRef = options.registry;
     this.ownsRegistry = !options.registry;
+    this.viewRef = options.view;
+    this.ownsView = !options.view;
     const s = this.config.service;
     this.id = s.id ?? defaultServiceId(s.name, s.host, s.port);
     this.layout = keyLayout(this.config.cluster.discovery.namespace);
@@ -164,18 +199,28 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     if (this.state !== 'idle') throw new Error(`agent already ${this.state}`);
     this.state = 'running';
     this.registryRef ??= await openRegistry(this.config.cluster.discovery);
-    const view = new ClusterView(this.registry, this.layout);
-    this.viewRef = view;
-    view.on('event', (e) => this.onClusterEvent(e));
-    view.on('warning', (m) => {
+    const view = (this.viewRef ??= new ClusterView(this.registry, this.layout));
+    const onEvent = (e: ClusterEvent) => this.onClusterEvent(e);
+    const onWarning = (m: string) => {
       this.logger.warn({ event: 'registry.skipped' }, m);
       this.emit('warning', m);
-    });
-    view.on('stale', () => {
+    };
+    const onStale = () => {
       this.checkStale();
       this.evaluateLeadership();
-    });
-    view.on('synced', () => this.evaluateLeadership());
+    };
+    const onSynced = () => this.evaluateLeadership();
+    view.on('event', onEvent);
+    // A shared view's warnings are reported by its owner, once, not by each agent on it.
+    if (this.ownsView) view.on('warning', onWarning);
+    view.on('stale', onStale);
+    view.on('synced', onSynced);
+    this.viewListeners = () => {
+      view.off('event', onEvent);
+      view.off('warning', onWarning);
+      view.off('stale', onStale);
+      view.off('synced', onSynced);
+    };
 
     const hc = this.config.cluster.healthCheck;
     this.checker = new HealthChecker({
@@ -193,6 +238,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       );
     });
 
+    // A shared view is started by its owner; start() is idempotent, so this only waits for it.
     const viewReady = view.start().catch((err: unknown) => {
       this.logger.warn({ event: 'view.unavailable', err: errMessage(err) }, `cannot list the registry yet: ${errMessage(err)}; retrying`);
     });
@@ -202,8 +248,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   }
 
   /**
-   * Graceful stop: drain, resign leadership, revoke the lease (the record and the election key go
-   * with it, so peers see the leave and a follower takes over at once).
+   * Graceful stop: stop claiming leadership, then in one transaction publish `draining` and resign
+   * (delete our election key, so a follower takes over at once), then revoke the lease (the record
+   * goes with it, so peers see the leave).
    */
   async stop(): Promise<void> {
     if (this.state === 'idle' || this.state === 'stopped') {
@@ -211,42 +258,53 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       return;
     }
     if (this.state === 'stopping') return;
+    // Whether we lead right now: then `<ns>/leader` is ours to delete with our election key.
+    const wasLeader = this.isLeader();
     this.state = 'stopping';
     clearTimeout(this.renewTimer);
     clearTimeout(this.deadlineTimer);
     clearInterval(this.leaderTimer);
+    // Demote before the resign reaches etcd: the next leader is elected by that resign, so the two
+    // never both answer `isLeader` true.
+    this.setLeading(false);
     this.checker?.drain('agent stopping');
     this.health = { ...this.health, status: 'draining', message: 'agent stopping' };
     const session = this.session;
-    this.session = undefined;
     if (session) {
       const shortCall = <T>(p: Promise<T>) => withDeadline(p, 1000);
-      // Publish draining, then resign: the delete of our election key is what hands over leadership.
-      await shortCall(this.putRecord(session, 'draining')).catch(() => undefined);
+      const record = encodeServiceRecord(this.currentRecord('draining', session));
+      const putDraining: TxnOp = { type: 'put', key: this.layout.service(this.id), value: record, lease: session.lease.id };
+      let resigned = false;
       if (session.electionKey && session.electionRevision !== undefined) {
-        await shortCall(
+        // One round trip hands over leadership: the draining record, our election key and, if we
+        // lead, the leader record change together, fenced by our key (while it exists and was the
+        // lowest, nobody else can have written the leader record).
+        const res = await shortCall(
           this.registry.txn(
             [{ key: session.electionKey, target: 'createRevision', equals: session.electionRevision }],
-            [{ type: 'delete', key: session.electionKey }],
+            [putDraining, { type: 'delete', key: session.electionKey }, ...(wasLeader ? [{ type: 'delete' as const, key: this.layout.leader }] : [])],
           ),
         ).catch(() => undefined);
+        resigned = res?.succeeded === true;
       }
+      if (!resigned) await shortCall(this.putRecord(session, 'draining')).catch(() => undefined);
       await shortCall(session.lease.revoke()).then(
         () => this.logger.info({ event: 'deregistered', serviceId: this.id }, 'deregistered: lease revoked'),
         (err: unknown) => this.logger.warn({ event: 'deregister.failed', err: errMessage(err) }, `lease revoke failed (it expires by TTL): ${errMessage(err)}`),
       );
     }
-    this.setLeading(false);
+    this.session = undefined;
     this.health = { ...this.health, status: 'stopped' };
     await this.checker?.stop('agent stopped');
-    await this.viewRef?.stop();
+    this.viewListeners?.();
+    if (this.ownsView) await this.viewRef?.stop();
     if (this.ownsRegistry) await this.registryRef?.close();
     this.state = 'stopped';
   }
 
   /** True only while our election key is the lowest and our lease is provably alive. */
   isLeader(): boolean {
-    if (!this.leading || !this.session) return false;
+    if (!this.leading || !this.session || this.session.resigning || this.state !== 'running') return false;
     // Checked on every call, not only by timer: a process thawed after SIGSTOP must not claim
     // leadership for even one call before its timers run.
     return Date.now() < this.leaseDeadline(this.session);
@@ -302,12 +360,13 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         enabled: rec.enabled,
       },
       isLeader: this.isLeader(),
-      status: this.state === 'stopped' ? 'stopped' : this.session ? 'registered' : 'registering',
+      status: this.registrationStatus(),
       leaderId: this.viewRef?.leaderId() ?? null,
       registry: {
         kind: this.registryRef?.kind ?? this.config.cluster.discovery.registry,
         endpoints: this.registryRef?.description ?? '',
         reachable: this.reachable,
+        lastContact: this.lastContact,
       },
       view: {
         stale: this.isStale(),
@@ -319,8 +378,22 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         id: this.session?.lease.id ?? null,
         ttl: this.config.cluster.leaderElection.ttl,
         renewedAt: this.session?.renewedAt ?? null,
+        term: this.session?.electionRevision ?? null,
       },
     };
+  }
+
+  private registrationStatus(): AgentRegistrationStatus {
+    switch (this.state) {
+      case 'stopping':
+        return 'stopping';
+      case 'stopped':
+        return 'stopped';
+      case 'idle':
+        return 'registering';
+      case 'running':
+        return this.session ? 'registered' : 'registering';
+    }
   }
 
   /** The view is stale when the watch is down or our own keep-alives are not getting through. */
@@ -418,16 +491,31 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       const sentAt = Date.now();
       lease = await this.registry.grantLease(ttl);
       const session: Session = { lease, registeredAt: Date.now(), renewedAt: sentAt };
-      await this.putRecord(session);
       if (this.config.cluster.leaderElection.enabled) {
+        // Record and campaign in one transaction: one round trip fewer per registration, which is
+        // what a thousand agents starting at once wait for.
         const key = this.layout.electionOf(lease.id);
+        const encoded = encodeServiceRecord(this.currentRecord(undefined, session));
         const res = await this.registry.txn(
           [{ key, target: 'createRevision', equals: 0 }],
-          [{ type: 'put', key, value: this.id, lease: lease.id }],
+          [
+            { type: 'put', key: this.layout.service(this.id), value: encoded, lease: lease.id },
+            { type: 'put', key, value: this.id, lease: lease.id },
+          ],
         );
         session.electionKey = key;
-        // Our key is new in this transaction, so its create revision is the transaction's revision.
-        session.electionRevision = res.succeeded ? res.revision : (await this.registry.get(key))?.createRevision;
+        if (res.succeeded) {
+          this.lastPublished = encoded;
+          this.lastPublishAt = Date.now();
+          // Our key is new in this transaction, so its create revision is the transaction's revision.
+          session.electionRevision = res.revision;
+        } else {
+          // The key names our brand-new lease, so only a half-finished earlier attempt could hold it.
+          await this.putRecord(session);
+          session.electionRevision = (await this.registry.get(key))?.createRevision;
+        }
+      } else {
+        await this.putRecord(session);
       }
       if (this.state !== 'running') {
         await lease.revoke().catch(() => undefined);
@@ -435,6 +523,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       }
       this.session = session;
       this.registeredOnce = true;
+      this.contact();
       this.setReachable(true);
       this.scheduleDeadline(session);
       this.logger.info(
@@ -468,20 +557,19 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     const sentAt = Date.now();
     try {
       await session.lease.keepAliveOnce();
-      if (this.session !== session) return;
+      if (this.session !== session || this.state !== 'running') return;
       session.renewedAt = sentAt;
+      this.contact();
       this.scheduleDeadline(session);
       this.setReachable(true);
       if (this.dirty || this.refreshDue()) this.publish();
+      // A term given up while etcd was out of reach is resigned now that it answers again.
+      if (session.resigning) void this.stepDown(session);
       this.evaluateLeadership();
     } catch (err) {
-      if (this.session !== session) return;
+      if (this.session !== session || this.state !== 'running') return;
       if (err instanceof LeaseLostError) {
-        this.logger.warn({ event: 'lease.lost', serviceId: this.id, leaseId: session.lease.id }, `lease ${session.lease.id} lost; registering again`);
-        this.emit('leaseLost', { leaseId: session.lease.id, reason: err.message });
-        this.session = undefined;
-        this.setLeading(false);
-        await this.ensureSession();
+        await this.onLeaseLost(session, err.message);
         return;
       }
       this.setReachable(false);
@@ -499,38 +587,114 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       if (this.session !== session) return;
       this.evaluateLeadership();
       if (Date.now() >= this.leaseDeadline(session)) {
-        this.logger.warn({ event: 'lease.deadline', serviceId: this.id }, 'lease deadline passed without a renewal; treating the lease as lost');
+        this.logger.warn({ event: 'lease.deadline', serviceId: this.id }, 'lease deadline passed without a renewal; not leading until a keep-alive gets through');
       }
     }, ms + 5);
+  }
+
+  /** Forgets a lost lease (its keys are gone with it) and registers again under a new one. */
+  private async onLeaseLost(session: Session, reason: string): Promise<void> {
+    if (this.session !== session) return;
+    this.logger.warn({ event: 'lease.lost', serviceId: this.id, leaseId: session.lease.id }, `lease ${session.lease.id} lost; registering again`);
+    this.emit('leaseLost', { leaseId: session.lease.id, reason });
+    this.session = undefined;
+    this.setLeading(false);
+    await this.ensureSession();
   }
 
   private evaluateLeadership(): void {
     const session = this.session;
     const candidate = this.viewRef?.state.leaderCandidate();
-    const leading =
-      this.state === 'running' &&
-      !!session?.electionKey &&
-      candidate?.key === session.electionKey &&
-      candidate.createRevision === session.electionRevision &&
-      Date.now() < this.leaseDeadline(session);
+    const ours = !!session?.electionKey && candidate?.key === session.electionKey && candidate.createRevision === session.electionRevision;
+    const alive = !!session && Date.now() < this.leaseDeadline(session);
+    const leading = this.state === 'running' && ours && alive && !session!.resigning;
+    if (this.leading && !leading && this.state === 'running' && session && this.leaderSession === session && !session.resigning) {
+      // Leadership lost while running: the lease deadline passed (etcd may or may not have expired
+      // the lease; we cannot tell from here) or the view shows our key gone. Give up the term for
+      // good rather than resume it later, and resign it in etcd through the fence, so the next
+      // candidate need not wait for our lease to run out. A thawed or cut-off ex-leader's attempt
+      // is refused by the fence (`leader.fenced`); then it campaigns again from the back.
+      session.resigning = true;
+      this.logger.warn(
+        { event: 'leader.step_down', serviceId: this.id, term: session.electionRevision ?? null, reason: alive ? 'election key gone' : 'lease deadline passed' },
+        `stepping down: ${alive ? 'our election key is no longer the lowest' : 'lease deadline passed without a renewal'}`,
+      );
+      void this.stepDown(session);
+    }
     this.setLeading(leading);
+  }
+
+  /**
+   * Resigns a term given up while running (see evaluateLeadership): deletes our election key and the
+   * leader record, fenced by the key's create revision, then campaigns again with a new key (at the
+   * back of the line). Refused by the fence when the key is already gone (the lease expired, someone
+   * else leads); fails harmlessly while etcd is out of reach, and is retried after the next keep-alive.
+   */
+  private async stepDown(session: Session): Promise<void> {
+    if (session.steppingDown || !session.resigning || this.session !== session) return;
+    session.steppingDown = true;
+    try {
+      const res = await this.fencedTxn(session, [
+        { type: 'delete', key: session.electionKey! },
+        { type: 'delete', key: this.layout.leader },
+      ]);
+      if (this.session !== session || this.state !== 'running') return;
+      if (res.succeeded) {
+        this.logger.info({ event: 'leader.resigned', serviceId: this.id, term: session.electionRevision }, 'resigned our term in etcd; campaigning again');
+      }
+      // Either way the old key is gone now: campaign afresh under the same lease, if it still lives.
+      await this.campaign(session);
+    } catch (err) {
+      if (err instanceof LeaseLostError) await this.onLeaseLost(session, err.message);
+      else this.logger.debug({ event: 'leader.step_down_failed', err: errMessage(err) }, `step-down not confirmed yet: ${errMessage(err)}`);
+    } finally {
+      session.steppingDown = false;
+    }
+  }
+
+  /** Puts a new election key under the session's lease (its create revision is the new term). */
+  private async campaign(session: Session): Promise<void> {
+    const key = this.layout.electionOf(session.lease.id);
+    const res = await this.registry.txn(
+      [{ key, target: 'createRevision', equals: 0 }],
+      [{ type: 'put', key, value: this.id, lease: session.lease.id }],
+    );
+    if (this.session !== session) return;
+    session.electionKey = key;
+    session.electionRevision = res.succeeded ? res.revision : (await this.registry.get(key))?.createRevision;
+    session.resigning = false;
+    this.evaluateLeadership();
   }
 
   private setLeading(leading: boolean): void {
     if (leading === this.leading) return;
     this.leading = leading;
+    const session = this.session;
     this.logger.info(
-      { event: leading ? 'leader.elected' : 'leader.lost', serviceId: this.id },
+      { event: leading ? 'leader.elected' : 'leader.lost', serviceId: this.id, term: session?.electionRevision ?? null },
       leading ? `${this.id} is now the leader` : `${this.id} is no longer the leader`,
     );
     clearInterval(this.leaderTimer);
-    if (leading) {
+    if (leading && session) {
+      this.leaderSession = session;
+      this.leaderSince = Date.now();
+      void this.writeLeaderRecord(session);
       void this.leaderMaintenance();
       this.leaderTimer = setInterval(() => void this.leaderMaintenance(), 60_000);
       this.leaderTimer.unref();
     }
     this.emit('leadership', leading);
     if (this.state === 'running') this.publish();
+  }
+
+  /** `<ns>/leader`: who leads since when, for operators (`etcdctl get <ns>/leader`). One write per term. */
+  private async writeLeaderRecord(session: Session): Promise<void> {
+    const value = JSON.stringify({ leaderId: this.id, since: this.leaderSince, term: session.electionRevision });
+    try {
+      await this.leaderWrite([{ type: 'put', key: this.layout.leader, value, lease: session.lease.id }]);
+    } catch (err) {
+      this.logger.debug({ event: 'leader.record_failed', err: errMessage(err) }, `leader record not written: ${errMessage(err)}`);
+    }
   }
 
   /**
@@ -627,12 +791,20 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       case 'serviceEnabled':
       case 'serviceDisabled':
         if (e.serviceId === this.id) this.publish();
+        // A disable lapsed: the leader clears its key now rather than at its next round (up to a minute).
+        if (e.type === 'serviceEnabled' && this.isLeader() && this.view.state.intent(e.serviceId)?.expiresAt !== undefined) void this.leaderMaintenance();
         this.emit(e.type, e);
         break;
       default:
         this.emit(e.type, e);
     }
     this.emit('event', e);
+  }
+
+  /** The registry answered: proof that our view (watching on the same connection) is current. */
+  private contact(): void {
+    this.lastContact = Date.now();
+    this.viewRef?.noteContact(this.lastContact);
   }
 
   private setReachable(reachable: boolean): void {

@@ -9,6 +9,11 @@ export interface KeyLayout {
   admin: string;
   election: string;
   audit: string;
+  /**
+   * `<ns>/leader`: who leads, since when and in which term (`{leaderId, since, term}`), written by
+   * the leader through its fence under its own lease, so it never outlives its leader.
+   */
+  leader: string;
   service(id: string): string;
   adminOf(id: string): string;
   electionOf(leaseId: string): string;
@@ -24,6 +29,7 @@ export function keyLayout(namespace: string): KeyLayout {
     admin: `${root}admin/`,
     election: `${root}election/`,
     audit: `${root}audit/`,
+    leader: `${root}leader`,
     service: (id) => `${root}services/${id}`,
     adminOf: (id) => `${root}admin/${id}`,
     // etcd's election recipe names a candidate by its lease id in hex.
@@ -31,10 +37,11 @@ export function keyLayout(namespace: string): KeyLayout {
   };
 }
 
-export type KeyKind = 'service' | 'admin' | 'election' | 'audit' | 'foreign';
+export type KeyKind = 'service' | 'admin' | 'election' | 'audit' | 'leader' | 'foreign';
 
 /** Classifies a key under the namespace root and returns the id part after the kind prefix. */
 export function classifyKey(layout: KeyLayout, key: string): { kind: KeyKind; id: string } {
+  if (key === layout.leader) return { kind: 'leader', id: '' };
   for (const [kind, prefix] of [
     ['service', layout.services],
     ['admin', layout.admin],

@@ -10,6 +10,37 @@ export interface ElectionCandidate {
   lease: string;
 }
 
+/**
+ * `<ns>/leader`, written by each leader when it takes office: who, since when (epoch ms) and the term
+ * (the create revision of its election key, which is also its fencing token). Under the leader's
+ * lease, so it goes with its leader; readers still trust the election keys, this is for people.
+ */
+export interface LeaderRecord {
+  leaderId: string;
+  since: number;
+  term: number;
+}
+
+/** Parses a `<ns>/leader` value; undefined when it is not one. */
+export function parseLeaderRecord(raw: string): LeaderRecord | undefined {
+  let data: unknown;
+  try {
+    data = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (typeof data !== 'object' || data === null) return undefined;
+  const { leaderId, since, term } = data as Record<string, unknown>;
+  if (typeof leaderId !== 'string' || leaderId.length === 0 || typeof since !== 'number' || typeof term !== 'number') return undefined;
+  return { leaderId, since, term };
+}
+
+/** Whether operator intent enables the service at `now`: a lapsed intent counts as no intent. */
+function effectiveEnabled(intent: AdminIntent | undefined, now: number): boolean {
+  if (!intent || (intent.expiresAt !== undefined && intent.expiresAt <= now)) return true;
+  return intent.enabled;
+}
+
 /** Fields whose change is a `serviceUpdated` (status, role and health have their own events or none). */
 const UPDATE_FIELDS = ['name', 'host', 'port', 'version', 'tags', 'region', 'zone', 'metadata', 'apiUrl', 'healthUrl'] as const;
 
@@ -22,6 +53,15 @@ export class ClusterState {
   private readonly records = new Map<string, ServiceRecord>();
   private readonly intents = new Map<string, AdminIntent>();
   private readonly candidates = new Map<string, ElectionCandidate>();
+  /**
+   * The `enabled` last announced per id with an intent (absent: true). Events come from comparing
+   * against it, so a disable that lapses is announced once, at expiry ({@link expireIntents}), and
+   * the leader's later delete of the lapsed key announces nothing again.
+   */
+  private readonly announced = new Map<string, boolean>();
+  /** The lowest election candidate, cached: `service()` needs it per record, so lists stay linear. */
+  private leaderCache: ElectionCandidate | null | undefined;
+  private leaderRecordValue: LeaderRecord | undefined;
   /** Keys already warned about, by key and mod revision, so one bad value warns once. */
   private readonly warned = new Set<string>();
 
@@ -31,9 +71,9 @@ export class ClusterState {
   ) {}
 
   /** Builds a state from a full listing of the namespace. */
-  static fromList(layout: KeyLayout, kvs: KeyValue[], onWarning?: (message: string) => void): ClusterState {
+  static fromList(layout: KeyLayout, kvs: KeyValue[], onWarning?: (message: string) => void, now = Date.now()): ClusterState {
     const state = new ClusterState(layout, onWarning);
-    for (const kv of kvs) state.put(kv);
+    for (const kv of kvs) state.put(kv, now);
     return state;
   }
 
@@ -60,17 +100,29 @@ export class ClusterState {
       }
       case 'election': {
         const leaderBefore = this.leaderId();
-        if (kv.value.length === 0 || kv.value.length > 256) {
-          this.warn(kv, 'election value is not a service id');
-          return [];
+        // A campaign lives under its agent's lease; a key without one would never go away and, once
+        // the lowest, would block every election for good.
+        const why = kv.value.length === 0 || kv.value.length > 256 ? 'election value is not a service id' : kv.lease === '0' ? 'election key has no lease' : undefined;
+        if (why) {
+          this.warn(kv, why);
+          // A candidate overwritten with garbage no longer campaigns.
+          if (!this.candidates.delete(kv.key)) return [];
+        } else {
+          this.candidates.set(kv.key, {
+            key: kv.key,
+            serviceId: kv.value,
+            createRevision: kv.createRevision,
+            lease: kv.lease,
+          });
         }
-        this.candidates.set(kv.key, {
-          key: kv.key,
-          serviceId: kv.value,
-          createRevision: kv.createRevision,
-          lease: kv.lease,
-        });
+        this.leaderCache = undefined;
         return this.leaderEvents(leaderBefore, now);
+      }
+      case 'leader': {
+        const parsed = parseLeaderRecord(kv.value);
+        if (!parsed) this.warn(kv, 'not a leader record {leaderId, since, term}');
+        this.leaderRecordValue = parsed;
+        return [];
       }
       case 'audit':
         return [];
@@ -90,9 +142,13 @@ export class ClusterState {
         return this.changeIntent(id, undefined, now);
       case 'election': {
         const leaderBefore = this.leaderId();
-        this.candidates.delete(key);
+        if (!this.candidates.delete(key)) return [];
+        this.leaderCache = undefined;
         return this.leaderEvents(leaderBefore, now);
       }
+      case 'leader':
+        this.leaderRecordValue = undefined;
+        return [];
       default:
         return [];
     }
@@ -103,17 +159,17 @@ export class ClusterState {
    * the events that make a follower of the old state equal to the new one: nothing missed or doubled.
    */
   replaceWith(kvs: KeyValue[], now = Date.now()): ClusterEvent[] {
-    const next = ClusterState.fromList(this.layout, kvs, this.onWarning);
+    // Warnings are per key revision: what this state already reported stays reported.
+    const next = new ClusterState(this.layout, this.onWarning);
     for (const key of this.warned) next.warned.add(key);
+    for (const kv of kvs) next.put(kv, now);
     const events: ClusterEvent[] = [];
     const leaderBefore = this.leaderId();
     const ids = new Set([...this.records.keys(), ...next.records.keys(), ...this.intents.keys(), ...next.intents.keys()]);
     for (const id of ids) {
-      const before = this.service(id);
-      const intentBefore = this.intents.get(id);
-      const intentAfter = next.intents.get(id);
-      const after = next.service(id);
-      events.push(...intentEvents(id, intentBefore, intentAfter, now));
+      const before = this.service(id, now);
+      const after = next.service(id, now);
+      events.push(...this.announce(id, next.intents.get(id), now));
       events.push(...serviceEvents(id, before, after, now));
     }
     this.records.clear();
@@ -122,8 +178,38 @@ export class ClusterState {
     for (const [k, v] of next.records) this.records.set(k, v);
     for (const [k, v] of next.intents) this.intents.set(k, v);
     for (const [k, v] of next.candidates) this.candidates.set(k, v);
+    for (const id of [...this.announced.keys()]) if (!this.intents.has(id)) this.announced.delete(id);
+    this.leaderCache = undefined;
+    this.leaderRecordValue = next.leaderRecordValue;
+    for (const key of next.warned) this.warned.add(key);
     events.push(...this.leaderEvents(leaderBefore, now));
     return events;
+  }
+
+  /**
+   * Announces intents that lapsed by `now`: a disable whose `expiresAt` passed is a `serviceEnabled`
+   * at that moment, not when someone deletes the key. Call it at {@link nextIntentExpiry}.
+   */
+  expireIntents(now = Date.now()): ClusterEvent[] {
+    const events: ClusterEvent[] = [];
+    for (const [id, intent] of this.intents) {
+      if (intent.expiresAt !== undefined && intent.expiresAt <= now) events.push(...this.announce(id, intent, now, 'expired'));
+    }
+    return events;
+  }
+
+  /** The earliest `expiresAt` after `now` among stored intents (epoch ms), if any. */
+  nextIntentExpiry(now = Date.now()): number | undefined {
+    let next: number | undefined;
+    for (const intent of this.intents.values()) {
+      if (intent.expiresAt !== undefined && intent.expiresAt > now && (next === undefined || intent.expiresAt < next)) next = intent.expiresAt;
+    }
+    return next;
+  }
+
+  /** `<ns>/leader` as last read, if it parsed. */
+  leaderRecord(): LeaderRecord | undefined {
+    return this.leaderRecordValue;
   }
 
   /** Every service as readers see it: intent applied, role from the election. */
@@ -157,9 +243,16 @@ export class ClusterState {
   }
 
   leaderCandidate(): ElectionCandidate | null {
+    if (this.leaderCache !== undefined) return this.leaderCache;
     let best: ElectionCandidate | null = null;
     for (const c of this.candidates.values()) if (!best || c.createRevision < best.createRevision) best = c;
+    this.leaderCache = best;
     return best;
+  }
+
+  /** The candidate stored under `key`, if it campaigns. */
+  candidate(key: string): ElectionCandidate | undefined {
+    return this.candidates.get(key);
   }
 
   electionCandidates(): ElectionCandidate[] {
@@ -177,10 +270,29 @@ export class ClusterState {
   }
 
   private changeIntent(id: string, intent: AdminIntent | undefined, now: number): ClusterEvent[] {
-    const before = this.intents.get(id);
     if (intent) this.intents.set(id, intent);
     else this.intents.delete(id);
-    return intentEvents(id, before, intent, now);
+    return this.announce(id, intent, now);
+  }
+
+  /** Compares what `intent` means at `now` with what was last announced for `id`; records the new state. */
+  private announce(id: string, intent: AdminIntent | undefined, now: number, lapsed?: 'expired'): ClusterEvent[] {
+    const was = this.announced.get(id) ?? true;
+    const is = effectiveEnabled(intent, now);
+    if (intent) this.announced.set(id, is);
+    else this.announced.delete(id);
+    if (was === is) return [];
+    const event: Extract<ClusterEvent, { type: 'serviceEnabled' | 'serviceDisabled' }> = {
+      type: is ? 'serviceEnabled' : 'serviceDisabled',
+      serviceId: id,
+      timestamp: now,
+    };
+    if (lapsed) event.reason = `disable expired at ${new Date(intent?.expiresAt ?? now).toISOString()}`;
+    else if (intent && is === intent.enabled) {
+      if (intent.reason !== undefined) event.reason = intent.reason;
+      event.actor = intent.actor;
+    }
+    return [event];
   }
 
   private leaderEvents(before: string | null, now: number): ClusterEvent[] {
@@ -229,24 +341,4 @@ function serviceEvents(
     events.push({ type: 'serviceUpdated', serviceId: id, service: after, timestamp: now });
   }
   return events;
-}
-
-function intentEvents(
-  id: string,
-  before: AdminIntent | undefined,
-  after: AdminIntent | undefined,
-  now: number,
-): ClusterEvent[] {
-  const wasEnabled = before ? before.enabled : true;
-  const isEnabled = after ? after.enabled : true;
-  if (wasEnabled === isEnabled) return [];
-  return [
-    {
-      type: isEnabled ? 'serviceEnabled' : 'serviceDisabled',
-      serviceId: id,
-      reason: after?.reason,
-      actor: after?.actor,
-      timestamp: now,
-    },
-  ];
 }

@@ -1,0 +1,291 @@
+/**
+ * A cluster for fault scenarios: its own etcd (killable, restartable on the same data dir), real
+ * `proxy-stone-sd agent` processes (the built CLI, through `spawnAgent`) each beside a sample upstream
+ * and serving its API on a free port, and an {@link InvariantChecker} sampling all of them.
+ *
+ * Agents run with the timings of `spawnAgent`: lease TTL 3 s, renew 1 s, health interval 1 s,
+ * timeout 1 s, retries 2, grace 5 s.
+ */
+import { get as httpGet, type ClientRequest } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
+import { EtcdRegistry } from '../../src/registry/etcd.js';
+import { keyLayout, type KeyLayout } from '../../src/cluster/keys.js';
+import { ClusterState } from '../../src/cluster/state.js';
+import { startEtcd, uniqueNamespace, type EtcdServer } from '../helpers/etcd.js';
+import { assertBuilt, spawnAgent, waitFor, type AgentProcess } from '../helpers/cluster.js';
+import { InvariantChecker } from './invariants.js';
+
+/** The lease TTL and renew interval agents run with (spawnAgent's). */
+export const TTL_MS = 3000;
+export const RENEW_MS = 1000;
+
+/** One agent process of the cluster. */
+export interface FaultAgent {
+  id: string;
+  /** `ps-1#1`, `ps-1#2` after a restart, … */
+  key: string;
+  proc: AgentProcess;
+  apiUrl: string;
+  upstream: SampleUpstream;
+}
+
+/** A parsed JSON log line of an agent. */
+export interface LogLine {
+  event?: string;
+  time?: number;
+  msg?: string;
+  [field: string]: unknown;
+}
+
+export interface FaultClusterOptions {
+  agents?: number;
+  /** Sample every agent and etcd with the invariant checker (default true; benchmarks turn it off). */
+  checker?: boolean;
+  /** Extra flags for every agent. */
+  flags?: string[];
+  /** Options of each agent's sample upstream. */
+  upstream?: { flapMs?: number };
+}
+
+export class FaultCluster {
+  readonly agents = new Map<string, FaultAgent>();
+  readonly retired: FaultAgent[] = [];
+  readonly checker: InvariantChecker;
+  readonly reader: EtcdRegistry;
+  readonly layout: KeyLayout;
+  private readonly incarnations = new Map<string, number>();
+
+  private constructor(
+    readonly etcd: EtcdServer,
+    readonly namespace: string,
+    private readonly options: FaultClusterOptions,
+  ) {
+    this.checker = new InvariantChecker({ endpoint: etcd.endpoint, namespace });
+    this.reader = new EtcdRegistry({ endpoints: [etcd.endpoint], callTimeoutMs: 1000 });
+    this.layout = keyLayout(namespace);
+  }
+
+  /** Starts etcd, `agents` agents (ps-1, ps-2, …) and the checker; resolves when all serve their API. */
+  static async start(options: FaultClusterOptions = {}): Promise<FaultCluster> {
+    assertBuilt();
+    const etcd = await startEtcd({ own: true });
+    const cluster = new FaultCluster(etcd, uniqueNamespace('faults'), options);
+    if (options.checker !== false) cluster.checker.start();
+    try {
+      await Promise.all(Array.from({ length: options.agents ?? 3 }, (_, i) => cluster.spawn(`ps-${i + 1}`)));
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
+  }
+
+  /** Starts (or restarts) agent `id`, beside its upstream (created on first start). */
+  async spawn(id: string): Promise<FaultAgent> {
+    const upstream = this.agents.get(id)?.upstream ?? this.retired.find((a) => a.id === id)?.upstream ?? (await startSampleUpstream(this.options.upstream));
+    const n = (this.incarnations.get(id) ?? 0) + 1;
+    this.incarnations.set(id, n);
+    const proc = spawnAgent({
+      endpoint: this.etcd.endpoint,
+      namespace: this.namespace,
+      id,
+      servicePort: upstream.port,
+      flags: ['--api', '--api-port', '0', ...(this.options.flags ?? [])],
+    });
+    const apiUrl = await waitFor(
+      `${id} serving its API`,
+      () => {
+        if (proc.proc.exitCode !== null || proc.proc.signalCode !== null) throw new Error(`${id} exited:\n${proc.output().slice(-2000)}`);
+        return logLines(proc).find((l) => l.event === 'api.listening')?.url as string | undefined;
+      },
+      15_000,
+      20,
+    );
+    const agent: FaultAgent = { id, key: `${id}#${n}`, proc, apiUrl, upstream };
+    this.agents.set(id, agent);
+    this.checker.watch({ key: agent.key, serviceId: id, apiUrl });
+    return agent;
+  }
+
+  get(id: string): FaultAgent {
+    const agent = this.agents.get(id);
+    if (!agent) throw new Error(`no agent ${id}`);
+    return agent;
+  }
+
+  /** Sends a signal; SIGKILL and SIGTERM retire the process (a later spawn() starts a new one). */
+  async signal(id: string, sig: NodeJS.Signals): Promise<void> {
+    const agent = this.get(id);
+    agent.proc.signal(sig);
+    if (sig === 'SIGKILL' || sig === 'SIGTERM') {
+      await agent.proc.exited;
+      this.checker.forget(agent.key);
+      this.agents.delete(id);
+      this.retired.push(agent);
+    }
+  }
+
+  /** `GET` on an agent's API; the parsed body and status, or undefined when it does not answer. */
+  async api<T = Record<string, unknown>>(id: string, path: string, timeoutMs = 1000): Promise<{ status: number; body: T } | undefined> {
+    try {
+      const res = await fetch(`${this.get(id).apiUrl}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
+      return { status: res.status, body: (await res.json()) as T };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The namespace as a watcher would read it now. */
+  async read(): Promise<ClusterState> {
+    const { kvs } = await this.reader.list(this.layout.root);
+    return ClusterState.fromList(this.layout, kvs);
+  }
+
+  /**
+   * Waits until exactly one agent answers `isLeader` and etcd's election names it, with every agent
+   * in `expectedIds` registered; returns the leader's id.
+   */
+  async settled(expectedIds: string[] = [...this.agents.keys()], timeoutMs = 15_000): Promise<string> {
+    return waitFor(
+      `one leader among ${expectedIds.join(', ')}`,
+      async () => {
+        const state = await this.read();
+        const ids = state.services().map((s) => s.id);
+        if (!expectedIds.every((id) => ids.includes(id)) || state.electionCandidates().length !== expectedIds.length) return undefined;
+        const answers = await Promise.all([...this.agents.keys()].map(async (id) => [id, await this.api<{ isLeader: boolean }>(id, '/service-discovery/status', 500)] as const));
+        const leaders = answers.filter(([, a]) => a?.body.isLeader === true).map(([id]) => id);
+        return leaders.length === 1 && leaders[0] === state.leaderId() ? leaders[0] : undefined;
+      },
+      timeoutMs,
+      50,
+    );
+  }
+
+  /** How many leases etcd holds in total. */
+  leaseCount(): Promise<number> {
+    return this.reader.leaseCount();
+  }
+
+  /** Every log line of an agent process (all incarnations when `all`). */
+  logs(id: string, all = false): LogLine[] {
+    const procs = [...(all ? this.retired.filter((a) => a.id === id) : []), ...(this.agents.has(id) ? [this.get(id)] : [])];
+    return procs.flatMap((a) => logLines(a.proc));
+  }
+
+  /** Output of every process, for a failed test's report. */
+  dump(): string {
+    return [...this.retired, ...this.agents.values()].map((a) => `--- ${a.key} ---\n${a.proc.output().slice(-4000)}`).join('\n');
+  }
+
+  /** Fails with the list of violations, if any. */
+  assertInvariants(): void {
+    const violations = this.checker.violations();
+    if (violations.length > 0) throw new Error(`invariants violated (${this.checker.summary()}):\n${violations.slice(0, 10).join('\n')}`);
+  }
+
+  async stop(): Promise<void> {
+    await this.checker.stop();
+    for (const a of this.agents.values()) a.proc.signal('SIGCONT');
+    for (const a of this.agents.values()) a.proc.signal('SIGKILL');
+    await Promise.all([...this.agents.values()].map((a) => a.proc.exited));
+    const upstreams = new Set([...this.agents.values(), ...this.retired].map((a) => a.upstream));
+    await Promise.all([...upstreams].map((u) => u.close()));
+    await this.reader.close();
+    await this.etcd.stop();
+  }
+}
+
+/** Parses an agent's JSON log lines (non-JSON lines are skipped). */
+export function logLines(proc: AgentProcess): LogLine[] {
+  const out: LogLine[] = [];
+  for (const line of proc.output().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as LogLine);
+    } catch {
+      // a line cut by the end of the buffer, or not ours
+    }
+  }
+  return out;
+}
+
+/** One SSE event as received. */
+export interface ReceivedEvent {
+  type: string;
+  serviceId?: string;
+  /** Epoch ms with sub-millisecond precision (`performance.timeOrigin + performance.now()`). */
+  receivedAt: number;
+  data: Record<string, unknown>;
+}
+
+/** A long-lived SSE subscription to an agent's `GET /service-discovery/events`, parsed as it arrives. */
+export class SseClient {
+  readonly events: ReceivedEvent[] = [];
+  /** Called for each event as it is parsed (benchmarks time receipt here). */
+  onEvent: ((event: ReceivedEvent) => void) | undefined;
+  private request: ClientRequest | undefined;
+
+  private constructor(readonly url: string) {}
+
+  /** Connects and resolves once the stream's first frame arrived (it is subscribed). */
+  static connect(apiUrl: string): Promise<SseClient> {
+    const client = new SseClient(`${apiUrl}/service-discovery/events`);
+    return new Promise((resolve, reject) => {
+      const req = httpGet(client.url, { headers: { accept: 'text/event-stream' } }, (res) => {
+        if (res.statusCode !== 200) {
+          reject(new Error(`SSE ${client.url}: HTTP ${res.statusCode}`));
+          res.destroy();
+          return;
+        }
+        res.socket.setNoDelay(true);
+        res.setEncoding('utf8');
+        let buffer = '';
+        let first = true;
+        res.on('data', (chunk: string) => {
+          const receivedAt = performance.timeOrigin + performance.now();
+          if (first) {
+            first = false;
+            resolve(client);
+          }
+          buffer += chunk;
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const frame = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const data = frame
+              .split('\n')
+              .filter((l) => l.startsWith('data: '))
+              .map((l) => l.slice(6))
+              .join('\n');
+            if (!data) continue;
+            const parsed = JSON.parse(data) as Record<string, unknown>;
+            const event: ReceivedEvent = {
+              type: String(parsed.type),
+              serviceId: typeof parsed.serviceId === 'string' ? parsed.serviceId : undefined,
+              receivedAt,
+              data: parsed,
+            };
+            client.events.push(event);
+            client.onEvent?.(event);
+          }
+        });
+        res.on('error', () => undefined);
+      });
+      req.on('error', reject);
+      client.request = req;
+    });
+  }
+
+  count(type: string, serviceId?: (id: string) => boolean): number {
+    return this.events.filter((e) => e.type === type && (!serviceId || (e.serviceId !== undefined && serviceId(e.serviceId)))).length;
+  }
+
+  async close(): Promise<void> {
+    this.request?.destroy();
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
