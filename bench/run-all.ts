@@ -1,18 +1,20 @@
 /**
  * `npm run bench`: every benchmark of the project, one table, and docs/benchmarks.md with the machine,
  * the date and the method. Needs a build (`npm run build`) and an etcd binary (or Docker), like the
- * tests. Bounded: about six minutes on 2 cores; `--quick` runs fewer rounds (about three).
+ * tests. Bounded: four to seven minutes on 2 cores (it waits up to 30 s per section for a busy machine
+ * to calm down); `--quick` runs fewer rounds (about three).
  *
  *   npm run bench [-- --quick] [--no-write] [--only limits,agents,propagation,scale,external]
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { agentBenchmarks } from './agents.js';
 import { limitBenchmarks } from './limits.js';
-import { loadAverage, machine, markdownTable, textTable, verdict, type Row } from './lib.js';
+import { loadAverage, machine, markdownTable, sleep, textTable, verdict, type Row } from './lib.js';
 import { propagationBenchmarks } from './propagation.js';
 import { scaleBenchmarks } from './scale.js';
 import { assertBuilt } from '../test/helpers/cluster.js';
@@ -51,12 +53,25 @@ const rows: Row[] = [];
 const external: { name: string; command: string; output: string }[] = [];
 let etcdVersion = 'unknown';
 
-if (only.has('limits')) {
+/**
+ * The machine may be shared: before each section, wait (at most 30 s) for the 1-minute load average
+ * to drop below the core count, then note it, so the report says how busy the machine was.
+ */
+const sectionLoads: string[] = [];
+const section = async (name: Section): Promise<boolean> => {
+  if (!only.has(name)) return false;
+  const waitFrom = Date.now();
+  while (Date.now() - waitFrom < 30_000 && Number(loadAverage().split(' ')[0]) >= availableParallelism()) await sleep(2000);
+  sectionLoads.push(`${name} ${loadAverage().split(' ')[0]}`);
+  return true;
+};
+
+if (await section('limits')) {
   const limits = await limitBenchmarks({ log });
   etcdVersion = limits.etcdVersion;
   rows.push(...limits.rows);
 }
-if (only.has('agents')) {
+if (await section('agents')) {
   rows.push(
     ...(await agentBenchmarks({
       crashRounds: quick ? 3 : 8,
@@ -67,9 +82,9 @@ if (only.has('agents')) {
     })),
   );
 }
-if (only.has('propagation')) rows.push(...(await propagationBenchmarks({ cycles: quick ? 30 : 100, log })));
-if (only.has('scale')) rows.push(...(await scaleBenchmarks({ agents: 1000, records: 10_000, cliRuns: quick ? 2 : 5, log })));
-if (only.has('external')) {
+if (await section('propagation')) rows.push(...(await propagationBenchmarks({ cycles: quick ? 30 : 100, log })));
+if (await section('scale')) rows.push(...(await scaleBenchmarks({ agents: 1000, rounds: quick ? 1 : 3, records: 10_000, cliRuns: quick ? 2 : 5, log })));
+if (await section('external')) {
   // The older benches, run as they are (each starts its own etcd), with their output kept verbatim.
   external.push(await runBench('SSE fan-out', 'bench/sse-fanout.ts', ['--clients', '100', '--changes', quick ? '100' : '200']));
   external.push(await runBench('CLI start-up', 'bench/cli-startup.ts', ['--runs', quick ? '3' : '5']));
@@ -153,11 +168,12 @@ function renderDoc(rows: Row[], outputs: { name: string; command: string; output
     '',
     `- ${m.cpu}, ${m.cores} cores available, ${m.memGiB} GiB memory, ${m.os}`,
     `- Node ${process.version}, etcd ${info.etcdVersion} (one member, local process, data on the local disk, loopback only)`,
-    `- load average (1, 5, 15 min) before: ${info.loadBefore}; after: ${info.loadAfter}. The machine is shared: a load above the core count means other work competed for the CPU, and every figure is then slower than the machine can do. The "limits" rows, measured in the same run, show how fast etcd alone was at the time.`,
+    `- load average (1, 5, 15 min) before: ${info.loadBefore}; after: ${info.loadAfter}; 1-min load as each section began: ${sectionLoads.join(', ')}. The machine is shared: a load above the core count means other work competed for the CPU, and every figure is then slower than the machine can do. The "limits" rows, measured in the same run, show how fast etcd alone was at the time.`,
     `- ran ${info.elapsed} s (${info.sections.join(', ')})`,
     '',
     '## Method',
     '',
+    '- Before each section the bench waits (at most 30 s) for the 1-minute load average to fall below the core count; the load each section started at is listed above.',
     '- **limits**: etcd alone, through the same client the agent uses (etcd3 1.1.2): put to another client\'s watch, 1,000 lease grants with a put each (50 at a time, after a warm-up), a range read of 1,000 keys.',
     '- **agents** (`bench/agents.ts`): three real `proxy-stone-sd agent` processes (the built CLI), each beside a sample upstream, lease TTL 3 s, renew 1 s, health interval 1 s, timeout 1 s, retries 2, `--health-refresh-interval 0`. Agent-side moments (`leader.elected`, `health.changed`) come from the agents\' JSON log lines, stamped by the same machine clock; removals from an etcd watch. Each round starts from a settled, healthy cluster that has been idle for 1.5 s; killed or stopped agents are restarted between rounds. Kills land at a random point of the renew cycle.',
     '  - steady state: etcd\'s own counters (`etcd_mvcc_put_total`, `etcd_mvcc_txn_total`, `etcd_mvcc_delete_total`, `etcd_debugging_lease_renewed_total`, `etcd_server_proposals_committed_total`) over an idle window, per agent per minute; RSS (`VmRSS`) and PSS (`smaps_rollup`) sampled every 5 s (the idle level is the median of the samples after 20 s, when V8 has shrunk its heap; the peak is the largest sample), CPU from `utime + stime` in `/proc/<pid>/stat`. A fourth agent runs in its own namespace, started by importing `runAgent()` directly instead of through the CLI, to measure what the CLI framework costs.',
