@@ -83,7 +83,7 @@ export const StatusResponseSchema = named(
       enabled: z.boolean(),
     }),
     isLeader: z.boolean(),
-    status: z.enum(['registered', 'registering', 'stopped']),
+    status: z.enum(['registered', 'registering', 'stopping', 'stopped']),
     leaderId: z.string().nullable(),
     registry: z.looseObject({ kind: z.string(), endpoints: z.string(), reachable: z.boolean() }),
     view: z.looseObject({ stale: z.boolean(), lastUpdate: z.number(), services: z.number().int(), revision: z.number().int() }),
