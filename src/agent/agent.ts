@@ -426,10 +426,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   /** Records operator intent (and an audit entry) for any service of the cluster. */
   async setServiceEnabled(serviceId: string, enabled: boolean, options: SetEnabledOptions | string = {}): Promise<SetEnabledResult> {
     const opts = typeof options === 'string' ? { reason: options } : options;
-    const result = await setServiceEnabled(this.registry, this.layout, serviceId, enabled, {
-      actor: `agent:${this.id}`,
-      ...opts,
-    });
+    // Defaults apply where an option is absent or undefined (a spread would let `actor: undefined` win).
+    const result = await setServiceEnabled(this.registry, this.layout, serviceId, enabled, opts, { actor: `agent:${this.id}` });
     this.logger.info(
       { event: enabled ? 'service.enabled' : 'service.disabled', serviceId, actor: result.audit.actor, reason: opts.reason, changed: result.changed },
       `${enabled ? 'enable' : 'disable'} ${serviceId} by ${result.audit.actor}${result.changed ? '' : ' (no change)'}`,

@@ -380,3 +380,35 @@ describe('ClusterView: a watch that resumes without replay cannot hide a change'
     }
   });
 });
+
+describe('agent.setServiceEnabled defaults', function () {
+  this.timeout(15_000);
+  it('records the agent as actor when the caller passes actor: undefined', async () => {
+    const { MemoryRegistry } = await import('../../src/registry/memory.js');
+    const { ServiceAgent } = await import('../../src/agent/agent.js');
+    const { configFromPartial } = await import('../../src/config/load.js');
+    const { startSampleUpstream } = await import('../../src/demo/demo.js');
+    const registry = new MemoryRegistry();
+    const upstream = await startSampleUpstream();
+    const agent = new ServiceAgent({
+      registry,
+      config: configFromPartial({
+        cluster: {
+          leaderElection: { ttl: 2, renewInterval: 0.5 },
+          healthCheck: { interval: 0.2, timeout: 0.2, retries: 1, gracePeriod: 0 },
+          discovery: { registry: 'memory', namespace: 'actor-default' },
+        },
+        service: { id: 'a', host: '127.0.0.1', port: upstream.port },
+      }),
+    });
+    try {
+      await agent.start();
+      const res = await agent.setServiceEnabled('a', false, { reason: 'r', actor: undefined });
+      expect(res.audit.actor).to.equal('agent:a');
+    } finally {
+      await agent.stop();
+      await upstream.close();
+      await registry.close();
+    }
+  });
+});
