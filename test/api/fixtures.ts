@@ -12,25 +12,9 @@ import { MemoryRegistry } from '../../src/registry/memory.js';
 import type { Registry } from '../../src/registry/types.js';
 import type { Logger } from '../../src/util/logger.js';
 
-/** Polls until `check` returns something other than undefined/false. */
-export async function eventually<T>(
-  what: string,
-  check: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 5000,
-  intervalMs = 20,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await sleep(intervalMs);
-  }
-}
+import { eventually, sleep } from '../registry/contract.js';
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { eventually, sleep };
 
 /** A tiny instance to health-check: GET /health answers `status` (200 by default). */
 export interface Upstream {

@@ -4,10 +4,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SETTINGS, envNames } from '../../src/config/settings.js';
+import { freePorts } from '../helpers/etcd.js';
+
+export { freePorts };
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin/run.js');
@@ -143,24 +145,6 @@ export class LoggedProcess {
 /** Starts `node bin/run.js agent ...args` with exactly `env` (plus PATH and friends from cleanEnv). */
 export function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}): LoggedProcess {
   return new LoggedProcess(spawn(process.execPath, [BIN, 'agent', ...args], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] }));
-}
-
-/** Distinct free TCP ports on 127.0.0.1 (free when asked). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const server = createServer();
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
 }
 
 /** Polls until `check` returns something other than undefined/false. */

@@ -394,7 +394,7 @@ async function dockerUsable(): Promise<boolean> {
 }
 
 /** Distinct free TCP ports on 127.0.0.1 (free at the time of asking). */
-async function freePorts(count: number): Promise<number[]> {
+export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
       { length: count },
