@@ -77,6 +77,7 @@ export class EtcdRegistry implements Registry {
       timeoutMs: this.timeoutMs,
       tls: Boolean(options.tls?.ca || options.tls?.cert) || options.endpoints.some((e) => e.startsWith('https:')),
       clientCert: Boolean(options.tls?.cert),
+      answered: false,
     };
     const timeoutMs = this.timeoutMs;
     this.client = new Etcd3({
@@ -286,7 +287,9 @@ export class EtcdRegistry implements Registry {
     void what;
     try {
       // gRPC's own deadline fires first; this one only catches a call stuck outside gRPC.
-      return await withTimeout(fn(), this.timeoutMs + 250, `no answer within ${this.timeoutMs}ms`);
+      const result = await withTimeout(fn(), this.timeoutMs + 250, `no answer within ${this.timeoutMs}ms`);
+      this.errorContext.answered = true;
+      return result;
     } catch (err) {
       throw this.failure(err);
     }
@@ -368,6 +371,8 @@ interface ErrorContext {
   tls: boolean;
   /** A client certificate is configured. */
   clientCert: boolean;
+  /** Some call has succeeded: a later reset is a dropped connection, not a TLS mismatch. */
+  answered: boolean;
 }
 
 /**
@@ -401,6 +406,14 @@ function mapError(ctx: ErrorContext, err: unknown): Error {
   if (err instanceof Error && /requested lease not found/i.test(message)) return new LeaseLostError('?');
   const tls = tlsRegistryError(ctx.endpoint, message, { clientCert: ctx.clientCert });
   if (tls) return tls;
+  // A plain etcd may simply reset a TLS ClientHello instead of answering it with garbage; before any
+  // call has succeeded, that reset is the same mismatch as "wrong version number".
+  if (ctx.tls && !ctx.answered && /ECONNRESET/.test(message)) {
+    return new RegistryUnavailableError(
+      ctx.endpoint,
+      'TLS handshake failed: the server does not speak TLS on this port (use an http:// endpoint for a plain server)',
+    );
+  }
   return asUnavailable(ctx, err);
 }
 
