@@ -1,5 +1,5 @@
 /**
- * HTTP health checker for the local Proxy-Stone instance: probes a URL with undici on a fixed cadence
+ * HTTP health checker for the local Proxy-Stone instance: probes a URL (./http-get.ts) on a fixed cadence
  * and feeds the results to a {@link HealthStateMachine}.
  *
  * Scheduling: the first probe runs as soon as {@link HealthChecker.start} is called; each next probe
@@ -18,7 +18,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { Agent, request } from 'undici';
 import type { HealthInfo, ServiceStatus } from '../types.js';
 import {
   HealthStateMachine,
@@ -26,6 +25,7 @@ import {
   type HealthTransition,
   type ProbeResult,
 } from './health-state.js';
+import { HttpGetClient, type HttpGetResponse } from './http-get.js';
 
 /** Default limit of response body bytes read per probe. */
 export const DEFAULT_MAX_BODY_BYTES = 8 * 1024;
@@ -100,7 +100,7 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   readonly #machineOptions: { retries: number; gracePeriodMs: number; historySize?: number };
   #machine: HealthStateMachine;
   #state: RunState = 'idle';
-  #agent: Agent | undefined;
+  #client: HttpGetClient | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<void> | undefined;
   #abort: AbortController | undefined;
@@ -140,7 +140,7 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
     this.#state = 'running';
     this.#machine = new HealthStateMachine({ ...this.#machineOptions, startedAt: this.#now() });
     // One connection is enough: probes never overlap.
-    this.#agent = new Agent({ connections: 1, pipelining: 1, connect: { timeout: this.timeoutMs } });
+    this.#client = new HttpGetClient(this.url);
     this.#runProbe();
   }
 
@@ -185,10 +185,9 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
     if (transition.changed) this.#emitChange(transition);
     this.#abort?.abort(new StopSignal());
     await this.#inFlight;
-    const agent = this.#agent;
-    this.#agent = undefined;
-    // Nothing is in flight any more: destroy only closes idle keep-alive sockets.
-    await agent?.destroy().catch(() => undefined);
+    // Nothing is in flight any more: this only closes the idle keep-alive socket.
+    this.#client?.close();
+    this.#client = undefined;
   }
 
   #clearTimer(): void {
@@ -247,8 +246,8 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
 
   /** One GET; resolves to a result, or null when aborted by stop(). Never rejects. */
   async #probe(at: number, t0: number): Promise<ProbeResult | null> {
-    const agent = this.#agent;
-    if (agent === undefined) return null;
+    const client = this.#client;
+    if (client === undefined) return null;
     const controller = new AbortController();
     this.#abort = controller;
     let timedOut = false;
@@ -262,32 +261,28 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
       if (controller.signal.reason instanceof StopSignal) return null;
       return { at, latencyMs: elapsed(), ok: false, error: describeNetworkError(err) };
     };
+    const maxBodyBytes = this.#maxBodyBytes;
     try {
-      let res: Awaited<ReturnType<typeof request>>;
+      let res: HttpGetResponse;
       try {
-        res = await request(this.url, {
-          method: 'GET',
-          dispatcher: agent,
+        res = await client.get({
           signal: controller.signal,
           headers: { accept: 'application/json, */*;q=0.5', 'user-agent': 'proxy-stone-sd' },
+          maxBodyBytes,
+          // A small failing body may say why (Proxy-Stone's `{status: "degraded"}`).
+          keepBody: (status, headers) => {
+            const length = Number(headers['content-length']);
+            return (status < 200 || status >= 300) && Number.isFinite(length) && length > 0 && length <= maxBodyBytes;
+          },
         });
       } catch (err) {
         return failed(err);
       }
+      // A body that hangs past the timeout is a failure; other body errors after a status line don't
+      // change the verdict the status gave.
+      if (res.bodyError !== undefined && (timedOut || controller.signal.reason instanceof StopSignal)) return failed(res.bodyError);
       const ok = res.statusCode >= 200 && res.statusCode < 300;
-      let detail: string | undefined;
-      try {
-        const length = Number(res.headers['content-length']);
-        if (!ok && Number.isFinite(length) && length > 0 && length <= this.#maxBodyBytes) {
-          detail = statusFromBody(await res.body.text());
-        } else {
-          await res.body.dump({ limit: this.#maxBodyBytes, signal: controller.signal });
-        }
-      } catch (err) {
-        // A body that hangs past the timeout is a failure; other body errors after a status line don't
-        // change the verdict the status gave.
-        if (timedOut || controller.signal.reason instanceof StopSignal) return failed(err);
-      }
+      const detail = res.body !== undefined ? statusFromBody(res.body) : undefined;
       const result: ProbeResult = { at, latencyMs: elapsed(), ok, httpStatus: res.statusCode };
       if (detail !== undefined) result.error = `HTTP ${res.statusCode} (${detail})`;
       return result;

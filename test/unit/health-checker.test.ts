@@ -331,6 +331,36 @@ describe('HealthChecker', function () {
     expect(c.status).to.equal('healthy');
   });
 
+  it('retries once when the server closed the kept-alive connection as the probe was sent', async () => {
+    // Every request that arrives on a reused connection is met by the server closing it, as when an
+    // upstream's keep-alive timeout fires just as the next probe goes out.
+    let connections = 0;
+    const raw = createServer((req, res) => {
+      const socket = req.socket as Socket & { served?: boolean };
+      if (socket.served) {
+        socket.destroy();
+        return;
+      }
+      socket.served = true;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    });
+    raw.on('connection', () => (connections += 1));
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    try {
+      const c = checker(`http://127.0.0.1:${(raw.address() as AddressInfo).port}/health`, { intervalMs: 30, retries: 1 });
+      const { results } = collect(c);
+      c.start();
+      while (results.length < 5) await sleep(10);
+      await c.stop();
+      expect(results.map((r) => r.result.ok)).to.deep.equal([true, true, true, true, true]);
+      // Each probe after the first met a closed reused socket, then succeeded on a new connection.
+      expect(connections).to.equal(5);
+    } finally {
+      raw.closeAllConnections();
+      await new Promise((resolve) => raw.close(resolve));
+    }
+  });
+
   it('keeps `starting` during the grace period, then flips on the next failure', async () => {
     const s = await server(503);
     let clock = 1_000_000;
