@@ -10,6 +10,8 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.js';
 import {
+  CONFIG_FILE_ENV,
+  CONFIG_FILE_FLAG,
   SETTINGS,
   SETTING_GROUP_PATHS,
   canonicalEnv,
@@ -109,10 +111,7 @@ export class ConfigError extends Error {
   }
 }
 
-/** Environment variable naming the config file when neither `configFile` nor a `config` flag is given. */
-export const CONFIG_FILE_ENV = 'SERVICE_DISCOVERY_CONFIG';
-/** Flag naming the config file. */
-export const CONFIG_FILE_FLAG = 'config';
+export { CONFIG_FILE_ENV, CONFIG_FILE_FLAG };
 /** The seed's top-level key; a config file may wrap its settings in it. */
 export const CONFIG_WRAPPER_KEY = 'serviceDiscoveryConfig';
 

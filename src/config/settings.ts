@@ -6,6 +6,11 @@
 import { DURATION_EXPECTATION, formatDuration } from '../util/duration.js';
 import type { SdConfig } from './types.js';
 
+/** Environment variable naming the config file when neither `configFile` nor a `config` flag is given. */
+export const CONFIG_FILE_ENV = 'SERVICE_DISCOVERY_CONFIG';
+/** Flag naming the config file. */
+export const CONFIG_FILE_FLAG = 'config';
+
 /** How a setting's string form (env var, flag) is read, and what the validator accepts. */
 export type SettingKind =
   | 'boolean'

@@ -1,9 +1,11 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
+import { uniqueNamespace } from '../helpers/etcd.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
 import { BIN, ROOT, cliEnv, ensureBuilt } from './fixtures.js';
 
@@ -57,6 +59,10 @@ process.on('exit', () => appendFileSync(process.env.MODULE_LOG, Object.keys(requ
       timeout: 20_000,
     });
     expect(res.status, `${args.join(' ')}: ${res.stderr}`).to.equal(0);
+    return packagesIn(log);
+  }
+
+  function packagesIn(log: string): Set<string> {
     const packages = new Set<string>();
     for (const line of readFileSync(log, 'utf8').split('\n')) {
       const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(line);
@@ -84,6 +90,32 @@ process.on('exit', () => appendFileSync(process.env.MODULE_LOG, Object.keys(requ
       const loaded = packagesLoaded(args);
       for (const p of [...HEAVY, ...UI, 'zod', 'undici']) expect(loaded.has(p), `${args.join(' ')} loaded ${p}`).to.equal(false);
     }
+  });
+
+  it('the agent runs without the CLI framework, undici or any terminal UI module', async () => {
+    const log = path.join(dir, 'modules-agent.txt');
+    writeFileSync(log, '');
+    const child = spawn(
+      process.execPath,
+      ['--import', pathToFileURL(path.join(dir, 'record.mjs')).href, BIN, 'agent', '--endpoints', etcdEndpoint, '--namespace', uniqueNamespace('lazy'), '--service-port', '1', '--api-host', '127.0.0.1', '--api-port', '0'],
+      { cwd: ROOT, env: cliEnv({ MODULE_LOG: log, LOG_LEVEL: 'info' }), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = once(child, 'exit');
+    const t0 = Date.now();
+    while (!output.includes('"agent.started"')) {
+      if (Date.now() - t0 > 20_000 || child.exitCode !== null) throw new Error(`agent did not start:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    child.kill('SIGTERM');
+    const [code] = await exited;
+    expect(code, output).to.equal(0);
+    const loaded = packagesIn(log);
+    // What it does need, so the recorder is known to see the agent's modules.
+    for (const p of ['etcd3', 'fastify', 'pino']) expect(loaded.has(p), `agent did not load ${p}`).to.equal(true);
+    for (const p of ['@oclif/core', 'undici', ...UI, 'cli-table3', 'chalk']) expect(loaded.has(p), `agent loaded ${p}`).to.equal(false);
   });
 
   it('--json output loads no table or colour modules', () => {

@@ -1,0 +1,108 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import v8 from 'node:v8';
+import type { FlagValue } from '../config/load.js';
+import { CONFIG_FILE_FLAG, SETTINGS } from '../config/settings.js';
+
+/**
+ * `proxy-stone-sd agent` without the CLI framework. The agent is the one long-running process of the
+ * package, and oclif stays resident once loaded (7-8 MB of an idle agent, docs/decisions/0008-oclif.md), so
+ * bin/run.js hands `agent` here and keeps oclif for help and every other command. The flags are
+ * the same ones: both this parser and the oclif command are generated from the settings table, and
+ * the config loader validates the values either way.
+ */
+
+/** A command-line mistake: printed on one line, exit code 2 (usage), like oclif's parse errors. */
+export class AgentUsageError extends Error {
+  override name = 'AgentUsageError';
+}
+
+/** Parses `agent`'s flags into what `runAgent` takes: values keyed by flag name, `--no-x` as false. */
+export function parseAgentArgs(args: readonly string[]): Record<string, FlagValue> {
+  const options: NonNullable<ParseArgsConfig['options']> = { [CONFIG_FILE_FLAG]: { type: 'string' } };
+  const negations = new Map<string, string>();
+  const enums = new Map<string, readonly string[]>();
+  for (const s of SETTINGS) {
+    options[s.flag] = { type: s.kind === 'boolean' ? 'boolean' : 'string' };
+    if (s.kind === 'boolean') negations.set(`no-${s.flag}`, s.flag);
+    if (s.enumValues) enums.set(s.flag, s.enumValues);
+  }
+  for (const negation of negations.keys()) options[negation] = { type: 'boolean' };
+  let tokens: ReturnType<typeof parseArgs>['tokens'];
+  try {
+    ({ tokens } = parseArgs({ args: [...args], options, strict: true, allowPositionals: false, tokens: true }));
+  } catch (err) {
+    throw new AgentUsageError(usageMessage(err));
+  }
+  const flags: Record<string, FlagValue> = {};
+  // Left to right, so the last of `--api` / `--no-api` wins, as with oclif.
+  for (const token of tokens ?? []) {
+    if (token.kind !== 'option') continue;
+    const negated = negations.get(token.name);
+    if (negated !== undefined) {
+      flags[negated] = false;
+    } else if (options[token.name]!.type === 'boolean') {
+      flags[token.name] = true;
+    } else {
+      const value = token.value ?? '';
+      const allowed = enums.get(token.name);
+      if (allowed && !allowed.includes(value)) {
+        throw new AgentUsageError(`Expected --${token.name}=${value} to be one of: ${allowed.join(', ')}`);
+      }
+      flags[token.name] = value;
+    }
+  }
+  return flags;
+}
+
+/**
+ * V8 grows the young generation (the semi-spaces) up to 16 MB each under the burst of allocation
+ * at start-up and keeps it: 20-30 MB of an idle agent's resident memory. An agent allocates little
+ * once running, so a young generation that stays at its initial 1 MB costs a few more scavenges at
+ * start-up and nothing after (docs/benchmarks.md, "Agent memory"). The growth factor is read on
+ * every scavenge, so it takes effect here; --max-semi-space-size would only as a node option, before
+ * the heap exists. Set before the agent's modules load, since loading them is the burst.
+ */
+function keepYoungGenerationSmall(): void {
+  v8.setFlagsFromString('--semi-space-growth-factor=1');
+}
+
+/** node:util's parse errors in oclif's words, so both paths read the same. */
+function usageMessage(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  const flag = /'(-{1,2}[^' ]+)/.exec(e.message ?? '')?.[1];
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `Nonexistent flag: ${flag ?? '(unknown)'}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return /argument missing/.test(e.message ?? '') ? `Flag ${flag?.split(/[ ,]/)[0] ?? ''} expects a value` : (e.message ?? 'invalid flag value');
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `Unexpected argument: ${/'([^']*)'/.exec(e.message ?? '')?.[1] ?? ''}`;
+    default:
+      return e.message?.split('\n')[0] ?? String(err);
+  }
+}
+
+/**
+ * Runs `agent` with its command-line arguments and returns the exit code. A usage or configuration
+ * mistake prints one line on stderr (exit 2); anything else a user can cause is described by the
+ * CLI's own error mapping, so messages and exit codes match the other commands.
+ */
+export async function runAgentCommandLine(args: readonly string[], bin = 'proxy-stone-sd'): Promise<number> {
+  keepYoungGenerationSmall();
+  try {
+    const flags = parseAgentArgs(args);
+    const { runAgent } = await import('./run.js');
+    return await runAgent({ flags });
+  } catch (err) {
+    if (err instanceof AgentUsageError) {
+      process.stderr.write(`Error: ${err.message} (hint: see ${bin} agent --help)\n`);
+      return 2;
+    }
+    const { describeError } = await import('../cli/errors.js');
+    const described = describeError(err);
+    process.stderr.write(`Error: ${described.message}\n`);
+    // A bug keeps its stack, shown on request as with the other commands.
+    if (described.bug && process.env.DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return described.exit;
+  }
+}

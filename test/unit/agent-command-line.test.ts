@@ -1,0 +1,32 @@
+import { expect } from 'chai';
+import { AgentUsageError, parseAgentArgs } from '../../src/agent/command-line.js';
+
+/** `agent` parses its flags without oclif; the same flags, the same messages. */
+describe('agent command line', () => {
+  it('keys values by flag name, with --flag value and --flag=value', () => {
+    expect(parseAgentArgs(['--api-port', '8791', '--namespace=ps', '--config', 'sd.json'])).to.deep.equal({
+      'api-port': '8791',
+      namespace: 'ps',
+      config: 'sd.json',
+    });
+  });
+
+  it('reads booleans and their --no- forms, the last one winning', () => {
+    expect(parseAgentArgs(['--no-api'])).to.deep.equal({ api: false });
+    expect(parseAgentArgs(['--no-api', '--api'])).to.deep.equal({ api: true });
+    expect(parseAgentArgs(['--api', '--no-api'])).to.deep.equal({ api: false });
+  });
+
+  it('refuses what oclif refuses, in its words', () => {
+    const cases: [string[], string][] = [
+      [['--bogus'], 'Nonexistent flag: --bogus'],
+      [['--no-namespace'], 'Nonexistent flag: --no-namespace'],
+      [['--api-port'], 'Flag --api-port expects a value'],
+      [['extra'], 'Unexpected argument: extra'],
+      [['--registry', 'consul'], 'Expected --registry=consul to be one of: etcd, memory'],
+    ];
+    for (const [args, message] of cases) {
+      expect(() => parseAgentArgs(args), args.join(' ')).to.throw(AgentUsageError, message);
+    }
+  });
+});
