@@ -177,8 +177,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       consecutiveFailures: 0,
       consecutiveSuccesses: 0,
     };
-    const hc = this.config.cluster.healthCheck;
-    this.damper = new FlapDamper({ threshold: hc.flapThreshold, windowMs: hc.flapWindow * 1000, holdDownMs: hc.flapHoldDown * 1000 });
+    const flap = this.flapSettings();
+    this.damper = new FlapDamper({ threshold: flap.threshold, windowMs: flap.window * 1000, holdDownMs: flap.holdDown * 1000 });
   }
 
   get registry(): Registry {
@@ -434,8 +434,14 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       retries: hc.retries,
       gracePeriod: hc.gracePeriod,
       ttl: this.config.cluster.leaderElection.ttl,
-      flap: { threshold: hc.flapThreshold, window: hc.flapWindow, holdDown: hc.flapHoldDown },
+      flap: this.flapSettings(),
     };
+  }
+
+  /** Flap damping settings; a config built in code by an embedder may predate them (then: off). */
+  private flapSettings(): HealthCheckSettings['flap'] {
+    const hc = this.config.cluster.healthCheck;
+    return { threshold: hc.flapThreshold ?? 0, window: hc.flapWindow ?? 600, holdDown: hc.flapHoldDown ?? 300 };
   }
 
   /** The instance maintenance hook's state, when `--instance-maintenance-hook` is on. */
@@ -817,7 +823,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     }
     if (!t.ignored && this.damper.evaluate(t.at).released) {
       flapChanged = true;
-      this.logger.info({ event: 'health.flap_released', serviceId: this.id, status: r.health.status }, `flap hold released: stable for ${this.config.cluster.healthCheck.flapHoldDown}s`);
+      this.logger.info({ event: 'health.flap_released', serviceId: this.id, status: r.health.status }, `flap hold released: stable for ${this.damper.holdDownMs / 1000}s`);
     }
     this.health = this.damped(r.health);
     this.emit('healthResult', r);
