@@ -746,6 +746,16 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       for (const [id, intent] of this.view.state.intentEntries()) {
         if (intent.expiresAt !== undefined && intent.expiresAt <= now) ops.push({ type: 'delete', key: this.layout.adminOf(id) });
       }
+      // Flap holds of instances gone for good: a live agent removes its own on release, so one whose
+      // hold ran out an hour ago with no record registered is left over.
+      const holds = await this.registry.list(this.layout.health);
+      for (const kv of holds.kvs) {
+        const id = kv.key.slice(this.layout.health.length);
+        const parsed = parseHealthState(kv.value, id);
+        if (this.view.state.service(id)) continue;
+        // Unparsable values are skipped (with the view's warning), never deleted: they may be someone's data.
+        if (parsed.ok && parsed.value.flapping.until + 3600_000 <= now) ops.push({ type: 'delete', key: kv.key });
+      }
       const { kvs } = await this.registry.list(this.layout.audit);
       const cutoff = String(now - 30 * 24 * 3600 * 1000).padStart(13, '0');
       kvs.forEach((kv, i) => {
