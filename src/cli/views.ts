@@ -175,7 +175,7 @@ export function renderEvent(e: ClusterEvent): string {
       detail = [e.actor ? `by ${e.actor}` : '', e.reason ? `reason: ${e.reason}` : ''].filter(Boolean).join(', ');
       break;
     case 'serviceUpdated':
-      detail = `${e.service.host}:${e.service.port} v${e.service.version}`;
+      detail = `${e.service.host}:${e.service.port} v${e.service.version}${e.service.health.flapping ? ` (${describeFlapping(e.service.health.flapping, e.timestamp)})` : ''}`;
       break;
     case 'leaderElected':
       detail = `previous: ${e.previousLeaderId ?? 'none'}`;
