@@ -279,10 +279,10 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     // Demote before the resign reaches etcd: the next leader is elected by that resign, so the two
     // never both answer `isLeader` true.
     this.setLeading(false);
-    // The instance keeps whatever mode it is in: stopping the agent is not an operator's intent.
-    await this.maintenanceHook?.stop();
     this.checker?.drain('agent stopping');
     this.health = { ...this.health, status: 'draining', message: 'agent stopping' };
+    // The instance keeps whatever mode it is in: stopping the agent is not an operator's intent.
+    const hookStopped = this.maintenanceHook?.stop();
     const session = this.session;
     if (session) {
       const shortCall = <T>(p: Promise<T>) => withDeadline(p, 1000);
@@ -309,6 +309,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     }
     this.session = undefined;
     this.health = { ...this.health, status: 'stopped' };
+    await hookStopped;
     await this.checker?.stop('agent stopped');
     this.viewListeners?.();
     if (this.ownsView) await this.viewRef?.stop();
