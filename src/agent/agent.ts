@@ -902,7 +902,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     const hook = new InstanceMaintenanceHook({
       baseUrl: s.maintenanceUrl ?? `http://${host}:${s.port}`,
       // Anything but enabled (disabled, draining, a timed disable) keeps the instance out of service.
-      desired: () => (this.currentRecord().enabled ? 'serving' : 'maintenance'),
+      // Until the view has listed once the intent is unknown, and the hook waits.
+      desired: () => (!this.viewRef || this.viewRef.lastUpdate === 0 ? undefined : this.currentRecord().enabled ? 'serving' : 'maintenance'),
       timeoutMs: hc.timeout * 1000,
       recheckMs: hc.interval * 1000,
       logger: this.logger,

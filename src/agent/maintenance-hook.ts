@@ -24,8 +24,11 @@ export type InstanceMode = 'serving' | 'maintenance';
 export interface MaintenanceHookOptions {
   /** Base URL of the instance (`http://127.0.0.1:3000`); the API paths are appended. */
   baseUrl: string;
-  /** The mode the operator's intent asks for, read at every attempt. */
-  desired: () => InstanceMode;
+  /**
+   * The mode the operator's intent asks for, read at every attempt; undefined while the intent is not
+   * known (the registry has never been listed): the hook then leaves the instance alone and asks again later.
+   */
+  desired: () => InstanceMode | undefined;
   /** Milliseconds allowed for each HTTP call. */
   timeoutMs: number;
   /** Milliseconds between verifications while in sync; also the backoff cap. */
@@ -65,7 +68,7 @@ export class InstanceMaintenanceHook extends EventEmitter<MaintenanceHookEvents>
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`maintenance URL must be http(s), got ${options.baseUrl}`);
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.#opts = { initialBackoffMs: 250, now: Date.now, logger: silentLogger, ...options };
-    this.#info = { desired: options.desired(), actual: 'unknown', inSync: false, since: this.#opts.now() };
+    this.#info = { desired: options.desired() ?? 'serving', actual: 'unknown', inSync: false, since: this.#opts.now() };
   }
 
   info(): InstanceMaintenanceInfo {
@@ -105,6 +108,11 @@ export class InstanceMaintenanceHook extends EventEmitter<MaintenanceHookEvents>
 
   async #cycle(): Promise<void> {
     const desired = this.#opts.desired();
+    if (desired === undefined) {
+      // Acting on a guess could take an instance out of maintenance an operator put it in.
+      this.#schedule(this.#opts.recheckMs);
+      return;
+    }
     let actual: InstanceMode | 'unknown' = 'unknown';
     try {
       actual = await this.#read();

@@ -166,6 +166,18 @@ describe('instance maintenance hook against a stand-in instance', function () {
     await waitFor('corrected without a poke', () => standIn.mode === 'maintenance' && h.switches === 2, 3000);
   });
 
+  it('leaves the instance alone while the intent is not known yet', async () => {
+    standIn.mode = 'maintenance';
+    let known = false;
+    hook = new InstanceMaintenanceHook({ baseUrl: standIn.url, desired: () => (known ? desired : undefined), timeoutMs: 500, recheckMs: 100, initialBackoffMs: 50 });
+    hook.start();
+    await sleep(350);
+    expect(standIn.calls, 'no call before the intent is known').to.deep.equal([]);
+    known = true;
+    const h = hook;
+    await waitFor('serving once known', () => h.info().inSync && standIn.mode === 'serving', 3000);
+  });
+
   it('reports a switch that does not stick, and a hanging instance, as a mismatch with the reason', async () => {
     standIn.stuck = true;
     desired = 'maintenance';
