@@ -315,6 +315,40 @@ describe('health that explains itself: agent processes on etcd', function () {
     expect(agents[1]!.output()).to.include('flap hold released');
   });
 
+  it('services show says the probe history is unavailable when the agent API does not answer, and explains from the record alone', async () => {
+    endpoint = (await sharedEtcd()).endpoint;
+    namespace = uniqueNamespace('explain');
+    reader = new ClusterReader(endpoint, namespace);
+    // A record as an agent on another host writes it, advertising an API nobody answers at.
+    const closed = await startStandIn();
+    const deadApi = closed.url;
+    await closed.close();
+    const lease = await reader.registry.grantLease(30);
+    const now = Date.now();
+    const rec = {
+      id: 'far-1', name: 'proxy-stone', host: '10.0.0.9', port: 3000, version: '1', tags: [], region: 'r', zone: 'z',
+      status: 'unhealthy', role: 'follower', enabled: true, registeredAt: now, updatedAt: now, healthUrl: 'http://10.0.0.9:3000/health', metadata: {},
+      apiUrl: deadApi,
+      health: { status: 'unhealthy', responseTime: 1000, lastCheck: now, consecutiveFailures: 3, consecutiveSuccesses: 0, message: '3 consecutive failures (last: timeout after 1000ms)' },
+      checks: { interval: 5, timeout: 1, retries: 3, gracePeriod: 30, ttl: 10, flap: { threshold: 0, window: 600, holdDown: 300 } },
+    };
+    await reader.registry.put(keyLayout(namespace).service('far-1'), JSON.stringify(rec), { lease: lease.id });
+    try {
+      const args = ['services', 'show', 'far-1', '--endpoints', endpoint, '--namespace', namespace];
+      const human = await runCli(args);
+      expect(human.code, human.stderr).to.equal(0);
+      expect(human.stdout).to.match(/probe history unavailable \(agent API not reachable: /);
+      expect(human.stdout).to.include('sick upstream noticed within 16s (5s interval × 3 retries + 1s timeout)');
+      expect(human.stdout).to.include('flap damping off');
+      expect(human.stdout).to.match(/message: +3 consecutive failures \(last: timeout after 1000ms\)/);
+      const asJson = JSON.parse((await runCli([...args, '--json'])).stdout) as ServiceDetails;
+      expect(asJson.historyUnavailable).to.match(/^probe history unavailable/);
+      expect(asJson.budget).to.deep.equal({ death: 10, sick: 16, recovery: 6, gracePeriod: 30, holdDown: null });
+    } finally {
+      await lease.revoke();
+    }
+  });
+
   it('--instance-maintenance-hook: a disable puts the instance in maintenance, an enable brings it back; a mismatch is in the record', async () => {
     endpoint = (await sharedEtcd()).endpoint;
     namespace = uniqueNamespace('hook');
