@@ -15,6 +15,51 @@ export interface HealthInfo {
   consecutiveSuccesses: number;
   /** Why the last check failed, or why the status last changed. */
   message?: string;
+  /** Present while the instance is held down as flapping (its status is then `unhealthy`). */
+  flapping?: FlapInfo;
+}
+
+/** A flap-damping hold: the instance changed health too often and is kept `unhealthy` until stable. */
+export interface FlapInfo {
+  /** Epoch ms the hold started. */
+  since: number;
+  /** Epoch ms the hold ends if no further change happens (`lastChange + holdDown`). */
+  until: number;
+  /** Epoch ms of the last raw health change: the stability clock starts there. */
+  lastChange: number;
+  /** Status changes counted: those that triggered the hold, plus any during it. */
+  transitions: number;
+  /** The window (s) the threshold applies to. */
+  window: number;
+  /** Seconds without a change that release the hold. */
+  holdDown: number;
+  /** Changes within the window that trigger a hold. */
+  threshold: number;
+}
+
+/** The health-check settings of an instance, as its agent publishes them (seconds), so any reader can explain it. */
+export interface HealthCheckSettings {
+  interval: number;
+  timeout: number;
+  retries: number;
+  gracePeriod: number;
+  /** Lease TTL: an agent that dies is noticed by its lease running out. */
+  ttl: number;
+  /** Flap damping; threshold 0 = off. */
+  flap: { threshold: number; window: number; holdDown: number };
+}
+
+/** What the agent knows of the instance's own maintenance switch (`--instance-maintenance-hook`). */
+export interface InstanceMaintenanceInfo {
+  /** What the operator's intent asks of the instance. */
+  desired: 'serving' | 'maintenance';
+  /** What the instance last reported; `unknown` before the first answer or while it does not answer. */
+  actual: 'serving' | 'maintenance' | 'unknown';
+  inSync: boolean;
+  /** Why the last attempt failed, while out of sync. */
+  lastError?: string;
+  /** Epoch ms of the last change of this state. */
+  since: number;
 }
 
 /**
@@ -44,6 +89,10 @@ export interface ServiceRecord {
   apiUrl?: string;
   metadata: Record<string, string>;
   disabledReason?: string;
+  /** The instance's health-check settings, for explaining detection times (absent from older agents). */
+  checks?: HealthCheckSettings;
+  /** The instance's own maintenance switch, when the agent drives it. */
+  instanceMaintenance?: InstanceMaintenanceInfo;
 }
 
 /** Operator intent stored without a lease at `<ns>/admin/<id>`. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { listAudit, setServiceEnabled, type SetEnabledOptions, type SetEnabledResult } from '../cluster/admin.js';
-import { encodeServiceRecord } from '../cluster/codec.js';
+import { encodeServiceRecord, parseHealthState } from '../cluster/codec.js';
 import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { filterServices, type ServiceFilter } from '../cluster/topology.js';
 import { ClusterView } from '../cluster/view.js';
@@ -14,10 +14,12 @@ import {
   type TxnOp,
   type TxnResult,
 } from '../registry/types.js';
-import type { AuditEntry, ClusterEvent, ClusterTopology, HealthInfo, ServiceRecord, ServiceStatus } from '../types.js';
+import type { AuditEntry, ClusterEvent, ClusterTopology, HealthCheckSettings, HealthInfo, InstanceMaintenanceInfo, ServiceRecord, ServiceStatus } from '../types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { HealthChecker, type HealthCheckResultEvent } from './health-checker.js';
 import type { HealthHistoryEntry } from './health-state.js';
+import { FlapDamper, flapReason } from './flap-damper.js';
+import { InstanceMaintenanceHook } from './maintenance-hook.js';
 
 /** The agent is not (or no longer) the leader, so a leader-only write was not attempted. */
 export class NotLeaderError extends Error {
@@ -149,6 +151,12 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private reachable = false;
   private lastContact: number | null = null;
   private apiUrl: string | undefined;
+  /** Flap damping of the local instance's health (a no-op with threshold 0). */
+  private readonly damper: FlapDamper;
+  /** Writes of the flap hold to `<ns>/health/<id>`, serialised; `flapDirty` when the last one failed. */
+  private flapPersisting: Promise<void> = Promise.resolve();
+  private flapDirty = false;
+  private maintenanceHook: InstanceMaintenanceHook | undefined;
 
   constructor(options: AgentOptions) {
     super();
@@ -169,6 +177,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       consecutiveFailures: 0,
       consecutiveSuccesses: 0,
     };
+    const flap = this.flapSettings();
+    this.damper = new FlapDamper({ threshold: flap.threshold, windowMs: flap.window * 1000, holdDownMs: flap.holdDown * 1000 });
   }
 
   get registry(): Registry {
@@ -230,6 +240,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       retries: hc.retries,
       gracePeriodMs: hc.gracePeriod * 1000,
     });
+    await this.restoreFlapHold();
     this.checker.on('result', (r) => this.onHealthResult(r));
     this.checker.on('statusChange', (c) => {
       this.logger.info(
@@ -245,6 +256,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     this.checker.start();
     await Promise.all([viewReady, this.ensureSession()]);
     this.scheduleRenew();
+    this.startMaintenanceHook();
   }
 
   /**
@@ -269,6 +281,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     this.setLeading(false);
     this.checker?.drain('agent stopping');
     this.health = { ...this.health, status: 'draining', message: 'agent stopping' };
+    // The instance keeps whatever mode it is in: stopping the agent is not an operator's intent.
+    const hookStopped = this.maintenanceHook?.stop();
     const session = this.session;
     if (session) {
       const shortCall = <T>(p: Promise<T>) => withDeadline(p, 1000);
@@ -295,6 +309,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     }
     this.session = undefined;
     this.health = { ...this.health, status: 'stopped' };
+    await hookStopped;
     await this.checker?.stop('agent stopped');
     this.viewListeners?.();
     if (this.ownsView) await this.viewRef?.stop();
@@ -340,6 +355,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     };
     if (this.apiUrl) record.apiUrl = this.apiUrl;
     if (!enabled && intent?.reason) record.disabledReason = intent.reason;
+    record.checks = this.checkSettings();
+    if (this.maintenanceHook) record.instanceMaintenance = this.maintenanceHook.info();
     return record;
   }
 
@@ -407,6 +424,30 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 
   healthSnapshot(): HealthInfo {
     return { ...this.health };
+  }
+
+  /** The health-check settings published in the record (`checks`), for detection budgets. */
+  checkSettings(): HealthCheckSettings {
+    const hc = this.config.cluster.healthCheck;
+    return {
+      interval: hc.interval,
+      timeout: hc.timeout,
+      retries: hc.retries,
+      gracePeriod: hc.gracePeriod,
+      ttl: this.config.cluster.leaderElection.ttl,
+      flap: this.flapSettings(),
+    };
+  }
+
+  /** Flap damping settings; a config built in code by an embedder may predate them (then: off). */
+  private flapSettings(): HealthCheckSettings['flap'] {
+    const hc = this.config.cluster.healthCheck;
+    return { threshold: hc.flapThreshold ?? 0, window: hc.flapWindow ?? 600, holdDown: hc.flapHoldDown ?? 300 };
+  }
+
+  /** The instance maintenance hook's state, when `--instance-maintenance-hook` is on. */
+  instanceMaintenance(): InstanceMaintenanceInfo | undefined {
+    return this.maintenanceHook?.info();
   }
 
   // ---- the seed's programmatic API ----
@@ -706,6 +747,16 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       for (const [id, intent] of this.view.state.intentEntries()) {
         if (intent.expiresAt !== undefined && intent.expiresAt <= now) ops.push({ type: 'delete', key: this.layout.adminOf(id) });
       }
+      // Flap holds of instances gone for good: a live agent removes its own on release, so one whose
+      // hold ran out an hour ago with no record registered is left over.
+      const holds = await this.registry.list(this.layout.health);
+      for (const kv of holds.kvs) {
+        const id = kv.key.slice(this.layout.health.length);
+        const parsed = parseHealthState(kv.value, id);
+        if (this.view.state.service(id)) continue;
+        // Unparsable values are skipped (with the view's warning), never deleted: they may be someone's data.
+        if (parsed.ok && parsed.value.flapping.until + 3600_000 <= now) ops.push({ type: 'delete', key: kv.key });
+      }
       const { kvs } = await this.registry.list(this.layout.audit);
       const cutoff = String(now - 30 * 24 * 3600 * 1000).padStart(13, '0');
       kvs.forEach((kv, i) => {
@@ -769,9 +820,97 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   }
 
   private onHealthResult(r: HealthCheckResultEvent): void {
-    this.health = { ...r.health };
+    const t = r.transition;
+    let flapChanged = false;
+    if (t.changed) {
+      const o = this.damper.change(t.previous, t.status, t.at);
+      if (o.entered) {
+        this.logger.warn(
+          { event: 'health.flapping', serviceId: this.id, flapping: this.damper.info() },
+          `health ${flapReason(this.damper.info()!)}`,
+        );
+      }
+      flapChanged = o.entered || o.updated;
+    }
+    if (!t.ignored && this.damper.evaluate(t.at).released) {
+      flapChanged = true;
+      this.logger.info({ event: 'health.flap_released', serviceId: this.id, status: r.health.status }, `flap hold released: stable for ${this.damper.holdDownMs / 1000}s`);
+    }
+    this.health = this.damped(r.health);
     this.emit('healthResult', r);
-    if (r.transition.changed || this.refreshDue()) this.publish();
+    if (flapChanged || this.flapDirty) this.persistFlapHold();
+    if (t.changed || flapChanged || this.refreshDue()) this.publish();
+  }
+
+  /** The probe-level health as published: held `unhealthy` with an explanation while flapping. */
+  private damped(raw: HealthInfo): HealthInfo {
+    const info = this.damper.info();
+    const health: HealthInfo = { ...raw, status: this.damper.apply(raw.status) };
+    delete health.flapping;
+    if (info) {
+      health.flapping = info;
+      health.message = `${flapReason(info)}; checks now ${raw.status === 'healthy' ? 'pass' : raw.status}${raw.message ? ` (${raw.message})` : ''}`;
+    }
+    return health;
+  }
+
+  /** Resumes a flap hold persisted by a previous run of this agent (it outlives the lease). */
+  private async restoreFlapHold(): Promise<void> {
+    if (!this.damper.enabled) return;
+    const key = this.layout.healthOf(this.id);
+    try {
+      const kv = await withDeadline(this.registry.get(key), 2000);
+      if (!kv) return;
+      const parsed = parseHealthState(kv.value, this.id);
+      if (!parsed.ok) {
+        this.logger.warn({ event: 'registry.skipped' }, `skipping ${key}: ${parsed.error}`);
+        return;
+      }
+      if (this.damper.restore(parsed.value.flapping, Date.now())) {
+        this.health = this.damped(this.health);
+        this.logger.warn({ event: 'health.flapping', serviceId: this.id, flapping: this.damper.info(), restored: true }, `health ${flapReason(this.damper.info()!)} (resumed after restart)`);
+      } else {
+        // The hold ran out while we were away: forget it.
+        await withDeadline(this.registry.delete(key), 2000).catch(() => undefined);
+      }
+    } catch (err) {
+      this.logger.warn({ event: 'health.flap_restore_failed', err: errMessage(err) }, `cannot read a persisted flap hold: ${errMessage(err)}`);
+    }
+  }
+
+  /** Writes the hold (or its end) to `<ns>/health/<id>`, without a lease, so it survives a restart. */
+  private persistFlapHold(): void {
+    this.flapDirty = false;
+    this.flapPersisting = this.flapPersisting.then(async () => {
+      const key = this.layout.healthOf(this.id);
+      const info = this.damper.info();
+      try {
+        if (info) await this.registry.put(key, JSON.stringify({ serviceId: this.id, flapping: info }));
+        else await this.registry.delete(key);
+      } catch (err) {
+        this.flapDirty = true;
+        this.logger.warn({ event: 'health.flap_persist_failed', err: errMessage(err) }, `flap hold not saved yet: ${errMessage(err)}; will retry`);
+      }
+    });
+  }
+
+  private startMaintenanceHook(): void {
+    const s = this.config.service;
+    if (!s.maintenanceHook || this.state !== 'running') return;
+    const host = s.host.includes(':') ? `[${s.host}]` : s.host;
+    const hc = this.config.cluster.healthCheck;
+    const hook = new InstanceMaintenanceHook({
+      baseUrl: s.maintenanceUrl ?? `http://${host}:${s.port}`,
+      // Anything but enabled (disabled, draining, a timed disable) keeps the instance out of service.
+      // Until the view has listed once the intent is unknown, and the hook waits.
+      desired: () => (!this.viewRef || this.viewRef.lastUpdate === 0 ? undefined : this.currentRecord().enabled ? 'serving' : 'maintenance'),
+      timeoutMs: hc.timeout * 1000,
+      recheckMs: hc.interval * 1000,
+      logger: this.logger,
+    });
+    hook.on('change', () => this.publish());
+    this.maintenanceHook = hook;
+    hook.start();
   }
 
   private onClusterEvent(e: ClusterEvent): void {
@@ -788,7 +927,10 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         break;
       case 'serviceEnabled':
       case 'serviceDisabled':
-        if (e.serviceId === this.id) this.publish();
+        if (e.serviceId === this.id) {
+          this.publish();
+          this.maintenanceHook?.poke();
+        }
         // A disable lapsed: the leader clears its key now rather than at its next round (up to a minute).
         if (e.type === 'serviceEnabled' && this.isLeader() && this.view.state.intent(e.serviceId)?.expiresAt !== undefined) void this.leaderMaintenance();
         this.emit(e.type, e);
@@ -827,7 +969,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 /** What decides whether a record needs a write: everything but timestamps and probe figures. */
 function stableForm(r: Partial<ServiceRecord>): string {
   const { updatedAt: _u, health, ...rest } = r;
-  return JSON.stringify({ ...rest, health: health ? { status: health.status } : undefined });
+  return JSON.stringify({ ...rest, health: health ? { status: health.status, flapping: health.flapping } : undefined });
 }
 
 function errMessage(err: unknown): string {

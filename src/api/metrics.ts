@@ -185,6 +185,25 @@ export class AgentMetrics {
         this.set(!agent || agent.isStale() ? 1 : 0);
       },
     });
+    new Gauge({
+      name: 'proxy_stone_service_flapping',
+      help: 'One series per service held down as flapping (status unhealthy until stable), value 1; absent when none is.',
+      labelNames: ['service_id'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of servicesOf()) if (s.health.flapping) this.set({ service_id: s.id }, 1);
+      },
+    });
+    new Gauge({
+      name: 'proxy_stone_instance_maintenance_mismatch',
+      help: "1 while the local instance's own maintenance mode differs from the operator's intent (--instance-maintenance-hook), else 0.",
+      registers,
+      collect() {
+        const m = agentOf()?.instanceMaintenance();
+        this.set(m && !m.inSync ? 1 : 0);
+      },
+    });
     const streams = this.#streams;
     new Gauge({
       name: 'proxy_stone_sse_clients',

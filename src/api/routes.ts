@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { detectionBudget } from '../cluster/detection-budget.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { ServiceAgent } from '../agent/agent.js';
@@ -252,18 +253,20 @@ export const ROUTES: readonly RouteSpec[] = [
     summary: 'Health of one service, with the probe history when it is this agent\'s own',
     description:
       "An agent keeps the probe history of its own instance only. For another service the answer has the " +
-      'health published in its record, an empty history and `historyUrl`, where that service\'s agent serves it.',
+      'health published in its record, an empty history and `historyUrl`, where that service\'s agent serves it. ' +
+      '`budget` gives the worst-case detection times computed from the service\'s published check settings.',
     tag: 'discovery',
     params: IdParamsSchema,
     responses: { 200: { description: 'Health of the service.', schema: ServiceHealthSchema }, 404: NOT_FOUND, 503: NOT_STARTED },
     handle(ctx, { params }) {
       if (params.id === ctx.agent.id) {
         const health = ctx.agent.healthSnapshot();
-        return { serviceId: params.id, status: health.status, health, history: ctx.agent.healthHistory() };
+        return { serviceId: params.id, status: health.status, health, history: ctx.agent.healthHistory(), budget: detectionBudget(ctx.agent.checkSettings()) };
       }
       const record = viewOf(ctx.agent).service(params.id);
       if (!record) throw notFound(params.id);
       const body: Record<string, unknown> = { serviceId: record.id, status: record.status, health: record.health, history: [] };
+      if (record.checks) body.budget = detectionBudget(record.checks);
       const historyUrl = historyUrlOf(record);
       if (historyUrl) body.historyUrl = historyUrl;
       return body;

@@ -27,6 +27,57 @@ export const ServiceStatusSchema = named(
   'The seed\'s five statuses.',
 );
 
+export const FlapInfoSchema = named(
+  'FlapInfo',
+  z.looseObject({
+    since: z.number().describe('Epoch ms the hold started.'),
+    until: z.number().describe('Epoch ms the hold ends if no further change happens.'),
+    lastChange: z.number().describe('Epoch ms of the last raw health change (the stability clock starts there).'),
+    transitions: z.number().int().describe('Status changes counted: those that triggered the hold plus any during it.'),
+    window: z.number().describe('Seconds the threshold counts changes in.'),
+    holdDown: z.number().describe('Seconds without a change that release the hold.'),
+    threshold: z.number().int(),
+  }),
+  'A flap-damping hold: the instance changed health too often and is kept unhealthy until stable.',
+);
+
+export const HealthCheckSettingsSchema = named(
+  'HealthCheckSettings',
+  z.looseObject({
+    interval: z.number(),
+    timeout: z.number(),
+    retries: z.number().int(),
+    gracePeriod: z.number(),
+    ttl: z.number().describe('Lease TTL (s).'),
+    flap: z.looseObject({ threshold: z.number().int(), window: z.number(), holdDown: z.number() }).describe('Flap damping; threshold 0 = off.'),
+  }),
+  "The instance's health-check settings in seconds, as its agent publishes them.",
+);
+
+export const InstanceMaintenanceSchema = named(
+  'InstanceMaintenance',
+  z.looseObject({
+    desired: z.enum(['serving', 'maintenance']),
+    actual: z.enum(['serving', 'maintenance', 'unknown']),
+    inSync: z.boolean(),
+    lastError: z.string().optional(),
+    since: z.number(),
+  }),
+  "The instance's own maintenance switch as the agent drives it (--instance-maintenance-hook).",
+);
+
+export const DetectionBudgetSchema = named(
+  'DetectionBudget',
+  z.looseObject({
+    death: z.number().describe('Seconds until a dead agent\'s record disappears (lease TTL).'),
+    sick: z.number().describe('Seconds until a sick upstream is marked unhealthy: interval x retries + timeout.'),
+    recovery: z.number().describe('Seconds until a recovered upstream is marked healthy: interval + timeout.'),
+    gracePeriod: z.number(),
+    holdDown: z.number().nullable().describe('Seconds of stability that release a flap hold; null when damping is off.'),
+  }),
+  'Worst-case detection times of an instance.',
+);
+
 export const HealthInfoSchema = named(
   'HealthInfo',
   z.looseObject({
@@ -36,6 +87,7 @@ export const HealthInfoSchema = named(
     consecutiveFailures: z.number().int(),
     consecutiveSuccesses: z.number().int(),
     message: z.string().optional().describe('Why the last check failed, or why the status last changed.'),
+    flapping: FlapInfoSchema.optional().describe('Present while the instance is held down as flapping (status is then unhealthy).'),
   }),
   'Last known result of the health checks of an instance.',
 );
@@ -62,6 +114,8 @@ export const ServiceRecordSchema = named(
     apiUrl: z.string().optional().describe("URL of the agent's HTTP API beside this instance."),
     metadata: z.record(z.string(), z.string()),
     disabledReason: z.string().optional(),
+    checks: HealthCheckSettingsSchema.optional(),
+    instanceMaintenance: InstanceMaintenanceSchema.optional(),
   }),
   'One Proxy-Stone instance as every agent sees it.',
 );
@@ -144,6 +198,7 @@ export const ServiceHealthSchema = named(
     health: HealthInfoSchema,
     history: z.array(HealthHistoryEntrySchema).describe("Probe history, oldest first; only the agent of that service has it (empty elsewhere)."),
     historyUrl: z.string().optional().describe("Where the service's own agent serves its history, when it advertises an API."),
+    budget: DetectionBudgetSchema.optional().describe('Worst-case detection times from the check settings the service publishes.'),
   }),
 );
 

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { DetectionBudget } from '../cluster/detection-budget.js';
 import type { AgentStatusSnapshot } from '../agent/agent.js';
 import type { HealthHistoryEntry } from '../agent/health-state.js';
 import type { ServiceFilter, ServiceList } from '../cluster/topology.js';
@@ -233,6 +234,10 @@ export interface ServiceDetails {
   health: ServiceHealthResult;
   intent: AdminIntent | null;
   audit: AuditEntry[];
+  /** Worst-case detection times from the record's `checks`; null for records of agents that do not publish them. */
+  budget?: DetectionBudget | null;
+  /** Why `health.history` is empty although the service has one (its agent's API did not answer). */
+  historyUnavailable?: string;
 }
 
 /** Rebuilds an intent from a record and its audit trail (newest first), for sources that do not expose it. */

@@ -23,6 +23,7 @@ export async function describeService(client: ClusterClient, id: string, options
     client.getIntent(id),
     client.audit({ serviceId: id, limit: options.auditLimit ?? 20 }),
   ]);
+  let historyUnavailable: string | undefined;
   if (health.history.length === 0 && health.historyUrl) {
     try {
       const { fetchServiceHealth } = await import('./agent-client.js');
@@ -30,8 +31,12 @@ export async function describeService(client: ClusterClient, id: string, options
       const remote = await fetchServiceHealth(health.historyUrl, Math.min(options.timeoutMs ?? 5000, 2000));
       if (remote.serviceId === id) health.history = remote.history;
     } catch (err) {
+      historyUnavailable = `probe history unavailable (agent API not reachable: ${(err as Error).message})`;
       options.onWarning?.(`no health history: ${health.historyUrl} did not answer (${(err as Error).message})`);
     }
   }
-  return { service, health, intent, audit: audit.entries };
+  const { detectionBudget } = await import('../cluster/detection-budget.js');
+  const details: ServiceDetails = { service, health, intent, audit: audit.entries, budget: service.checks ? detectionBudget(service.checks) : null };
+  if (historyUnavailable) details.historyUnavailable = historyUnavailable;
+  return details;
 }

@@ -8,6 +8,8 @@ import type { ServiceList } from '../cluster/topology.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
 import { isRegistrySummary, type ServiceDetails, type SetEnabledSummary, type StatusResult } from './cluster-client.js';
 import { ago, c, enabledText, fields, isoTime, plural, statusText, table } from './render.js';
+import { describeBudget } from '../cluster/detection-budget.js';
+import { describeFlapping, describeInstanceMaintenance, describeIntent } from '../cluster/explain.js';
 
 export function renderStatus(result: StatusResult): string {
   if (isRegistrySummary(result)) {
@@ -45,7 +47,7 @@ export function renderServiceList(list: ServiceList): string {
     s.id,
     `${s.host}:${s.port}`,
     `${s.region}/${s.zone}`,
-    statusText(s.status),
+    `${statusText(s.status)}${s.health.flapping ? c.yellow(' (flapping)') : ''}${s.instanceMaintenance && !s.instanceMaintenance.inSync ? c.red(' (instance mismatch)') : ''}`,
     s.role === 'leader' ? c.bold('leader ★') : 'follower',
     enabledText(s.enabled),
     s.health.responseTime === null ? '-' : `${s.health.responseTime}ms`,
@@ -66,9 +68,11 @@ export function renderServiceDetails(d: ServiceDetails): string {
       ['status', `${statusText(s.status)}${s.isHealthy ? '' : c.dim(' (not taking traffic)')}`],
       ['role', s.role === 'leader' ? c.bold('leader ★') : 'follower'],
       ['enabled', s.enabled ? 'yes' : `${c.yellow('no')}${s.disabledReason ? ` (${s.disabledReason})` : ''}`],
-      ['intent', d.intent ? `${d.intent.enabled ? 'enabled' : 'disabled'} by ${d.intent.actor}${d.intent.at ? ` ${ago(d.intent.at)}` : ''}${d.intent.expiresAt ? `, lapses ${isoTime(d.intent.expiresAt)}` : ''}` : 'none (enabled by default)'],
+      ['intent', d.intent ? `${describeIntent({ ...d.intent, expiresAt: undefined })}${d.intent.at ? ` ${ago(d.intent.at)}` : ''}${d.intent.expiresAt ? `, lapses ${isoTime(d.intent.expiresAt)}` : ''}` : 'none (enabled by default)'],
       ['health', `${s.health.consecutiveFailures} failures / ${s.health.consecutiveSuccesses} successes in a row, last check ${ago(s.health.lastCheck)}${s.health.responseTime === null ? '' : ` (${s.health.responseTime}ms)`}`],
       ['message', s.health.message],
+      ['flapping', s.health.flapping ? c.yellow(`${describeFlapping(s.health.flapping, Date.now())} (since ${isoTime(s.health.flapping.since)})`) : null],
+      ['instance', s.instanceMaintenance ? (s.instanceMaintenance.inSync ? describeInstanceMaintenance(s.instanceMaintenance) : c.red(describeInstanceMaintenance(s.instanceMaintenance))) : null],
       ['health url', s.healthUrl],
       ['api', s.apiUrl],
       ['tags', s.tags.join(', ')],
@@ -76,6 +80,7 @@ export function renderServiceDetails(d: ServiceDetails): string {
       ['registered', `${isoTime(s.registeredAt)} (${ago(s.registeredAt)})`],
     ]),
   ];
+  if (s.checks) out.push('', c.bold('Detection budget (worst case)'), ...describeBudget(s.checks).map((l) => `  ${l}`));
   if (d.health.history.length > 0) {
     out.push('', c.bold('Health checks (newest last)'));
     const rows = d.health.history.slice(-10).map((h) => [
@@ -83,11 +88,15 @@ export function renderServiceDetails(d: ServiceDetails): string {
       h.ok ? c.green('ok') : c.red('fail'),
       `${h.latencyMs}ms`,
       h.httpStatus ?? '-',
-      h.change ? `${h.change.from} → ${h.change.to}` : (h.error ?? ''),
+      h.change ? `${h.change.from} → ${h.change.to}: ${h.change.reason}` : (h.error ?? ''),
     ]);
     out.push(table(['AT', 'RESULT', 'LATENCY', 'HTTP', 'NOTE'], rows));
+  } else if (d.historyUnavailable) {
+    out.push('', c.dim(d.historyUnavailable));
   } else if (d.health.historyUrl) {
     out.push('', c.dim(`Health check history: ${d.health.historyUrl}`));
+  } else {
+    out.push('', c.dim('probe history unavailable (the service advertises no agent API)'));
   }
   if (d.audit.length > 0) out.push('', c.bold('Audit'), renderAuditTable(d.audit));
   return out.join('\n');
@@ -166,7 +175,7 @@ export function renderEvent(e: ClusterEvent): string {
       detail = [e.actor ? `by ${e.actor}` : '', e.reason ? `reason: ${e.reason}` : ''].filter(Boolean).join(', ');
       break;
     case 'serviceUpdated':
-      detail = `${e.service.host}:${e.service.port} v${e.service.version}`;
+      detail = `${e.service.host}:${e.service.port} v${e.service.version}${e.service.health.flapping ? ` (${describeFlapping(e.service.health.flapping, e.timestamp)})` : ''}`;
       break;
     case 'leaderElected':
       detail = `previous: ${e.previousLeaderId ?? 'none'}`;

@@ -1,4 +1,4 @@
-import { SERVICE_STATUSES, type AdminIntent, type AuditEntry, type HealthInfo, type ServiceRecord } from '../types.js';
+import { SERVICE_STATUSES, type AdminIntent, type AuditEntry, type FlapInfo, type HealthInfo, type ServiceRecord } from '../types.js';
 
 /**
  * Registry data is input like any other: another version, a person with etcdctl or a broken writer
@@ -116,6 +116,37 @@ function object<S extends Shape>(shape: S): Reader<Out<S>> {
 
 const status = oneOf(SERVICE_STATUSES);
 
+const storedFlapping = object({
+  since: req(num()),
+  until: req(num()),
+  lastChange: req(num()),
+  transitions: req(num({ int: true, min: 0 })),
+  window: req(num({ min: 0 })),
+  holdDown: req(num({ min: 0 })),
+  threshold: req(num({ int: true, min: 0 })),
+});
+
+const storedChecks = object({
+  interval: req(num({ min: 0 })),
+  timeout: req(num({ min: 0 })),
+  retries: req(num({ int: true, min: 1 })),
+  gracePeriod: def(num({ min: 0 }), () => 0),
+  ttl: req(num({ min: 0 })),
+  flap: def(object({ threshold: req(num({ int: true, min: 0 })), window: req(num({ min: 0 })), holdDown: req(num({ min: 0 })) }), () => ({
+    threshold: 0,
+    window: 0,
+    holdDown: 0,
+  })),
+});
+
+const storedInstanceMaintenance = object({
+  desired: req(oneOf(['serving', 'maintenance'] as const)),
+  actual: req(oneOf(['serving', 'maintenance', 'unknown'] as const)),
+  inSync: req(bool),
+  lastError: opt(str()),
+  since: def(num(), () => 0),
+});
+
 const storedHealth = object({
   status: req(status),
   responseTime: def(nullable(num()), () => null),
@@ -123,6 +154,7 @@ const storedHealth = object({
   consecutiveFailures: def(num({ int: true }), () => 0),
   consecutiveSuccesses: def(num({ int: true }), () => 0),
   message: opt(str()),
+  flapping: opt(storedFlapping),
 });
 
 const storedRecord = object({
@@ -143,6 +175,8 @@ const storedRecord = object({
   healthUrl: def(str(), () => ''),
   apiUrl: opt(str()),
   metadata: def(stringRecord, () => ({})),
+  checks: opt(storedChecks),
+  instanceMaintenance: opt(storedInstanceMaintenance),
 });
 
 const adminIntent = object({
@@ -203,6 +237,20 @@ export function parseServiceRecord(raw: string, keyId: string): ParseResult<Serv
     ok: true,
     value: { ...r, health, isHealthy: r.status === 'healthy' && r.enabled },
   };
+}
+
+/** The non-lease health state of an instance at `<ns>/health/<id>`: a flap-damping hold that outlives its agent. */
+export interface StoredHealthState {
+  serviceId: string;
+  flapping: FlapInfo;
+}
+
+const storedHealthState = object({ serviceId: req(str(1)), flapping: req(storedFlapping) });
+
+export function parseHealthState(raw: string, keyId: string): ParseResult<StoredHealthState> {
+  const parsed = parseJson(storedHealthState, raw);
+  if (parsed.ok && parsed.value.serviceId !== keyId) return { ok: false, error: `serviceId "${parsed.value.serviceId}" does not match its key "${keyId}"` };
+  return parsed;
 }
 
 export function parseAdminIntent(raw: string): ParseResult<AdminIntent> {

@@ -17,6 +17,9 @@ export interface KeyLayout {
   service(id: string): string;
   adminOf(id: string): string;
   electionOf(leaseId: string): string;
+  /** `<ns>/health/`: per-instance health state that must outlive the agent (a flap-damping hold); no lease. */
+  health: string;
+  healthOf(id: string): string;
 }
 
 export function keyLayout(namespace: string): KeyLayout {
@@ -34,10 +37,12 @@ export function keyLayout(namespace: string): KeyLayout {
     adminOf: (id) => `${root}admin/${id}`,
     // etcd's election recipe names a candidate by its lease id in hex.
     electionOf: (leaseId) => `${root}election/${BigInt(leaseId).toString(16)}`,
+    health: `${root}health/`,
+    healthOf: (id) => `${root}health/${id}`,
   };
 }
 
-export type KeyKind = 'service' | 'admin' | 'election' | 'audit' | 'leader' | 'foreign';
+export type KeyKind = 'service' | 'admin' | 'election' | 'audit' | 'leader' | 'foreign' | 'health';
 
 /** Classifies a key under the namespace root and returns the id part after the kind prefix. */
 export function classifyKey(layout: KeyLayout, key: string): { kind: KeyKind; id: string } {
@@ -47,6 +52,7 @@ export function classifyKey(layout: KeyLayout, key: string): { kind: KeyKind; id
     ['admin', layout.admin],
     ['election', layout.election],
     ['audit', layout.audit],
+    ['health', layout.health],
   ] as const) {
     if (key.startsWith(prefix)) {
       const id = key.slice(prefix.length);

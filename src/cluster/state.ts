@@ -1,6 +1,6 @@
 import type { KeyValue } from '../registry/types.js';
 import type { AdminIntent, ClusterEvent, ServiceRecord } from '../types.js';
-import { parseAdminIntent, parseServiceRecord, withIntent } from './codec.js';
+import { parseAdminIntent, parseHealthState, parseServiceRecord, withIntent } from './codec.js';
 import { classifyKey, type KeyLayout } from './keys.js';
 
 export interface ElectionCandidate {
@@ -126,6 +126,12 @@ export class ClusterState {
       }
       case 'audit':
         return [];
+      case 'health': {
+        // Read by the instance's own agent when it restarts; checked here so garbage is reported once.
+        const parsed = parseHealthState(kv.value, id);
+        if (!parsed.ok) this.warn(kv, parsed.error);
+        return [];
+      }
       case 'foreign':
         this.warn(kv, 'not a proxy-stone-sd key');
         return [];
@@ -337,8 +343,16 @@ function serviceEvents(
       timestamp: now,
     });
   }
-  if (UPDATE_FIELDS.some((f) => JSON.stringify(before[f]) !== JSON.stringify(after[f]))) {
+  if (UPDATE_FIELDS.some((f) => JSON.stringify(before[f]) !== JSON.stringify(after[f])) || explanationChanged(before, after)) {
     events.push({ type: 'serviceUpdated', serviceId: id, service: after, timestamp: now });
   }
   return events;
+}
+
+/** A flap hold or the instance's maintenance state changed: watchers hear of it (as a `serviceUpdated`). */
+function explanationChanged(before: ServiceRecord, after: ServiceRecord): boolean {
+  return (
+    JSON.stringify(before.health.flapping) !== JSON.stringify(after.health.flapping) ||
+    JSON.stringify(before.instanceMaintenance) !== JSON.stringify(after.instanceMaintenance)
+  );
 }

@@ -23,6 +23,11 @@ export interface SdConfig {
       url?: string;
       /** Seconds between refreshes of lastCheck/responseTime in the registry when nothing changed; 0 = never. */
       refreshInterval: number;
+      /** Flap damping: changes within flapWindow that hold the instance unhealthy; 0 = off. */
+      flapThreshold: number;
+      flapWindow: number;
+      /** Seconds without a change that release a flap hold. */
+      flapHoldDown: number;
     };
     discovery: {
       registry: 'etcd' | 'memory';
@@ -45,6 +50,10 @@ export interface SdConfig {
     region: string;
     zone: string;
     metadata: Record<string, string>;
+    /** Drive the instance's own maintenance switch from the operator's intent. */
+    maintenanceHook: boolean;
+    /** Base URL of the instance's maintenance API; derived from host and port when unset. */
+    maintenanceUrl?: string;
   };
   api: {
     enabled: boolean;

@@ -14,21 +14,31 @@ export interface SampleUpstream {
   mode(): UpstreamMode;
   setMode(mode: UpstreamMode): void;
   close(): Promise<void>;
+  /** Proxy-Stone's own maintenance switch (`/api/cluster/*`), as the maintenance hook drives it. */
+  serving(): boolean;
 }
 
 export type UpstreamMode = 'up' | 'down' | 'flapping';
 
 /**
  * Starts a sample upstream on 127.0.0.1. `POST /admin/down`, `/admin/up` and `/admin/flap` switch
- * its health; flapping alternates every `flapMs`.
+ * its health; flapping alternates every `flapMs`. Proxy-Stone's maintenance switch is there too:
+ * `POST /api/cluster/disable-serving`, `/enable-serving`, state at `GET /api/cluster/service-status`.
  */
 export async function startSampleUpstream(options: { port?: number; flapMs?: number } = {}): Promise<SampleUpstream> {
   let mode: UpstreamMode = 'up';
+  let serving = true;
   const startedAt = Date.now();
   const flapMs = options.flapMs ?? 4000;
   const healthy = () => (mode === 'up' ? true : mode === 'down' ? false : Math.floor((Date.now() - startedAt) / flapMs) % 2 === 0);
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (path?.startsWith('/api/cluster/')) {
+      if (req.method === 'POST' && path === '/api/cluster/disable-serving') serving = false;
+      else if (req.method === 'POST' && path === '/api/cluster/enable-serving') serving = true;
+      else if (req.method !== 'GET' || path !== '/api/cluster/service-status') return json(res, 404, { error: 'not_found' });
+      return json(res, 200, { status: { mode: serving ? 'serving' : 'maintenance', enabled: serving } });
+    }
     if (req.method === 'POST' && path?.startsWith('/admin/')) {
       const next = ({ '/admin/up': 'up', '/admin/down': 'down', '/admin/flap': 'flapping' } as const)[path as '/admin/up'];
       if (!next) return json(res, 404, { error: 'not_found', message: 'use /admin/up, /admin/down or /admin/flap' });
@@ -52,6 +62,7 @@ export async function startSampleUpstream(options: { port?: number; flapMs?: num
     url: `http://127.0.0.1:${port}`,
     port,
     mode: () => mode,
+    serving: () => serving,
     setMode: (m) => {
       mode = m;
     },

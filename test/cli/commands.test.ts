@@ -79,7 +79,9 @@ describe('CLI commands (built binary, real etcd, in-process agents)', function (
       expect(viaEtcd.code, viaEtcd.stderr).to.equal(0);
       const a = json<ServiceDetails>(viaEtcd);
       const b = json<ServiceDetails>(viaAgent);
-      expect(Object.keys(a).sort()).to.deep.equal(['audit', 'health', 'intent', 'service']);
+      expect(Object.keys(a).sort()).to.deep.equal(['audit', 'budget', 'health', 'intent', 'service']);
+      // The detection budget, from the check settings the record carries (spawned with the defaults).
+      expect(a.budget).to.deep.equal({ death: a.service.checks!.ttl, sick: a.service.checks!.interval * a.service.checks!.retries + a.service.checks!.timeout, recovery: a.service.checks!.interval + a.service.checks!.timeout, gracePeriod: a.service.checks!.gracePeriod, holdDown: null });
       expect(a.service.id).to.equal(id);
       // Through etcd the history comes from the URL the service's agent advertises.
       expect(a.health.history.length).to.be.greaterThan(0);

@@ -42,6 +42,9 @@ describe('faults: bad data and a flapping upstream', function () {
       [`${ns}/election/dead`, 'ghost'],
       [`${ns}/election/beef`, '', { lease: lease.id }],
       [`${ns}/audit/junk`, '[]'],
+      // A flap hold that is not one (no `flapping`), and one stored under another id.
+      [`${ns}/health/ps-2`, JSON.stringify({ serviceId: 'ps-2' })],
+      [`${ns}/health/ps-3`, JSON.stringify({ serviceId: 'ps-1', flapping: { since: 1, until: 2, lastChange: 1, transitions: 4, window: 60, holdDown: 30, threshold: 4 } })],
       [`${ns}/something-else`, 'foreign'],
       [`${ns}/`, 'the root itself'],
     ];

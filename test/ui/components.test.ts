@@ -10,6 +10,7 @@ import { DashboardApp } from '../../src/ui/components/dashboard-app.js';
 import { EventLog } from '../../src/ui/components/event-log.js';
 import { bannerText, Header } from '../../src/ui/components/header.js';
 import { ServicesTable } from '../../src/ui/components/services-table.js';
+import { DetailPane } from '../../src/ui/components/detail-pane.js';
 import { ColorScope } from '../../src/ui/components/theme.js';
 import { TopologyPane } from '../../src/ui/components/topology-pane.js';
 import { DashboardController } from '../../src/ui/controller.js';
@@ -50,6 +51,28 @@ describe('dashboard components', () => {
       expect(lines[2]).to.match(/^│  ★ node-1 +us-east-1\/us-east-1a +healthy +leader ★ yes +12ms +15s 1\.4\.2/);
       expect(lines[3]).to.match(/^│ › {2}node-2 /);
       expect(lines[4]).to.match(/node-3 +eu-west-1\/eu-west-1a/);
+    });
+
+    it('a service held down as flapping is marked in the table and explained in the detail', () => {
+      const flapping = { since: T0 - 20_000, until: T0 + 25_000, lastChange: T0 - 5000, transitions: 5, window: 600, holdDown: 30, threshold: 4 };
+      const held = record('node-4', {
+        status: 'unhealthy',
+        health: { status: 'unhealthy', responseTime: 3, lastCheck: T0, consecutiveFailures: 0, consecutiveSuccesses: 4, flapping },
+        checks: { interval: 5, timeout: 2, retries: 3, gracePeriod: 0, ttl: 10, flap: { threshold: 4, window: 600, holdDown: 30 } },
+        instanceMaintenance: { desired: 'maintenance', actual: 'serving', inSync: false, lastError: 'HTTP 500', since: T0 },
+      });
+      const state = stateWith([...threeServices(), held]);
+      state.setViewport(5);
+      app = draw(createElement(ServicesTable, { state, width: COLUMNS, rows: 5, now: NOW }));
+      expect(frame(app)).to.match(/node-4 +us-east-1\/us-east-1a +flapping /);
+      app.unmount();
+      state.select('node-4');
+      state.press('', { return: true }, NOW);
+      app = draw(createElement(DetailPane, { state, width: COLUMNS, rows: 20, now: NOW }));
+      const text = frame(app);
+      expect(text).to.match(/flapping +held down: 5 changes in 10m, stable for 15s of 30s/);
+      expect(text).to.match(/instance +mismatch: asked maintenance, instance serving \(HTTP 500\); retrying/);
+      expect(text).to.match(/budget +agent death noticed within 10s \(lease TTL\); sick upstream noticed within 17s/);
     });
 
     it('the table shows only the rows that fit (1,000 services, 10 rows)', () => {

@@ -166,7 +166,18 @@ describe('config', () => {
         cluster: {
           name: 'proxy-stone-cluster',
           leaderElection: { enabled: true, ttl: 30, renewInterval: 10 },
-          healthCheck: { interval: 30, timeout: 5, retries: 3, gracePeriod: 60, path: '/health', refreshInterval: 60 },
+          healthCheck: {
+            interval: 30,
+            timeout: 5,
+            retries: 3,
+            gracePeriod: 60,
+            path: '/health',
+            refreshInterval: 60,
+            // Flap damping is off by default (docs/operations.md says why).
+            flapThreshold: 0,
+            flapWindow: 600,
+            flapHoldDown: 300,
+          },
           discovery: { registry: 'memory', endpoints: [], namespace: 'proxy-stone', callTimeout: 5 },
         },
         service: {
@@ -178,6 +189,7 @@ describe('config', () => {
           region: 'us-east-1',
           zone: 'us-east-1a',
           metadata: {},
+          maintenanceHook: false,
         },
         api: { enabled: true, host: '127.0.0.1', port: 8790, readAccess: 'open' },
         log: { level: 'info' },

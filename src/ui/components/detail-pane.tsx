@@ -3,6 +3,8 @@ import type { ReactNode } from 'react';
 import type { DashboardState } from '../dashboard-state.js';
 import { ago, cell, clock, fit, latency, STATUS_TONE } from '../format.js';
 import { useTone } from './theme.js';
+import { describeBudget } from '../../cluster/detection-budget.js';
+import { describeFlapping, describeInstanceMaintenance } from '../../cluster/explain.js';
 
 /**
  * Everything about one service: the live record (it keeps updating), then what `services show`
@@ -50,6 +52,12 @@ export function DetailPane({ state, width, rows, now }: { state: DashboardState;
       'health',
       `${s.health.consecutiveFailures} failures / ${s.health.consecutiveSuccesses} successes in a row; last check ${ago(s.health.lastCheck, now)} (${latency(s.health.responseTime)})${s.health.message ? `; ${s.health.message}` : ''}`,
     );
+    if (s.health.flapping) field('flapping', <Text color={tone('bad')} bold>{describeFlapping(s.health.flapping, now)}</Text>);
+    if (s.instanceMaintenance) {
+      const m = s.instanceMaintenance;
+      field('instance', m.inSync ? describeInstanceMaintenance(m) : <Text color={tone('bad')}>{describeInstanceMaintenance(m)}</Text>);
+    }
+    if (s.checks) field('budget', describeBudget(s.checks).slice(0, 2).join('; '));
     field('health url', s.healthUrl);
     if (s.apiUrl) field('api', s.apiUrl);
     if (s.tags.length) field('tags', s.tags.join(', '));
@@ -77,7 +85,7 @@ export function DetailPane({ state, width, rows, now }: { state: DashboardState;
           {'  '}
           {clock(h.at)} <Text color={tone(h.ok ? 'good' : 'bad')}>{cell(h.ok ? 'ok' : 'fail', 5)}</Text>
           {cell(latency(h.latencyMs), 7, 'right')} {cell(String(h.httpStatus ?? '-'), 4)}
-          {h.change ? `${h.change.from} → ${h.change.to}` : (h.error ?? '')}
+          {h.change ? `${h.change.from} → ${h.change.to}: ${h.change.reason}` : (h.error ?? '')}
         </Text>,
       );
     }

@@ -14,7 +14,8 @@ interface Column {
 
 const FIXED: Column[] = [
   { key: 'place', title: 'REGION/ZONE', width: 22, value: (s) => `${s.region}/${s.zone}` },
-  { key: 'status', title: 'STATUS', width: 9, value: (s) => s.status },
+  // A service held down as flapping is unhealthy by definition; the column says which kind.
+  { key: 'status', title: 'STATUS', width: 9, value: (s) => (s.health.flapping ? 'flapping' : s.status) },
   { key: 'role', title: 'ROLE', width: 8, value: (s) => (s.role === 'leader' ? 'leader ★' : 'follower') },
   { key: 'enabled', title: 'ENABLED', width: 7, value: (s) => (s.enabled ? 'yes' : 'no') },
   { key: 'latency', title: 'LATENCY', width: 7, align: 'right', value: (s) => latency(s.health.responseTime) },
