@@ -1,5 +1,5 @@
 /**
- * HTTP health checker for the local Proxy-Stone instance: probes a URL (./http-get.ts) on a fixed cadence
+ * HTTP health checker for the local Proxy-Stone instance: probes a URL (./instance-http.ts) on a fixed cadence
  * and feeds the results to a {@link HealthStateMachine}.
  *
  * Scheduling: the first probe runs as soon as {@link HealthChecker.start} is called; each next probe
@@ -25,7 +25,7 @@ import {
   type HealthTransition,
   type ProbeResult,
 } from './health-state.js';
-import { HttpGetClient, type HttpGetResponse } from './http-get.js';
+import { InstanceHttpClient, type InstanceHttpResponse } from './instance-http.js';
 
 /** Default limit of response body bytes read per probe. */
 export const DEFAULT_MAX_BODY_BYTES = 8 * 1024;
@@ -100,7 +100,7 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   readonly #machineOptions: { retries: number; gracePeriodMs: number; historySize?: number };
   #machine: HealthStateMachine;
   #state: RunState = 'idle';
-  #client: HttpGetClient | undefined;
+  #client: InstanceHttpClient | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inFlight: Promise<void> | undefined;
   #abort: AbortController | undefined;
@@ -140,7 +140,7 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
     this.#state = 'running';
     this.#machine = new HealthStateMachine({ ...this.#machineOptions, startedAt: this.#now() });
     // One connection is enough: probes never overlap.
-    this.#client = new HttpGetClient(this.url);
+    this.#client = new InstanceHttpClient(this.url);
     this.#runProbe();
   }
 
@@ -263,9 +263,9 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
     };
     const maxBodyBytes = this.#maxBodyBytes;
     try {
-      let res: HttpGetResponse;
+      let res: InstanceHttpResponse;
       try {
-        res = await client.get({
+        res = await client.request({
           signal: controller.signal,
           headers: { accept: 'application/json, */*;q=0.5', 'user-agent': 'proxy-stone-sd' },
           maxBodyBytes,

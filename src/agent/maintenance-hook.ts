@@ -14,10 +14,10 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { request } from 'undici';
 import type { InstanceMaintenanceInfo } from '../types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { describeNetworkError } from './health-checker.js';
+import { InstanceHttpClient, type InstanceHttpResponse } from './instance-http.js';
 
 export type InstanceMode = 'serving' | 'maintenance';
 
@@ -43,6 +43,9 @@ export interface MaintenanceHookEvents {
   change: [InstanceMaintenanceInfo];
 }
 
+/** Larger answers than this are not a service-status document. */
+const MAX_BODY_BYTES = 64 * 1024;
+
 const PATHS = {
   status: '/api/cluster/service-status',
   maintenance: '/api/cluster/disable-serving',
@@ -59,6 +62,7 @@ export class InstanceMaintenanceHook extends EventEmitter<MaintenanceHookEvents>
   #stopped = true;
   #failures = 0;
   #abort = new AbortController();
+  readonly #client: InstanceHttpClient;
   /** Attempts made (POSTs sent), for tests and logs. */
   switches = 0;
 
@@ -67,6 +71,7 @@ export class InstanceMaintenanceHook extends EventEmitter<MaintenanceHookEvents>
     const url = new URL(options.baseUrl);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`maintenance URL must be http(s), got ${options.baseUrl}`);
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.#client = new InstanceHttpClient(this.baseUrl);
     this.#opts = { initialBackoffMs: 250, now: Date.now, logger: silentLogger, ...options };
     this.#info = { desired: options.desired() ?? 'serving', actual: 'unknown', inSync: false, since: this.#opts.now() };
   }
@@ -104,6 +109,7 @@ export class InstanceMaintenanceHook extends EventEmitter<MaintenanceHookEvents>
     clearTimeout(this.#timer);
     this.#abort.abort();
     await this.#running;
+    this.#client.close();
   }
 
   async #cycle(): Promise<void> {
@@ -166,24 +172,26 @@ export class InstanceMaintenanceHook extends EventEmitter<MaintenanceHookEvents>
 
   async #call(method: 'GET' | 'POST', path: string): Promise<unknown> {
     const signal = AbortSignal.any([AbortSignal.timeout(this.#opts.timeoutMs), this.#abort.signal]);
-    let res: Awaited<ReturnType<typeof request>>;
+    let res: InstanceHttpResponse;
     try {
-      res = await request(`${this.baseUrl}${path}`, {
+      res = await this.#client.request({
         method,
+        path,
         signal,
         headers: { accept: 'application/json', 'user-agent': 'proxy-stone-sd' },
-        ...(method === 'POST' ? { body: '{}', headers: { 'content-type': 'application/json', accept: 'application/json', 'user-agent': 'proxy-stone-sd' } } : {}),
+        // Both switches set a mode: sending one twice does what sending it once does.
+        ...(method === 'POST' ? { json: {}, idempotent: true } : {}),
+        maxBodyBytes: MAX_BODY_BYTES,
+        keepBody: () => true,
       });
     } catch (err) {
       if (signal.aborted && !this.#abort.signal.aborted) throw new Error(`${method} ${path}: timeout after ${this.#opts.timeoutMs}ms`);
       throw new Error(`${method} ${path}: ${describeNetworkError(err)}`);
     }
-    let text = '';
-    try {
-      text = await res.body.text();
-    } catch (err) {
-      throw new Error(`${method} ${path}: ${signal.aborted ? `timeout after ${this.#opts.timeoutMs}ms` : describeNetworkError(err)}`);
+    if (res.bodyError !== undefined) {
+      throw new Error(`${method} ${path}: ${signal.aborted ? `timeout after ${this.#opts.timeoutMs}ms` : describeNetworkError(res.bodyError)}`);
     }
+    const text = res.body ?? '';
     if (res.statusCode < 200 || res.statusCode >= 300) throw new Error(`${method} ${path}: HTTP ${res.statusCode}`);
     try {
       return text ? (JSON.parse(text) as unknown) : null;

@@ -1,16 +1,16 @@
 /**
- * The agent's HTTP client for its own instance: one GET over a kept-alive connection, on Node's
- * `http`/`https`. The agent loads `node:http` anyway (its API is fastify), while undici would add
- * about 3.6 MB of code to every agent process for the few requests a probe makes (decision 0003;
- * the CLI keeps undici).
+ * The agent's HTTP client for its own instance (the health probe, the maintenance hook): requests
+ * over one kept-alive connection, on Node's `http`/`https`. The agent loads `node:http` anyway (its
+ * API is fastify), while undici would add about 3.6 MB of code to every agent process for the few
+ * requests it makes (decision 0003; the CLI keeps undici).
  *
  * @module
  */
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 
-/** What a GET returned: the status, and the body when the caller asked to keep it. */
-export interface HttpGetResponse {
+/** What a request returned: the status, and the body when the caller asked to keep it. */
+export interface InstanceHttpResponse {
   statusCode: number;
   headers: IncomingHttpHeaders;
   /** The body as text, when `keepBody` said so and it fitted in `maxBodyBytes`. */
@@ -19,7 +19,15 @@ export interface HttpGetResponse {
   bodyError?: unknown;
 }
 
-export interface HttpGetOptions {
+export interface InstanceHttpRequest {
+  /** Default GET. Only a GET is retried when it meets a closed keep-alive socket, unless `idempotent`. */
+  method?: 'GET' | 'POST';
+  /** Path (and query) on the client's origin; default the URL the client was made with. */
+  path?: string;
+  /** A JSON body, sent with `content-type: application/json`. */
+  json?: unknown;
+  /** The request may be sent twice with the same effect (a PUT-like POST). */
+  idempotent?: boolean;
   /** Aborts the request, headers and body together: the caller's timeout and stop. */
   signal: AbortSignal;
   headers?: Record<string, string>;
@@ -30,7 +38,7 @@ export interface HttpGetOptions {
 }
 
 /** A kept-alive connection to one origin; never more than one socket. */
-export class HttpGetClient {
+export class InstanceHttpClient {
   readonly #agent: http.Agent;
   readonly #request: typeof http.request;
 
@@ -46,14 +54,16 @@ export class HttpGetClient {
     this.#request = secure ? https.request : http.request;
   }
 
-  /** One GET of the client's URL. Rejects on network errors and on abort; any status resolves. */
-  async get(options: HttpGetOptions): Promise<HttpGetResponse> {
+  /** One request. Rejects on network errors and on abort; any status resolves. */
+  async request(options: InstanceHttpRequest): Promise<InstanceHttpResponse> {
     try {
-      return await this.#get(options);
+      return await this.#send(options);
     } catch (err) {
-      // A reused keep-alive socket the server closed meanwhile: the request never reached it.
+      // A reused keep-alive socket the server closed meanwhile: the request was most likely never
+      // read, but only a request that may run twice is sent again.
       const e = err as { reusedSocket?: boolean; code?: string };
-      if (e.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE') && !options.signal.aborted) return this.#get(options);
+      const repeatable = (options.method ?? 'GET') === 'GET' || options.idempotent === true;
+      if (repeatable && e.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE') && !options.signal.aborted) return this.#send(options);
       throw err;
     }
   }
@@ -63,15 +73,18 @@ export class HttpGetClient {
     this.#agent.destroy();
   }
 
-  #get(options: HttpGetOptions): Promise<HttpGetResponse> {
+  #send(options: InstanceHttpRequest): Promise<InstanceHttpResponse> {
+    const url = options.path === undefined ? this.url : new URL(options.path, this.url).href;
+    const body = options.json === undefined ? undefined : JSON.stringify(options.json);
+    const headers = body === undefined ? options.headers : { ...options.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) };
     return new Promise((resolve, reject) => {
-      const req = this.#request(this.url, { method: 'GET', agent: this.#agent, signal: options.signal, headers: options.headers }, (res) => {
+      const req = this.#request(url, { method: options.method ?? 'GET', agent: this.#agent, signal: options.signal, headers }, (res) => {
         const statusCode = res.statusCode ?? 0;
         const keep = options.keepBody?.(statusCode, res.headers) ?? false;
         const chunks: Buffer[] = [];
         let size = 0;
         let settled = false;
-        const finish = (extra: Partial<HttpGetResponse>) => {
+        const finish = (extra: Partial<InstanceHttpResponse>) => {
           if (settled) return;
           settled = true;
           resolve({ statusCode, headers: res.headers, ...extra });
@@ -93,7 +106,7 @@ export class HttpGetClient {
         });
       });
       req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
-      req.end();
+      req.end(body);
     });
   }
 }
