@@ -63,7 +63,7 @@ export function testConfig(spec: AgentSpec, healthUrl: string, discovery: Partia
     cluster: {
       name: 'proxy-stone-cluster',
       leaderElection: { enabled: true, ttl: 2, renewInterval: 0.5 },
-      healthCheck: { interval: 0.2, timeout: 0.5, retries: 2, gracePeriod: 0, path: '/health', url: healthUrl, refreshInterval: 0 },
+      healthCheck: { interval: 0.2, timeout: 0.5, retries: 2, gracePeriod: 0, path: '/health', url: healthUrl, refreshInterval: 0, flapThreshold: 0, flapWindow: 600, flapHoldDown: 300 },
       discovery: { registry: 'memory', endpoints: [], namespace: 'proxy-stone', callTimeout: 2, ...discovery },
     },
     service: {
@@ -76,6 +76,7 @@ export function testConfig(spec: AgentSpec, healthUrl: string, discovery: Partia
       region: spec.region ?? 'us-east-1',
       zone: spec.zone ?? 'us-east-1a',
       metadata: {},
+      maintenanceHook: false,
     },
     api: { enabled: true, host: '127.0.0.1', port: 0, readAccess: 'open' },
     log: { level: 'silent' },
