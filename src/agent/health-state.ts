@@ -28,9 +28,11 @@
  *    returned transition has `ignored: true`. `drain()` on `draining` or `stopped` changes nothing.
  * 9. `stop()` turns any other status into `stopped`, which is final; results are ignored as in draining.
  * 10. Every input returns a {@link HealthTransition}: whether the status changed, the previous and the
- *    current status, and a human reason ("2 consecutive failures (last: HTTP 503)",
- *    "check succeeded after 3 failures", "within grace period (12s left): 1 consecutive failure
- *    (last: HTTP 503)").
+ *    current status, and a human reason. A streak of failures of one kind is named by its kind
+ *    ("3 consecutive timeouts after 1 s", "2 consecutive HTTP 503 answers (degraded)",
+ *    "3 consecutive refused connections (127.0.0.1:3001)"), a mixed one by its last failure
+ *    ("2 consecutive failures (last: HTTP 503)"); then "check succeeded after 3 failures",
+ *    "within grace period (12s left): 1 consecutive HTTP 503 answer".
  * 11. The snapshot's `message` is the reason of the latest failed result or status change, whichever
  *    came last; a successful result that changes nothing brings back the reason of the last status
  *    change. It is absent until the first failure or change.
@@ -108,6 +110,31 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
+/**
+ * What kind of failure a result is, for naming a streak: `key` is equal for failures of one kind,
+ * `words` names `n` of them.
+ */
+function failureKind(result: ProbeResult): { key: string; words: (n: number) => string } {
+  const error = result.error ?? '';
+  const timeout = /^timeout after (\d+)ms$/.exec(error);
+  if (timeout) {
+    const ms = Number(timeout[1]);
+    const after = ms < 1000 ? `${ms} ms` : `${Number((ms / 1000).toFixed(1))} s`;
+    return { key: error, words: (n) => `${plural(n, 'consecutive timeout')} after ${after}` };
+  }
+  if (result.httpStatus !== undefined) {
+    // "HTTP 503 (degraded)": the status, and what the body said.
+    const detail = /^HTTP \d+ \((.+)\)$/.exec(error)?.[1];
+    return {
+      key: `${result.httpStatus} ${detail ?? ''}`,
+      words: (n) => `${plural(n, `consecutive HTTP ${result.httpStatus} answer`)}${detail ? ` (${detail})` : ''}`,
+    };
+  }
+  const refused = /^ECONNREFUSED (.+)$/.exec(error);
+  if (refused) return { key: error, words: (n) => `${plural(n, 'consecutive refused connection')} (${refused[1]})` };
+  return { key: error, words: (n) => `${plural(n, 'consecutive failure')} (${describeFailure(result)})` };
+}
+
 /** Remaining time for humans: sub-second values in ms, longer ones in whole seconds rounded up. */
 function formatRemaining(ms: number): string {
   return ms < 1000 ? `${Math.ceil(ms)}ms` : `${Math.ceil(ms / 1000)}s`;
@@ -128,6 +155,8 @@ export class HealthStateMachine {
   #responseTime: number | null = null;
   #lastChangeReason: string | undefined;
   #message: string | undefined;
+  /** The kind shared by every failure of the current streak; null once they differ. */
+  #streakKind: string | null | undefined;
   // Ring buffer: #ring[#head] is the oldest entry once full.
   #ring: HealthHistoryEntry[] = [];
   #head = 0;
@@ -180,6 +209,7 @@ export class HealthStateMachine {
     if (result.ok) {
       const failuresBefore = this.#failures;
       this.#failures = 0;
+      this.#streakKind = undefined;
       this.#successes += 1;
       if (failuresBefore > 0) reason = `check succeeded after ${plural(failuresBefore, 'failure')}`;
       else reason = previous === 'healthy' ? 'check succeeded' : 'first check succeeded';
@@ -187,7 +217,12 @@ export class HealthStateMachine {
     } else {
       this.#successes = 0;
       this.#failures += 1;
-      const streak = `${plural(this.#failures, 'consecutive failure')} (last: ${describeFailure(result)})`;
+      const kind = failureKind(result);
+      this.#streakKind = this.#failures === 1 || this.#streakKind === kind.key ? kind.key : null;
+      const streak =
+        this.#streakKind === null
+          ? `${plural(this.#failures, 'consecutive failure')} (last: ${describeFailure(result)})`
+          : kind.words(this.#failures);
       const graceLeft = this.graceRemainingMs(result.at);
       if (previous === 'starting' && graceLeft > 0) {
         reason = `within grace period (${formatRemaining(graceLeft)} left): ${streak}`;

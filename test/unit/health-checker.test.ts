@@ -231,7 +231,7 @@ describe('HealthChecker', function () {
     // Generous margin for loaded CI machines; the bound itself is 400 ms here.
     expect(detectedMs).to.be.below(intervalMs * retries + timeoutMs + 600);
     expect(change.previous).to.equal('healthy');
-    expect(change.reason).to.equal('3 consecutive failures (last: HTTP 503 (degraded))');
+    expect(change.reason).to.equal('3 consecutive HTTP 503 answers (degraded)');
     expect(change.health.consecutiveFailures).to.equal(retries);
     const failures = results.filter((r) => !r.result.ok);
     expect(failures).to.have.length(retries);
@@ -262,7 +262,7 @@ describe('HealthChecker', function () {
     c.start();
     const change = await waitFor(c, 'statusChange', (e) => e.status === 'unhealthy');
     expect(change.previous).to.equal('starting');
-    expect(change.reason).to.equal('2 consecutive failures (last: timeout after 150ms)');
+    expect(change.reason).to.equal('2 consecutive timeouts after 150 ms');
     expect(results).to.have.length(2);
     for (const { result } of results) {
       expect(result).to.include({ ok: false, error: 'timeout after 150ms' });
@@ -278,7 +278,7 @@ describe('HealthChecker', function () {
     const { results } = collect(c);
     c.start();
     const change = await waitFor(c, 'statusChange', (e) => e.status === 'unhealthy');
-    expect(change.reason).to.equal(`2 consecutive failures (last: ECONNREFUSED 127.0.0.1:${s.port})`);
+    expect(change.reason).to.equal(`2 consecutive refused connections (127.0.0.1:${s.port})`);
     expect(results[0]?.result).to.include({ ok: false, error: `ECONNREFUSED 127.0.0.1:${s.port}` });
 
     await s.setMode(200);
@@ -371,7 +371,7 @@ describe('HealthChecker', function () {
     expect(changes).to.deep.equal([]);
     for (const r of results) {
       expect(r.transition.status).to.equal('starting');
-      expect(r.transition.reason).to.match(/^within grace period \(60s left\): \d+ consecutive failures? \(last: HTTP 503 \(degraded\)\)$/);
+      expect(r.transition.reason).to.match(/^within grace period \(60s left\): \d+ consecutive HTTP 503 answers? \(degraded\)$/);
     }
     clock += 60_000;
     const change = await waitFor(c, 'statusChange', () => true);

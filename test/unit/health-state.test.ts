@@ -133,7 +133,7 @@ describe('HealthStateMachine', () => {
       const m = machine({ retries: 2 });
       m.record(ok(T0));
       const first = m.record(fail(T0 + 1));
-      expect(first.reason).to.equal('1 consecutive failure (last: HTTP 503), 2 needed to mark unhealthy');
+      expect(first.reason).to.equal('1 consecutive HTTP 503 answer, 2 needed to mark unhealthy');
       const second = m.record(fail(T0 + 2, 'timeout after 1000ms'));
       expect(second.reason).to.equal('2 consecutive failures (last: timeout after 1000ms)');
       expect(m.snapshot().message).to.equal('2 consecutive failures (last: timeout after 1000ms)');
@@ -211,7 +211,7 @@ describe('HealthStateMachine', () => {
     it('reports the time left in whole seconds, rounded up', () => {
       const m = machine({ retries: 3, gracePeriodMs: GRACE });
       expect(m.record(fail(T0 + 48_000)).reason).to.equal(
-        'within grace period (12s left): 1 consecutive failure (last: HTTP 503)',
+        'within grace period (12s left): 1 consecutive HTTP 503 answer',
       );
       expect(m.record(fail(T0 + 48_500)).reason).to.match(/^within grace period \(12s left\)/);
       expect(m.record(fail(T0 + 59_999)).reason).to.match(/^within grace period \(1ms left\)/);
@@ -226,7 +226,7 @@ describe('HealthStateMachine', () => {
       m.record(fail(T0 + GRACE - 1));
       const t = m.record(fail(T0 + GRACE));
       expect(t).to.include({ changed: true, previous: 'starting', status: 'unhealthy' });
-      expect(t.reason).to.equal('3 consecutive failures (last: HTTP 503)');
+      expect(t.reason).to.equal('3 consecutive HTTP 503 answers');
     });
 
     it('flips on the first failure after the grace period when retries were reached during it', () => {
@@ -243,7 +243,7 @@ describe('HealthStateMachine', () => {
       m.record(fail(T0 + GRACE - 1000));
       const second = m.record(fail(T0 + GRACE + 1000));
       expect(second).to.include({ changed: false, status: 'starting' });
-      expect(second.reason).to.equal('2 consecutive failures (last: HTTP 503), 3 needed to mark unhealthy');
+      expect(second.reason).to.equal('2 consecutive HTTP 503 answers, 3 needed to mark unhealthy');
       expect(m.record(fail(T0 + GRACE + 2000))).to.include({ changed: true, status: 'unhealthy' });
     });
 
@@ -356,7 +356,7 @@ describe('HealthStateMachine', () => {
       m.record(ok(T0));
       expect(m.snapshot().message).to.equal('first check succeeded');
       m.record(fail(T0 + 1, 'ECONNRESET'));
-      expect(m.snapshot().message).to.equal('1 consecutive failure (last: ECONNRESET), 3 needed to mark unhealthy');
+      expect(m.snapshot().message).to.equal('1 consecutive failure (ECONNRESET), 3 needed to mark unhealthy');
       m.record(ok(T0 + 2));
       expect(m.snapshot().message).to.equal('first check succeeded');
     });
@@ -383,7 +383,7 @@ describe('HealthStateMachine', () => {
           latencyMs: 1000,
           ok: false,
           error: 'timeout after 1000ms',
-          change: { from: 'healthy', to: 'unhealthy', reason: '1 consecutive failure (last: timeout after 1000ms)' },
+          change: { from: 'healthy', to: 'unhealthy', reason: '1 consecutive timeout after 1 s' },
         },
       ]);
     });
