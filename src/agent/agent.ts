@@ -954,14 +954,16 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   }
 
   private lastStale = true;
+  private everCurrent = false;
   private checkStale(): void {
     const stale = this.isStale();
     if (stale === this.lastStale) return;
     this.lastStale = stale;
     this.logger[stale ? 'warn' : 'info'](
       { event: stale ? 'view.stale' : 'view.current' },
-      stale ? 'cluster view is stale: the registry is not answering' : 'cluster view is current again',
+      stale ? 'cluster view is stale: the registry is not answering' : `cluster view is current${this.everCurrent ? ' again' : ''}`,
     );
+    if (!stale) this.everCurrent = true;
     this.emit('stale', stale);
   }
 }

@@ -50,11 +50,11 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
         metrics,
       });
       api = server;
-      agent.setApiUrl(config.api.advertiseUrl ?? server.url);
+      agent.setApiUrl(config.api.advertiseUrl ?? advertisedApiUrl(server.url, config.api.host, config.service.host));
     }
     logger.info(
       { event: 'agent.started', serviceId: agent.id, registry: agent.registry.description, namespace: config.cluster.discovery.namespace },
-      `agent ${agent.id} started (registry ${agent.registry.kind} ${agent.registry.description}, namespace ${config.cluster.discovery.namespace})`,
+      `agent ${agent.id} started (registry ${agent.registry.kind === agent.registry.description ? agent.registry.kind : `${agent.registry.kind} ${agent.registry.description}`}, namespace ${config.cluster.discovery.namespace})`,
     );
     await stopSignal;
     return 0;
@@ -75,6 +75,18 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     await registry.close().catch(() => undefined);
     logger.info({ event: 'agent.stopped', serviceId: agent.id }, 'stopped');
   }
+}
+
+/**
+ * The API URL peers and the CLI should use. An API bound to every interface (0.0.0.0, ::) listens on
+ * no address of its own (the server reports loopback), so the instance's host (SERVICE_HOST) stands
+ * in for it.
+ */
+export function advertisedApiUrl(listening: string, apiHost: string, serviceHost: string): string {
+  if (!['0.0.0.0', '::', '[::]', ''].includes(apiHost)) return listening;
+  const url = new URL(listening);
+  url.hostname = serviceHost.includes(':') && !serviceHost.startsWith('[') ? `[${serviceHost}]` : serviceHost;
+  return url.href.replace(/\/$/, '');
 }
 
 function waitForSignal(logger: Logger): Promise<NodeJS.Signals> {

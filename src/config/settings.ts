@@ -477,7 +477,7 @@ const TABLE = [
     flag: 'advertise-url',
     kind: 'url',
     default: undefined,
-    description: "Public URL of this agent's API, written into the record. Derived from the API host and port when unset.",
+    description: "Public URL of this agent's API, written into the record. Derived from the API host and port when unset; an API on every interface (0.0.0.0, ::) is advertised at the service host (SERVICE_HOST) instead.",
     group: 'API',
   },
   {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { AgentUsageError, parseAgentArgs } from '../../src/agent/command-line.js';
+import { advertisedApiUrl } from '../../src/agent/run.js';
 
 /** `agent` parses its flags without oclif; the same flags, the same messages. */
 describe('agent command line', () => {
@@ -28,5 +29,13 @@ describe('agent command line', () => {
     for (const [args, message] of cases) {
       expect(() => parseAgentArgs(args), args.join(' ')).to.throw(AgentUsageError, message);
     }
+  });
+});
+
+describe('advertised API URL', () => {
+  it('is where the API listens, unless it listens on every interface: then the service host', () => {
+    expect(advertisedApiUrl('http://127.0.0.1:8790', '127.0.0.1', 'ps-1.internal')).to.equal('http://127.0.0.1:8790');
+    expect(advertisedApiUrl('http://127.0.0.1:8790', '0.0.0.0', 'ps-1.internal')).to.equal('http://ps-1.internal:8790');
+    expect(advertisedApiUrl('https://[::1]:8790', '::', 'fd00::7')).to.equal('https://[fd00::7]:8790');
   });
 });
