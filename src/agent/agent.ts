@@ -114,6 +114,9 @@ export function defaultServiceId(name: string, host: string, port: number): stri
   return `${slug}-${digest}`;
 }
 
+/** During a registry outage, a still-failing keep-alive is logged at most this often. */
+const KEEPALIVE_LOG_EVERY_MS = 30_000;
+
 /**
  * The embedded agent: registers the local instance under one lease, health-checks it, contends for
  * leadership with etcd's election recipe on the same lease, and keeps a live view of the cluster.
@@ -599,6 +602,14 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       if (this.session !== session || this.state !== 'running') return;
       session.renewedAt = sentAt;
       this.contact();
+      if (this.keepaliveOutage) {
+        const { since, failures } = this.keepaliveOutage;
+        this.keepaliveOutage = undefined;
+        this.logger.info(
+          { event: 'lease.keepalive_recovered', failures, outageMs: sentAt - since },
+          `lease keep-alive works again after ${failures} failed attempt${failures === 1 ? '' : 's'} over ${Math.round((sentAt - since) / 1000)}s`,
+        );
+      }
       this.scheduleDeadline(session);
       this.setReachable(true);
       if (this.dirty || this.refreshDue()) this.publish();
@@ -613,9 +624,31 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       }
       this.setReachable(false);
       this.emit('keepaliveFailed', err instanceof Error ? err : new Error(String(err)));
-      this.logger.warn({ event: 'lease.keepalive_failed', err: errMessage(err) }, `lease keep-alive failed: ${errMessage(err)}`);
+      this.logKeepaliveFailure(errMessage(err));
       this.evaluateLeadership();
     }
+  }
+
+  /** The keep-alive outage in progress, so it is logged once (and every 30 s), not every renewal. */
+  private keepaliveOutage: { since: number; failures: number; loggedAt: number } | undefined;
+
+  private logKeepaliveFailure(message: string): void {
+    const now = Date.now();
+    const outage = this.keepaliveOutage;
+    if (outage === undefined) {
+      this.keepaliveOutage = { since: now, failures: 1, loggedAt: now };
+      this.logger.warn({ event: 'lease.keepalive_failed', err: message }, `lease keep-alive failed: ${message}`);
+      return;
+    }
+    outage.failures += 1;
+    // Not on every new wording either: the client alternates between its own messages (refused,
+    // failing fast) while the registry stays away.
+    if (now - outage.loggedAt < KEEPALIVE_LOG_EVERY_MS) return;
+    outage.loggedAt = now;
+    this.logger.warn(
+      { event: 'lease.keepalive_failed', err: message, failures: outage.failures, outageMs: now - outage.since },
+      `lease keep-alive still failing after ${outage.failures} attempts over ${Math.round((now - outage.since) / 1000)}s: ${message}`,
+    );
   }
 
   /** Wakes at the lease deadline so a leader that cannot renew demotes itself on time. */

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { BIN, waitFor } from '../helpers/cluster.js';
-import { FaultCluster, sleep, TTL_MS } from './harness.js';
+import { FaultCluster, logLines, sleep, TTL_MS } from './harness.js';
 
 interface Health {
   status: string;
@@ -131,6 +131,12 @@ describe('faults: etcd (3 agent processes, ttl 3 s, renew 1 s)', function () {
     await c.settled();
     expect(await c.leaseCount()).to.equal(3);
     console.log(`      etcd down ${downMs} ms (2 x TTL = ${2 * TTL_MS}); recovered ${Date.now() - backAt} ms after it was back`);
+    // The outage is in each log once (and once per 30 s), not once per renewal; its end too.
+    await waitFor('every agent logged the keep-alive recovery', () => [...c.agents.values()].every((a) => logLines(a.proc).some((l) => l.event === 'lease.keepalive_recovered')), 10_000, 100);
+    for (const [id, a] of c.agents) {
+      const failed = logLines(a.proc).filter((l) => l.event === 'lease.keepalive_failed' && (l.time ?? 0) >= downAt);
+      expect(failed.length, `${id}: keep-alive failures logged`).to.be.within(1, 1 + Math.ceil(downMs / 30_000));
+    }
     c.assertInvariants();
   });
 
