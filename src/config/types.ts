@@ -25,7 +25,7 @@ export interface SdConfig {
       refreshInterval: number;
     };
     discovery: {
-      registry: 'etcd' | 'memory';
+      registry: 'etcd' | 'redis' | 'memory';
       endpoints: string[];
       namespace: string;
       username?: string;
