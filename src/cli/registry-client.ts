@@ -69,7 +69,7 @@ export class RegistryClient implements ClusterClient {
   readonly description: string;
   readonly layout: KeyLayout;
   readonly reader: SnapshotReader;
-  private registry: Registry | undefined;
+  private registry: Promise<Registry> | undefined;
 
   constructor(private readonly target: RegistryTarget) {
     this.layout = keyLayout(target.namespace);
@@ -195,14 +195,14 @@ export class RegistryClient implements ClusterClient {
 
   async close(): Promise<void> {
     await this.reader.close();
-    await this.registry?.close();
+    await (await this.registry?.catch(() => undefined))?.close();
   }
 
   /** The registry client for writes and watches, opened on first use (loading gRPC or ioredis only then). */
-  private async writer(): Promise<Registry> {
+  private writer(): Promise<Registry> {
+    // One client however many callers ask at once (status lists and reads the version together).
     if (!this.registry) {
-      const { openRegistry } = await import('../registry/index.js');
-      this.registry = await openRegistry({
+      this.registry = import('../registry/index.js').then(({ openRegistry }) => openRegistry({
         registry: this.target.registry ?? 'etcd',
         endpoints: this.target.endpoints,
         namespace: this.target.namespace,
@@ -210,7 +210,7 @@ export class RegistryClient implements ClusterClient {
         ...(this.target.username !== undefined ? { username: this.target.username, password: this.target.password ?? '' } : {}),
         ...(this.target.username === undefined && this.target.password !== undefined ? { password: this.target.password } : {}),
         ...(this.target.tls ? { tls: this.target.tls } : {}),
-      });
+      }));
     }
     return this.registry;
   }
