@@ -200,7 +200,11 @@ export class RedisRegistry implements Registry {
 
   async status(): Promise<RegistryStatus> {
     const res = (await this.run('poll', '0', '0')) as unknown[];
-    const info = await this.call(() => this.client.info('server'));
+    // A least-privilege ACL user may not run INFO: the store still answers, the version is unknown.
+    const info = await this.call(() => this.client.info('server')).catch((err: unknown) => {
+      if (err instanceof RegistryAuthError) return '';
+      throw err;
+    });
     const version = /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? 'unknown';
     return { revision: Number(res[0]), version, endpoint: this.description };
   }
@@ -243,8 +247,9 @@ export class RedisRegistry implements Registry {
   /** One call with a hard deadline (ioredis's commandTimeout does not cover connecting) and mapped errors. */
   async call<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw new RegistryUnavailableError(this.description, 'registry closed');
-    if (this.authFailure) throw new RegistryAuthError(this.authFailure.message);
-    if (this.client.status === 'wait') this.client.connect().catch(() => undefined);
+    // Not connected yet, or given up after refused credentials: try (again) now, so a fixed password
+    // or ACL is picked up by the next call without a restart.
+    if (this.client.status === 'wait' || this.client.status === 'end') this.client.connect().catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
@@ -285,7 +290,7 @@ export class RedisRegistry implements Registry {
     const mapped = this.mapError(err);
     if (mapped instanceof RegistryAuthError) {
       this.authFailure = mapped;
-      // Retrying cannot fix credentials; the next call will try again from scratch.
+      // Reconnecting in a loop cannot fix credentials: stop, and let the next call try once more.
       this.client.disconnect();
     } else this.lastConnectionError = err;
     this.disconnectWatches(mapped);
@@ -341,9 +346,11 @@ export class RedisRegistry implements Registry {
     if (live.length === 0) return;
     let res: unknown[];
     try {
-      // A start revision of 0 (or less) means "from the next write", fixed at the first poll.
-      const from = Math.max(1, Math.min(...live.map((w) => (w.next > 0 ? w.next : Number.MAX_SAFE_INTEGER))));
-      res = (await this.run('poll', String(from === Number.MAX_SAFE_INTEGER ? 1 : from), String(POLL_BATCH))) as unknown[];
+      // A start revision of 0 (or less) means "from the next write", fixed at the first poll: such
+      // watches need no history.
+      const from = Math.min(...live.map((w) => (w.next > 0 ? w.next : Number.MAX_SAFE_INTEGER)));
+      const none = from === Number.MAX_SAFE_INTEGER;
+      res = (await this.run('poll', String(none ? 1 : from), String(none ? 0 : POLL_BATCH))) as unknown[];
     } catch (err) {
       this.disconnectWatches(err as Error);
       this.nextPollDelay = Math.min(this.pollIntervalMs, 500);

@@ -171,6 +171,20 @@ describe('RedisRegistry authentication', function () {
       }
     });
   }
+
+  it('refused credentials are retried on the next call: a password added on the server later is picked up', async () => {
+    const r = new RedisRegistry({ endpoint: `redis://:later@127.0.0.1:${port()}`, callTimeoutMs: 2000 });
+    const { Redis } = await import('ioredis');
+    const admin = new Redis(`redis://:s3cret@127.0.0.1:${port()}`);
+    try {
+      expect(await failure(r.put('a', 'b'))).to.be.instanceOf(RegistryAuthError);
+      await admin.call('ACL', 'SETUSER', 'default', '>later');
+      expect(await eventually('the new password accepted', () => r.put('a', 'b').catch(() => undefined), 5000, 100)).to.be.greaterThan(1);
+    } finally {
+      admin.disconnect();
+      await r.close();
+    }
+  });
 });
 
 describe('RedisRegistry with a failing Redis', function () {
