@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import { prefixEnd } from './endpoint.js';
 import * as scripts from './redis-scripts.js';
@@ -80,6 +81,9 @@ export class RedisRegistry implements Registry {
   /** Highest revision and the store id seen, to notice a store that lost its data. */
   private seenRevision = 0;
   private storeId: string | undefined;
+  /** rediss:// endpoint, and whether any call has been answered yet (for the TLS mismatch hint). */
+  private readonly tls: boolean;
+  private answered = false;
 
   constructor(options: RedisRegistryOptions) {
     const url = parseRedisUrl(options.endpoint);
@@ -87,6 +91,7 @@ export class RedisRegistry implements Registry {
     this.timeoutMs = options.callTimeoutMs ?? 5000;
     this.prefix = options.storePrefix ?? DEFAULT_PREFIX;
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.tls = url.protocol === 'rediss:';
     const redisOptions: RedisOptions = {
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port: url.port ? Number(url.port) : 6379,
@@ -252,13 +257,15 @@ export class RedisRegistry implements Registry {
     if (this.client.status === 'wait' || this.client.status === 'end') this.client.connect().catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([
+      const result = await Promise.race([
         fn(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error('Command timed out')), this.timeoutMs + 250);
           timer.unref();
         }),
       ]);
+      this.answered = true;
+      return result;
     } catch (err) {
       throw this.mapError(err);
     } finally {
@@ -419,7 +426,11 @@ export class RedisRegistry implements Registry {
     if (this.authFailure) return new RegistryAuthError(this.authFailure.message);
     const tls = tlsRegistryError(this.description, message, { clientCert: false });
     if (tls) return tls;
-    if (/Command timed out|timed out/i.test(message)) return new RegistryUnavailableError(this.description, `no answer within ${this.timeoutMs}ms`);
+    if (/Command timed out|timed out/i.test(message)) {
+      // A plain Redis reads a TLS ClientHello as an unfinished command and never answers it.
+      const hint = this.tls && !this.answered ? ' (if this port is not a TLS port, use redis:// instead of rediss://)' : '';
+      return new RegistryUnavailableError(this.description, `no answer within ${this.timeoutMs}ms${hint}`);
+    }
     if (/max retries per request|Connection is closed|Stream isn't writeable|enableOfflineQueue/i.test(message)) {
       const last = this.lastConnectionError;
       if (last) return this.mapError(last);
@@ -479,7 +490,8 @@ function tlsOptions(tls: RedisRegistryOptions['tls'], servername: string): NonNu
     }
   };
   return {
-    servername,
+    // SNI takes host names only (RFC 6066); an IP address is checked against the certificate's IP SANs.
+    ...(isIP(servername) === 0 ? { servername } : {}),
     ...(tls?.ca ? { ca: read(tls.ca, 'CA') } : {}),
     ...(tls?.cert ? { cert: read(tls.cert, 'certificate') } : {}),
     ...(tls?.key ? { key: read(tls.key, 'key') } : {}),
