@@ -261,7 +261,7 @@ export function doctorChecks(options: DoctorOptions): DoctorPlan {
           ok: false,
           detail: (err as Error).message,
           hint: auth
-            ? 'check the password and user (in the URL, or SERVICE_DISCOVERY_PASSWORD/SERVICE_DISCOVERY_USERNAME) and that the ACL user may run EVALSHA, EVAL, INFO and SUBSCRIBE'
+            ? 'check the password and user (in the URL, or SERVICE_DISCOVERY_PASSWORD/SERVICE_DISCOVERY_USERNAME) and the ACL rule in docs/redis.md'
             : `check that redis-server runs and listens on ${redact(target.endpoints[0]!)} (redis-cli -u URL ping)`,
         };
       }

@@ -39,6 +39,9 @@ export interface RedisRegistryOptions {
 }
 
 const DEFAULT_PREFIX = 'proxy-stone-sd:';
+/** What a least-privilege ACL user needs, as docs/redis.md gives it. */
+const ACL_HINT =
+  "the ACL user needs '~proxy-stone-sd:* &proxy-stone-sd:* +@read +@write -@dangerous +@scripting +@pubsub +time +info +ping'";
 /** Log entries read per poll round trip. */
 const POLL_BATCH = 500;
 
@@ -418,9 +421,10 @@ export class RedisRegistry implements Registry {
     if (/NOAUTH/i.test(message)) {
       return new RegistryAuthError(`registry ${this.description} refused: it requires a password (put it in the URL or set SERVICE_DISCOVERY_PASSWORD)`);
     }
-    if (/NOPERM/i.test(message)) {
+    if (/NOPERM|can't run this command/i.test(message)) {
+      const what = message.split('\n')[0]!.replace(/^(NOPERM|ERR) /, '').replace(/\s*script: [0-9a-f]{40}, on @user_script:\d+\.?$/, '');
       return new RegistryAuthError(
-        `registry ${this.description} refused: ${message.split('\n')[0]!.replace(/^NOPERM /, '')} (the ACL user needs the commands EVALSHA, EVAL, INFO, SUBSCRIBE and the keys and channel under the store prefix)`,
+        `registry ${this.description} refused: ${what} (${ACL_HINT})`,
       );
     }
     if (this.authFailure) return new RegistryAuthError(this.authFailure.message);

@@ -6,7 +6,7 @@ import { sharedRedis } from '../helpers/redis.js';
 import { assertBuilt, BIN, ClusterReader, spawnAgent, waitFor, type AgentProcess } from '../helpers/cluster.js';
 
 interface ListJson {
-  services: { id: string; role: string; enabled: boolean; status: string; isHealthy: boolean }[];
+  services: { id: string; role: string; enabled: boolean; status: string; isHealthy: boolean; disabledReason?: string }[];
   total: number;
 }
 
@@ -127,7 +127,7 @@ describe('agent processes on Redis, through the CLI and the API', function () {
         'the API to show ps-2 disabled',
         async () => {
           const res = await fetch(`${apiUrl}/service-discovery/services`);
-          const body = (await res.json()) as ListJson & { services: { id: string; enabled: boolean; disabledReason?: string }[] };
+          const body = (await res.json()) as ListJson;
           return body.services.find((s) => s.id === 'ps-2')?.enabled === false ? body : undefined;
         },
         10_000,

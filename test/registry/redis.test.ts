@@ -126,7 +126,16 @@ describe('RedisRegistry authentication', function () {
   this.timeout(30_000);
   let server: RedisServer;
   before(async () => {
-    server = await startRedis({ password: 's3cret', args: ['--user', 'sd', 'on', '>sdpass', '~*', '&*', '+@all', '--user', 'reader', 'on', '>rpass', '~*', '&*', '+@read'] });
+    server = await startRedis({
+      password: 's3cret',
+      args: [
+        ...['--user', 'sd', 'on', '>sdpass', '~*', '&*', '+@all'],
+        ...['--user', 'reader', 'on', '>rpass', '~*', '&*', '+@read'],
+        ...['--user', 'scripter', 'on', '>spass', '~*', '&*', '+eval', '+evalsha', '+ping'],
+      ],
+    });
+    // The least-privilege user docs/redis.md recommends.
+    await ACL(server, ['SETUSER', 'least', 'on', '>lpass', '~proxy-stone-sd:*', '&proxy-stone-sd:*', '+@read', '+@write', '-@dangerous', '+@scripting', '+@pubsub', '+time', '+info', '+ping']);
   });
   after(async () => {
     await server?.stop();
@@ -154,7 +163,8 @@ describe('RedisRegistry authentication', function () {
   for (const [what, endpoint, expected] of [
     ['a wrong password', (p: number) => `redis://:nope@127.0.0.1:${p}`, /refused: wrong user name or password$/],
     ['no password', (p: number) => `redis://127.0.0.1:${p}`, /refused: it requires a password/],
-    ['a user without the needed commands', (p: number) => `redis://reader:rpass@127.0.0.1:${p}`, /refused: .*ACL user needs/],
+    ['a user without the needed commands', (p: number) => `redis://reader:rpass@127.0.0.1:${p}`, /refused: .*the ACL user needs '~proxy-stone-sd/],
+    ['a user who may run scripts but not the commands inside them', (p: number) => `redis://scripter:spass@127.0.0.1:${p}`, /refused: The user executing the script can't run this command or subcommand \(the ACL user needs/],
   ] as const) {
     it(`${what}: RegistryAuthError, one line, no secret`, async () => {
       const url = endpoint(port());
@@ -163,7 +173,7 @@ describe('RedisRegistry authentication', function () {
         const err = await failure(r.put('a', 'b'));
         expect(err, String(err)).to.be.instanceOf(RegistryAuthError);
         expect(err.message).to.match(expected);
-        expect(err.message).to.not.match(/nope|rpass|s3cret/);
+        expect(err.message).to.not.match(/nope|rpass|spass|s3cret/);
         expect(err.message).to.include(`redis://127.0.0.1:${port()}`);
         expect(err.message.split('\n')).to.have.length(1);
       } finally {
@@ -171,6 +181,25 @@ describe('RedisRegistry authentication', function () {
       }
     });
   }
+
+  it("the least-privilege ACL user of docs/redis.md can do everything the agent does", async () => {
+    const r = new RedisRegistry({ endpoint: `redis://least:lpass@127.0.0.1:${port()}`, callTimeoutMs: 2000 });
+    try {
+      const lease = await r.grantLease(5);
+      const rec = new WatchRecorder();
+      const handle = r.watchPrefix('acl/', 0, rec);
+      await eventually('connected', () => rec.connected > 0);
+      await r.txn([{ key: 'acl/k', target: 'createRevision', equals: 0 }], [{ type: 'put', key: 'acl/k', value: 'v', lease: lease.id }]);
+      expect(await lease.keepAliveOnce()).to.equal(5);
+      await lease.revoke();
+      await rec.waitForEvents(2);
+      expect((await r.status()).version).to.match(/^\d+\./);
+      expect(await r.leaseCount()).to.be.a('number');
+      await handle.cancel();
+    } finally {
+      await r.close();
+    }
+  });
 
   it('refused credentials are retried on the next call: a password added on the server later is picked up', async () => {
     const r = new RedisRegistry({ endpoint: `redis://:later@127.0.0.1:${port()}`, callTimeoutMs: 2000 });
@@ -186,6 +215,16 @@ describe('RedisRegistry authentication', function () {
     }
   });
 });
+
+async function ACL(server: RedisServer, args: string[]): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const admin = new Redis(`redis://:s3cret@127.0.0.1:${server.port}`);
+  try {
+    await admin.call('ACL', ...args);
+  } finally {
+    admin.disconnect();
+  }
+}
 
 describe('RedisRegistry with a failing Redis', function () {
   this.timeout(60_000);
