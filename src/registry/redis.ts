@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -547,9 +546,4 @@ async function quit(client: Redis): Promise<void> {
   ]);
   clearTimeout(timer);
   client.disconnect();
-}
-
-/** A random store prefix, for tests that want a store of their own on a shared server. */
-export function randomStorePrefix(): string {
-  return `psd-test-${randomBytes(4).toString('hex')}:`;
 }

@@ -7,6 +7,7 @@
  * {@link sharedRedis} and keep apart with a store prefix of their own.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -219,4 +220,9 @@ let shared: Promise<RedisServer> | undefined;
 export function sharedRedis(): Promise<RedisServer> {
   shared ??= startRedis();
   return shared;
+}
+
+/** A store prefix of a test's own, so tests sharing one redis-server never see each other's revisions. */
+export function randomStorePrefix(): string {
+  return `psd-test-${randomBytes(4).toString('hex')}:`;
 }

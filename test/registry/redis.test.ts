@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { RedisRegistry, randomStorePrefix } from '../../src/registry/redis.js';
+import { RedisRegistry } from '../../src/registry/redis.js';
 import { LeaseLostError, RegistryAuthError, RegistryUnavailableError } from '../../src/registry/types.js';
 import { uniqueNamespace } from '../helpers/etcd.js';
-import { sharedRedis, startRedis, type RedisServer } from '../helpers/redis.js';
+import { randomStorePrefix, sharedRedis, startRedis, type RedisServer } from '../helpers/redis.js';
 import { WatchRecorder, eventKey, eventually, registryContract, sleep } from './contract.js';
 
 registryContract('redis', async () => {
