@@ -280,7 +280,7 @@ export function doctorChecks(options: DoctorOptions): DoctorPlan {
       if (aof === '1') return { ok: true, detail: `AOF on${rdb ? ', RDB snapshots on' : ''}: operator intents and audit survive a restart` };
       return {
         ok: false,
-        detail: `AOF off${rdb === true ? `, RDB snapshots only (save ${save})` : rdb === false ? ', no RDB snapshots' : ''}: a restart loses ${rdb ? 'the writes since the last snapshot, including' : ''} operator intents and the audit trail`,
+        detail: `AOF off${rdb === true ? `, RDB snapshots only (save ${save})` : rdb === false ? ', no RDB snapshots' : ''}: a restart loses ${rdb ? 'the writes since the last snapshot, including ' : ''}operator intents and the audit trail`,
         hint: 'turn on appendonly yes (appendfsync everysec or always) on the Redis server; agents re-register by themselves, but intents are not recreated',
       };
     },
@@ -508,3 +508,32 @@ function kib(bytes: number): string {
   return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${Math.round(bytes / 1024)} KiB`;
 }
 
+/**
+ * With no target named, the configuration (a --config file) may name the registry: a Redis one needs
+ * Redis checks from the start, so it is resolved before the plan is made. An invalid configuration is
+ * left to the configuration check to report.
+ */
+export async function resolveDoctorTarget(
+  target: ClusterTarget,
+  targetDefaulted: boolean,
+  configFlags: Record<string, FlagValue>,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ClusterTarget> {
+  if (!targetDefaulted || target.kind !== 'registry') return target;
+  try {
+    const { loadConfig } = await import('../config/load.js');
+    const d = (await loadConfig({ flags: configFlags, env })).config.cluster.discovery;
+    if (d.registry !== 'redis') return target;
+    return {
+      ...target,
+      registry: 'redis',
+      endpoints: d.endpoints,
+      namespace: d.namespace,
+      ...(d.username !== undefined ? { username: d.username } : {}),
+      ...(d.password !== undefined ? { password: d.password } : {}),
+      ...(d.tls ? { tls: d.tls } : {}),
+    };
+  } catch {
+    return target;
+  }
+}

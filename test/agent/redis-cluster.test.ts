@@ -158,6 +158,23 @@ describe('agent processes on Redis, through the CLI and the API', function () {
     expect(byName.get('leader')?.ok).to.equal(true);
   });
 
+  it('doctor with no target follows a config file that names Redis', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'sd-doctor-'));
+    try {
+      const file = join(dir, 'config.json');
+      writeFileSync(file, JSON.stringify({ cluster: { discovery: { endpoints: [endpoint], namespace } } }));
+      const doctor = await run(['doctor', '--json', '--config', file]);
+      const body = JSON.parse(doctor.out) as { checks: { name: string; ok: boolean; detail: string }[] };
+      expect(body.checks.map((c) => c.name)).to.include('redis server');
+      expect(body.checks.find((c) => c.name === 'namespace')?.detail).to.match(/3 services/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('an unreachable Redis is one line and exit code 4; a malformed URL exit code 2, without its password', async () => {
     const unreachable = await run(['services', 'list', '--endpoints', 'redis://127.0.0.1:1', '--timeout', '2']);
     expect(unreachable.code, unreachable.err).to.equal(4);
