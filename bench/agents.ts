@@ -86,7 +86,7 @@ function spawnDirectAgent(cluster: FaultCluster): ChildProcess {
     {
       env: {
         ...process.env,
-        SERVICE_DISCOVERY_ENDPOINTS: cluster.etcd.endpoint,
+        SERVICE_DISCOVERY_ENDPOINTS: cluster.server.endpoint,
         SERVICE_DISCOVERY_NAMESPACE: `${cluster.namespace}-direct`,
         SERVICE_ID: 'direct',
         SERVICE_HOST: '127.0.0.1',
@@ -123,7 +123,7 @@ async function steadyState(cluster: FaultCluster, direct: ChildProcess, options:
   options.log(`steady state: ${options.steadyMs / 1000} s window, 3 agents idle (and one with V8's default heap sizing)`);
   const pids = [...cluster.agents.values()].map((a) => a.proc.proc.pid!);
   const agentsInEtcd = pids.length + 1;
-  const before = await etcdCounters(cluster.etcd.metricsUrl);
+  const before = await etcdCounters(cluster.server.metricsUrl!);
   const procBefore = pids.map(procSample);
   const t0 = Date.now();
   // Resident memory moves with V8's heap sizing: it grows during start-up and shrinks once V8 sees
@@ -153,7 +153,7 @@ async function steadyState(cluster: FaultCluster, direct: ChildProcess, options:
       directPss.push(p.pssKb / 1024);
     }
   }
-  const after = await etcdCounters(cluster.etcd.metricsUrl);
+  const after = await etcdCounters(cluster.server.metricsUrl!);
   const procAfter = pids.map(procSample);
   const minutes = (Date.now() - t0) / 60_000;
   const perAgentMin = (name: string) => ((after[name] ?? 0) - (before[name] ?? 0)) / agentsInEtcd / minutes;

@@ -45,7 +45,7 @@ function record(id: string): string {
 export async function propagationBenchmarks(options: PropagationOptions): Promise<Row[]> {
   options.log(`join/leave propagation: ${options.cycles} cycles, 3 agents, 3 SSE clients`);
   const cluster = await FaultCluster.start({ agents: 3, checker: false });
-  const writer = new EtcdRegistry({ endpoints: [cluster.etcd.endpoint], callTimeoutMs: 5000 });
+  const writer = new EtcdRegistry({ endpoints: [cluster.server.endpoint], callTimeoutMs: 5000 });
   const layout = keyLayout(cluster.namespace);
   const clients: SseClient[] = [];
   let watch: WatchHandle | undefined;

@@ -27,10 +27,12 @@ import type {
 
 export type { ServiceFilter, ServiceList } from '../cluster/topology.js';
 
-/** Reach etcd directly. */
+/** Reach the registry (etcd or Redis) directly. */
 export interface RegistryTarget {
   kind: 'registry';
-  /** etcd client URLs (http or https). */
+  /** Which backend the endpoints are: etcd (default) or redis (one redis:// or rediss:// URL). */
+  registry?: 'etcd' | 'redis';
+  /** etcd client URLs (http or https), or one Redis URL. */
   endpoints: string[];
   namespace: string;
   /** Milliseconds allowed for each network call. */

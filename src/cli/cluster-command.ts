@@ -29,7 +29,7 @@ const timeoutFlag = Flags.custom<number>({
 export abstract class ClusterCommand extends BaseCommand {
   static override baseFlags = {
     endpoints: Flags.string({
-      summary: `etcd endpoints, comma-separated (default ${DEFAULT_ENDPOINT} when --agent is not given either).`,
+      summary: `etcd endpoints, comma-separated, or one redis:// URL (default ${DEFAULT_ENDPOINT} when --agent is not given either).`,
       env: 'SERVICE_DISCOVERY_ENDPOINTS',
       helpValue: '<urls>',
       helpGroup: TARGET,
@@ -94,16 +94,29 @@ export abstract class ClusterCommand extends BaseCommand {
       endpoints = [DEFAULT_ENDPOINT];
       if (process.stderr.isTTY && !options.quiet) this.warnLine(`no --endpoints or --agent given: using etcd at ${DEFAULT_ENDPOINT}`, 'Note');
     }
-    for (const e of endpoints) {
-      if (!/^https?:\/\/[^/\s]+/.test(e)) throw new TargetError(`--endpoints ${e}: expected http(s) URLs such as http://127.0.0.1:2379`);
+    const redis = endpoints.some((e) => /^rediss?:\/\//i.test(e));
+    if (redis) {
+      const e = endpoints[0]!;
+      if (endpoints.length !== 1 || !/^rediss?:\/\/[^/\s]+(\/\d{1,2})?$/i.test(e)) {
+        throw new TargetError(`--endpoints ${redactUserinfo(endpoints.join(','))}: expected one Redis URL such as redis://127.0.0.1:6379`);
+      }
+    } else {
+      for (const e of endpoints) {
+        if (!/^https?:\/\/[^/\s]+/.test(e)) throw new TargetError(`--endpoints ${redactUserinfo(e)}: expected http(s) URLs such as http://127.0.0.1:2379, or one redis:// URL`);
+      }
     }
     const tls = { ca: flags['etcd-ca'], cert: flags['etcd-cert'], key: flags['etcd-key'] };
+    const username = flags['etcd-username'];
+    const password = flags['etcd-password'];
     return {
       kind: 'registry',
+      ...(redis ? { registry: 'redis' as const } : {}),
       endpoints,
       namespace: flags.namespace,
       timeoutMs,
-      ...(flags['etcd-username'] !== undefined ? { username: flags['etcd-username'], password: flags['etcd-password'] ?? '' } : {}),
+      ...(username !== undefined ? { username, password: password ?? '' } : {}),
+      // Redis's requirepass is a password without a user.
+      ...(redis && username === undefined && password !== undefined ? { password } : {}),
       ...(tls.ca || tls.cert || tls.key ? { tls } : {}),
       onWarning,
     };
@@ -139,6 +152,11 @@ export abstract class ClusterCommand extends BaseCommand {
     const args = end === -1 ? this.argv : this.argv.slice(0, end);
     return args.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
   }
+}
+
+/** An endpoint for a message: the password of a URL never appears. */
+function redactUserinfo(text: string): string {
+  return text.replace(/\/\/[^@/\s]*@/g, '//');
 }
 
 export type ClusterFlags = Interfaces.InferredFlags<typeof ClusterCommand.baseFlags>;

@@ -84,17 +84,24 @@ export function doctorChecks(options: DoctorOptions): DoctorPlan {
       }
       const d = loaded.config.cluster.discovery;
       // With nothing named on the command line or in the environment, use what the config file says.
-      if (options.targetDefaulted && target.kind === 'registry' && d.registry === 'etcd' && d.endpoints.length > 0) {
-        target = { ...target, endpoints: d.endpoints, namespace: d.namespace };
+      if (options.targetDefaulted && target.kind === 'registry' && d.registry !== 'memory' && d.endpoints.length > 0) {
+        target = { ...target, registry: d.registry, endpoints: d.endpoints, namespace: d.namespace };
       }
-      const where = d.registry === 'etcd' ? `etcd ${d.endpoints.join(',')}` : 'memory (no endpoints set: the agent would not share its registry)';
+      const where =
+        d.registry === 'memory'
+          ? 'memory (no endpoints set: the agent would not share its registry)'
+          : `${d.registry} ${d.endpoints.map(redact).join(',')}`;
       const warnings = loaded.warnings.length ? `; warnings: ${loaded.warnings.join('; ')}` : '';
       return { ok: true, detail: `valid: registry ${where}, namespace ${d.namespace}${loaded.configFile ? `, file ${loaded.configFile}` : ''}${warnings}` };
     },
   };
 
+  /** Whatever answered the reachability checks, for the namespace listing. */
+  let lister: { list(prefix: string): Promise<{ kvs: { key: string; value: string; createRevision: number; modRevision: number; lease: string }[]; revision: number }> } | undefined;
+  let redisRegistry: import('../registry/redis.js').RedisRegistry | undefined;
   const close = async () => {
     await reader?.close();
+    await redisRegistry?.close();
   };
   if (options.target.kind === 'agent') return agentChecks(options.target, options.configFlags);
 
@@ -144,6 +151,7 @@ export function doctorChecks(options: DoctorOptions): DoctorPlan {
       try {
         const how = await reader.checkAuth();
         authOk = true;
+        lister = reader;
         return { ok: true, detail: how === 'authenticated' ? `accepted as user ${target.kind === 'registry' ? target.username : ''}` : 'no credentials given, reads allowed' };
       } catch (err) {
         if (err instanceof RegistryAuthError) {
@@ -157,10 +165,10 @@ export function doctorChecks(options: DoctorOptions): DoctorPlan {
   const namespace: DoctorCheck = {
     name: 'namespace',
     async run() {
-      if (!reader || !authOk || target.kind !== 'registry') return { ok: false, skipped: true, detail: 'not checked: etcd not readable' };
+      if (!lister || !authOk || target.kind !== 'registry') return { ok: false, skipped: true, detail: 'not checked: the registry is not readable' };
       const [{ keyLayout, classifyKey }, { ClusterState }] = await Promise.all([import('../cluster/keys.js'), import('../cluster/state.js')]);
       const layout = keyLayout(target.namespace);
-      const listing = await reader.list(layout.root);
+      const listing = await lister.list(layout.root);
       const kinds: Record<KeyKind, number> = { service: 0, admin: 0, election: 0, audit: 0, leader: 0, foreign: 0, health: 0 };
       for (const kv of listing.kvs) kinds[classifyKey(layout, kv.key).kind]! += 1;
       const skipped: string[] = [];
@@ -173,7 +181,7 @@ export function doctorChecks(options: DoctorOptions): DoctorPlan {
       return {
         ok: false,
         detail: `${counts}; ${skipped.length} unparsable entries skipped: ${skipped.slice(0, 3).join('; ')}${skipped.length > 3 ? '; …' : ''}`,
-        hint: `agents skip these entries; remove them (etcdctl del KEY) or check what writes them (another version? a typo in --namespace?)`,
+        hint: `agents skip these entries; remove them (etcdctl del KEY, or delete the key through an agent's registry) or check what writes them (another version? a typo in --namespace?)`,
       };
     },
   };
@@ -181,7 +189,7 @@ export function doctorChecks(options: DoctorOptions): DoctorPlan {
   const leader: DoctorCheck = {
     name: 'leader',
     async run() {
-      if (!authOk) return { ok: false, skipped: true, detail: 'not checked: etcd not readable' };
+      if (!authOk) return { ok: false, skipped: true, detail: 'not checked: the registry is not readable' };
       if (services === 0 && leaderId === null) return { ok: true, detail: 'no agents registered, so no leader expected' };
       if (leaderId === null) {
         return { ok: false, detail: `${services} services registered but no leader`, hint: 'agents campaign unless started with --no-leader-election; check their logs for "leader"' };
@@ -223,6 +231,64 @@ export function doctorChecks(options: DoctorOptions): DoctorPlan {
     },
   };
 
+  // Redis: the server, its persistence and its keyspace instead of etcd's endpoints, auth and clock.
+  const redisServer: DoctorCheck = {
+    name: 'redis server',
+    async run() {
+      if (target.kind !== 'registry') throw new Error('unreachable');
+      const { RedisRegistry } = await import('../registry/redis.js');
+      redisRegistry = new RedisRegistry({
+        endpoint: target.endpoints[0]!,
+        callTimeoutMs: target.timeoutMs,
+        ...(target.username !== undefined ? { username: target.username } : {}),
+        ...(target.password !== undefined ? { password: target.password } : {}),
+        ...(target.tls ? { tls: target.tls } : {}),
+      });
+      try {
+        const started = Date.now();
+        const status = await redisRegistry.status();
+        authOk = true;
+        lister = redisRegistry;
+        const major = Number(status.version.split('.')[0]);
+        const role = /role:(\w+)/.exec(await redisRegistry.info('replication').catch(() => ''))?.[1] ?? 'unknown role';
+        const detail = `${status.endpoint} redis ${status.version}, ${role}, store revision ${status.revision}, ${Date.now() - started}ms`;
+        if (!(major >= 7)) return { ok: false, detail, hint: 'the Redis registry needs Redis 7 or later (scripts replicated by effects, for TIME)' };
+        if (role === 'slave') return { ok: false, detail, hint: 'this is a replica: point --endpoints at the primary (writes and scripts fail on a replica)' };
+        return { ok: true, detail };
+      } catch (err) {
+        const auth = err instanceof RegistryAuthError;
+        return {
+          ok: false,
+          detail: (err as Error).message,
+          hint: auth
+            ? 'check the password and user (in the URL, or SERVICE_DISCOVERY_PASSWORD/SERVICE_DISCOVERY_USERNAME) and the ACL rule in docs/redis.md'
+            : `check that redis-server runs and listens on ${redact(target.endpoints[0]!)} (redis-cli -u URL ping)`,
+        };
+      }
+    },
+  };
+
+  const redisPersistence: DoctorCheck = {
+    name: 'redis persistence',
+    async run() {
+      if (!redisRegistry || !authOk) return { ok: false, skipped: true, detail: 'not checked: Redis not readable' };
+      const info = await redisRegistry.info('persistence').catch(() => '');
+      const aof = /aof_enabled:(\d)/.exec(info)?.[1];
+      const save = await redisRegistry.configGet('save');
+      const rdb = save !== undefined ? save.trim() !== '' : undefined;
+      if (aof === undefined) return { ok: true, skipped: true, detail: 'cannot read INFO persistence (ACL)' };
+      if (aof === '1') return { ok: true, detail: `AOF on${rdb ? ', RDB snapshots on' : ''}: operator intents and audit survive a restart` };
+      return {
+        ok: false,
+        detail: `AOF off${rdb === true ? `, RDB snapshots only (save ${save})` : rdb === false ? ', no RDB snapshots' : ''}: a restart loses ${rdb ? 'the writes since the last snapshot, including ' : ''}operator intents and the audit trail`,
+        hint: 'turn on appendonly yes (appendfsync everysec or always) on the Redis server; agents re-register by themselves, but intents are not recreated',
+      };
+    },
+  };
+
+  if (target.kind === 'registry' && target.registry === 'redis') {
+    return { checks: [config, redisServer, redisPersistence, namespace, leader, instance], close };
+  }
   return { checks: [config, endpoints, auth, namespace, leader, instance, clock], close };
 }
 
@@ -442,3 +508,32 @@ function kib(bytes: number): string {
   return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${Math.round(bytes / 1024)} KiB`;
 }
 
+/**
+ * With no target named, the configuration (a --config file) may name the registry: a Redis one needs
+ * Redis checks from the start, so it is resolved before the plan is made. An invalid configuration is
+ * left to the configuration check to report.
+ */
+export async function resolveDoctorTarget(
+  target: ClusterTarget,
+  targetDefaulted: boolean,
+  configFlags: Record<string, FlagValue>,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ClusterTarget> {
+  if (!targetDefaulted || target.kind !== 'registry') return target;
+  try {
+    const { loadConfig } = await import('../config/load.js');
+    const d = (await loadConfig({ flags: configFlags, env })).config.cluster.discovery;
+    if (d.registry !== 'redis') return target;
+    return {
+      ...target,
+      registry: 'redis',
+      endpoints: d.endpoints,
+      namespace: d.namespace,
+      ...(d.username !== undefined ? { username: d.username } : {}),
+      ...(d.password !== undefined ? { password: d.password } : {}),
+      ...(d.tls ? { tls: d.tls } : {}),
+    };
+  } catch {
+    return target;
+  }
+}

@@ -38,12 +38,22 @@ export function describeError(err: unknown): { message: string; exit: number; su
     return {
       message: err.message,
       exit: EXIT.unreachable,
-      suggestions: [`check that etcd answers: etcdctl --endpoints=${err.endpoint} endpoint health`],
+      suggestions: [
+        /^rediss?:\/\//.test(err.endpoint)
+          ? `check that Redis answers: redis-cli -u ${err.endpoint} ping`
+          : `check that etcd answers: etcdctl --endpoints=${err.endpoint} endpoint health`,
+      ],
       bug: false,
     };
   }
   if (err instanceof RegistryAuthError) {
-    return { message: err.message, exit: EXIT.refused, suggestions: ['check --etcd-username/--etcd-password or the TLS files'], bug: false };
+    const redis = /^registry rediss?:\/\//.test(err.message);
+    return {
+      message: err.message,
+      exit: EXIT.refused,
+      suggestions: [redis ? 'check the password in the URL (or SERVICE_DISCOVERY_PASSWORD) and the ACL rule in docs/redis.md' : 'check --etcd-username/--etcd-password or the TLS files'],
+      bug: false,
+    };
   }
   if (err instanceof TargetError) return { message: err.message, exit: EXIT.usage, suggestions: [], bug: false };
   if (err instanceof AgentUnavailableError) {

@@ -3,7 +3,7 @@ import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { ClusterState } from '../cluster/state.js';
 import { computeTopology, filterServices, serviceList, type ServiceFilter, type ServiceList } from '../cluster/topology.js';
 import type { ClusterView } from '../cluster/view.js';
-import { RegistryUnavailableError, type Registry } from '../registry/types.js';
+import { RegistryUnavailableError, type ListResult, type Registry } from '../registry/types.js';
 import type { AdminIntent, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
 import {
   setEnabledSummary,
@@ -18,22 +18,69 @@ import {
 } from './cluster-client.js';
 import { EtcdHttpReader } from './etcd-http-reader.js';
 
+/** What one-shot reads need from the registry: consistent listings and the server version. */
+interface SnapshotReader {
+  readonly description: string;
+  list(prefix: string): Promise<ListResult>;
+  /** One listing of several prefixes at a single revision. */
+  listConsistent(prefixes: readonly string[]): Promise<ListResult>;
+  status(): Promise<{ version: string }>;
+  close(): Promise<void>;
+}
+
 /**
- * The cluster read straight from etcd. One-shot reads are one consistent listing through etcd's HTTP
- * gateway ({@link EtcdHttpReader}) turned into a {@link ClusterState}, the same code the agents use;
- * enable/disable and the live event stream open an etcd3 client on first use.
+ * Redis one-shot reads: the namespace in one listing (one Lua script, so one revision), filtered to
+ * the prefixes asked for. Shares the client that writes and watches.
+ */
+class RedisSnapshotReader implements SnapshotReader {
+  constructor(
+    readonly description: string,
+    private readonly open: () => Promise<Registry>,
+  ) {}
+
+  async list(prefix: string): Promise<ListResult> {
+    return (await this.open()).list(prefix);
+  }
+
+  async listConsistent(prefixes: readonly string[]): Promise<ListResult> {
+    let common = prefixes[0] ?? '';
+    for (const p of prefixes) while (!p.startsWith(common)) common = common.slice(0, -1);
+    const listed = await (await this.open()).list(common);
+    return { kvs: listed.kvs.filter((kv) => prefixes.some((p) => kv.key.startsWith(p))), revision: listed.revision };
+  }
+
+  async status(): Promise<{ version: string }> {
+    const status = await (await this.open()).status();
+    return { version: status.version };
+  }
+
+  async close(): Promise<void> {
+    // The registry client closes the shared connection.
+  }
+}
+
+/**
+ * The cluster read straight from the registry. One-shot reads are one consistent listing (etcd: through
+ * its HTTP gateway, {@link EtcdHttpReader}; Redis: one script) turned into a {@link ClusterState}, the
+ * same code the agents use; enable/disable and the live event stream open a registry client on first use.
  */
 export class RegistryClient implements ClusterClient {
   readonly kind = 'registry' as const;
   readonly description: string;
   readonly layout: KeyLayout;
-  readonly reader: EtcdHttpReader;
-  private registry: Registry | undefined;
+  readonly reader: SnapshotReader;
+  private registry: Promise<Registry> | undefined;
 
   constructor(private readonly target: RegistryTarget) {
     this.layout = keyLayout(target.namespace);
-    this.reader = new EtcdHttpReader(target);
-    this.description = this.reader.description;
+    if (target.registry === 'redis') {
+      this.description = target.endpoints.map((e) => e.replace(/\/\/[^@/]*@/, '//')).join(',');
+      this.reader = new RedisSnapshotReader(this.description, () => this.writer());
+    } else {
+      const reader = new EtcdHttpReader(target);
+      this.reader = reader;
+      this.description = reader.description;
+    }
   }
 
   /** One listing of services, intents and election keys at a single revision. */
@@ -148,21 +195,22 @@ export class RegistryClient implements ClusterClient {
 
   async close(): Promise<void> {
     await this.reader.close();
-    await this.registry?.close();
+    await (await this.registry?.catch(() => undefined))?.close();
   }
 
-  /** The etcd3 registry for writes and watches, opened on first use (loading gRPC only then). */
-  private async writer(): Promise<Registry> {
+  /** The registry client for writes and watches, opened on first use (loading gRPC or ioredis only then). */
+  private writer(): Promise<Registry> {
+    // One client however many callers ask at once (status lists and reads the version together).
     if (!this.registry) {
-      const { openRegistry } = await import('../registry/index.js');
-      this.registry = await openRegistry({
-        registry: 'etcd',
+      this.registry = import('../registry/index.js').then(({ openRegistry }) => openRegistry({
+        registry: this.target.registry ?? 'etcd',
         endpoints: this.target.endpoints,
         namespace: this.target.namespace,
         callTimeout: this.target.timeoutMs / 1000,
         ...(this.target.username !== undefined ? { username: this.target.username, password: this.target.password ?? '' } : {}),
+        ...(this.target.username === undefined && this.target.password !== undefined ? { password: this.target.password } : {}),
         ...(this.target.tls ? { tls: this.target.tls } : {}),
-      });
+      }));
     }
     return this.registry;
   }

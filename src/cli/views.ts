@@ -16,7 +16,7 @@ export function renderStatus(result: StatusResult): string {
     const r = result.registry;
     const counts = result.counts;
     return fields([
-      ['registry', `etcd ${r.endpoints}`],
+      ['registry', `${/^rediss?:\/\//.test(r.endpoints) ? 'redis' : 'etcd'} ${r.endpoints}`],
       ['reachable', r.reachable ? c.green('yes') : c.red(`no (${r.error ?? 'no answer'})`)],
       ['version', r.version],
       ['revision', r.revision],

@@ -28,11 +28,12 @@ Progress goes to stderr; --json prints {checks: [{name, ok, detail, hint?, skipp
 
   async run(): Promise<DoctorResult> {
     const { flags } = await this.parse(Doctor);
-    const target = this.target(flags, { quiet: true });
     const configFlags = Object.fromEntries(CONFIG_FLAGS.filter((f) => this.onCommandLine(f)).map((f) => [f, flags[f]]));
-    const { doctorChecks } = await import('../cli/doctor-checks.js');
+    const { doctorChecks, resolveDoctorTarget } = await import('../cli/doctor-checks.js');
     const { runDoctorTasks } = await import('../cli/doctor-tasks.js');
-    const plan = doctorChecks({ target, targetDefaulted: !flags.endpoints?.trim() && !flags.agent?.trim(), configFlags });
+    const targetDefaulted = !flags.endpoints?.trim() && !flags.agent?.trim();
+    const target = await resolveDoctorTarget(this.target(flags, { quiet: true }), targetDefaulted, configFlags);
+    const plan = doctorChecks({ target, targetDefaulted, configFlags });
     try {
       const checks = await runDoctorTasks(plan.checks, { fancy: Boolean(process.stderr.isTTY) && !this.jsonEnabled() });
       if (checks.some((c) => !c.ok)) process.exitCode = EXIT.failure;

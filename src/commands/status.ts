@@ -5,7 +5,7 @@ export type { StatusResult };
 
 export default class Status extends ClusterCommand {
   static override summary = 'Show the state of the cluster (or of one agent).';
-  static override description = `Against etcd (--endpoints, the default): whether the registry answers, its version and revision, the leader and the service counts, from one consistent listing.
+  static override description = `Against the registry (--endpoints: etcd, the default, or one redis:// URL): whether the registry answers, its version and revision, the leader and the service counts, from one consistent listing.
 Against an agent (--agent): the agent's own GET /service-discovery/status, that is the instance it registers, whether it leads, and its view of the registry.
 Exits 4 when the registry (or agent) does not answer within --timeout.`;
 

@@ -132,6 +132,18 @@ function isHttpUrl(value: string): boolean {
   }
 }
 
+function isRegistryUrl(value: string): boolean {
+  if (isHttpUrl(value)) return true;
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && /^(\/\d{0,2})?$/.test(url.pathname);
+  } catch {
+    return false;
+  }
+}
+
+const isRedisUrl = (value: string): boolean => /^rediss?:\/\//i.test(value);
+
 function leafSchema(setting: Setting): z.ZodType {
   const { min, max, minExclusive } = setting;
   const bounded = (n: z.ZodNumber): z.ZodNumber => {
@@ -157,7 +169,13 @@ function leafSchema(setting: Setting): z.ZodType {
     case 'url':
       return z.string().refine(isHttpUrl);
     case 'list':
-      return z.array(setting.itemKind === 'url' ? z.string().refine(isHttpUrl) : z.string().min(1));
+      return z.array(
+        setting.itemKind === 'url'
+          ? z.string().refine(isHttpUrl)
+          : setting.itemKind === 'registryUrl'
+            ? z.string().refine(isRegistryUrl)
+            : z.string().min(1),
+      );
     case 'enum': {
       const [first, ...rest] = setting.enumValues ?? [];
       if (first === undefined) throw new Error(`setting ${setting.path}: enum without values`);
@@ -217,6 +235,27 @@ const CROSS_RULES: readonly CrossRule[] = [
     message: () => `requires at least one endpoint in ${mention(ENDPOINTS_PATH)}`,
   },
   {
+    id: 'etcd-needs-http-endpoints',
+    path: ENDPOINTS_PATH,
+    violated: (c) => c.cluster.discovery.registry === 'etcd' && c.cluster.discovery.endpoints.some(isRedisUrl),
+    message: () => `holds a redis:// URL but ${mention(REGISTRY_PATH)} is etcd: expected http(s) etcd URLs, or set the registry to redis`,
+  },
+  {
+    id: 'redis-needs-endpoint',
+    path: REGISTRY_PATH,
+    violated: (c) => c.cluster.discovery.registry === 'redis' && c.cluster.discovery.endpoints.length === 0,
+    message: () => `requires one redis:// or rediss:// URL in ${mention(ENDPOINTS_PATH)}`,
+  },
+  {
+    id: 'redis-needs-one-redis-url',
+    path: ENDPOINTS_PATH,
+    violated: (c) =>
+      c.cluster.discovery.registry === 'redis' &&
+      c.cluster.discovery.endpoints.length > 0 &&
+      (c.cluster.discovery.endpoints.length !== 1 || !isRedisUrl(c.cluster.discovery.endpoints[0]!)),
+    message: () => 'expected exactly one redis:// or rediss:// URL with the redis registry (e.g. redis://127.0.0.1:6379)',
+  },
+  {
     id: 'cert-needs-key',
     path: 'cluster.discovery.tls.cert',
     violated: (c) => c.cluster.discovery.tls?.cert !== undefined && c.cluster.discovery.tls.key === undefined,
@@ -237,7 +276,9 @@ const CROSS_RULES: readonly CrossRule[] = [
   {
     id: 'password-needs-username',
     path: 'cluster.discovery.password',
-    violated: (c) => c.cluster.discovery.password !== undefined && c.cluster.discovery.username === undefined,
+    // Redis's `requirepass` is a password without a user name.
+    violated: (c) =>
+      c.cluster.discovery.registry !== 'redis' && c.cluster.discovery.password !== undefined && c.cluster.discovery.username === undefined,
     message: () => `requires ${mention('cluster.discovery.username')}`,
   },
   {
@@ -596,7 +637,8 @@ function resolveLayers(layers: readonly Layer[], structureIssues: readonly Confi
 
   if (!values.has(REGISTRY_PATH)) {
     const endpoints = values.get(ENDPOINTS_PATH);
-    values.set(REGISTRY_PATH, Array.isArray(endpoints) && endpoints.length > 0 ? 'etcd' : 'memory');
+    const named = Array.isArray(endpoints) && endpoints.length > 0;
+    values.set(REGISTRY_PATH, named ? (endpoints.every((e) => typeof e === 'string' && isRedisUrl(e)) ? 'redis' : 'etcd') : 'memory');
     origins[REGISTRY_PATH] = { source: 'default', derived: true };
   }
 

@@ -57,8 +57,8 @@ export interface Setting {
   max?: number;
   /** `duration` only: whole seconds (etcd lease TTLs are integers). */
   wholeSeconds?: boolean;
-  /** `list` only: each item must be an http(s) URL. */
-  itemKind?: 'url';
+  /** `list` only: each item must be an http(s) URL (`url`), or an http(s) or redis(s) URL (`registryUrl`). */
+  itemKind?: 'url' | 'registryUrl';
   /** `string` only: the value must match, described by `patternHint` in errors. */
   pattern?: RegExp;
   patternHint?: string;
@@ -246,10 +246,10 @@ const TABLE = [
     env: 'SERVICE_DISCOVERY_REGISTRY',
     flag: 'registry',
     kind: 'enum',
-    enumValues: ['etcd', 'memory'],
+    enumValues: ['etcd', 'redis', 'memory'],
     default: undefined,
     description:
-      'Registry backend: `etcd`, or `memory` (in-process, for a standalone or embedded instance; nothing is shared between agents). When no source sets it, it is `etcd` if endpoints are set, else `memory`.',
+      'Registry backend: `etcd`, `redis` (one Redis 7 server; see docs/redis.md for what it guarantees less than etcd), or `memory` (in-process, for a standalone or embedded instance; nothing is shared between agents). When no source sets it, it is `redis` if the endpoint is a redis:// or rediss:// URL, `etcd` if endpoints are set, else `memory`.',
     group: 'Registry',
   },
   {
@@ -257,9 +257,10 @@ const TABLE = [
     env: 'SERVICE_DISCOVERY_ENDPOINTS',
     flag: 'endpoints',
     kind: 'list',
-    itemKind: 'url',
+    itemKind: 'registryUrl',
     default: [],
-    description: 'etcd endpoints, comma-separated http(s) URLs (e.g. `http://etcd1:2379,http://etcd2:2379`). Required with `etcd`.',
+    description:
+      'etcd endpoints, comma-separated http(s) URLs (e.g. `http://etcd1:2379,http://etcd2:2379`), required with `etcd`; or one Redis URL `redis://[user:password@]host:port[/db]` (`rediss://` for TLS), required with `redis`.',
     group: 'Registry',
   },
   {
@@ -270,7 +271,7 @@ const TABLE = [
     pattern: /^[^\s/][^\s]*$/,
     patternHint: 'a key prefix without spaces, not starting with / (e.g. proxy-stone)',
     default: 'proxy-stone',
-    description: 'Key prefix in etcd: records live at `<namespace>/services/<id>`.',
+    description: 'Key prefix in the registry: records live at `<namespace>/services/<id>`.',
     group: 'Registry',
   },
   {
@@ -279,7 +280,7 @@ const TABLE = [
     flag: 'etcd-username',
     kind: 'string',
     default: undefined,
-    description: 'etcd user name (etcd authentication); requires the password.',
+    description: 'etcd user name (etcd authentication; requires the password), or the Redis ACL user when not in the URL.',
     group: 'Registry',
   },
   {
@@ -289,7 +290,7 @@ const TABLE = [
     kind: 'string',
     secret: true,
     default: undefined,
-    description: 'etcd password; requires the user name. Never printed.',
+    description: 'etcd password (requires the user name), or the Redis password when not in the URL (alone for `requirepass`, with the user name for an ACL user). Never printed.',
     group: 'Registry',
   },
   {
@@ -299,7 +300,7 @@ const TABLE = [
     kind: 'string',
     file: true,
     default: undefined,
-    description: 'PEM file of the CA that signed the etcd server certificates (https endpoints).',
+    description: 'PEM file of the CA that signed the etcd server certificates (https endpoints) or the Redis server certificate (rediss://).',
     group: 'Registry',
   },
   {
@@ -641,6 +642,8 @@ export function describeExpectation(setting: Setting, options: { range?: boolean
     case 'list':
       return setting.itemKind === 'url'
         ? 'a comma-separated list of http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379)'
+        : setting.itemKind === 'registryUrl'
+        ? 'comma-separated http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379) or one redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379)'
         : 'a comma-separated list of non-empty values';
     case 'enum':
       return `one of ${(setting.enumValues ?? []).join(', ')}`;
@@ -649,7 +652,7 @@ export function describeExpectation(setting: Setting, options: { range?: boolean
   }
 }
 
-/** A short name for a setting's type, for help and docs: `duration`, `integer 1-65535`, `etcd|memory`. */
+/** A short name for a setting's type, for help and docs: `duration`, `integer 1-65535`, `etcd|redis|memory`. */
 export function describeKind(setting: Setting): string {
   switch (setting.kind) {
     case 'enum':
@@ -662,7 +665,7 @@ export function describeKind(setting: Setting): string {
       return r ? `integer ${r}` : 'integer';
     }
     case 'list':
-      return setting.itemKind === 'url' ? 'URL list' : 'list';
+      return setting.itemKind ? 'URL list' : 'list';
     case 'keyvalue':
       return 'key=value list';
     case 'string':

@@ -30,7 +30,7 @@ export interface SdConfig {
       flapHoldDown: number;
     };
     discovery: {
-      registry: 'etcd' | 'memory';
+      registry: 'etcd' | 'redis' | 'memory';
       endpoints: string[];
       namespace: string;
       username?: string;

@@ -113,14 +113,18 @@ const PLACES = [
 
 /**
  * The embedded default in one call: N agents in this process, each beside a sample upstream and
- * serving its HTTP API, on a shared memory registry (or etcd when endpoints are given).
+ * serving its HTTP API, on a shared memory registry (or etcd or Redis when endpoints are given).
  */
 export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const count = options.agents ?? 3;
   const logger = options.logger ?? silentLogger;
   const namespace = options.namespace ?? 'proxy-stone';
   let registry: Registry;
-  if (options.endpoints?.length) {
+  const redis = options.endpoints?.length === 1 && /^rediss?:\/\//.test(options.endpoints[0]!);
+  if (redis) {
+    const { RedisRegistry } = await import('../registry/redis.js');
+    registry = new RedisRegistry({ endpoint: options.endpoints![0]!, callTimeoutMs: 3000 });
+  } else if (options.endpoints?.length) {
     const { EtcdRegistry } = await import('../registry/etcd.js');
     registry = new EtcdRegistry({ endpoints: options.endpoints, callTimeoutMs: 3000 });
   } else {
@@ -144,7 +148,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
           leaderElection: { enabled: true, ttl: 5, renewInterval: 1 },
           healthCheck: { interval: 1, timeout: 1, retries: 2, gracePeriod: 3, ...options.config },
           discovery: options.endpoints?.length
-            ? { registry: 'etcd', endpoints: options.endpoints, namespace }
+            ? { registry: redis ? 'redis' : 'etcd', endpoints: options.endpoints, namespace }
             : { registry: 'memory', namespace },
         },
         service: {

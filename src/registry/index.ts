@@ -5,11 +5,23 @@ import type { Registry } from './types.js';
 export * from './types.js';
 
 /**
- * Opens the registry the configuration names. etcd3 (and gRPC) load only here, on demand, so commands
- * that never touch etcd (`--help`, `--version`, the memory registry) start fast.
+ * Opens the registry the configuration names. etcd3 (and gRPC) and ioredis load only here, on demand,
+ * so commands that never touch them (`--help`, `--version`, the memory registry) start fast.
  */
 export async function openRegistry(discovery: SdConfig['cluster']['discovery']): Promise<Registry> {
   if (discovery.registry === 'memory') return new MemoryRegistry();
+  if (discovery.registry === 'redis') {
+    const { RedisRegistry } = await import('./redis.js');
+    const endpoint = discovery.endpoints[0];
+    if (endpoint === undefined || discovery.endpoints.length !== 1) throw new Error('the redis registry needs exactly one redis:// endpoint');
+    return new RedisRegistry({
+      endpoint,
+      callTimeoutMs: Math.round(discovery.callTimeout * 1000),
+      ...(discovery.username !== undefined ? { username: discovery.username } : {}),
+      ...(discovery.password !== undefined ? { password: discovery.password } : {}),
+      ...(discovery.tls ? { tls: discovery.tls } : {}),
+    });
+  }
   const { EtcdRegistry } = await import('./etcd.js');
   return new EtcdRegistry({
     endpoints: discovery.endpoints,

@@ -1,6 +1,6 @@
 /**
  * The registry is a small key-value contract shaped after etcd v3: revisions, leases, transactions
- * and prefix watches. `etcd` and `memory` both implement it and pass one contract suite
+ * and prefix watches. `etcd`, `redis` and `memory` implement it and pass one contract suite
  * (test/registry/contract.ts), so the agent's logic is written once.
  */
 
@@ -77,7 +77,7 @@ export interface RegistryStatus {
 }
 
 export interface Registry {
-  readonly kind: 'etcd' | 'memory';
+  readonly kind: 'etcd' | 'memory' | 'redis';
   /** Human description for messages: the endpoints, or "memory". Never contains credentials. */
   readonly description: string;
   get(key: string): Promise<KeyValue | null>;

@@ -122,6 +122,16 @@ export class RegistrySource implements LiveSource {
 }
 
 async function openEtcd(target: RegistryTarget): Promise<Registry> {
+  if (target.registry === 'redis') {
+    const { RedisRegistry } = await import('../registry/redis.js');
+    return new RedisRegistry({
+      endpoint: target.endpoints[0]!,
+      callTimeoutMs: target.timeoutMs,
+      ...(target.username !== undefined ? { username: target.username } : {}),
+      ...(target.password !== undefined ? { password: target.password } : {}),
+      ...(target.tls ? { tls: target.tls } : {}),
+    });
+  }
   const { EtcdRegistry } = await import('../registry/etcd.js');
   return new EtcdRegistry({
     endpoints: target.endpoints,

@@ -45,7 +45,7 @@ describe('faults: churn (200 join/leave cycles against 2 agent processes)', func
     );
     upstream = await startSampleUpstream();
     const sse = await SseClient.connect(c.get('ps-2').apiUrl);
-    const registry = new EtcdRegistry({ endpoints: [c.etcd.endpoint], callTimeoutMs: 5000 });
+    const registry = new EtcdRegistry({ endpoints: [c.server.endpoint], callTimeoutMs: 5000 });
     const view = new ClusterView(registry, c.layout);
     await view.start();
     const churnId = (id: string) => id.startsWith('churn-');
@@ -56,7 +56,7 @@ describe('faults: churn (200 join/leave cycles against 2 agent processes)', func
           cluster: {
             leaderElection: { enabled: true, ttl: 3, renewInterval: 1 },
             healthCheck: { interval: 1, timeout: 1, retries: 2, gracePeriod: 5, refreshInterval: 0 },
-            discovery: { registry: 'etcd', endpoints: [c.etcd.endpoint], namespace: c.namespace },
+            discovery: { registry: 'etcd', endpoints: [c.server.endpoint], namespace: c.namespace },
           },
           service: { id, host: '127.0.0.1', port: upstream!.port },
         });

@@ -77,10 +77,10 @@ describe('faults: etcd (3 agent processes, ttl 3 s, renew 1 s)', function () {
   it('etcd killed and restarted on the same data dir: every agent registered again, one leader, one lease per agent', async () => {
     const c = (cluster = await FaultCluster.start());
     await c.settled();
-    c.etcd.kill('SIGKILL');
+    c.server.kill('SIGKILL');
     await sleep(1000);
     const restartedAt = Date.now();
-    await c.etcd.restart();
+    await c.server.restart();
     await waitFor('every agent registered on a live lease', () => everyAgentRegistered(c), 15_000, 100);
     await untilHealthy(c, 3, 10_000, 'every agent current and healthy');
     const leader = await c.settled();
@@ -93,7 +93,7 @@ describe('faults: etcd (3 agent processes, ttl 3 s, renew 1 s)', function () {
     const c = (cluster = await FaultCluster.start());
     await c.settled();
     await untilHealthy(c, 3, 10_000, 'all healthy');
-    c.etcd.kill('SIGKILL');
+    c.server.kill('SIGKILL');
     const downAt = Date.now();
 
     // Within a few seconds every agent says its view is stale, yet keeps answering from it.
@@ -124,7 +124,7 @@ describe('faults: etcd (3 agent processes, ttl 3 s, renew 1 s)', function () {
     }
     const downMs = Date.now() - downAt;
 
-    await c.etcd.restart();
+    await c.server.restart();
     const backAt = Date.now();
     await untilHealthy(c, 3, 15_000, 'every agent current again');
     await waitFor('every agent registered on a live lease', () => everyAgentRegistered(c), 10_000, 100);
@@ -144,7 +144,7 @@ describe('faults: etcd (3 agent processes, ttl 3 s, renew 1 s)', function () {
     const c = (cluster = await FaultCluster.start());
     await c.settled();
     const cli = (...args: string[]) => {
-      const res = spawnSync(process.execPath, [BIN, ...args, '--endpoints', c.etcd.endpoint, '--namespace', c.namespace], { encoding: 'utf8', timeout: 20_000 });
+      const res = spawnSync(process.execPath, [BIN, ...args, '--endpoints', c.server.endpoint, '--namespace', c.namespace], { encoding: 'utf8', timeout: 20_000 });
       expect(res.status, `${args.join(' ')}: ${res.stderr}`).to.equal(0);
     };
     const disabledEverywhere = async (expected: boolean) => {
@@ -167,9 +167,9 @@ describe('faults: etcd (3 agent processes, ttl 3 s, renew 1 s)', function () {
     await waitFor('ps-2 still disabled after its restart', () => disabledEverywhere(true), 5000, 50);
     expect((await c.api<Status>('ps-2', '/service-discovery/status'))!.body.currentService.enabled).to.equal(false);
 
-    c.etcd.kill('SIGKILL');
+    c.server.kill('SIGKILL');
     await sleep(500);
-    await c.etcd.restart();
+    await c.server.restart();
     await untilHealthy(c, 3, 15_000, 'every agent current again');
     await waitFor('ps-2 still disabled after the etcd restart', () => disabledEverywhere(true), 5000, 50);
 

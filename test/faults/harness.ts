@@ -10,9 +10,12 @@ import { get as httpGet, type ClientRequest } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
+import { RedisRegistry } from '../../src/registry/redis.js';
+import type { Registry } from '../../src/registry/types.js';
 import { keyLayout, type KeyLayout } from '../../src/cluster/keys.js';
 import { ClusterState } from '../../src/cluster/state.js';
-import { startEtcd, uniqueNamespace, type EtcdServer } from '../helpers/etcd.js';
+import { startEtcd, uniqueNamespace } from '../helpers/etcd.js';
+import { startRedis } from '../helpers/redis.js';
 import { assertBuilt, spawnAgent, waitFor, type AgentProcess } from '../helpers/cluster.js';
 import { InvariantChecker } from './invariants.js';
 
@@ -38,7 +41,19 @@ export interface LogLine {
   [field: string]: unknown;
 }
 
+/** The registry server of a fault cluster: etcd or redis-server, killable and restartable in place. */
+export interface FaultServer {
+  readonly endpoint: string;
+  /** etcd's Prometheus metrics (benchmarks); Redis has none. */
+  readonly metricsUrl?: string;
+  kill(signal?: NodeJS.Signals): void;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
 export interface FaultClusterOptions {
+  /** Which registry the agents share (default etcd). */
+  backend?: 'etcd' | 'redis';
   agents?: number;
   /** Sample every agent and etcd with the invariant checker (default true; benchmarks turn it off). */
   checker?: boolean;
@@ -52,25 +67,29 @@ export class FaultCluster {
   readonly agents = new Map<string, FaultAgent>();
   readonly retired: FaultAgent[] = [];
   readonly checker: InvariantChecker;
-  readonly reader: EtcdRegistry;
+  readonly reader: Registry;
   readonly layout: KeyLayout;
   private readonly incarnations = new Map<string, number>();
 
   private constructor(
-    readonly etcd: EtcdServer,
+    /** The registry server (etcd or redis-server). */
+    readonly server: FaultServer,
     readonly namespace: string,
     private readonly options: FaultClusterOptions,
   ) {
-    this.checker = new InvariantChecker({ endpoint: etcd.endpoint, namespace });
-    this.reader = new EtcdRegistry({ endpoints: [etcd.endpoint], callTimeoutMs: 1000 });
+    this.checker = new InvariantChecker({ endpoint: server.endpoint, namespace });
+    this.reader =
+      options.backend === 'redis'
+        ? new RedisRegistry({ endpoint: server.endpoint, callTimeoutMs: 1000 })
+        : new EtcdRegistry({ endpoints: [server.endpoint], callTimeoutMs: 1000 });
     this.layout = keyLayout(namespace);
   }
 
-  /** Starts etcd, `agents` agents (ps-1, ps-2, …) and the checker; resolves when all serve their API. */
+  /** Starts the registry, `agents` agents (ps-1, ps-2, …) and the checker; resolves when all serve their API. */
   static async start(options: FaultClusterOptions = {}): Promise<FaultCluster> {
     assertBuilt();
-    const etcd = await startEtcd({ own: true });
-    const cluster = new FaultCluster(etcd, uniqueNamespace('faults'), options);
+    const server: FaultServer = options.backend === 'redis' ? await startRedis() : await startEtcd({ own: true });
+    const cluster = new FaultCluster(server, uniqueNamespace('faults'), options);
     if (options.checker !== false) cluster.checker.start();
     try {
       await Promise.all(Array.from({ length: options.agents ?? 3 }, (_, i) => cluster.spawn(`ps-${i + 1}`)));
@@ -87,7 +106,7 @@ export class FaultCluster {
     const n = (this.incarnations.get(id) ?? 0) + 1;
     this.incarnations.set(id, n);
     const proc = spawnAgent({
-      endpoint: this.etcd.endpoint,
+      endpoint: this.server.endpoint,
       namespace: this.namespace,
       id,
       servicePort: upstream.port,
@@ -162,7 +181,7 @@ export class FaultCluster {
     );
   }
 
-  /** How many leases etcd holds in total. */
+  /** How many leases the registry holds in total. */
   leaseCount(): Promise<number> {
     return this.reader.leaseCount();
   }
@@ -192,7 +211,7 @@ export class FaultCluster {
     const upstreams = new Set([...this.agents.values(), ...this.retired].map((a) => a.upstream));
     await Promise.all([...upstreams].map((u) => u.close()));
     await this.reader.close();
-    await this.etcd.stop();
+    await this.server.stop();
   }
 }
 

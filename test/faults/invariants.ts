@@ -22,6 +22,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
+import { RedisRegistry } from '../../src/registry/redis.js';
+import type { Registry } from '../../src/registry/types.js';
 import { keyLayout, type KeyLayout } from '../../src/cluster/keys.js';
 import { parseLeaderRecord } from '../../src/cluster/state.js';
 
@@ -84,13 +86,16 @@ export class InvariantChecker {
   private readonly stopped = new Set<string>();
   private readonly loops: Promise<void>[] = [];
   private running = false;
-  private readonly registry: EtcdRegistry;
+  private readonly registry: Registry;
   private readonly layout: KeyLayout;
   private readonly everyMs: number;
   private readonly timeoutMs: number;
 
   constructor(options: InvariantCheckerOptions) {
-    this.registry = new EtcdRegistry({ endpoints: [options.endpoint], callTimeoutMs: 500 });
+    // A Redis listing is one script, so it is as consistent a read as etcd's range.
+    this.registry = /^rediss?:/.test(options.endpoint)
+      ? new RedisRegistry({ endpoint: options.endpoint, callTimeoutMs: 500 })
+      : new EtcdRegistry({ endpoints: [options.endpoint], callTimeoutMs: 500 });
     this.layout = keyLayout(options.namespace);
     this.everyMs = options.everyMs ?? 25;
     this.timeoutMs = options.timeoutMs ?? 250;

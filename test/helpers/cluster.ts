@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { keyLayout } from '../../src/cluster/keys.js';
 import { ClusterState } from '../../src/cluster/state.js';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
+import { RedisRegistry } from '../../src/registry/redis.js';
+import type { Registry } from '../../src/registry/types.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin/run.js');
@@ -82,14 +84,16 @@ export function spawnAgent(options: {
   };
 }
 
-/** Reads the namespace once, as any watcher would see it. */
+/** Reads the namespace once, as any watcher would see it (etcd, or Redis for a redis:// endpoint). */
 export class ClusterReader {
-  readonly registry: EtcdRegistry;
+  readonly registry: Registry;
   constructor(
     endpoint: string,
     readonly namespace: string,
   ) {
-    this.registry = new EtcdRegistry({ endpoints: [endpoint], callTimeoutMs: 2000 });
+    this.registry = /^rediss?:/.test(endpoint)
+      ? new RedisRegistry({ endpoint, callTimeoutMs: 2000 })
+      : new EtcdRegistry({ endpoints: [endpoint], callTimeoutMs: 2000 });
   }
 
   async read(): Promise<ClusterState> {

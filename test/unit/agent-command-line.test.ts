@@ -24,7 +24,7 @@ describe('agent command line', () => {
       [['--no-namespace'], 'Nonexistent flag: --no-namespace'],
       [['--api-port'], 'Flag --api-port expects a value'],
       [['extra'], 'Unexpected argument: extra'],
-      [['--registry', 'consul'], 'Expected --registry=consul to be one of: etcd, memory'],
+      [['--registry', 'consul'], 'Expected --registry=consul to be one of: etcd, redis, memory'],
     ];
     for (const [args, message] of cases) {
       expect(() => parseAgentArgs(args), args.join(' ')).to.throw(AgentUsageError, message);

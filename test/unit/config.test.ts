@@ -400,10 +400,10 @@ describe('config', () => {
       expect(config.cluster.discovery.endpoints).to.deep.equal(['http://etcd1:2379', 'https://etcd2:2379']);
       expect(config.cluster.healthCheck.url).to.equal('http://127.0.0.1:3000/health/ready');
       expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_ENDPOINTS: 'localhost:2379' } })).message).to.equal(
-        'SERVICE_DISCOVERY_ENDPOINTS=localhost:2379 (env): expected a comma-separated list of http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379)',
+        'SERVICE_DISCOVERY_ENDPOINTS=localhost:2379 (env): expected comma-separated http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379) or one redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379)',
       );
       expect(configError(() => resolve({ flags: { endpoints: 'http://a:2379,grpc://b:2379' } })).message).to.equal(
-        '--endpoints=http://a:2379,grpc://b:2379 (flag): expected a comma-separated list of http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379); got "grpc://b:2379"',
+        '--endpoints=http://a:2379,grpc://b:2379 (flag): expected comma-separated http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379) or one redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379); got "grpc://b:2379"',
       );
       expect(configError(() => resolve({ flags: { 'advertise-url': 'not a url' } })).message).to.equal(
         '--advertise-url=not a url (flag): expected an http(s) URL (e.g. http://host:3000/path)',
@@ -424,7 +424,7 @@ describe('config', () => {
       expect(resolve({ env: { LOG_LEVEL: 'DEBUG' } }).config.log.level).to.equal('debug');
       expect(resolve({ flags: { registry: 'Memory' } }).config.cluster.discovery.registry).to.equal('memory');
       expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_REGISTRY: 'consul' } })).message).to.equal(
-        'SERVICE_DISCOVERY_REGISTRY=consul (env): expected one of etcd, memory',
+        'SERVICE_DISCOVERY_REGISTRY=consul (env): expected one of etcd, redis, memory',
       );
       expect(configError(() => resolve({ env: { LOG_LEVEL: 'verbose' } })).message).to.equal(
         'LOG_LEVEL=verbose (env): expected one of trace, debug, info, warn, error, fatal, silent',
@@ -664,6 +664,43 @@ describe('config', () => {
       expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_REGISTRY: 'etcd' } })).message).to.equal(
         'SERVICE_DISCOVERY_REGISTRY=etcd (env): requires at least one endpoint in cluster.discovery.endpoints (--endpoints / SERVICE_DISCOVERY_ENDPOINTS)',
       );
+    });
+  });
+
+  describe('registry resolution: redis', () => {
+    it('is redis when the endpoint is a redis:// or rediss:// URL', () => {
+      for (const url of ['redis://127.0.0.1:6379', 'rediss://cache.internal:6380/2', 'redis://sd:pw@r:6379']) {
+        const loaded = resolve({ env: { SERVICE_DISCOVERY_ENDPOINTS: url } });
+        expect(loaded.config.cluster.discovery.registry, url).to.equal('redis');
+        expect(loaded.config.cluster.discovery.endpoints).to.deep.equal([url]);
+      }
+      expect(resolve({ flags: { registry: 'redis', endpoints: 'redis://r:6379' } }).config.cluster.discovery.registry).to.equal('redis');
+    });
+
+    it('rejects redis without an endpoint, with an http endpoint, or with two', () => {
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_REGISTRY: 'redis' } })).message).to.equal(
+        'SERVICE_DISCOVERY_REGISTRY=redis (env): requires one redis:// or rediss:// URL in cluster.discovery.endpoints (--endpoints / SERVICE_DISCOVERY_ENDPOINTS)',
+      );
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_REGISTRY: 'redis', SERVICE_DISCOVERY_ENDPOINTS: 'http://e:2379' } })).message).to.equal(
+        'SERVICE_DISCOVERY_ENDPOINTS=http://e:2379 (env): expected exactly one redis:// or rediss:// URL with the redis registry (e.g. redis://127.0.0.1:6379)',
+      );
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_ENDPOINTS: 'redis://a:1,redis://b:2' } })).message).to.match(
+        /^SERVICE_DISCOVERY_ENDPOINTS=redis:\/\/a:1,redis:\/\/b:2 \(env\): expected exactly one redis/,
+      );
+    });
+
+    it('rejects a redis URL with etcd, and a malformed redis URL, naming the field', () => {
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_REGISTRY: 'etcd', SERVICE_DISCOVERY_ENDPOINTS: 'redis://r:6379' } })).message).to.equal(
+        'SERVICE_DISCOVERY_ENDPOINTS=redis://r:6379 (env): holds a redis:// URL but cluster.discovery.registry (--registry / SERVICE_DISCOVERY_REGISTRY) is etcd: expected http(s) etcd URLs, or set the registry to redis',
+      );
+      const bad = configError(() => resolve({ env: { SERVICE_DISCOVERY_ENDPOINTS: 'redis://r:6379/cache' } })).message;
+      expect(bad).to.match(/^SERVICE_DISCOVERY_ENDPOINTS=redis:\/\/r:6379\/cache \(env\): expected comma-separated http\(s\) URLs .* or one redis:\/\/ or rediss:\/\/ URL/);
+    });
+
+    it('takes a Redis password without a user name (requirepass), but not for etcd', () => {
+      const loaded = resolve({ env: { SERVICE_DISCOVERY_ENDPOINTS: 'redis://r:6379', SERVICE_DISCOVERY_PASSWORD: 'pw' } });
+      expect(loaded.config.cluster.discovery.password).to.equal('pw');
+      expect(() => resolve({ env: { SERVICE_DISCOVERY_ENDPOINTS: 'http://e:2379', SERVICE_DISCOVERY_PASSWORD: 'pw' } })).to.throw(/requires cluster.discovery.username/);
     });
   });
 

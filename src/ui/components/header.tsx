@@ -14,7 +14,7 @@ export function Header({ state, now, width }: { state: DashboardState; now: numb
     : c.synced && (c.lostAt !== undefined || c.error !== undefined)
       ? { text: '● stale', tone: 'bad' as const }
       : { text: '○ connecting', tone: 'warn' as const };
-  const where = c.source === 'registry' ? `etcd ${c.target}` : `agent ${c.target}`;
+  const where = c.source === 'registry' ? `${/^rediss?:\/\//.test(c.target) ? 'redis' : 'etcd'} ${c.target}` : `agent ${c.target}`;
   return (
     <Box flexDirection="column" width={width}>
       <Box width={width}>
