@@ -27,7 +27,9 @@ import type { Registry } from '../../src/registry/types.js';
 import { keyLayout, type KeyLayout } from '../../src/cluster/keys.js';
 import { parseLeaderRecord } from '../../src/cluster/state.js';
 
-const now = (): number => performance.timeOrigin + performance.now();
+/** The checker's clock: compare its sample times with this, not Date.now(), which can differ by more than a fast handover. */
+export const checkerNow = (): number => performance.timeOrigin + performance.now();
+const now = checkerNow;
 
 /** One answer (or its absence) of one agent process. */
 export interface LeaderSample {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { waitFor } from '../helpers/cluster.js';
 import { FaultCluster, RENEW_MS, sleep, TTL_MS } from './harness.js';
+import { checkerNow } from './invariants.js';
 
 /**
  * Leadership under process faults, with three real agent processes (lease TTL 3 s, renew 1 s) and
@@ -22,13 +23,13 @@ describe('faults: leadership (3 agent processes, ttl 3 s, renew 1 s)', function 
   it('kill -9 of the leader: one new leader within the TTL, its entry gone within the TTL', async () => {
     const c = (cluster = await FaultCluster.start());
     const leader = await c.settled();
-    const killedAt = Date.now();
+    const killedAt = checkerNow();
     await c.signal(leader, 'SIGKILL');
 
     const next = await waitFor('a new leader', () => (otherLeaders(c, leader).length === 1 ? otherLeaders(c, leader)[0] : undefined), TTL_MS + 3000, 10);
     const failoverMs = Math.round(c.checker.firstLeaderAnswer(next, killedAt)! - killedAt);
     await waitFor('the dead leader\'s entry gone', async () => (await c.read()).service(leader) === undefined, TTL_MS + 3000, 10);
-    const goneMs = Date.now() - killedAt;
+    const goneMs = Math.round(checkerNow() - killedAt);
     const remaining = [...c.agents.keys()];
     expect(await c.settled(remaining)).to.equal(next.split('#')[0]);
     console.log(`      failover ${failoverMs} ms, entry gone ${goneMs} ms (TTL ${TTL_MS} ms, renew ${RENEW_MS} ms)`);
@@ -44,7 +45,7 @@ describe('faults: leadership (3 agent processes, ttl 3 s, renew 1 s)', function 
     const c = (cluster = await FaultCluster.start());
     const leader = await c.settled();
     const proc = c.get(leader).proc;
-    const stoppedAt = Date.now();
+    const stoppedAt = checkerNow();
     proc.signal('SIGTERM');
     const next = await waitFor('a new leader', () => (otherLeaders(c, leader).length === 1 ? otherLeaders(c, leader)[0] : undefined), 3000, 5);
     const handoverMs = Math.round(c.checker.firstLeaderAnswer(next, stoppedAt)! - stoppedAt);
@@ -66,7 +67,7 @@ describe('faults: leadership (3 agent processes, ttl 3 s, renew 1 s)', function 
     const c = (cluster = await FaultCluster.start());
     const frozen = await c.settled();
     const frozenKey = c.get(frozen).key;
-    const frozenAt = Date.now();
+    const frozenAt = checkerNow();
     c.get(frozen).proc.signal('SIGSTOP');
 
     const next = await waitFor('another leader while frozen', () => (otherLeaders(c, frozen).length === 1 ? otherLeaders(c, frozen)[0]! : undefined), TTL_MS + 3000, 10);
@@ -75,7 +76,7 @@ describe('faults: leadership (3 agent processes, ttl 3 s, renew 1 s)', function 
     await waitFor('leader record names the new leader', async () => (await c.read()).leaderRecord()?.leaderId === nextId, 3000);
     // Stay frozen a while longer: the thawed process's timers are all overdue at once.
     await sleep(1000);
-    const thawedAt = Date.now();
+    const thawedAt = checkerNow();
     c.get(frozen).proc.signal('SIGCONT');
 
     // It answers again, as a follower, and its step-down is refused by the fence.

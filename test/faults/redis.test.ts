@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { performance } from 'node:perf_hooks';
 import { waitFor } from '../helpers/cluster.js';
 import { FaultCluster, sleep, TTL_MS } from './harness.js';
+import { checkerNow } from './invariants.js';
 
 interface Status {
   status: string;
@@ -25,8 +25,7 @@ describe('faults: Redis registry (3 agent processes, ttl 3 s, renew 1 s)', funct
   });
 
   const start = () => FaultCluster.start({ backend: 'redis' });
-  // The checker stamps samples with this clock; Date.now() can differ from it by more than a fast handover.
-  const now = () => performance.timeOrigin + performance.now();
+  const now = checkerNow;
   const otherLeaders = (c: FaultCluster, id: string) => c.checker.currentLeaders().filter((k) => !k.startsWith(`${id}#`));
 
   it('kill -9 of the leader: one new leader within the TTL, its entry gone within the TTL', async () => {
