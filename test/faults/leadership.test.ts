@@ -5,9 +5,12 @@ import { checkerNow } from './invariants.js';
 
 /**
  * Leadership under process faults, with three real agent processes (lease TTL 3 s, renew 1 s) and
- * the invariant checker sampling every agent's `isLeader` and etcd's election every 25 ms.
+ * the invariant checker sampling every agent's `isLeader` and the registry's election every 25 ms,
+ * on each registry that elects: etcd, and Redis (where leases expire on Redis's clock and fencing is
+ * a compare inside a Lua script).
  */
-describe('faults: leadership (3 agent processes, ttl 3 s, renew 1 s)', function () {
+for (const backend of ['etcd', 'redis'] as const)
+describe(`faults: leadership on ${backend} (3 agent processes, ttl 3 s, renew 1 s)`, function () {
   this.timeout(60_000);
   let cluster: FaultCluster | undefined;
 
@@ -21,7 +24,7 @@ describe('faults: leadership (3 agent processes, ttl 3 s, renew 1 s)', function 
   const otherLeaders = (c: FaultCluster, id: string) => c.checker.currentLeaders().filter((k) => !k.startsWith(`${id}#`));
 
   it('kill -9 of the leader: one new leader within the TTL, its entry gone within the TTL', async () => {
-    const c = (cluster = await FaultCluster.start());
+    const c = (cluster = await FaultCluster.start({ backend }));
     const leader = await c.settled();
     const killedAt = checkerNow();
     await c.signal(leader, 'SIGKILL');
@@ -34,7 +37,8 @@ describe('faults: leadership (3 agent processes, ttl 3 s, renew 1 s)', function 
     expect(await c.settled(remaining)).to.equal(next.split('#')[0]);
     console.log(`      failover ${failoverMs} ms, entry gone ${goneMs} ms (TTL ${TTL_MS} ms, renew ${RENEW_MS} ms)`);
     // etcd expires a lease at most TTL after the last keep-alive it received; its expiry loop runs
-    // every 500 ms, and the survivors need a watch event to notice: TTL plus that, no more.
+    // every 500 ms, and the survivors need a watch event to notice: TTL plus that, no more. Redis
+    // expires it at its deadline, and watchers poll the log at the next deadline: the same bound.
     expect(failoverMs).to.be.lessThan(TTL_MS + 1000);
     expect(goneMs).to.be.lessThan(TTL_MS + 1000);
     expect(await c.leaseCount()).to.equal(2);
@@ -42,7 +46,7 @@ describe('faults: leadership (3 agent processes, ttl 3 s, renew 1 s)', function 
   });
 
   it('graceful stop of the leader: a new leader well under a second, entry gone, exit 0', async () => {
-    const c = (cluster = await FaultCluster.start());
+    const c = (cluster = await FaultCluster.start({ backend }));
     const leader = await c.settled();
     const proc = c.get(leader).proc;
     const stoppedAt = checkerNow();
@@ -64,7 +68,7 @@ describe('faults: leadership (3 agent processes, ttl 3 s, renew 1 s)', function 
   });
 
   it('leader frozen past its lease, then thawed: another leads meanwhile, the thawed one is fenced and never leads again', async () => {
-    const c = (cluster = await FaultCluster.start());
+    const c = (cluster = await FaultCluster.start({ backend }));
     const frozen = await c.settled();
     const frozenKey = c.get(frozen).key;
     const frozenAt = checkerNow();
@@ -79,7 +83,8 @@ describe('faults: leadership (3 agent processes, ttl 3 s, renew 1 s)', function 
     const thawedAt = checkerNow();
     c.get(frozen).proc.signal('SIGCONT');
 
-    // It answers again, as a follower, and its step-down is refused by the fence.
+    // It answers again, as a follower, and its step-down is refused by the fence (etcd's txn compare,
+    // or the compare on its election key's create revision inside Redis's Lua script).
     await waitFor('the thawed agent answers', () => (c.checker.samples.get(frozenKey) ?? []).some((s) => s.sentAt > thawedAt && s.isLeader !== undefined), 5000);
     await waitFor('leader.fenced logged', () => c.logs(frozen).some((l) => l.event === 'leader.fenced'), 5000);
     await waitFor('re-registered under a new lease', () => c.logs(frozen).some((l) => l.event === 'lease.regranted'), 8000);
