@@ -34,6 +34,8 @@ export interface SdConfig {
       /** Seconds allowed for one registry call. */
       callTimeout: number;
     };
+    /** Capacity guard: healthy enabled instances a disable must leave per region and zone (`1`, or `50%`). */
+    minHealthyPerZone: string;
   };
   service: {
     id?: string;
@@ -45,6 +47,10 @@ export interface SdConfig {
     region: string;
     zone: string;
     metadata: Record<string, string>;
+    /** Register disabled (an intent written only when none exists), for a smoke test before traffic. */
+    startDisabled: boolean;
+    /** Polled by this agent while its instance drains: idle on 2xx with `{"idle": true}` or `{"inflight": 0}`. */
+    drainProbeUrl?: string;
   };
   api: {
     enabled: boolean;
