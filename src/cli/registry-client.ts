@@ -111,6 +111,10 @@ export class RegistryClient implements ClusterClient {
       ...(request.reason !== undefined ? { reason: request.reason } : {}),
       actor: request.actor ?? 'cli',
       source: 'cli',
+      ...(request.expiresAt !== undefined ? { expiresAt: request.expiresAt } : {}),
+      ...(request.drainTimeout !== undefined ? { drainTimeout: request.drainTimeout } : {}),
+      ...(request.force !== undefined ? { force: request.force } : {}),
+      ...(request.minHealthy !== undefined ? { minHealthy: request.minHealthy } : {}),
     });
     return setEnabledSummary({ ...result, reasonUpdated: result.audit.reasonUpdated, previousReason: result.audit.previousReason });
   }
