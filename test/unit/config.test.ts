@@ -168,6 +168,7 @@ describe('config', () => {
           leaderElection: { enabled: true, ttl: 30, renewInterval: 10 },
           healthCheck: { interval: 30, timeout: 5, retries: 3, gracePeriod: 60, path: '/health', refreshInterval: 60 },
           discovery: { registry: 'memory', endpoints: [], namespace: 'proxy-stone', callTimeout: 5 },
+          minHealthyPerZone: '1',
         },
         service: {
           name: 'proxy-stone',
@@ -178,6 +179,7 @@ describe('config', () => {
           region: 'us-east-1',
           zone: 'us-east-1a',
           metadata: {},
+          startDisabled: false,
         },
         api: { enabled: true, host: '127.0.0.1', port: 8790, readAccess: 'open' },
         log: { level: 'info' },
