@@ -456,7 +456,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     // Defaults apply where an option is absent or undefined (a spread would let `actor: undefined` win).
     const result = await setServiceEnabled(this.registry, this.layout, serviceId, enabled, opts, {
       actor: `agent:${this.id}`,
-      minHealthy: parseMinHealthy(this.config.cluster.minHealthyPerZone),
+      // A hand-built config (an embedder's, typed before this setting existed) gets the default.
+      minHealthy: parseMinHealthy(this.config.cluster.minHealthyPerZone ?? '1'),
     });
     this.logger.info(
       { event: enabled ? 'service.enabled' : 'service.disabled', serviceId, actor: result.audit.actor, reason: opts.reason, changed: result.changed },
@@ -775,7 +776,12 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       do {
         this.expireAgain = false;
         const session = this.session;
-        if (!this.isLeader() || !session?.electionKey || session.electionRevision === undefined) return;
+        if (!this.isLeader() || !session?.electionKey || session.electionRevision === undefined) {
+          // Leading, but the lease is not provably alive this instant (a keep-alive late under load):
+          // look again shortly rather than wait for the minute's maintenance.
+          if (this.leading && this.state === 'running') this.armIntentTimer(Date.now() + 500);
+          return;
+        }
         clearTimeout(this.intentTimer);
         let retryAt: number | undefined;
         try {
@@ -792,16 +798,19 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
           this.logger.debug({ event: 'intent.expiry_failed', err: errMessage(err) }, `expiry pass failed: ${errMessage(err)}; retrying`);
           retryAt = Date.now() + 1000;
         }
-        if (retryAt !== undefined && this.isLeader()) {
-          const delay = Math.min(Math.max(0, retryAt - Date.now()), 0x7fffffff);
-          this.intentTimer = setTimeout(() => void this.expireIntents(), delay);
-          this.intentTimer.unref();
-        }
+        if (retryAt !== undefined && this.isLeader()) this.armIntentTimer(retryAt);
       } while (this.expireAgain);
     })().finally(() => {
       this.expiring = undefined;
     });
     return this.expiring;
+  }
+
+  private armIntentTimer(at: number): void {
+    clearTimeout(this.intentTimer);
+    const delay = Math.min(Math.max(0, at - Date.now()), 0x7fffffff);
+    this.intentTimer = setTimeout(() => void this.expireIntents(), delay);
+    this.intentTimer.unref();
   }
 
   // ---- publishing the record ----

@@ -81,7 +81,9 @@ export function checkCapacity(services: readonly ServiceRecord[], targetId: stri
     const healthy = g.members.filter((s) => s.isHealthy).length;
     const after = healthy - 1;
     const minimum = requiredHealthy(min, g.members.length);
-    if (after < minimum) shortfalls.push({ scope: g.scope, name: g.name, region: target.region, after, minimum, total: g.members.length });
+    // A region short in the same way as its zone (a count minimum, one zone) adds nothing to say.
+    const same = shortfalls.some((s) => s.after === after && s.minimum === minimum);
+    if (after < minimum && !same) shortfalls.push({ scope: g.scope, name: g.name, region: target.region, after, minimum, total: g.members.length });
   }
   return { ok: shortfalls.length === 0, reducesCapacity: true, shortfalls, counted: inRegion.filter((s) => s.isHealthy).map((s) => s.id) };
 }
