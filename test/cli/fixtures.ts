@@ -126,7 +126,7 @@ const PLACES = [
  * Starts `count` agents on the shared etcd in a fresh namespace and waits until all are healthy with a
  * leader. Ids are `<idPrefix>-1`, `<idPrefix>-2`, …: `proxy-stone` gives the ids the help examples use.
  */
-export async function startCluster(count = 3, options: { idPrefix?: string } = {}): Promise<TestCluster> {
+export async function startCluster(count = 3, options: { idPrefix?: string; minHealthyPerZone?: string } = {}): Promise<TestCluster> {
   const etcd = await sharedEtcd();
   const namespace = uniqueNamespace('cli');
   const nodes: TestNode[] = [];
@@ -148,7 +148,7 @@ export async function startCluster(count = 3, options: { idPrefix?: string } = {
           healthCheck: { interval: 0.5, timeout: 1, retries: 2, gracePeriod: 0, refreshInterval: 0 },
           discovery: { registry: 'etcd', endpoints: etcd.endpoints, namespace },
           // One instance per zone: see cliEnv.
-          minHealthyPerZone: '0',
+          minHealthyPerZone: options.minHealthyPerZone ?? '0',
         },
         service: { id, name: 'proxy-stone', host: '127.0.0.1', port: upstream.port, version: '1.0.0', region, zone },
         api: { enabled: false },
