@@ -138,6 +138,9 @@ export class RegistryClient implements ClusterClient {
       lost = stale;
       options.onNotice?.(stale ? `lost the watch on ${this.description}; reconnecting` : `watching ${this.description} again`);
     });
+    // While etcd is down nothing else holds the event loop (the view's retry timers are unref'd and
+    // gRPC has no open call), and node would exit with 13 in the middle of following: hold it.
+    const hold = setInterval(() => undefined, 60_000);
     try {
       await view.start();
       if (!signal.aborted) options.onOpen?.();
@@ -146,6 +149,7 @@ export class RegistryClient implements ClusterClient {
         signal.addEventListener('abort', () => resolve(), { once: true });
       });
     } finally {
+      clearInterval(hold);
       await view.stop();
     }
   }

@@ -118,9 +118,12 @@ export function left(epochMs: number, now: number): string {
   return `${Math.floor(s / 86400)}d`;
 }
 
-/** The ENABLED cell: `yes`; `drain 25s` (counting down to disabled); `no 29m` (a timed disable's time left); `no`. */
+/**
+ * The ENABLED cell, at most 7 wide: `yes`; `drn 25s` (draining, counting down to disabled);
+ * `no 29m` (a timed disable's time left); `no`.
+ */
 export function enabledCell(s: { enabled: boolean; drainUntil?: number; disabledUntil?: number }, now: number): string {
   if (s.enabled) return 'yes';
-  if (s.drainUntil !== undefined && s.drainUntil > now) return `drain ${left(s.drainUntil, now)}`;
+  if (s.drainUntil !== undefined && s.drainUntil > now) return `drn ${left(s.drainUntil, now)}`;
   return s.disabledUntil !== undefined ? `no ${left(s.disabledUntil, now)}` : 'no';
 }

@@ -5,11 +5,12 @@
  * resumes after its agent restarts - and each survives an agent restart and an etcd restart.
  */
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
 import type { AdminIntent, AuditEntry, ServiceRecord } from '../../src/types.js';
-import { assertBuilt, ClusterReader, spawnAgent, waitFor, type AgentProcess } from '../helpers/cluster.js';
+import { assertBuilt, BIN, ClusterReader, spawnAgent, waitFor, type AgentProcess } from '../helpers/cluster.js';
 import { startEtcd, uniqueNamespace, type EtcdServer } from '../helpers/etcd.js';
-import { json, runCli } from '../cli/fixtures.js';
+import { cliEnv, json, runCli } from '../cli/fixtures.js';
 
 const GUARDED = { SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE: '1' };
 
@@ -170,5 +171,33 @@ describe('faults: draining, timed disables, start-disabled and the capacity guar
     await restartEtcd(ids);
     for (const id of ['ps-2', 'ps-3']) expect(await service(id), id).to.include({ enabled: false, isHealthy: false, adminState: 'disabled' });
     expect(await service('ps-1')).to.include({ enabled: true, isHealthy: true });
+  });
+
+  it('events --json through etcd keeps following across an etcd restart (it used to exit 13 while etcd was down)', async () => {
+    await start('ps-1');
+    await allHealthy(['ps-1']);
+    const events = spawn(process.execPath, [BIN, 'events', '--json', ...cli()], { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    events.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    events.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | string>((r) => events.once('exit', (code, sig) => r(code ?? sig ?? -1)));
+    try {
+      await waitFor('the stream open', async () => {
+        await runCli(['services', 'disable', 'ps-1', '--reason', 'probe', '--drain-timeout', '0', ...cli()]);
+        await runCli(['services', 'enable', 'ps-1', ...cli()]);
+        return out.includes('"serviceEnabled"');
+      }, 10_000, 500);
+      await etcd.restart();
+      await allHealthy(['ps-1']);
+      expect(events.exitCode, out).to.equal(null);
+      const before = out.length;
+      await waitFor('an event after the restart', async () => {
+        await runCli(['services', 'disable', 'ps-1', '--reason', 'after the restart', '--drain-timeout', '0', ...cli()]);
+        return out.slice(before).includes('after the restart');
+      }, 20_000, 1000);
+    } finally {
+      events.kill('SIGINT');
+      await exited;
+    }
   });
 });

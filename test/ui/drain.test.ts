@@ -20,7 +20,7 @@ const enter = { return: true };
 describe('dashboard: draining, timed disables and the capacity guard', () => {
   it('the ENABLED cell counts a drain down to disabled, and a timed disable down to its end', () => {
     expect(enabledCell({ enabled: true }, T0)).to.equal('yes');
-    expect(enabledCell({ enabled: false, drainUntil: T0 + 25_000 }, T0)).to.equal('drain 25s');
+    expect(enabledCell({ enabled: false, drainUntil: T0 + 25_000 }, T0)).to.equal('drn 25s');
     // The drain's deadline passed with no event (its agent died): the cell moves on by itself.
     expect(enabledCell({ enabled: false, drainUntil: T0 - 1 }, T0)).to.equal('no');
     expect(enabledCell({ enabled: false, disabledUntil: T0 + 29 * 60_000 }, T0)).to.equal('no 29m');
@@ -36,7 +36,7 @@ describe('dashboard: draining, timed disables and the capacity guard', () => {
     );
     try {
       const row = stripAnsi(app.lastFrame() ?? '').split('\n').find((l) => l.includes('node-2'))!;
-      expect(row).to.match(/drain 25s/);
+      expect(row).to.match(/ drn 25s /);
     } finally {
       app.unmount();
     }

@@ -74,7 +74,8 @@ describe('dashboard end to end (tmux, real etcd, three agents)', function () {
   it('shows the cluster live, disables a service with d, and quits with q leaving the terminal clean', async () => {
     const command = [
       // No CI flags (ink would print only the last frame) and nothing naming another cluster.
-      'env -u CI -u CONTINUOUS_INTEGRATION -u PROXY_STONE_SD_AGENT -u SERVICE_DISCOVERY_ENDPOINTS',
+      // One instance per zone: the capacity guard (tested in test/ui/drain.test.ts) is off here.
+      'env -u CI -u CONTINUOUS_INTEGRATION -u PROXY_STONE_SD_AGENT -u SERVICE_DISCOVERY_ENDPOINTS SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE=0',
       shellQuote(process.execPath),
       shellQuote(BIN),
       'dashboard --endpoints',

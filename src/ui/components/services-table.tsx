@@ -16,7 +16,7 @@ const FIXED: Column[] = [
   { key: 'place', title: 'REGION/ZONE', width: 22, value: (s) => `${s.region}/${s.zone}` },
   { key: 'status', title: 'STATUS', width: 9, value: (s) => s.status },
   { key: 'role', title: 'ROLE', width: 8, value: (s) => (s.role === 'leader' ? 'leader ★' : 'follower') },
-  { key: 'enabled', title: 'ENABLED', width: 9, value: (s, now) => enabledCell(s, now) },
+  { key: 'enabled', title: 'ENABLED', width: 7, value: (s, now) => enabledCell(s, now) },
   { key: 'latency', title: 'LATENCY', width: 7, align: 'right', value: (s) => latency(s.health.responseTime) },
   { key: 'checked', title: 'CHECKED', width: 7, align: 'right', value: (s, now) => age(s.health.lastCheck, now) },
   { key: 'version', title: 'VERSION', width: 10, value: (s) => s.version },
