@@ -523,7 +523,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         this.startDisabledDone = true;
         this.logger.info(
           { event: wrote ? 'start_disabled.applied' : 'start_disabled.skipped', serviceId: this.id },
-          wrote ? 'started disabled (reason start-disabled); enable with: services enable ' + this.id : 'start-disabled: an operator intent already exists for this id; it stands',
+          wrote ? `started disabled (reason start-disabled); enable with: services enable ${this.id}` : 'start-disabled: an operator intent already exists for this id; it stands',
         );
       }
       const sentAt = Date.now();
@@ -718,8 +718,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       this.leaderSession = session;
       this.leaderSince = Date.now();
       void this.writeLeaderRecord(session);
+      // Its first step is an expiry pass: disables that lapsed while nobody led are re-enabled now.
       void this.leaderMaintenance();
-      void this.expireIntents();
       this.leaderTimer = setInterval(() => void this.leaderMaintenance(), 60_000);
       this.leaderTimer.unref();
     }
