@@ -793,7 +793,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
             this.logger.warn({ event: 'leader.fenced' }, 'expiry refused: our election key is gone');
             return;
           }
-          retryAt = pass.next;
+          // A conflicting write (an operator, a drain's end) moved an intent under us: look again soon.
+          retryAt = pass.conflicted ? Date.now() + 200 : pass.next;
         } catch (err) {
           this.logger.debug({ event: 'intent.expiry_failed', err: errMessage(err) }, `expiry pass failed: ${errMessage(err)}; retrying`);
           retryAt = Date.now() + 1000;

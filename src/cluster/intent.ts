@@ -30,6 +30,8 @@ export interface ExpiryPass {
   fenced: boolean;
   /** The earliest expiry still ahead (epoch ms), if any. */
   next?: number;
+  /** An intent changed between the listing and its write (a drain's end, an operator): pass again. */
+  conflicted?: boolean;
 }
 
 /**
@@ -94,6 +96,7 @@ export async function expireDueIntents(
       pass.fenced = true;
       return pass;
     }
+    pass.conflicted = true;
   }
   return pass;
 }
@@ -116,7 +119,9 @@ export async function markDrained(
   const parsed = parseAdminIntent(kv.value);
   if (!parsed.ok) return false;
   const old = parsed.value;
+  // A disable that expired meanwhile is the leader's to re-enable; its drain no longer matters.
   if (old.enabled || old.drainUntil !== drainUntil || old.drainedAt !== undefined) return false;
+  if (old.expiresAt !== undefined && old.expiresAt <= now) return false;
   const intent: AdminIntent = { ...old, drainedAt: now, drainEnd: end };
   const audit: AuditEntry = {
     id: auditId(now),

@@ -121,6 +121,22 @@ describe('drain, timed disables, start-disabled and the capacity guard (etcd)', 
     await waitFor('b takes traffic again', () => a.view.service('b')?.isHealthy === true, 3000);
   });
 
+  it('a drain that runs until the expiry does not get in the way of the re-enable (both due at once)', async () => {
+    const a = await agent('a');
+    await agent('b');
+    await waitFor('both healthy, a leads', () => healthy(a, ['a', 'b']) && a.isLeader(), 8000);
+    for (const id of ['a', 'b']) {
+      const expiresAt = Date.now() + 1000;
+      // The drain is capped at the expiry: the agent's drain deadline and the leader's expiry coincide.
+      const res = await a.setServiceEnabled(id, false, { reason: 'both at once', expiresAt, drainTimeout: 60 });
+      expect(res.intent.drainUntil).to.equal(expiresAt);
+      await waitFor(`${id} re-enabled by the leader`, async () => (await intent(id))?.enabled === true, 4000, 20);
+      const entries = await listAudit(registry, layout(), { serviceId: id });
+      expect(entries.map((e) => e.drained)).to.not.include('deadline');
+      expect(entries[0]).to.include({ expired: true, actor: 'leader:a' });
+    }
+  });
+
   it('a new leader re-enables a disable that expired while nobody led', async () => {
     // Written straight into etcd, already expired, before any agent runs.
     await registry.put(layout().adminOf('a'), JSON.stringify({ enabled: false, reason: 'old', actor: 'cli:x', at: Date.now() - 10_000, expiresAt: Date.now() - 5000 }));
