@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Registry, TxnCompare, TxnOp } from '../registry/types.js';
 import type { AdminIntent, AuditEntry, ServiceRecord } from '../types.js';
-import { CapacityError, checkCapacity, DEFAULT_MIN_HEALTHY, describeShortfall, type CapacityVerdict, type MinHealthy } from './capacity.js';
+import {
+  CapacityError,
+  checkCapacity,
+  DEFAULT_MIN_HEALTHY,
+  describeShortfall,
+  requiredHealthy,
+  type CapacityVerdict,
+  type MinHealthy,
+} from './capacity.js';
 import { parseAdminIntent, parseAuditEntry, parseServiceRecord, withIntent } from './codec.js';
 import type { KeyLayout } from './keys.js';
 import { ClusterState } from './state.js';
@@ -112,8 +120,9 @@ export async function setServiceEnabled(
     // The capacity guard, for a disable that takes a routable instance out of traffic.
     const guard: TxnCompare[] = [];
     let overridden: CapacityVerdict | undefined;
-    if (!enabled && wasEnabled) {
-      const verdict = await capacityVerdict(registry, layout, serviceId, options.minHealthy ?? DEFAULT_MIN_HEALTHY);
+    const minHealthy = options.minHealthy ?? DEFAULT_MIN_HEALTHY;
+    if (!enabled && wasEnabled && requiredHealthy(minHealthy, 1) > 0) {
+      const verdict = await capacityVerdict(registry, layout, serviceId, minHealthy);
       if (!verdict.verdict.ok && !options.force) throw new CapacityError(serviceId, verdict.verdict.shortfalls);
       if (!verdict.verdict.ok) overridden = verdict.verdict;
       guard.push(...verdict.compares);
