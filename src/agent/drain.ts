@@ -15,7 +15,8 @@
  *
  * @module
  */
-import { request } from 'undici';
+import http from 'node:http';
+import https from 'node:https';
 import { markDrained } from '../cluster/intent.js';
 import type { KeyLayout } from '../cluster/keys.js';
 import type { Registry } from '../registry/types.js';
@@ -38,13 +39,37 @@ export interface DrainWatcherOptions {
 /** What the probe answered: idle, or busy with why. */
 export type DrainProbeResult = { idle: true } | { idle: false; why: string };
 
+/** Largest drain-probe answer read; an idle answer is a few bytes. */
+const MAX_BODY = 64 * 1024;
+
+/** One GET on node:http(s) (the agent process loads no undici), bounded by `timeoutMs` in all. */
+function get(url: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const lib = u.protocol === 'https:' ? https : http;
+    const req = lib.get(u, { headers: { accept: 'application/json', 'user-agent': 'proxy-stone-sd' }, timeout: timeoutMs }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+        if (text.length > MAX_BODY) req.destroy(new Error(`answer larger than ${MAX_BODY} bytes`));
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs}ms`)), timeoutMs);
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs}ms`)));
+    req.on('error', reject);
+    req.on('close', () => clearTimeout(timer));
+  });
+}
+
 /** One GET of the drain probe, bounded by `timeoutMs`. Never throws. */
 export async function probeDrain(url: string, timeoutMs: number): Promise<DrainProbeResult> {
-  const signal = AbortSignal.timeout(timeoutMs);
   try {
-    const res = await request(url, { method: 'GET', signal, headers: { accept: 'application/json', 'user-agent': 'proxy-stone-sd' } });
-    const text = await res.body.text();
-    if (res.statusCode < 200 || res.statusCode >= 300) return { idle: false, why: `HTTP ${res.statusCode}` };
+    const res = await get(url, timeoutMs);
+    const text = res.text;
+    if (res.status < 200 || res.status >= 300) return { idle: false, why: `HTTP ${res.status}` };
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -58,7 +83,7 @@ export async function probeDrain(url: string, timeoutMs: number): Promise<DrainP
     }
     return { idle: false, why: 'answer says busy' };
   } catch (err) {
-    return { idle: false, why: signal.aborted ? `no answer within ${timeoutMs}ms` : err instanceof Error ? err.message : String(err) };
+    return { idle: false, why: err instanceof Error ? err.message : String(err) };
   }
 }
 

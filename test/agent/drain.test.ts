@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ServiceAgent } from '../../src/agent/agent.js';
+import { probeDrain } from '../../src/agent/drain.js';
 import { listAudit, setServiceEnabled } from '../../src/cluster/admin.js';
 import { CapacityError } from '../../src/cluster/capacity.js';
 import { keyLayout } from '../../src/cluster/keys.js';
@@ -272,5 +273,41 @@ describe('drain, timed disables, start-disabled and the capacity guard (etcd)', 
     expect(ok, 'exactly one of two racing disables passes').to.have.length(1);
     expect(refused).to.have.length(1);
     expect((refused[0] as PromiseRejectedResult).reason).to.be.instanceOf(CapacityError);
+  });
+});
+
+describe('the drain probe contract', () => {
+  it('idle on 2xx with {"idle": true} or {"inflight": 0}; anything else is busy, and a silent probe is bounded', async () => {
+    const answers: Record<string, [number, string]> = {
+      '/idle': [200, '{"idle":true}'],
+      '/zero': [200, '{"inflight":0}'],
+      '/busy': [200, '{"inflight":3}'],
+      '/notidle': [200, '{"idle":false}'],
+      '/down': [503, '{"idle":true}'],
+      '/text': [200, 'idle'],
+    };
+    const server = createServer((req, res) => {
+      if (req.url === '/silent') return; // never answers
+      const [status, body] = answers[req.url ?? ''] ?? [404, ''];
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      expect(await probeDrain(`${base}/idle`, 1000)).to.deep.equal({ idle: true });
+      expect(await probeDrain(`${base}/zero`, 1000)).to.deep.equal({ idle: true });
+      expect(await probeDrain(`${base}/busy`, 1000)).to.deep.equal({ idle: false, why: '3 in flight' });
+      expect(await probeDrain(`${base}/notidle`, 1000)).to.deep.equal({ idle: false, why: 'answer says busy' });
+      expect(await probeDrain(`${base}/down`, 1000)).to.deep.equal({ idle: false, why: 'HTTP 503' });
+      expect(await probeDrain(`${base}/text`, 1000)).to.deep.equal({ idle: false, why: 'answer is not JSON' });
+      const t0 = Date.now();
+      expect(await probeDrain(`${base}/silent`, 300)).to.deep.equal({ idle: false, why: 'no answer within 300ms' });
+      expect(Date.now() - t0).to.be.below(2000);
+      expect((await probeDrain('http://127.0.0.1:1/drain', 500)).idle).to.equal(false);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
