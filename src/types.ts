@@ -93,7 +93,19 @@ export interface ServiceRecord {
   checks?: HealthCheckSettings;
   /** The instance's own maintenance switch, when the agent drives it. */
   instanceMaintenance?: InstanceMaintenanceInfo;
+  /**
+   * Operator state from the intent: `enabled`, `draining` (disabled, the instance finishing its
+   * in-flight work until `drainUntil`) or `disabled`. Absent in records written by older versions.
+   */
+  adminState?: AdminState;
+  /** While `draining`: epoch ms by which the drain ends at the latest. */
+  drainUntil?: number;
+  /** A timed disable: epoch ms at which it lapses and the service counts as enabled again. */
+  disabledUntil?: number;
 }
+
+/** What operator intent makes of a service: taking traffic, finishing in-flight work, or out. */
+export type AdminState = 'enabled' | 'draining' | 'disabled';
 
 /** Operator intent stored without a lease at `<ns>/admin/<id>`. */
 export interface AdminIntent {
@@ -102,6 +114,14 @@ export interface AdminIntent {
   actor: string;
   at: number;
   expiresAt?: number;
+  /** A disable with a drain phase: epoch ms by which the drain ends at the latest. */
+  drainUntil?: number;
+  /** When the instance's own agent saw the drain end (absent while draining). */
+  drainedAt?: number;
+  /** Why the drain ended: the drain probe said idle, or the deadline passed. */
+  drainEnd?: 'idle' | 'deadline';
+  /** The disable overrode the capacity guard (`--force`). */
+  forced?: boolean;
 }
 
 /** One management action, stored at `<ns>/audit/<time>-<rand>`. */
@@ -119,6 +139,22 @@ export interface AuditEntry {
   reasonUpdated?: boolean;
   /** The reason this entry replaced, when `reasonUpdated` and there was one. */
   previousReason?: string;
+  /** A disable that overrode the capacity guard (`--force`). */
+  forced?: boolean;
+  /** Written by the system, not a person: a timed disable's expiry, a drain's end, a start-disabled agent. */
+  automatic?: boolean;
+  /** An enable written by the leader because a timed disable expired. */
+  expired?: boolean;
+  /** A timed disable: when it lapses (epoch ms). */
+  expiresAt?: number;
+  /** A disable with a drain phase: its deadline (epoch ms). */
+  drainUntil?: number;
+  /** The end of a drain, written by the instance's own agent: `idle` (its drain probe said so) or `deadline`. */
+  drained?: 'idle' | 'deadline';
+  /** The disable an agent started with `--start-disabled` wrote for itself. */
+  startDisabled?: boolean;
+  /** When the capacity guard was overridden: what it would have refused. */
+  capacity?: string;
 }
 
 export interface TopologyLeader {
@@ -154,7 +190,16 @@ export type ClusterEvent =
       status: ServiceStatus;
       service: ServiceRecord;
     })
-  | (EventBase & { type: 'serviceEnabled' | 'serviceDisabled'; serviceId: string; reason?: string; actor?: string })
+  | (EventBase & {
+      type: 'serviceEnabled' | 'serviceDisabled';
+      serviceId: string;
+      reason?: string;
+      actor?: string;
+      /** serviceDisabled of a timed disable: when it lapses. */
+      expiresAt?: number;
+      /** serviceDisabled with a drain phase: its deadline. */
+      drainUntil?: number;
+    })
   | (EventBase & { type: 'serviceUpdated'; serviceId: string; service: ServiceRecord })
   | (EventBase & { type: 'leaderElected'; leaderId: string | null; previousLeaderId: string | null });
 

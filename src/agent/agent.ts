@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { listAudit, setServiceEnabled, type SetEnabledOptions, type SetEnabledResult } from '../cluster/admin.js';
+import { parseMinHealthy } from '../cluster/capacity.js';
 import { encodeServiceRecord, parseHealthState } from '../cluster/codec.js';
+import { applyStartDisabled, expireDueIntents } from '../cluster/intent.js';
 import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { filterServices, type ServiceFilter } from '../cluster/topology.js';
 import { ClusterView } from '../cluster/view.js';
@@ -16,6 +18,7 @@ import {
 } from '../registry/types.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology, HealthCheckSettings, HealthInfo, InstanceMaintenanceInfo, ServiceRecord, ServiceStatus } from '../types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { DrainWatcher } from './drain.js';
 import { HealthChecker, type HealthCheckResultEvent } from './health-checker.js';
 import type { HealthHistoryEntry } from './health-state.js';
 import { FlapDamper, flapReason } from './flap-damper.js';
@@ -160,6 +163,13 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private flapPersisting: Promise<void> = Promise.resolve();
   private flapDirty = false;
   private maintenanceHook: InstanceMaintenanceHook | undefined;
+  /** Watches this instance's own drain after a disable (see drain.ts). */
+  private drain: DrainWatcher | undefined;
+  /** `--start-disabled` was settled (written, or an intent already existed) by this process. */
+  private startDisabledDone = false;
+  private intentTimer: NodeJS.Timeout | undefined;
+  private expiring: Promise<void> | undefined;
+  private expireAgain = false;
 
   constructor(options: AgentOptions) {
     super();
@@ -222,7 +232,12 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       this.checkStale();
       this.evaluateLeadership();
     };
-    const onSynced = () => this.evaluateLeadership();
+    const onSynced = () => {
+      this.evaluateLeadership();
+      // After a re-list (an etcd restart, say): resume a drain, and expire what lapsed meanwhile.
+      this.drain?.update(view.state.intent(this.id));
+      if (this.isLeader()) void this.expireIntents();
+    };
     view.on('event', onEvent);
     // A shared view's warnings are reported by its owner, once, not by each agent on it.
     if (this.ownsView) view.on('warning', onWarning);
@@ -245,6 +260,15 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     });
     await this.restoreFlapHold();
     this.checker.on('result', (r) => this.onHealthResult(r));
+    this.drain = new DrainWatcher({
+      serviceId: this.id,
+      layout: this.layout,
+      registry: () => this.registry,
+      actor: `agent:${this.id}`,
+      probeUrl: this.config.service.drainProbeUrl,
+      probeTimeoutMs: hc.timeout * 1000,
+      logger: this.logger,
+    });
     this.checker.on('statusChange', (c) => {
       this.logger.info(
         { event: 'health.changed', serviceId: this.id, from: c.previous, to: c.status, reason: c.reason },
@@ -258,6 +282,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     });
     this.checker.start();
     await Promise.all([viewReady, this.ensureSession()]);
+    this.drain.update(view.state.intent(this.id));
     this.scheduleRenew();
     this.startMaintenanceHook();
   }
@@ -279,6 +304,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     clearTimeout(this.renewTimer);
     clearTimeout(this.deadlineTimer);
     clearInterval(this.leaderTimer);
+    clearTimeout(this.intentTimer);
+    this.drain?.stop();
     // Demote before the resign reaches etcd: the next leader is elected by that resign, so the two
     // never both answer `isLeader` true.
     this.setLeading(false);
@@ -471,7 +498,11 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   async setServiceEnabled(serviceId: string, enabled: boolean, options: SetEnabledOptions | string = {}): Promise<SetEnabledResult> {
     const opts = typeof options === 'string' ? { reason: options } : options;
     // Defaults apply where an option is absent or undefined (a spread would let `actor: undefined` win).
-    const result = await setServiceEnabled(this.registry, this.layout, serviceId, enabled, opts, { actor: `agent:${this.id}` });
+    const result = await setServiceEnabled(this.registry, this.layout, serviceId, enabled, opts, {
+      actor: `agent:${this.id}`,
+      // A hand-built config (an embedder's, typed before this setting existed) gets the default.
+      minHealthy: parseMinHealthy(this.config.cluster.minHealthyPerZone ?? '1'),
+    });
     this.logger.info(
       { event: enabled ? 'service.enabled' : 'service.disabled', serviceId, actor: result.audit.actor, reason: opts.reason, changed: result.changed },
       `${enabled ? 'enable' : 'disable'} ${serviceId} by ${result.audit.actor}${result.changed ? '' : ' (no change)'}`,
@@ -530,6 +561,15 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     const reregistration = this.registeredOnce;
     let lease: RegistryLease | undefined;
     try {
+      if (this.config.service.startDisabled && !this.startDisabledDone) {
+        // Before the first record exists, so the instance is never routable for a moment.
+        const wrote = await applyStartDisabled(this.registry, this.layout, this.id, `agent:${this.id}`);
+        this.startDisabledDone = true;
+        this.logger.info(
+          { event: wrote ? 'start_disabled.applied' : 'start_disabled.skipped', serviceId: this.id },
+          wrote ? `started disabled (reason start-disabled); enable with: services enable ${this.id}` : 'start-disabled: an operator intent already exists for this id; it stands',
+        );
+      }
       const sentAt = Date.now();
       lease = await this.registry.grantLease(ttl);
       const session: Session = { lease, registeredAt: Date.now(), renewedAt: sentAt };
@@ -747,10 +787,12 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       leading ? `${this.id} is now the leader` : `${this.id} is no longer the leader`,
     );
     clearInterval(this.leaderTimer);
+    if (!leading) clearTimeout(this.intentTimer);
     if (leading && session) {
       this.leaderSession = session;
       this.leaderSince = Date.now();
       void this.writeLeaderRecord(session);
+      // Its first step is an expiry pass: disables that lapsed while nobody led are re-enabled now.
       void this.leaderMaintenance();
       this.leaderTimer = setInterval(() => void this.leaderMaintenance(), 60_000);
       this.leaderTimer.unref();
@@ -770,16 +812,14 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   }
 
   /**
-   * Leader-only housekeeping, each write fenced: expired operator intents are removed and the audit
-   * trail is trimmed to its retention (the newest 1000 entries and at most 30 days).
+   * Leader-only housekeeping, each write fenced: expired timed disables are re-enabled (see
+   * {@link expireIntents}; this is its backstop) and the audit trail is trimmed to its retention (the newest 1000 entries and at most 30 days).
    */
   private async leaderMaintenance(): Promise<void> {
     try {
       const now = Date.now();
       const ops: TxnOp[] = [];
-      for (const [id, intent] of this.view.state.intentEntries()) {
-        if (intent.expiresAt !== undefined && intent.expiresAt <= now) ops.push({ type: 'delete', key: this.layout.adminOf(id) });
-      }
+      void this.expireIntents();
       // Flap holds of instances gone for good: a live agent removes its own on release, so one whose
       // hold ran out an hour ago with no record registered is left over.
       const holds = await this.registry.list(this.layout.health);
@@ -803,6 +843,59 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     } catch (err) {
       this.logger.debug({ event: 'leader.maintenance_failed', err: errMessage(err) }, `leader maintenance skipped: ${errMessage(err)}`);
     }
+  }
+
+  /**
+   * The leader re-enables expired timed disables, fenced, with an audit entry each (intent.ts), and
+   * arms a timer for the next expiry. Runs on becoming leader (finding what expired while nobody
+   * led), on intent changes, after a re-list and from the minute's maintenance; one pass at a time,
+   * a failed pass (registry away) retried after a second while still leading.
+   */
+  private expireIntents(): Promise<void> {
+    if (this.expiring) {
+      this.expireAgain = true;
+      return this.expiring;
+    }
+    this.expiring = (async () => {
+      do {
+        this.expireAgain = false;
+        const session = this.session;
+        if (!this.isLeader() || !session?.electionKey || session.electionRevision === undefined) {
+          // Leading, but the lease is not provably alive this instant (a keep-alive late under load):
+          // look again shortly rather than wait for the minute's maintenance.
+          if (this.leading && this.state === 'running') this.armIntentTimer(Date.now() + 500);
+          return;
+        }
+        clearTimeout(this.intentTimer);
+        let retryAt: number | undefined;
+        try {
+          const pass = await expireDueIntents(this.registry, this.layout, { key: session.electionKey, createRevision: session.electionRevision }, `leader:${this.id}`);
+          for (const id of pass.expired) {
+            this.logger.info({ event: 'intent.expired', serviceId: id }, `timed disable of ${id} expired: re-enabled (audited)`);
+          }
+          if (pass.fenced) {
+            this.logger.warn({ event: 'leader.fenced' }, 'expiry refused: our election key is gone');
+            return;
+          }
+          // A conflicting write (an operator, a drain's end) moved an intent under us: look again soon.
+          retryAt = pass.conflicted ? Date.now() + 200 : pass.next;
+        } catch (err) {
+          this.logger.debug({ event: 'intent.expiry_failed', err: errMessage(err) }, `expiry pass failed: ${errMessage(err)}; retrying`);
+          retryAt = Date.now() + 1000;
+        }
+        if (retryAt !== undefined && this.isLeader()) this.armIntentTimer(retryAt);
+      } while (this.expireAgain);
+    })().finally(() => {
+      this.expiring = undefined;
+    });
+    return this.expiring;
+  }
+
+  private armIntentTimer(at: number): void {
+    clearTimeout(this.intentTimer);
+    const delay = Math.min(Math.max(0, at - Date.now()), 0x7fffffff);
+    this.intentTimer = setTimeout(() => void this.expireIntents(), delay);
+    this.intentTimer.unref();
   }
 
   // ---- publishing the record ----
@@ -936,7 +1029,12 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       baseUrl: s.maintenanceUrl ?? `http://${host}:${s.port}`,
       // Anything but enabled (disabled, draining, a timed disable) keeps the instance out of service.
       // Until the view has listed once the intent is unknown, and the hook waits.
-      desired: () => (!this.viewRef || this.viewRef.lastUpdate === 0 ? undefined : this.currentRecord().enabled ? 'serving' : 'maintenance'),
+      // Maintenance once the drain is over: while draining, routers stop sending, the instance finishes its work.
+      desired: () => {
+        if (!this.viewRef || this.viewRef.lastUpdate === 0) return undefined;
+        const record = this.currentRecord();
+        return (record.adminState ?? (record.enabled ? 'enabled' : 'disabled')) === 'disabled' ? 'maintenance' : 'serving';
+      },
       timeoutMs: hc.timeout * 1000,
       recheckMs: hc.interval * 1000,
       logger: this.logger,
@@ -962,10 +1060,19 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       case 'serviceDisabled':
         if (e.serviceId === this.id) {
           this.publish();
+          this.drain?.update(this.view.state.intent(this.id));
           this.maintenanceHook?.poke();
         }
-        // A disable lapsed: the leader clears its key now rather than at its next round (up to a minute).
-        if (e.type === 'serviceEnabled' && this.isLeader() && this.view.state.intent(e.serviceId)?.expiresAt !== undefined) void this.leaderMaintenance();
+        // A disable lapsed, or a new one may expire: the leader re-enables on time (see expireIntents).
+        if (this.isLeader() && this.view.state.intent(e.serviceId)?.expiresAt !== undefined) void this.expireIntents();
+        this.emit(e.type, e);
+        break;
+      case 'serviceUpdated':
+        if (e.serviceId === this.id) {
+          this.drain?.update(this.view.state.intent(this.id));
+          // A drain that ended (draining -> disabled) is when the instance's own switch follows.
+          this.maintenanceHook?.poke();
+        }
         this.emit(e.type, e);
         break;
       default:

@@ -7,6 +7,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ServiceNotFoundError } from '../cluster/admin.js';
+import { CapacityError } from '../cluster/capacity.js';
 import { RegistryUnavailableError } from '../registry/types.js';
 import type { Logger } from '../util/logger.js';
 
@@ -21,7 +22,8 @@ export type ApiErrorCode =
   | 'unsupported_media_type'
   | 'not_started'
   | 'registry_unavailable'
-  | 'internal';
+  | 'internal'
+  | 'refused';
 
 /** Body of every error response. */
 export interface ApiErrorBody {
@@ -65,6 +67,7 @@ export function validationError(where: 'query' | 'body' | 'path', error: z.ZodEr
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof ServiceNotFoundError) return new ApiError(404, 'not_found', `service ${err.serviceId} not found`);
+  if (err instanceof CapacityError) return new ApiError(409, 'refused', err.message.replace('use --force', 'send "force": true'));
   if (err instanceof RegistryUnavailableError) {
     return new ApiError(503, 'registry_unavailable', 'the registry is unreachable; try again shortly');
   }

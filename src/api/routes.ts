@@ -158,13 +158,16 @@ function setEnabledRoute(enabled: boolean): RouteSpec {
       'Records operator intent in the registry (it survives agent and registry restarts) and an audit entry. ' +
       'Idempotent: repeating it answers `changed: false` (a new `reason` still replaces the stored one: the answer and ' +
       'the audit entry then say so with `reasonUpdated: true` and `previousReason`). Needs an operator API key; the key ' +
-      'name is the audit actor.',
+      'name is the audit actor. A disable drains first (`drainTimeout`, default 30 s; see docs/operations.md) and is refused ' +
+      "with 409 when it would leave the service's region or zone below the agent's --min-healthy-per-zone healthy enabled " +
+      'instances, unless `force: true` (audited as forced).',
     tag: 'management',
     params: IdParamsSchema,
     body: SetEnabledBodySchema,
     responses: {
       200: { description: 'The intent is recorded.', schema: SetEnabledResponseSchema },
       404: NOT_FOUND,
+      409: { description: "Refused by the capacity guard (the agent's --min-healthy-per-zone); `force: true` overrides it." },
       503: NOT_STARTED,
     },
     async handle(ctx, { params, body, principal, request }) {
@@ -175,6 +178,8 @@ function setEnabledRoute(enabled: boolean): RouteSpec {
       const result = await ctx.agent.setServiceEnabled(params.id, enabled, {
         reason: body.reason,
         expiresAt: body.expiresAt,
+        ...(body.drainTimeout !== undefined ? { drainTimeout: body.drainTimeout } : {}),
+        ...(body.force !== undefined ? { force: body.force } : {}),
         actor: principal.name,
         source: request.ip,
       });

@@ -116,6 +116,12 @@ export const ServiceRecordSchema = named(
     disabledReason: z.string().optional(),
     checks: HealthCheckSettingsSchema.optional(),
     instanceMaintenance: InstanceMaintenanceSchema.optional(),
+    adminState: z
+      .enum(['enabled', 'draining', 'disabled'])
+      .optional()
+      .describe('Operator state: enabled; draining (disabled, finishing in-flight work until drainUntil); disabled.'),
+    drainUntil: z.number().optional().describe('While draining: epoch ms by which the drain ends at the latest.'),
+    disabledUntil: z.number().optional().describe('A timed disable: epoch ms at which it lapses (the leader then re-enables it).'),
   }),
   'One Proxy-Stone instance as every agent sees it.',
 );
@@ -216,6 +222,16 @@ export const SetEnabledBodySchema = named(
         .positive({ error: 'expected a time in epoch milliseconds' })
         .optional()
         .describe('Epoch ms after which the intent lapses and the service counts as enabled again.'),
+      drainTimeout: z
+        .number({ error: 'expected seconds (0 or more)' })
+        .min(0, { error: 'expected seconds (0 or more)' })
+        .max(86400, { error: 'expected seconds, at most 86400' })
+        .optional()
+        .describe('Disable only: seconds the instance drains before it counts as disabled (default 30; 0 = none; capped by expiresAt).'),
+      force: z
+        .boolean({ error: 'expected a boolean' })
+        .optional()
+        .describe("Disable only: override the capacity guard (the agent's --min-healthy-per-zone); audited as forced."),
     },
     { error: 'expected a JSON object' },
   ),
@@ -252,6 +268,14 @@ export const AuditEntrySchema = named(
       .optional()
       .describe('True when the state was already as asked but this entry replaced the stored reason.'),
     previousReason: z.string().optional().describe('The reason replaced, when reasonUpdated.'),
+    forced: z.boolean().optional().describe('A disable that overrode the capacity guard.'),
+    capacity: z.string().optional().describe('When forced past a refusal: what the capacity guard would have refused.'),
+    automatic: z.boolean().optional().describe('Written by the system: an expiry, the end of a drain, a start-disabled agent.'),
+    expired: z.boolean().optional().describe('An enable by the leader because a timed disable expired.'),
+    expiresAt: z.number().optional().describe('A timed disable: when it lapses.'),
+    drainUntil: z.number().optional().describe('A disable with a drain phase: its deadline.'),
+    drained: z.enum(['idle', 'deadline']).optional().describe("The end of a drain, by the instance's agent: its probe said idle, or the deadline passed."),
+    startDisabled: z.boolean().optional().describe('The disable an agent started with --start-disabled wrote for itself.'),
   }),
 );
 
@@ -277,7 +301,7 @@ export const OpenApiDocumentSchema = z.looseObject({ openapi: z.string(), info: 
 export const ErrorResponseSchema = named(
   'Error',
   z.looseObject({
-    error: z.string().describe('Machine-readable code: bad_request, unauthorized, forbidden, writes_disabled, not_found, payload_too_large, unsupported_media_type, not_started, registry_unavailable, internal.'),
+    error: z.string().describe('Machine-readable code: bad_request, unauthorized, forbidden, writes_disabled, not_found, payload_too_large, unsupported_media_type, not_started, registry_unavailable, internal, refused (409: the capacity guard refused a disable).'),
     message: z.string().describe('One line for humans, naming the offending field for validation errors.'),
   }),
 );
@@ -301,6 +325,8 @@ export const ClusterEventSchema = named(
       serviceId: z.string(),
       reason: z.string().optional(),
       actor: z.string().optional(),
+      expiresAt: z.number().optional().describe('serviceDisabled of a timed disable: when it lapses.'),
+      drainUntil: z.number().optional().describe('serviceDisabled with a drain phase: its deadline.'),
       ...base,
     }),
     z.looseObject({ type: z.literal('serviceUpdated'), serviceId: z.string(), service: ServiceRecordSchema, ...base }),

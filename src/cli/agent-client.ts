@@ -104,7 +104,12 @@ export class AgentClient implements ClusterClient {
 
   async setEnabled(id: string, enabled: boolean, request: SetEnabledRequest = {}): Promise<SetEnabledSummary> {
     // The agent records the API key's name as the actor; `request.actor` is for the registry path.
-    const body = request.reason !== undefined ? { reason: request.reason } : {};
+    const body = {
+      ...(request.reason !== undefined ? { reason: request.reason } : {}),
+      ...(request.expiresAt !== undefined ? { expiresAt: request.expiresAt } : {}),
+      ...(request.drainTimeout !== undefined ? { drainTimeout: request.drainTimeout } : {}),
+      ...(request.force !== undefined ? { force: request.force } : {}),
+    };
     const res = await this.json<SetEnabledSummary & Record<string, unknown>>(
       'POST',
       `/services/${encodeURIComponent(id)}/${enabled ? 'enable' : 'disable'}`,

@@ -12,6 +12,7 @@
 import type { DetectionBudget } from '../cluster/detection-budget.js';
 import type { AgentStatusSnapshot } from '../agent/agent.js';
 import type { HealthHistoryEntry } from '../agent/health-state.js';
+import type { MinHealthy } from '../cluster/capacity.js';
 import type { ServiceFilter, ServiceList } from '../cluster/topology.js';
 import type {
   AdminIntent,
@@ -142,6 +143,14 @@ export interface SetEnabledRequest {
   reason?: string;
   /** Recorded in the audit trail on the registry path; an agent records its API key's name instead. */
   actor?: string;
+  /** Disable: epoch ms at which it lapses (the leader re-enables it). */
+  expiresAt?: number;
+  /** Disable: seconds the instance drains before it counts as disabled. */
+  drainTimeout?: number;
+  /** Disable: override the capacity guard. */
+  force?: boolean;
+  /** Disable on the registry path: the capacity guard's minimum (an agent applies its own). */
+  minHealthy?: MinHealthy;
 }
 
 export interface EventsOptions {

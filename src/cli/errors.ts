@@ -1,4 +1,5 @@
 import { ServiceNotFoundError } from '../cluster/admin.js';
+import { CapacityError } from '../cluster/capacity.js';
 import { RegistryAuthError, RegistryUnavailableError } from '../registry/types.js';
 import { AgentRequestError, AgentUnavailableError, TargetError } from './cluster-client.js';
 
@@ -55,6 +56,9 @@ export function describeError(err: unknown): { message: string; exit: number; su
       bug: false,
     };
   }
+  if (err instanceof CapacityError) {
+    return { message: err.message, exit: EXIT.refused, suggestions: ['see the zone with: proxy-stone-sd topology'], bug: false };
+  }
   if (err instanceof TargetError) return { message: err.message, exit: EXIT.usage, suggestions: [], bug: false };
   if (err instanceof AgentUnavailableError) {
     return {
@@ -80,6 +84,9 @@ function describeAgentError(err: AgentRequestError): { message: string; exit: nu
     };
   }
   if (err.statusCode === 400) return { message: err.message, exit: EXIT.usage, suggestions: [], bug: false };
+  if (err.statusCode === 409 && err.code === 'refused') {
+    return { message: err.message.replace('send "force": true', 'use --force'), exit: EXIT.refused, suggestions: [], bug: false };
+  }
   if (err.code === 'registry_unavailable') {
     return { message: err.message, exit: EXIT.unreachable, suggestions: ['the agent answers but cannot reach etcd; run: proxy-stone-sd doctor'], bug: false };
   }

@@ -158,6 +158,10 @@ export class RegistryClient implements ClusterClient {
       ...(request.reason !== undefined ? { reason: request.reason } : {}),
       actor: request.actor ?? 'cli',
       source: 'cli',
+      ...(request.expiresAt !== undefined ? { expiresAt: request.expiresAt } : {}),
+      ...(request.drainTimeout !== undefined ? { drainTimeout: request.drainTimeout } : {}),
+      ...(request.force !== undefined ? { force: request.force } : {}),
+      ...(request.minHealthy !== undefined ? { minHealthy: request.minHealthy } : {}),
     });
     return setEnabledSummary({ ...result, reasonUpdated: result.audit.reasonUpdated, previousReason: result.audit.previousReason });
   }
@@ -181,6 +185,9 @@ export class RegistryClient implements ClusterClient {
       lost = stale;
       options.onNotice?.(stale ? `lost the watch on ${this.description}; reconnecting` : `watching ${this.description} again`);
     });
+    // While etcd is down nothing else holds the event loop (the view's retry timers are unref'd and
+    // gRPC has no open call), and node would exit with 13 in the middle of following: hold it.
+    const hold = setInterval(() => undefined, 60_000);
     try {
       await view.start();
       if (!signal.aborted) options.onOpen?.();
@@ -189,6 +196,7 @@ export class RegistryClient implements ClusterClient {
         signal.addEventListener('abort', () => resolve(), { once: true });
       });
     } finally {
+      clearInterval(hold);
       await view.stop();
     }
   }

@@ -78,3 +78,12 @@ export function isoTime(epochMs: number): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
 }
+
+/** Time left until `epochMs`: `25s`, `4m 10s`, `2h 5m`; `0s` once passed. */
+export function timeLeft(epochMs: number, now = Date.now()): string {
+  const s = Math.max(0, Math.ceil((epochMs - now) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60 ? ` ${s % 60}s` : ''}`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60) ? ` ${Math.floor((s % 3600) / 60)}m` : ''}`;
+  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+}

@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import { Args, Flags } from '@oclif/core';
 import { SERVICE_STATUSES, type ServiceStatus } from '../types.js';
-import type { ClusterClient, SetEnabledSummary } from './cluster-client.js';
+import type { ClusterClient, SetEnabledRequest, SetEnabledSummary } from './cluster-client.js';
 import { ClusterCommand } from './cluster-command.js';
 import { EXIT, UserError } from './errors.js';
 
@@ -49,14 +49,24 @@ export abstract class ServiceToggleCommand extends ClusterCommand {
 
   protected abstract readonly enabled: boolean;
 
+  /** Options beyond the reason that the subclass's own flags add to the request (disable's). */
+  protected requestOptions(_flags: Record<string, unknown>): Omit<SetEnabledRequest, 'reason' | 'actor'> {
+    return {};
+  }
+
   async run(): Promise<ToggleResult> {
     const { args, flags } = await this.parse(this.ctor as typeof ServiceToggleCommand);
     if (args.id !== undefined && flags.all) throw new UserError('give a service id or --all, not both', EXIT.usage);
     if (args.id === undefined && !flags.all) {
       throw new UserError('missing service id: give one, or --all (optionally with --region, --zone, --status)', EXIT.usage);
     }
+    // Disable's own options (--for, --drain-timeout, --force, --min-healthy-per-zone), checked before connecting.
+    const extra = this.requestOptions(flags as Record<string, unknown>);
     const client = await this.connect(flags);
-    const request = { ...(flags.reason !== undefined ? { reason: flags.reason } : {}), actor: cliActor() };
+    if (client.kind === 'agent' && extra.minHealthy !== undefined && this.onCommandLine('min-healthy-per-zone')) {
+      this.warnLine('--min-healthy-per-zone applies to etcd access; an agent applies its own --min-healthy-per-zone');
+    }
+    const request = { ...(flags.reason !== undefined ? { reason: flags.reason } : {}), actor: cliActor(), ...extra };
     const views = this.jsonEnabled() ? undefined : await import('./views.js');
     if (args.id !== undefined) {
       const result = await client.setEnabled(args.id, this.enabled, request);
@@ -70,7 +80,7 @@ export abstract class ServiceToggleCommand extends ClusterCommand {
   private async bulk(
     client: ClusterClient,
     filter: { region?: string; zone?: string; status?: ServiceStatus },
-    request: { reason?: string; actor: string },
+    request: SetEnabledRequest,
     yes: boolean,
     report: (r: SetEnabledSummary) => void,
   ): Promise<BulkToggleResult> {

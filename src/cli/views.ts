@@ -7,7 +7,7 @@
 import type { ServiceList } from '../cluster/topology.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
 import { isRegistrySummary, type ServiceDetails, type SetEnabledSummary, type StatusResult } from './cluster-client.js';
-import { ago, c, enabledText, fields, isoTime, plural, statusText, table } from './render.js';
+import { ago, c, enabledText, fields, isoTime, plural, statusText, table, timeLeft } from './render.js';
 import { describeBudget } from '../cluster/detection-budget.js';
 import { describeFlapping, describeInstanceMaintenance, describeIntent } from '../cluster/explain.js';
 
@@ -49,12 +49,32 @@ export function renderServiceList(list: ServiceList): string {
     `${s.region}/${s.zone}`,
     `${statusText(s.status)}${s.health.flapping ? c.yellow(' (flapping)') : ''}${s.instanceMaintenance && !s.instanceMaintenance.inSync ? c.red(' (instance mismatch)') : ''}`,
     s.role === 'leader' ? c.bold('leader ★') : 'follower',
-    enabledText(s.enabled),
+    adminCell(s),
     s.health.responseTime === null ? '-' : `${s.health.responseTime}ms`,
     ago(s.health.lastCheck),
   ]);
   const summary = `${plural(list.total, 'service')}: ${list.healthy} healthy, ${list.unhealthy} not taking traffic`;
   return `${table(['ID', 'ADDRESS', 'PLACE', 'STATUS', 'ROLE', 'ENABLED', 'LATENCY', 'CHECKED'], rows)}\n${summary}`;
+}
+
+/** The ENABLED cell: `yes`; `draining 25s`; `no (deploy, 29m left)`. */
+export function adminCell(s: ServiceRecord, now = Date.now()): string {
+  if (s.enabled) return enabledText(true);
+  if (s.adminState === 'draining' && s.drainUntil !== undefined) return c.magenta(`draining ${timeLeft(s.drainUntil, now)}`);
+  const reason = s.disabledReason ? (s.disabledReason.length > 24 ? `${s.disabledReason.slice(0, 23)}…` : s.disabledReason) : '';
+  const left = s.disabledUntil !== undefined ? `${timeLeft(s.disabledUntil, now)} left` : '';
+  const detail = [reason, left].filter(Boolean).join(', ');
+  return `${enabledText(false)}${detail ? ` (${detail})` : ''}`;
+}
+
+/** One line on operator state for `services show`. */
+function adminLine(s: ServiceRecord, now = Date.now()): string {
+  if (s.enabled) return 'yes';
+  const parts = [c.yellow(s.adminState === 'draining' ? 'no, draining' : 'no')];
+  if (s.disabledReason) parts.push(`reason: ${s.disabledReason}`);
+  if (s.adminState === 'draining' && s.drainUntil !== undefined) parts.push(`drain ends by ${isoTime(s.drainUntil)} (in ${timeLeft(s.drainUntil, now)})`);
+  if (s.disabledUntil !== undefined) parts.push(`re-enabled at ${isoTime(s.disabledUntil)} (in ${timeLeft(s.disabledUntil, now)})`);
+  return parts.join('; ');
 }
 
 export function renderServiceDetails(d: ServiceDetails): string {
@@ -67,7 +87,7 @@ export function renderServiceDetails(d: ServiceDetails): string {
       ['place', `${s.region}/${s.zone}`],
       ['status', `${statusText(s.status)}${s.isHealthy ? '' : c.dim(' (not taking traffic)')}`],
       ['role', s.role === 'leader' ? c.bold('leader ★') : 'follower'],
-      ['enabled', s.enabled ? 'yes' : `${c.yellow('no')}${s.disabledReason ? ` (${s.disabledReason})` : ''}`],
+      ['enabled', adminLine(s)],
       ['intent', d.intent ? `${describeIntent({ ...d.intent, expiresAt: undefined })}${d.intent.at ? ` ${ago(d.intent.at)}` : ''}${d.intent.expiresAt ? `, lapses ${isoTime(d.intent.expiresAt)}` : ''}` : 'none (enabled by default)'],
       ['health', `${s.health.consecutiveFailures} failures / ${s.health.consecutiveSuccesses} successes in a row, last check ${ago(s.health.lastCheck)}${s.health.responseTime === null ? '' : ` (${s.health.responseTime}ms)`}`],
       ['message', s.health.message],
@@ -104,7 +124,14 @@ export function renderServiceDetails(d: ServiceDetails): string {
 
 export function renderToggle(r: SetEnabledSummary): string {
   const verb = r.enabled ? 'enabled' : 'disabled';
-  if (r.changed) return `${r.serviceId} ${verb}`;
+  if (r.changed) {
+    const s = r.service;
+    const notes = [
+      s?.adminState === 'draining' && s.drainUntil !== undefined ? `draining until ${isoTime(s.drainUntil)}` : '',
+      s?.disabledUntil !== undefined ? `re-enabled automatically at ${isoTime(s.disabledUntil)}` : '',
+    ].filter(Boolean);
+    return `${r.serviceId} ${verb}${notes.length ? ` (${notes.join('; ')})` : ''}`;
+  }
   if (r.reasonUpdated) return `${r.serviceId} already ${verb}; reason updated${r.previousReason !== undefined ? ` (was: ${r.previousReason})` : ''}`;
   return `${r.serviceId} already ${verb} (no change)`;
 }
@@ -193,6 +220,18 @@ export function renderAuditTable(entries: AuditEntry[]): string {
     e.actor,
     e.changed ? 'yes' : c.dim('no'),
     e.reason ?? '',
+    auditNote(e),
   ]);
-  return table(['AT', 'ACTION', 'SERVICE', 'ACTOR', 'CHANGED', 'REASON'], rows);
+  return table(['AT', 'ACTION', 'SERVICE', 'ACTOR', 'CHANGED', 'REASON', 'NOTE'], rows);
+}
+
+/** What else an audit entry says: forced, expired, a drain's end, start-disabled, a timed disable's end. */
+export function auditNote(e: AuditEntry): string {
+  const notes: string[] = [];
+  if (e.forced) notes.push(c.red('forced'));
+  if (e.expired) notes.push('expired');
+  if (e.drained) notes.push(e.drained === 'idle' ? 'drained (idle)' : 'drained (deadline)');
+  if (e.startDisabled) notes.push('start-disabled');
+  if (e.expiresAt !== undefined && !e.expired) notes.push(`until ${isoTime(e.expiresAt)}`);
+  return notes.join(', ');
 }

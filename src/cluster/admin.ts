@@ -1,8 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import type { Registry, TxnOp } from '../registry/types.js';
+import type { Registry, TxnCompare, TxnOp } from '../registry/types.js';
 import type { AdminIntent, AuditEntry, ServiceRecord } from '../types.js';
+import {
+  CapacityError,
+  checkCapacity,
+  DEFAULT_MIN_HEALTHY,
+  describeShortfall,
+  requiredHealthy,
+  type CapacityVerdict,
+  type MinHealthy,
+} from './capacity.js';
 import { parseAdminIntent, parseAuditEntry, parseServiceRecord, withIntent } from './codec.js';
 import type { KeyLayout } from './keys.js';
+import { ClusterState } from './state.js';
 
 /** The id names no registered service and no stored intent. */
 export class ServiceNotFoundError extends Error {
@@ -20,7 +30,23 @@ export interface SetEnabledOptions {
   source?: string;
   /** Epoch ms after which the intent lapses (the service counts as enabled again). */
   expiresAt?: number;
+  /**
+   * A disable only: seconds the instance may drain (finish in-flight work) before it counts as
+   * `disabled` (default {@link DEFAULT_DRAIN_TIMEOUT}; 0 = no drain phase). Capped by `expiresAt`.
+   * It is not routable from the first moment either way; the drain phase is for the instance.
+   */
+  drainTimeout?: number;
+  /** A disable only: override the capacity guard (audited as `forced`). */
+  force?: boolean;
+  /**
+   * A disable only: the capacity guard's minimum of healthy enabled instances per region and zone
+   * (`{count: 1}` by default; `{count: 0}` turns the guard off).
+   */
+  minHealthy?: MinHealthy;
 }
+
+/** Seconds a disable drains by default before it counts as `disabled`. */
+export const DEFAULT_DRAIN_TIMEOUT = 30;
 
 export interface SetEnabledResult {
   serviceId: string;
@@ -41,7 +67,7 @@ const MAX_REASON = 500;
  */
 export function withDefaultOptions(options: SetEnabledOptions, defaults: SetEnabledOptions = {}): SetEnabledOptions {
   const out: SetEnabledOptions = {};
-  for (const key of ['reason', 'actor', 'source', 'expiresAt'] as const) {
+  for (const key of ['reason', 'actor', 'source', 'expiresAt', 'drainTimeout', 'force', 'minHealthy'] as const) {
     const value = options[key] ?? defaults[key];
     if (value !== undefined) (out as Record<typeof key, unknown>)[key] = value;
   }
@@ -74,6 +100,9 @@ export async function setServiceEnabled(
     throw new RangeError(`reason: expected at most ${MAX_REASON} characters`);
   }
   const actor = options.actor ?? 'unknown';
+  if (options.drainTimeout !== undefined && !(Number.isFinite(options.drainTimeout) && options.drainTimeout >= 0)) {
+    throw new RangeError('drainTimeout: expected a duration of 0 seconds or more');
+  }
   for (let attempt = 0; attempt < 5; attempt++) {
     const [recordKv, intentKv] = await Promise.all([
       registry.get(layout.service(serviceId)),
@@ -88,6 +117,16 @@ export async function setServiceEnabled(
     const changed = wasEnabled !== enabled || (options.expiresAt !== undefined && active?.expiresAt !== options.expiresAt);
     // Same state, new reason: keep the state (and its expiry) but record why it holds now.
     const reasonUpdated = !changed && active !== undefined && options.reason !== undefined && options.reason !== active.reason;
+    // The capacity guard, for a disable that takes a routable instance out of traffic.
+    const guard: TxnCompare[] = [];
+    let overridden: CapacityVerdict | undefined;
+    const minHealthy = options.minHealthy ?? DEFAULT_MIN_HEALTHY;
+    if (!enabled && wasEnabled && requiredHealthy(minHealthy, 1) > 0) {
+      const verdict = await capacityVerdict(registry, layout, serviceId, minHealthy);
+      if (!verdict.verdict.ok && !options.force) throw new CapacityError(serviceId, verdict.verdict.shortfalls);
+      if (!verdict.verdict.ok) overridden = verdict.verdict;
+      guard.push(...verdict.compares);
+    }
     let intent: AdminIntent;
     if (changed || !active) {
       intent = {
@@ -97,6 +136,16 @@ export async function setServiceEnabled(
         at: now,
         ...(options.expiresAt !== undefined ? { expiresAt: options.expiresAt } : {}),
       };
+      if (!enabled && !wasEnabled && active) {
+        // Already disabled, new expiry: the drain that began with the disable goes on as it was.
+        const { drainUntil, drainedAt, drainEnd, forced } = active;
+        intent = { ...intent, ...definedOnly({ drainUntil, drainedAt, drainEnd, forced }) };
+      } else if (!enabled) {
+        const drainMs = (options.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT) * 1000;
+        // A drain is the instance finishing its work: only a registered instance has any.
+        if (drainMs > 0 && record?.ok) intent.drainUntil = Math.min(now + drainMs, options.expiresAt ?? Infinity);
+        if (options.force) intent.forced = true;
+      }
     } else if (reasonUpdated) {
       intent = { ...active, reason: options.reason, actor, at: now };
     } else {
@@ -113,18 +162,51 @@ export async function setServiceEnabled(
       changed,
       ...(reasonUpdated ? { reasonUpdated: true, ...(active.reason !== undefined ? { previousReason: active.reason } : {}) } : {}),
     };
+    if (!enabled && changed) {
+      if (options.force) audit.forced = true;
+      if (overridden) audit.capacity = overridden.shortfalls.map(describeShortfall).join('; ');
+      if (intent.expiresAt !== undefined) audit.expiresAt = intent.expiresAt;
+      if (intent.drainUntil !== undefined && intent.drainedAt === undefined) audit.drainUntil = intent.drainUntil;
+    }
     const ops: TxnOp[] = [{ type: 'put', key: layout.audit + audit.id, value: JSON.stringify(audit) }];
     // Enabling with no intent stored is already the default; keep the key space clean.
     if (changed || reasonUpdated) ops.push({ type: 'put', key: layout.adminOf(serviceId), value: JSON.stringify(intent) });
     const res = await registry.txn(
-      [{ key: layout.adminOf(serviceId), target: 'modRevision', equals: intentKv?.modRevision ?? 0 }],
+      [{ key: layout.adminOf(serviceId), target: 'modRevision', equals: intentKv?.modRevision ?? 0 }, ...guard],
       ops,
     );
-    if (!res.succeeded) continue; // someone else changed the intent meanwhile: read again
+    if (!res.succeeded) continue; // someone else changed the intent (or a counted peer's) meanwhile: read again
     const service = record?.ok ? withIntent(record.value, intent, now) : undefined;
     return { serviceId, enabled, changed, intent, service, audit };
   }
   throw new Error(`intent for ${serviceId} kept changing under us; try again`);
+}
+
+/** Most intents a disable's transaction guards; past it the guard is advisory (etcd caps a transaction's operations). */
+const MAX_GUARDED = 64;
+
+/**
+ * The capacity verdict from a fresh read of the records and intents, and the compares that make the
+ * disable's transaction fail if any counted instance's intent changed meanwhile: two operators
+ * disabling the last two healthy instances of a zone at once cannot both succeed. (Health changes
+ * between the read and the write are not guarded: the guard is about operator actions.)
+ */
+async function capacityVerdict(
+  registry: Registry,
+  layout: KeyLayout,
+  serviceId: string,
+  min: MinHealthy,
+): Promise<{ verdict: CapacityVerdict; compares: TxnCompare[] }> {
+  const [services, intents] = await Promise.all([registry.list(layout.services), registry.list(layout.admin)]);
+  const state = ClusterState.fromList(layout, [...services.kvs, ...intents.kvs]);
+  const verdict = checkCapacity(state.services(), serviceId, min);
+  const revisions = new Map(intents.kvs.map((kv) => [kv.key, kv.modRevision]));
+  const peers = verdict.counted.filter((id) => id !== serviceId);
+  const compares: TxnCompare[] =
+    peers.length <= MAX_GUARDED
+      ? peers.map((id) => ({ key: layout.adminOf(id), target: 'modRevision' as const, equals: revisions.get(layout.adminOf(id)) ?? 0 }))
+      : [];
+  return { verdict, compares };
 }
 
 /** Reads the audit trail, newest first, optionally for one service. Needs only `list` (read-only clients fit). */
@@ -148,7 +230,11 @@ export async function listAudit(
   return entries;
 }
 
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 /** Sortable by time as a key: 13-digit epoch ms, then randomness against same-millisecond collisions. */
-function auditId(now: number): string {
+export function auditId(now: number): string {
   return `${String(now).padStart(13, '0')}-${randomBytes(4).toString('hex')}`;
 }

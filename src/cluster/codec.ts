@@ -1,4 +1,4 @@
-import { SERVICE_STATUSES, type AdminIntent, type AuditEntry, type FlapInfo, type HealthInfo, type ServiceRecord } from '../types.js';
+import { SERVICE_STATUSES, type AdminIntent, type AdminState, type AuditEntry, type FlapInfo, type HealthInfo, type ServiceRecord } from '../types.js';
 
 /**
  * Registry data is input like any other: another version, a person with etcdctl or a broken writer
@@ -177,6 +177,9 @@ const storedRecord = object({
   metadata: def(stringRecord, () => ({})),
   checks: opt(storedChecks),
   instanceMaintenance: opt(storedInstanceMaintenance),
+  adminState: opt(oneOf(['enabled', 'draining', 'disabled'] as const)),
+  drainUntil: opt(num()),
+  disabledUntil: opt(num()),
 });
 
 const adminIntent = object({
@@ -185,6 +188,10 @@ const adminIntent = object({
   actor: def(str(), () => 'unknown'),
   at: req(num()),
   expiresAt: opt(num()),
+  drainUntil: opt(num()),
+  drainedAt: opt(num()),
+  drainEnd: opt(oneOf(['idle', 'deadline'] as const)),
+  forced: opt(bool),
 });
 
 const auditEntry = object({
@@ -198,6 +205,14 @@ const auditEntry = object({
   changed: req(bool),
   reasonUpdated: opt(bool),
   previousReason: opt(str()),
+  forced: opt(bool),
+  automatic: opt(bool),
+  expired: opt(bool),
+  expiresAt: opt(num()),
+  drainUntil: opt(num()),
+  drained: opt(oneOf(['idle', 'deadline'] as const)),
+  startDisabled: opt(bool),
+  capacity: opt(str()),
 });
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -267,12 +282,28 @@ export function encodeServiceRecord(record: ServiceRecord): string {
   return JSON.stringify(stored);
 }
 
-/** Applies operator intent to a record: disabled means not healthy for routing. */
+/**
+ * What an intent means at `now`: a lapsed one (its `expiresAt` passed) counts as none, whoever has
+ * or has not cleaned it up yet; a disable is `draining` until its agent saw the drain end or its
+ * drain deadline passed, then `disabled`.
+ */
+export function adminStateOf(intent: AdminIntent | undefined, now = Date.now()): AdminState {
+  if (!intent || intent.enabled || (intent.expiresAt !== undefined && intent.expiresAt <= now)) return 'enabled';
+  return intent.drainUntil !== undefined && intent.drainedAt === undefined && now < intent.drainUntil ? 'draining' : 'disabled';
+}
+
+/** Applies operator intent to a record: disabled (draining included) means not healthy for routing. */
 export function withIntent(record: ServiceRecord, intent: AdminIntent | undefined, now = Date.now()): ServiceRecord {
   const active = intent && (intent.expiresAt === undefined || intent.expiresAt > now) ? intent : undefined;
   const enabled = active ? active.enabled : true;
   const out: ServiceRecord = { ...record, enabled, isHealthy: record.status === 'healthy' && enabled };
   if (!enabled && active?.reason) out.disabledReason = active.reason;
   else delete out.disabledReason;
+  const adminState = adminStateOf(intent, now);
+  out.adminState = adminState;
+  if (adminState === 'draining') out.drainUntil = active!.drainUntil;
+  else delete out.drainUntil;
+  if (!enabled && active?.expiresAt !== undefined) out.disabledUntil = active.expiresAt;
+  else delete out.disabledUntil;
   return out;
 }

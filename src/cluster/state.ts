@@ -1,6 +1,6 @@
 import type { KeyValue } from '../registry/types.js';
 import type { AdminIntent, ClusterEvent, ServiceRecord } from '../types.js';
-import { parseAdminIntent, parseHealthState, parseServiceRecord, withIntent } from './codec.js';
+import { adminStateOf, parseAdminIntent, parseHealthState, parseServiceRecord, withIntent } from './codec.js';
 import { classifyKey, type KeyLayout } from './keys.js';
 
 export interface ElectionCandidate {
@@ -276,9 +276,14 @@ export class ClusterState {
   }
 
   private changeIntent(id: string, intent: AdminIntent | undefined, now: number): ClusterEvent[] {
+    const stateBefore = adminStateOf(this.intents.get(id), now);
     if (intent) this.intents.set(id, intent);
     else this.intents.delete(id);
-    return this.announce(id, intent, now);
+    const events = this.announce(id, intent, now);
+    // A drain that ended (draining -> disabled) changes no `enabled`: it is an update of the service.
+    const service = events.length === 0 && adminStateOf(intent, now) !== stateBefore ? this.service(id, now) : undefined;
+    if (service) events.push({ type: 'serviceUpdated', serviceId: id, service, timestamp: now });
+    return events;
   }
 
   /** Compares what `intent` means at `now` with what was last announced for `id`; records the new state. */
@@ -297,6 +302,8 @@ export class ClusterState {
     else if (intent && is === intent.enabled) {
       if (intent.reason !== undefined) event.reason = intent.reason;
       event.actor = intent.actor;
+      if (!is && intent.expiresAt !== undefined) event.expiresAt = intent.expiresAt;
+      if (!is && intent.drainUntil !== undefined && intent.drainedAt === undefined) event.drainUntil = intent.drainUntil;
     }
     return [event];
   }

@@ -32,6 +32,14 @@ It needs a terminal; for scripts use \`services list --json\` or \`events --json
       import('../cli/render.js'),
       import('../cli/service-toggle.js'),
     ]);
-    await runDashboard({ target, actor: cliActor(), color: colorLevel() > 0 });
+    const { parseMinHealthy } = await import('../cluster/capacity.js');
+    const minRaw = process.env.SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE;
+    let minHealthy;
+    try {
+      minHealthy = minRaw !== undefined && minRaw !== '' ? parseMinHealthy(minRaw) : undefined;
+    } catch (err) {
+      throw new UserError(`SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE: ${(err as Error).message.replace(/^min-healthy-per-zone: /, '')}`, EXIT.usage);
+    }
+    await runDashboard({ target, actor: cliActor(), color: colorLevel() > 0, ...(minHealthy ? { minHealthy } : {}) });
   }
 }

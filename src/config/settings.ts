@@ -556,6 +556,40 @@ const TABLE = [
     description: 'Log level.',
     group: 'Logging',
   },
+  // --- Draining, start-disabled, capacity guard ---
+  {
+    path: 'service.startDisabled',
+    env: 'SERVICE_START_DISABLED',
+    flag: 'start-disabled',
+    kind: 'boolean',
+    allowNo: true,
+    default: false,
+    description:
+      'Register the instance disabled (reason `start-disabled`), so a deploy can smoke-test it before it takes traffic; `services enable <id>` promotes it. Written only when no operator intent exists for the id: once enabled, a restart with this flag keeps it enabled.',
+    group: 'Service',
+  },
+  {
+    path: 'service.drainProbeUrl',
+    env: 'SERVICE_DRAIN_PROBE_URL',
+    flag: 'drain-probe-url',
+    kind: 'url',
+    default: undefined,
+    description:
+      'Polled every second while this instance drains after a disable: a 2xx answer with JSON `{"idle": true}` or `{"inflight": 0}` ends the drain early. Without it (or while it says busy or fails) the drain ends at its deadline (`services disable --drain-timeout`).',
+    group: 'Service',
+  },
+  {
+    path: 'cluster.minHealthyPerZone',
+    env: 'SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE',
+    flag: 'min-healthy-per-zone',
+    kind: 'string',
+    pattern: /^(\d{1,9}|(100|\d{1,2})%)$/,
+    patternHint: 'a whole number (e.g. 1) or a percentage 0-100 (e.g. 50%)',
+    default: '1',
+    description:
+      'Capacity guard of disables made through this agent\'s API: refuse a disable that would leave a region or zone with fewer healthy enabled instances than this (a count, or a percentage of the instances there, rounded up). `0` turns the guard off; `force: true` overrides it, audited as forced.',
+    group: 'General',
+  },
 ] as const satisfies readonly Setting[];
 
 // Compile-time check that every leaf of SdConfig has a row: a missing path makes this `false`.

@@ -39,6 +39,8 @@ export interface SdConfig {
       /** Seconds allowed for one registry call. */
       callTimeout: number;
     };
+    /** Capacity guard: healthy enabled instances a disable must leave per region and zone (`1`, or `50%`). */
+    minHealthyPerZone: string;
   };
   service: {
     id?: string;
@@ -54,6 +56,10 @@ export interface SdConfig {
     maintenanceHook: boolean;
     /** Base URL of the instance's maintenance API; derived from host and port when unset. */
     maintenanceUrl?: string;
+    /** Register disabled (an intent written only when none exists), for a smoke test before traffic. */
+    startDisabled: boolean;
+    /** Polled by this agent while its instance drains: idle on 2xx with `{"idle": true}` or `{"inflight": 0}`. */
+    drainProbeUrl?: string;
   };
   api: {
     enabled: boolean;

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import type { ClusterClient } from '../cli/cluster-client.js';
+import { CapacityError, type MinHealthy } from '../cluster/capacity.js';
+import { AgentRequestError, type ClusterClient } from '../cli/cluster-client.js';
 import { describeError } from '../cli/errors.js';
 import { describeService } from '../cli/service-details.js';
 import type { DashboardAction, DashboardState, KeyPress } from './dashboard-state.js';
@@ -19,6 +20,8 @@ export interface DashboardControllerOptions {
   client: ClusterClient;
   /** Who the audit trail names for enable/disable (the CLI's `cli:<user>`). */
   actor?: string;
+  /** The capacity guard's minimum for disables through etcd (an agent applies its own). */
+  minHealthy?: MinHealthy;
   /** Most frames per second for data-driven redraws (default 8). Keys redraw at once. */
   fps?: number;
   /** Milliseconds allowed for following a service's own agent for its history (default 2000). */
@@ -134,7 +137,7 @@ export class DashboardController {
       case 'loadDetail':
         return this.loadDetail(action.serviceId);
       case 'setEnabled':
-        return this.setEnabled(action.serviceId, action.enabled, action.reason);
+        return this.setEnabled(action.serviceId, action.enabled, action.reason, action.force);
     }
   }
 
@@ -152,12 +155,14 @@ export class DashboardController {
     this.flush();
   }
 
-  private async setEnabled(id: string, enabled: boolean, reason: string | undefined): Promise<void> {
+  private async setEnabled(id: string, enabled: boolean, reason: string | undefined, force?: boolean): Promise<void> {
     const verb = enabled ? 'enable' : 'disable';
     try {
       const result = await this.options.client.setEnabled(id, enabled, {
         ...(reason !== undefined ? { reason } : {}),
         ...(this.options.actor !== undefined ? { actor: this.options.actor } : {}),
+        ...(force ? { force: true } : {}),
+        ...(this.options.minHealthy !== undefined ? { minHealthy: this.options.minHealthy } : {}),
       });
       const done = enabled ? 'enabled' : 'disabled';
       const said = result.changed
@@ -168,12 +173,18 @@ export class DashboardController {
       this.state.say(said, 'good', this.now());
       if (this.state.detail?.serviceId === id) void this.loadDetail(id);
     } catch (err) {
-      this.state.say(`could not ${verb} ${id}: ${oneLine(err)}`, 'bad', this.now());
+      // The capacity guard said no: show why and offer to force it (its own y/N).
+      if (!enabled && !force && isCapacityRefusal(err)) this.state.refused(id, reason, describeError(err).message.replace(/^refusing to disable \S+: /, '').replace(/; use --force to override$/, ''), this.now());
+      else this.state.say(`could not ${verb} ${id}: ${oneLine(err)}`, 'bad', this.now());
     } finally {
       this.state.busy = undefined;
       this.flush();
     }
   }
+}
+
+function isCapacityRefusal(err: unknown): boolean {
+  return err instanceof CapacityError || (err instanceof AgentRequestError && err.statusCode === 409 && err.code === 'refused');
 }
 
 /** The CLI's one-line wording of an error, with its hint. */

@@ -55,7 +55,7 @@ export type Mode = 'table' | 'detail' | 'help' | 'search' | 'filter' | 'reason' 
 export type DashboardAction =
   | { type: 'quit' }
   | { type: 'loadDetail'; serviceId: string }
-  | { type: 'setEnabled'; serviceId: string; enabled: boolean; reason?: string };
+  | { type: 'setEnabled'; serviceId: string; enabled: boolean; reason?: string; force?: boolean };
 
 export interface ConnectionState {
   source: 'registry' | 'agent';
@@ -154,7 +154,7 @@ export class DashboardState {
   viewportRows = 20;
   filterMenu: { options: FilterOption[]; index: number } | undefined;
   /** The disable/enable being prepared (reason prompt, then confirmation). */
-  toggle: { serviceId: string; enabled: boolean; reason: string } | undefined;
+  toggle: { serviceId: string; enabled: boolean; reason: string; force?: boolean; refusal?: string } | undefined;
   detail: DetailState | undefined;
   flash: Flash | undefined;
   /** An action in flight, e.g. `disabling proxy-stone-2…`. */
@@ -211,6 +211,12 @@ export class DashboardState {
           const next: ServiceRecord = { ...s, enabled, isHealthy: s.status === 'healthy' && enabled };
           if (enabled || e.reason === undefined) delete next.disabledReason;
           else next.disabledReason = e.reason;
+          // The drain's countdown and a timed disable's time left (a serviceUpdated says when a drain ended).
+          next.adminState = enabled ? 'enabled' : e.drainUntil !== undefined ? 'draining' : 'disabled';
+          if (!enabled && e.drainUntil !== undefined) next.drainUntil = e.drainUntil;
+          else delete next.drainUntil;
+          if (!enabled && e.expiresAt !== undefined) next.disabledUntil = e.expiresAt;
+          else delete next.disabledUntil;
           this.records.set(e.serviceId, next);
         }
         break;
@@ -641,10 +647,27 @@ export class DashboardState {
       this.toggle = undefined;
       this.mode = this.returnMode;
       this.busy = `${toggle.enabled ? 'enabling' : 'disabling'} ${toggle.serviceId}…`;
-      return { type: 'setEnabled', serviceId: toggle.serviceId, enabled: toggle.enabled, ...(toggle.reason ? { reason: toggle.reason } : {}) };
+      return {
+        type: 'setEnabled',
+        serviceId: toggle.serviceId,
+        enabled: toggle.enabled,
+        ...(toggle.reason ? { reason: toggle.reason } : {}),
+        ...(toggle.force ? { force: true } : {}),
+      };
     }
     // Anything but yes is no, as with the CLI's [y/N].
     return this.cancelToggle(now);
+  }
+
+  /**
+   * The capacity guard refused a disable: show why, and offer to force it, which needs its own
+   * explicit `y` (anything else cancels). A forced disable is audited as forced.
+   */
+  refused(serviceId: string, reason: string | undefined, message: string, now = Date.now()): void {
+    this.busy = undefined;
+    this.toggle = { serviceId, enabled: false, reason: reason ?? '', force: true, refusal: message };
+    this.mode = 'confirm';
+    this.say(message, 'bad', now, false);
   }
 
   private cancelToggle(now: number): undefined {

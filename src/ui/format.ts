@@ -108,3 +108,22 @@ export function eventTone(e: ClusterEvent): Tone {
 export function printable(input: string): string {
   return input.replace(/[\u0000-\u001f\u007f]/g, '');
 }
+
+/** Time left until `epochMs`, compact: `25s`, `4m`, `2h`, `3d`; `0s` once passed. */
+export function left(epochMs: number, now: number): string {
+  const s = Math.max(0, Math.ceil((epochMs - now) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+/**
+ * The ENABLED cell, at most 7 wide: `yes`; `drn 25s` (draining, counting down to disabled);
+ * `no 29m` (a timed disable's time left); `no`.
+ */
+export function enabledCell(s: { enabled: boolean; drainUntil?: number; disabledUntil?: number }, now: number): string {
+  if (s.enabled) return 'yes';
+  if (s.drainUntil !== undefined && s.drainUntil > now) return `drn ${left(s.drainUntil, now)}`;
+  return s.disabledUntil !== undefined ? `no ${left(s.disabledUntil, now)}` : 'no';
+}

@@ -8,6 +8,7 @@
 import { render } from 'ink';
 import { openClusterClient, type ClusterClient, type ClusterTarget } from '../cli/cluster-client.js';
 import { DashboardApp } from './components/dashboard-app.js';
+import type { MinHealthy } from '../cluster/capacity.js';
 import { DashboardController } from './controller.js';
 import { DashboardState } from './dashboard-state.js';
 import { AgentSource, RegistrySource, type LiveSource } from './live-source.js';
@@ -16,6 +17,8 @@ export interface RunDashboardOptions {
   target: ClusterTarget;
   /** Who the audit trail names for enable/disable. */
   actor?: string;
+  /** The capacity guard's minimum for disables through etcd (an agent applies its own). */
+  minHealthy?: MinHealthy;
   /** Colour on (the caller applies NO_COLOR / FORCE_COLOR). */
   color: boolean;
   /** Most data-driven frames per second (default 8). */
@@ -62,6 +65,7 @@ export async function runDashboard(options: RunDashboardOptions): Promise<void> 
     source,
     client,
     ...(options.actor !== undefined ? { actor: options.actor } : {}),
+    ...(options.minHealthy !== undefined ? { minHealthy: options.minHealthy } : {}),
     ...(options.fps !== undefined ? { fps: options.fps } : {}),
     timeoutMs: target.timeoutMs,
   });

@@ -46,6 +46,8 @@ for (const backend of ['memory', 'etcd'] as const) {
             leaderElection: { enabled: true, ttl: extra.ttl ?? 2, renewInterval: 0.3 },
             healthCheck: { interval: 0.2, timeout: 0.2, retries: 2, gracePeriod: 1, refreshInterval: 0 },
             discovery: backend === 'etcd' ? { registry: 'etcd', endpoints: ['http://127.0.0.1:1'], namespace } : { registry: 'memory', namespace },
+            // One instance per region here; the capacity guard has its own tests (drain.test.ts).
+            minHealthyPerZone: '0',
           },
           service: { id, host: '127.0.0.1', port: upstream.port, region, zone: `${region}a` },
         }),

@@ -66,6 +66,8 @@ for (const backend of ['memory', 'etcd'] as const) {
             leaderElection: { enabled: true, ttl: options.ttl ?? 2, renewInterval: 0.3 },
             healthCheck: { interval: 0.2, timeout: 0.2, retries: 2, gracePeriod: 1, refreshInterval: 0 },
             discovery: backend === 'etcd' ? { registry: 'etcd', endpoints: ['http://127.0.0.1:1'], namespace } : { registry: 'memory', namespace },
+            // These tests disable before both are known healthy; the guard has its own tests (drain.test.ts).
+            minHealthyPerZone: '0',
           },
           service: { id, host: '127.0.0.1', port: upstream.port },
         }),
@@ -103,8 +105,12 @@ for (const backend of ['memory', 'etcd'] as const) {
       expect(enabledAt).to.be.at.least(expiresAt);
       expect(enabledAt - expiresAt).to.be.lessThan(500);
       await waitFor('record republished as enabled', async () => (await storedRecord('a'))?.enabled === true, 3000);
-      // The leader clears the lapsed key promptly; that delete announces nothing a second time.
-      await waitFor('lapsed intent deleted', async () => (await registry.get(keyLayout(namespace).adminOf('a'))) === null, 3000);
+      // The leader re-enables the lapsed disable promptly (audited); that write announces nothing a second time.
+      await waitFor('lapsed intent re-enabled by the leader', async () => {
+        const kv = await registry.get(keyLayout(namespace).adminOf('a'));
+        const intent = kv ? (JSON.parse(kv.value) as { enabled: boolean; reason?: string; actor: string }) : undefined;
+        return intent?.enabled === true && intent.reason === 'expired (was: short maintenance)' && intent.actor.startsWith('leader:');
+      }, 3000);
       await sleep(300);
       for (const seen of [seenByA, seenByB]) {
         const toggles = seen.filter((e) => (e.type === 'serviceEnabled' || e.type === 'serviceDisabled') && e.serviceId === 'a').map((e) => e.type);

@@ -102,6 +102,8 @@ describe('issue 3 end to end: agent processes on a real etcd', function () {
           SERVICE_PORT: String(upstream.port),
           SERVICE_REGION: region,
           SERVICE_ZONE: zone,
+          // One instance per zone here; the capacity guard has its own tests (test/cli/drain.test.ts).
+          SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE: '0',
           LOG_LEVEL: 'info',
         },
         stdio: ['ignore', 'pipe', 'pipe'],

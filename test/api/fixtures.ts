@@ -65,6 +65,8 @@ export function testConfig(spec: AgentSpec, healthUrl: string, discovery: Partia
       leaderElection: { enabled: true, ttl: 2, renewInterval: 0.5 },
       healthCheck: { interval: 0.2, timeout: 0.5, retries: 2, gracePeriod: 0, path: '/health', url: healthUrl, refreshInterval: 0, flapThreshold: 0, flapWindow: 600, flapHoldDown: 300 },
       discovery: { registry: 'memory', endpoints: [], namespace: 'proxy-stone', callTimeout: 2, ...discovery },
+      // These clusters put one or two instances in a zone; the capacity guard has its own tests (test/agent/drain.test.ts).
+      minHealthyPerZone: '0',
     },
     service: {
       id: spec.id,
@@ -77,6 +79,7 @@ export function testConfig(spec: AgentSpec, healthUrl: string, discovery: Partia
       zone: spec.zone ?? 'us-east-1a',
       metadata: {},
       maintenanceHook: false,
+      startDisabled: false,
     },
     api: { enabled: true, host: '127.0.0.1', port: 0, readAccess: 'open' },
     log: { level: 'silent' },

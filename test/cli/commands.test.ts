@@ -152,7 +152,8 @@ describe('CLI commands (built binary, real etcd, in-process agents)', function (
       const id = 'cli-node-1';
       try {
         const first = await runCli(['services', 'disable', id, '--reason', 'kernel patch', ...cluster.registryArgs]);
-        expect(first.stdout.trim(), first.stderr).to.equal(`${id} disabled`);
+        // A registered instance drains first (30 s by default): the line says until when.
+        expect(first.stdout.trim(), first.stderr).to.match(new RegExp(`^${id} disabled \\(draining until \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\)$`));
         const viaEtcd = await runCli(['services', 'disable', id, '--reason', 'kernel patch, then reboot', ...cluster.registryArgs]);
         expect(viaEtcd.code, viaEtcd.stderr).to.equal(0);
         expect(viaEtcd.stdout.trim()).to.equal(`${id} already disabled; reason updated (was: kernel patch)`);
@@ -248,7 +249,7 @@ describe('CLI commands (built binary, real etcd, in-process agents)', function (
         });
         const res = await run.done;
         expect(res.code, `${res.stdout}\n${res.stderr}`).to.equal(0);
-        expect(res.stdout).to.match(/cli-node-2 disabled\ncli-node-2 already disabled \(no change\)\nround-trip-ok/);
+        expect(res.stdout).to.match(/cli-node-2 disabled \(draining until \S+\)\ncli-node-2 already disabled \(no change\)\nround-trip-ok/);
         expect(JSON.parse(readFileSync(path.join(bin.dir, 'enable.json'), 'utf8'))).to.deep.include({ serviceId: 'cli-node-2', enabled: true, changed: true });
       } finally {
         bin.remove();

@@ -44,7 +44,9 @@ export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     if (/^(SERVICE_|PROXY_STONE_SD_|LOG_LEVEL$|DEBUG$|NODE_OPTIONS$|OCLIF_)/.test(k)) continue;
     env[k] = v;
   }
-  return { ...env, COLUMNS: '160', NO_COLOR: '1', FORCE_COLOR: '0', ...extra };
+  // The fixture cluster has one instance per zone, so the capacity guard (default: keep one) would
+  // refuse every disable; it has tests of its own (test/cli/drain.test.ts), which set it explicitly.
+  return { ...env, COLUMNS: '160', NO_COLOR: '1', FORCE_COLOR: '0', SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE: '0', ...extra };
 }
 
 /** Runs the built CLI to completion (stdin closed, so it is never a TTY). */
@@ -124,7 +126,7 @@ const PLACES = [
  * Starts `count` agents on the shared etcd in a fresh namespace and waits until all are healthy with a
  * leader. Ids are `<idPrefix>-1`, `<idPrefix>-2`, …: `proxy-stone` gives the ids the help examples use.
  */
-export async function startCluster(count = 3, options: { idPrefix?: string } = {}): Promise<TestCluster> {
+export async function startCluster(count = 3, options: { idPrefix?: string; minHealthyPerZone?: string } = {}): Promise<TestCluster> {
   const etcd = await sharedEtcd();
   const namespace = uniqueNamespace('cli');
   const nodes: TestNode[] = [];
@@ -145,6 +147,8 @@ export async function startCluster(count = 3, options: { idPrefix?: string } = {
           leaderElection: { enabled: true, ttl: 3, renewInterval: 1 },
           healthCheck: { interval: 0.5, timeout: 1, retries: 2, gracePeriod: 0, refreshInterval: 0 },
           discovery: { registry: 'etcd', endpoints: etcd.endpoints, namespace },
+          // One instance per zone: see cliEnv.
+          minHealthyPerZone: options.minHealthyPerZone ?? '0',
         },
         service: { id, name: 'proxy-stone', host: '127.0.0.1', port: upstream.port, version: '1.0.0', region, zone },
         api: { enabled: false },

@@ -188,7 +188,8 @@ describe('logging: a real agent process (memory registry)', function () {
   ];
 
   it('logs one JSON line per state change, each with an event field', async () => {
-    agent = spawnAgent(common(upstream.port), { SERVICE_DISCOVERY_API_KEY_FILE: path.join(keyDir, 'keys') });
+    // One instance: the capacity guard (tested in test/cli/drain.test.ts) is off here.
+    agent = spawnAgent(common(upstream.port), { SERVICE_DISCOVERY_API_KEY_FILE: path.join(keyDir, 'keys'), SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE: '0' });
     const listening = await agent.waitForEvent('api.listening');
     const api = String(listening.url);
     await agent.waitForEvent('registered');

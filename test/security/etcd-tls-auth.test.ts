@@ -328,6 +328,8 @@ describe('etcd with TLS, client certificates and authentication', function () {
           leaderElection: { ttl: 2, renewInterval: 0.5 },
           healthCheck: { interval: 0.2, timeout: 0.5, retries: 2, gracePeriod: 0, url: upstream.url },
           discovery: { registry: 'etcd', namespace, callTimeout: CALL_TIMEOUT_MS / 1000, ...discovery },
+          // One instance: the capacity guard (tested in test/agent/drain.test.ts) is off here.
+          minHealthyPerZone: '0',
         },
         service: { id, host: '127.0.0.1', port: upstream.port },
         log: { level: 'debug' },

@@ -55,6 +55,8 @@ export async function startUiCluster(count = 3, options: { endpoint?: string; na
           leaderElection: { enabled: true, ttl: 3, renewInterval: 1 },
           healthCheck: { interval: 0.25, timeout: 1, retries: 1, gracePeriod: 0, refreshInterval: 0 },
           discovery: { registry: 'etcd', endpoints: [endpoint], namespace },
+          // One instance per zone here; the capacity guard has its own tests (test/agent/drain.test.ts).
+          minHealthyPerZone: '0',
         },
         service: { id, name: 'proxy-stone', host: '127.0.0.1', port: upstream.port, version: '1.4.2', region, zone },
         api: { enabled: false },

@@ -74,7 +74,8 @@ describe('dashboard end to end (tmux, real etcd, three agents)', function () {
   it('shows the cluster live, disables a service with d, and quits with q leaving the terminal clean', async () => {
     const command = [
       // No CI flags (ink would print only the last frame) and nothing naming another cluster.
-      'env -u CI -u CONTINUOUS_INTEGRATION -u PROXY_STONE_SD_AGENT -u SERVICE_DISCOVERY_ENDPOINTS',
+      // One instance per zone: the capacity guard (tested in test/ui/drain.test.ts) is off here.
+      'env -u CI -u CONTINUOUS_INTEGRATION -u PROXY_STONE_SD_AGENT -u SERVICE_DISCOVERY_ENDPOINTS SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE=0',
       shellQuote(process.execPath),
       shellQuote(BIN),
       'dashboard --endpoints',
@@ -126,7 +127,8 @@ describe('dashboard end to end (tmux, real etcd, three agents)', function () {
     tmux('send-keys', '-t', SESSION, 'Enter');
     await waitForScreen('the confirmation', (t) => t.includes(`Disable ${victim.id} (reason: e2e maintenance)? y/N`));
     tmux('send-keys', '-t', SESSION, 'y');
-    text = await waitForScreen('the row disabled', (t) => / no +/.test(row(t, victim.id).replace(/^.*(follower|leader ★)/, '')) && t.includes(`${victim.id} disabled (reason: e2e maintenance)`));
+    // A registered instance drains first (30 s by default): `drn 30s`, counting down, then `no`.
+    text = await waitForScreen('the row disabled', (t) => / (no|drn \d+s) +/.test(row(t, victim.id).replace(/^.*(follower|leader ★)/, '')) && t.includes(`${victim.id} disabled (reason: e2e maintenance)`));
     expect(text).to.match(/1 disabled/);
 
     // The registry holds the intent, and every agent sees the service disabled.

@@ -73,7 +73,8 @@ describe('dashboard live sources', function () {
 
     const client = new RegistryClient(target);
     closers.push(() => client.close());
-    await client.setEnabled('ui-node-3', false, { reason: 'test', actor: 'cli:test' });
+    // One instance per zone: the capacity guard (tested in test/agent/drain.test.ts) is off here.
+    await client.setEnabled('ui-node-3', false, { reason: 'test', actor: 'cli:test', minHealthy: { count: 0 } });
     await waitFor('ui-node-3 disabled', () => sink.events.some((e) => e.type === 'serviceDisabled' && e.serviceId === 'ui-node-3'));
     await client.setEnabled('ui-node-3', true, { actor: 'cli:test' });
     await waitFor('ui-node-3 enabled', () => sink.events.some((e) => e.type === 'serviceEnabled' && e.serviceId === 'ui-node-3'));

@@ -179,6 +179,7 @@ describe('config', () => {
             flapHoldDown: 300,
           },
           discovery: { registry: 'memory', endpoints: [], namespace: 'proxy-stone', callTimeout: 5 },
+          minHealthyPerZone: '1',
         },
         service: {
           name: 'proxy-stone',
@@ -190,6 +191,7 @@ describe('config', () => {
           zone: 'us-east-1a',
           metadata: {},
           maintenanceHook: false,
+          startDisabled: false,
         },
         api: { enabled: true, host: '127.0.0.1', port: 8790, readAccess: 'open' },
         log: { level: 'info' },

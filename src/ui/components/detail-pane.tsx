@@ -1,7 +1,7 @@
 import { Box, Text } from 'ink';
 import type { ReactNode } from 'react';
 import type { DashboardState } from '../dashboard-state.js';
-import { ago, cell, clock, fit, latency, STATUS_TONE } from '../format.js';
+import { ago, cell, clock, fit, latency, left, STATUS_TONE } from '../format.js';
 import { useTone } from './theme.js';
 import { describeBudget } from '../../cluster/detection-budget.js';
 import { describeFlapping, describeInstanceMaintenance } from '../../cluster/explain.js';
@@ -38,7 +38,18 @@ export function DetailPane({ state, width, rows, now }: { state: DashboardState;
       </>,
     );
     field('role', s.id === state.leaderId ? <Text bold color={tone('warn')}>leader ★</Text> : 'follower');
-    field('enabled', s.enabled ? 'yes' : <Text color={tone('warn')} bold>{`no${s.disabledReason ? ` (${s.disabledReason})` : ''}`}</Text>);
+    field(
+      'enabled',
+      s.enabled ? (
+        'yes'
+      ) : (
+        <Text color={tone('warn')} bold>
+          {`no${s.disabledReason ? ` (${s.disabledReason})` : ''}`}
+          {s.drainUntil !== undefined && s.drainUntil > now ? ` — draining, disabled in ${left(s.drainUntil, now)}` : ''}
+          {s.disabledUntil !== undefined ? ` — re-enabled in ${left(s.disabledUntil, now)}` : ''}
+        </Text>
+      ),
+    );
     const intent = d.data?.intent;
     field(
       'intent',

@@ -24,6 +24,15 @@ export function Footer({ state, now }: { state: DashboardState; now: number }) {
       </Text>
     );
   }
+  if (state.mode === 'confirm' && t?.force) {
+    return (
+      // The question first, so a narrow terminal cuts the explanation, not the prompt.
+      <Text wrap="truncate" bold>
+        <Text color={tone('warn')}>Force the disable of {t.serviceId} (audited as forced)</Text>? <Text inverse>y/N</Text>
+        <Text color={tone('bad')}>{`  refused: ${t.refusal}`}</Text>
+      </Text>
+    );
+  }
   if (state.mode === 'confirm' && t) {
     return (
       <Text wrap="truncate" bold>

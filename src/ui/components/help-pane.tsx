@@ -4,7 +4,7 @@ export const KEYS: [string, string][] = [
   ['↑ ↓  j k', 'move the selection'],
   ['PgUp PgDn  Space  g G', 'page up / down, first / last'],
   ['Enter', 'detail of the selected service: record, health history, intent, audit'],
-  ['d', 'disable the selected service (asks for a reason, then y to confirm)'],
+  ['d', 'disable the selected service (asks for a reason, then y; if the capacity guard refuses, y again forces)'],
   ['e', 'enable the selected service (optional reason, then y to confirm)'],
   ['f', 'filter by status (or disabled) or by region'],
   ['/', 'search id, name, address, place, version, tags'],

@@ -1,7 +1,7 @@
 import { Box, Text } from 'ink';
 import type { ServiceRecord } from '../../types.js';
 import type { DashboardState, SortKey } from '../dashboard-state.js';
-import { age, cell, fit, latency, STATUS_TONE } from '../format.js';
+import { age, cell, enabledCell, fit, latency, STATUS_TONE } from '../format.js';
 import { useTone } from './theme.js';
 
 interface Column {
@@ -17,7 +17,7 @@ const FIXED: Column[] = [
   // A service held down as flapping is unhealthy by definition; the column says which kind.
   { key: 'status', title: 'STATUS', width: 9, value: (s) => (s.health.flapping ? 'flapping' : s.status) },
   { key: 'role', title: 'ROLE', width: 8, value: (s) => (s.role === 'leader' ? 'leader ★' : 'follower') },
-  { key: 'enabled', title: 'ENABLED', width: 7, value: (s) => (s.enabled ? 'yes' : 'no') },
+  { key: 'enabled', title: 'ENABLED', width: 7, value: (s, now) => enabledCell(s, now) },
   { key: 'latency', title: 'LATENCY', width: 7, align: 'right', value: (s) => latency(s.health.responseTime) },
   { key: 'checked', title: 'CHECKED', width: 7, align: 'right', value: (s, now) => age(s.health.lastCheck, now) },
   { key: 'version', title: 'VERSION', width: 10, value: (s) => s.version },

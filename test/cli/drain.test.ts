@@ -1,0 +1,95 @@
+/**
+ * Issue 9 through the built CLI: exit codes and output of `services disable --for/--drain-timeout/
+ * --force/--min-healthy-per-zone`, both through etcd and through an agent's API, and what list,
+ * show and audit say about drains, timed disables and forced disables.
+ */
+import { expect } from 'chai';
+import type { AuditEntry, ServiceRecord } from '../../src/types.js';
+import { API_KEY, ensureBuilt, json, runCli, startCluster, waitFor, type TestCluster } from './fixtures.js';
+
+/** The capacity guard as the CLI's environment sets it (the fixtures turn it off). */
+const GUARDED = { SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE: '1' };
+
+describe('CLI: draining, timed disables and the capacity guard (built binary, real etcd)', function () {
+  this.timeout(60_000);
+  let cluster: TestCluster;
+
+  before(async () => {
+    ensureBuilt();
+    // One instance per zone; the agents guard their API with the default minimum of 1.
+    cluster = await startCluster(3, { idPrefix: 'dr', minHealthyPerZone: '1' });
+  });
+  after(async () => cluster?.stop());
+
+  const show = async (id: string) => json<{ service: ServiceRecord; audit: AuditEntry[] }>(await runCli(['services', 'show', id, '--json', ...cluster.registryArgs]));
+
+  it('refuses to disable the last healthy instance of a zone (exit 5, one line), through etcd and through an agent', async () => {
+    const viaEtcd = await runCli(['services', 'disable', 'dr-1', '--reason', 'oops', ...cluster.registryArgs], { env: GUARDED });
+    expect(viaEtcd.code, viaEtcd.stderr).to.equal(5);
+    expect(viaEtcd.stderr).to.match(/^Error: refusing to disable dr-1: zone us-east-1a of region us-east-1 would have 0 healthy enabled instances \(minimum 1\); use --force to override/);
+    expect(viaEtcd.stdout).to.equal('');
+    // The flag form, and a percentage: 50% of one instance is one.
+    const pct = await runCli(['services', 'disable', 'dr-1', '--reason', 'oops', '--min-healthy-per-zone', '50%', ...cluster.registryArgs]);
+    expect(pct.code, pct.stderr).to.equal(5);
+    const viaAgent = await runCli(['services', 'disable', 'dr-1', '--reason', 'oops', '--json', '--api-key', API_KEY, ...cluster.agentArgs]);
+    expect(viaAgent.code, viaAgent.stderr).to.equal(5);
+    expect(json<{ error: { code: string; message: string; exit: number } }>(viaAgent).error.message).to.match(
+      /refusing to disable dr-1: zone us-east-1a of region us-east-1 would have 0 healthy enabled instances \(minimum 1\); use --force to override/,
+    );
+    const bad = await runCli(['services', 'disable', 'dr-1', '--min-healthy-per-zone', 'most', ...cluster.registryArgs]);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.match(/--min-healthy-per-zone: expected a whole number \(e\.g\. 1\) or a percentage 0-100/);
+    // Nothing was written by any of them.
+    expect((await show('dr-1')).audit).to.deep.equal([]);
+  });
+
+  it('--force disables anyway and the audit trail says forced; list and show say draining, then disabled', async () => {
+    try {
+      const forced = await runCli(['services', 'disable', 'dr-1', '--reason', 'on purpose', '--force', '--drain-timeout', '8s', ...cluster.registryArgs], { env: GUARDED });
+      expect(forced.code, forced.stderr).to.equal(0);
+      expect(forced.stdout.trim()).to.match(/^dr-1 disabled \(draining until \S+Z\)$/);
+      const list = await runCli(['services', 'list', ...cluster.registryArgs]);
+      expect(list.stdout).to.match(/dr-1 .* draining \ds/);
+      const details = await show('dr-1');
+      expect(details.service).to.include({ adminState: 'draining', enabled: false, isHealthy: false });
+      expect(details.audit[0]).to.include({ action: 'disable', forced: true, reason: 'on purpose' });
+      expect(details.audit[0]!.capacity).to.match(/zone us-east-1a of region us-east-1 would have 0/);
+      const audit = await runCli(['audit', '--service', 'dr-1', ...cluster.registryArgs]);
+      expect(audit.stdout).to.match(/disable.*│ on purpose +│ forced/);
+      // No drain probe: the deadline ends the drain, recorded by dr-1's own agent.
+      await waitFor('drain ended', async () => (await show('dr-1')).service.adminState === 'disabled', 15_000);
+      const after = await show('dr-1');
+      expect(after.audit[0]).to.include({ drained: 'deadline', actor: 'agent:dr-1' });
+      const human = await runCli(['services', 'show', 'dr-1', ...cluster.registryArgs]);
+      expect(human.stdout).to.match(/enabled: +no; reason: on purpose/);
+    } finally {
+      await runCli(['services', 'enable', 'dr-1', ...cluster.registryArgs]);
+    }
+  });
+
+  it('--for: a timed disable shows its time left and the leader re-enables it at the end (audited expired)', async () => {
+    const res = await runCli(['services', 'disable', 'dr-2', '--reason', 'short window', '--for', '3s', '--drain-timeout', '0', '--json', ...cluster.registryArgs]);
+    expect(res.code, res.stderr).to.equal(0);
+    const out = json<{ changed: boolean; service: ServiceRecord }>(res);
+    expect(out.changed).to.equal(true);
+    expect(out.service).to.include({ adminState: 'disabled' });
+    expect(out.service.disabledUntil).to.be.a('number');
+    const list = await runCli(['services', 'list', ...cluster.registryArgs]);
+    expect(list.stdout).to.match(/dr-2 .* no \(short window, [1-3]s left\)/);
+    await waitFor('re-enabled', async () => (await show('dr-2')).service.enabled === true, 10_000);
+    await waitFor('expiry audited', async () => (await show('dr-2')).audit[0]?.expired === true, 5000);
+    const details = await show('dr-2');
+    expect(details.audit[0]).to.include({ action: 'enable', automatic: true, expired: true, reason: 'expired (was: short window)' });
+    expect(details.audit[0]!.actor).to.match(/^leader:dr-/);
+    const audit = await runCli(['audit', '--service', 'dr-2', ...cluster.registryArgs]);
+    expect(audit.stdout).to.match(/enable.*leader:dr-\d.*│ expired \(was: short window\) +│ expired/);
+  });
+
+  it('bad durations are usage errors (exit 2) naming the flag', async () => {
+    for (const [flag, value] of [['--for', 'soon'], ['--for', '0'], ['--drain-timeout', '1m30s'], ['--drain-timeout', '2d']] as const) {
+      const res = await runCli(['services', 'disable', 'dr-3', flag, value, ...cluster.registryArgs]);
+      expect(res.code, `${flag} ${value}: ${res.stderr}`).to.equal(2);
+      expect(res.stderr).to.include(`Error: ${flag}:`);
+    }
+  });
+});
