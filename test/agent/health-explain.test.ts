@@ -364,8 +364,13 @@ describe('health that explains itself: agent processes on etcd', function () {
 
     s.failNext = 2;
     const cli = (verb: string, ...rest: string[]) => runCli(['services', verb, 'ps-1', '--endpoints', endpoint, '--namespace', namespace, ...rest]);
-    expect((await cli('disable', '--reason', 'deploy 42')).code).to.equal(0);
+    // Alone in its zone: the capacity guard is turned off for this disable.
+    expect((await cli('disable', '--reason', 'deploy 42', '--drain-timeout', '2s', '--min-healthy-per-zone', '0')).code).to.equal(0);
+    // While it drains the instance keeps serving (routers already skip it); maintenance follows the drain.
+    await waitFor('draining', async () => (await record('ps-1'))?.adminState === 'draining', 5000);
+    expect(s.mode).to.equal('serving');
     await waitFor('instance in maintenance', () => s.mode === 'maintenance', 10_000);
+    await waitFor('the record says disabled', async () => (await record('ps-1'))?.adminState === 'disabled', 5000);
     const inMaintenance = await waitFor('record in sync', async () => {
       const r = await record('ps-1');
       return r?.instanceMaintenance?.inSync && r.instanceMaintenance.desired === 'maintenance' ? r : undefined;
