@@ -41,8 +41,8 @@ export async function agentBenchmarks(options: AgentBenchOptions): Promise<Row[]
   const statuses: { id: string; status: string; at: number }[] = [];
   let watch: WatchHandle | undefined;
   // The same agent started by importing runAgent() directly, so with V8's default heap sizing (the
-  // `agent` command keeps the young generation small), in a namespace of its own, to show what that
-  // setting saves. It counts as a fourth agent in etcd.
+  // `agent` command tunes it), in a namespace of its own, to show what those settings change. It
+  // counts as a fourth agent in etcd.
   const direct = spawnDirectAgent(cluster);
   try {
     await cluster.settled();
@@ -208,10 +208,10 @@ async function steadyState(cluster: FaultCluster, direct: ChildProcess, options:
     },
     {
       section: 'agent process',
-      measure: 'RSS of the same agent with V8\'s default young generation (runAgent() imported directly)',
+      measure: 'RSS of the same agent with V8\'s default heap sizing (runAgent() imported directly)',
       value: directSeries.length > 0 ? `${median(directSeries).toFixed(1)} MB (PSS ${median(directPss).toFixed(1)} MB; peak RSS ${directPeak.toFixed(1)} MB)` : 'n/a',
       n: 1,
-      note: 'the difference is what `agent` saves by keeping the young generation at 1 MB',
+      note: 'the difference is what the `agent` command\'s heap settings change within the first minute',
     },
     {
       section: 'agent process',
