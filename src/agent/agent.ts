@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { listAudit, setServiceEnabled, type SetEnabledOptions, type SetEnabledResult } from '../cluster/admin.js';
 import { parseMinHealthy } from '../cluster/capacity.js';
-import { encodeServiceRecord, parseHealthState } from '../cluster/codec.js';
+import { adminStateOf, encodeServiceRecord, parseHealthState } from '../cluster/codec.js';
 import { applyStartDisabled, expireDueIntents } from '../cluster/intent.js';
 import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { filterServices, type ServiceFilter } from '../cluster/topology.js';
@@ -1032,8 +1032,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       // Maintenance once the drain is over: while draining, routers stop sending, the instance finishes its work.
       desired: () => {
         if (!this.viewRef || this.viewRef.lastUpdate === 0) return undefined;
-        const record = this.currentRecord();
-        return (record.adminState ?? (record.enabled ? 'enabled' : 'disabled')) === 'disabled' ? 'maintenance' : 'serving';
+        return adminStateOf(this.viewRef.state.intent(this.id)) === 'disabled' ? 'maintenance' : 'serving';
       },
       timeoutMs: hc.timeout * 1000,
       recheckMs: hc.interval * 1000,

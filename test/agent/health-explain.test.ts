@@ -365,10 +365,20 @@ describe('health that explains itself: agent processes on etcd', function () {
     s.failNext = 2;
     const cli = (verb: string, ...rest: string[]) => runCli(['services', verb, 'ps-1', '--endpoints', endpoint, '--namespace', namespace, ...rest]);
     // Alone in its zone: the capacity guard is turned off for this disable.
-    expect((await cli('disable', '--reason', 'deploy 42', '--drain-timeout', '2s', '--min-healthy-per-zone', '0')).code).to.equal(0);
+    expect((await cli('disable', '--reason', 'deploy 42', '--drain-timeout', '4s', '--min-healthy-per-zone', '0')).code).to.equal(0);
     // While it drains the instance keeps serving (routers already skip it); maintenance follows the drain.
-    await waitFor('draining', async () => (await record('ps-1'))?.adminState === 'draining', 5000);
-    expect(s.mode).to.equal('serving');
+    const draining = await waitFor('draining', async () => {
+      const r = await record('ps-1');
+      return r?.adminState === 'draining' ? r : undefined;
+    }, 5000);
+    // Looked at well inside the drain (a loaded machine may see the record late).
+    let looked = 0;
+    while (Date.now() < draining.drainUntil! - 1000) {
+      expect(s.mode, 'instance mode while draining').to.equal('serving');
+      looked += 1;
+      await sleep(100);
+    }
+    expect(looked, 'the drain was seen while it lasted').to.be.greaterThan(0);
     await waitFor('instance in maintenance', () => s.mode === 'maintenance', 10_000);
     await waitFor('the record says disabled', async () => (await record('ps-1'))?.adminState === 'disabled', 5000);
     const inMaintenance = await waitFor('record in sync', async () => {

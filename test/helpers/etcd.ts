@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -77,6 +77,22 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
 let namespaceCounter = 0;
 
 /** A key namespace no other test (in this or any parallel process) uses; no trailing slash. */
+/**
+ * Resolves once the process is stopped (state T), so a call made next is certain to meet a frozen
+ * server: kill() returns before a busy process has actually stopped.
+ */
+export async function untilStopped(pid: number | undefined, timeoutMs = 2000): Promise<void> {
+  if (pid === undefined) throw new Error('no process to wait for');
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    // Field 3 of /proc/<pid>/stat, after the parenthesised command name.
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
+    if (state === 'T' || state === 't') return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`process ${pid} did not stop within ${timeoutMs} ms`);
+}
+
 export function uniqueNamespace(prefix = 'test'): string {
   const clean = prefix.replace(/[^A-Za-z0-9_.-]+/g, '-');
   return `${clean}-${process.pid.toString(36)}-${Date.now().toString(36)}-${(namespaceCounter++).toString(36)}-${randomBytes(3).toString('hex')}`;

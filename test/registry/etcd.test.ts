@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
 import { RegistryUnavailableError } from '../../src/registry/types.js';
-import { compactEtcd, startEtcd, uniqueNamespace, type EtcdServer } from '../helpers/etcd.js';
+import { compactEtcd, startEtcd, uniqueNamespace, untilStopped, type EtcdServer } from '../helpers/etcd.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
 import { WatchRecorder, eventKey, eventually, registryContract } from './contract.js';
 
@@ -81,8 +81,10 @@ describe('EtcdRegistry with a failing etcd', function () {
 
   it('a frozen etcd (SIGSTOP) makes calls fail with RegistryUnavailableError; SIGCONT recovers', async () => {
     await registry.put(`${ns}a`, '1');
+    const pid = server.pid;
     server.kill('SIGSTOP');
     try {
+      await untilStopped(pid);
       const started = Date.now();
       const err = await registry.get(`${ns}a`).then(
         () => undefined,

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { RedisRegistry } from '../../src/registry/redis.js';
 import { LeaseLostError, RegistryAuthError, RegistryUnavailableError } from '../../src/registry/types.js';
-import { uniqueNamespace } from '../helpers/etcd.js';
+import { uniqueNamespace, untilStopped } from '../helpers/etcd.js';
 import { randomStorePrefix, sharedRedis, startRedis, type RedisServer } from '../helpers/redis.js';
 import { WatchRecorder, eventKey, eventually, registryContract, sleep } from './contract.js';
 
@@ -240,8 +240,10 @@ describe('RedisRegistry with a failing Redis', function () {
     const registry = new RedisRegistry({ endpoint: server.endpoint, callTimeoutMs: 1000 });
     try {
       await registry.put('a', '1');
+      const pid = server.pid;
       server.kill('SIGSTOP');
       try {
+        await untilStopped(pid);
         const started = Date.now();
         const err = await failure(registry.get('a'));
         expect(err).to.be.instanceOf(RegistryUnavailableError);
