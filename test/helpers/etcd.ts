@@ -9,15 +9,15 @@
  * Fault tests should start their own server with {@link startEtcd}; everything else should reuse the
  * process-wide one from `sharedEtcd()` (./shared-etcd.ts) with a {@link uniqueNamespace}.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { accessSync, constants as fsConstants, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { StartedTestContainer } from 'testcontainers';
 import { Etcd3 } from 'etcd3';
+import { ServerProcess } from './server-process.js';
 
 /** A running etcd for tests. */
 export interface EtcdServer {
@@ -57,7 +57,6 @@ export interface StartEtcdOptions {
 }
 
 const HEALTH_TIMEOUT_MS = 15_000;
-const STOP_GRACE_MS = 5_000;
 const DOCKER_IMAGE = 'quay.io/coreos/etcd:v3.5.17';
 
 /** Starts (or attaches to) an etcd as described in the module comment. */
@@ -178,45 +177,21 @@ function findEtcdBinary(): string | undefined {
   return undefined;
 }
 
-/** Servers to kill if the test process exits without stopping them (mocha --exit, Ctrl-C). */
-const live = new Set<ProcessEtcd>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // 'exit' handlers must be synchronous: SIGKILL and rmSync are.
-  process.once('exit', () => {
-    for (const server of live) server.killNow();
-  });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      for (const server of live) server.killNow();
-      // Re-raise so the default (or another handler) still ends the process.
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    });
-  }
-}
-
-class ProcessEtcd implements EtcdServer {
+class ProcessEtcd extends ServerProcess implements EtcdServer {
   readonly kind = 'process';
   readonly controllable = true;
   readonly endpoint: string;
   readonly endpoints: string[];
   readonly metricsUrl: string;
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private exitInfo: string | undefined;
-  private stderrTail = '';
-  private stopped = false;
 
   private constructor(
-    private readonly binary: string,
+    binary: string,
     readonly dataDir: string,
-    private readonly ownsDataDir: boolean,
+    ownsDataDir: boolean,
     private readonly clientPort: number,
     private readonly peerPort: number,
   ) {
+    super('etcd', binary, dataDir, ownsDataDir);
     this.endpoint = `http://127.0.0.1:${clientPort}`;
     this.endpoints = [this.endpoint];
     this.metricsUrl = `${this.endpoint}/metrics`;
@@ -226,56 +201,20 @@ class ProcessEtcd implements EtcdServer {
     const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'proxy-stone-sd-etcd-')));
     const [clientPort, peerPort] = await freePorts(2);
     const server = new ProcessEtcd(binary, dir, dataDir === undefined, clientPort!, peerPort!);
-    installExitHook();
-    live.add(server);
-    try {
-      await server.launch();
-    } catch (err) {
-      await server.stop();
-      throw err;
-    }
+    await server.start();
     return server;
-  }
-
-  get pid(): number | undefined {
-    return this.child && this.child.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
   }
 
   async waitHealthy(timeoutMs = HEALTH_TIMEOUT_MS): Promise<void> {
     await waitForHealth(this.endpoint, timeoutMs, () =>
-      this.exitInfo ? `${this.exitInfo}\n${this.stderrTail.slice(-2000)}` : undefined,
+      this.exitInfo ? `${this.exitInfo}\n${this.output.slice(-2000)}` : undefined,
     );
   }
 
-  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (this.pid === undefined) throw new Error('etcd is not running');
-    this.child!.kill(signal);
-  }
-
-  async restart(): Promise<void> {
-    if (this.stopped) throw new Error('etcd was stopped; start a new one');
-    await this.terminate();
-    await this.launch();
-  }
-
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    await this.terminate();
-    live.delete(this);
-    if (this.ownsDataDir) await rm(this.dataDir, { recursive: true, force: true });
-  }
-
-  /** Synchronous last resort for process exit. */
-  killNow(): void {
-    if (this.pid !== undefined) this.child!.kill('SIGKILL');
-    if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
-  }
-
-  private async launch(): Promise<void> {
+  protected async launch(): Promise<void> {
     const name = 'sd-test';
     const peerUrl = `http://127.0.0.1:${this.peerPort}`;
-    const args = [
+    this.spawnServer([
       `--name=${name}`,
       `--data-dir=${this.dataDir}`,
       `--listen-client-urls=${this.endpoint}`,
@@ -291,41 +230,8 @@ class ProcessEtcd implements EtcdServer {
       '--logger=zap',
       '--log-outputs=stderr',
       '--log-level=warn',
-    ];
-    this.exitInfo = undefined;
-    this.stderrTail = '';
-    const child = spawn(this.binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.child = child;
-    // Keep draining stderr so etcd never blocks on a full pipe; keep the tail for error messages.
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (chunk: string) => {
-      this.stderrTail = (this.stderrTail + chunk).slice(-16_000);
-    });
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exitInfo = `etcd exited (${signal ?? `code ${code}`})`;
-        resolve();
-      });
-      child.once('error', (err) => {
-        this.exitInfo = `cannot run ${this.binary}: ${err.message}`;
-        resolve();
-      });
-    });
-    // The test process must be able to exit on its own; the exit hook reaps etcd.
-    child.unref();
-    (child.stderr as unknown as { unref?: () => void }).unref?.();
+    ]);
     await this.waitHealthy();
-  }
-
-  private async terminate(): Promise<void> {
-    const child = this.child;
-    if (!child || this.pid === undefined) return;
-    child.kill('SIGTERM');
-    // A SIGSTOPped etcd would hold SIGTERM pending forever.
-    child.kill('SIGCONT');
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-    await this.exited;
-    clearTimeout(timer);
   }
 }
 

@@ -6,14 +6,14 @@
  * Fault tests start a server of their own with {@link startRedis}; other tests may share one through
  * {@link sharedRedis} and keep apart with a store prefix of their own.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants, rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { freePorts } from './etcd.js';
+import { ServerProcess } from './server-process.js';
 
 export interface RedisServer {
   /** `redis://127.0.0.1:<port>` (with credentials when started with a password). */
@@ -57,63 +57,21 @@ export function findRedisServer(): string {
   );
 }
 
-const live = new Set<ProcessRedis>();
-let hooked = false;
-function installExitHook(): void {
-  if (hooked) return;
-  hooked = true;
-  process.once('exit', () => {
-    for (const s of live) s.killNow();
-  });
-}
-
-class ProcessRedis implements RedisServer {
+class ProcessRedis extends ServerProcess implements RedisServer {
   readonly endpoint: string;
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private exitInfo: string | undefined;
-  private output = '';
-  private stopped = false;
 
   constructor(
-    private readonly binary: string,
+    binary: string,
     readonly port: number,
-    readonly dir: string,
+    override readonly dir: string,
     private readonly options: StartRedisOptions,
   ) {
+    super('redis-server', binary, dir, true);
     this.endpoint = `redis://${options.password ? `:${encodeURIComponent(options.password)}@` : ''}127.0.0.1:${port}`;
   }
 
-  get pid(): number | undefined {
-    return this.child && this.child.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
-  }
-
-  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
-    if (this.pid === undefined) throw new Error('redis-server is not running');
-    this.child!.kill(signal);
-  }
-
-  async restart(): Promise<void> {
-    if (this.stopped) throw new Error('redis-server was stopped');
-    await this.terminate();
-    await this.launch();
-  }
-
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    await this.terminate();
-    live.delete(this);
-    await rm(this.dir, { recursive: true, force: true });
-  }
-
-  killNow(): void {
-    if (this.pid !== undefined) this.child!.kill('SIGKILL');
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  async launch(): Promise<void> {
-    const args = [
+  protected async launch(): Promise<void> {
+    this.spawnServer([
       '--port', String(this.port),
       '--bind', '127.0.0.1',
       '--dir', this.dir,
@@ -125,30 +83,7 @@ class ProcessRedis implements RedisServer {
       '--logfile', '',
       ...(this.options.password ? ['--requirepass', this.options.password] : []),
       ...(this.options.args ?? []),
-    ];
-    this.exitInfo = undefined;
-    this.output = '';
-    const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
-    for (const stream of [child.stdout!, child.stderr!]) {
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => {
-        this.output = (this.output + chunk).slice(-8000);
-      });
-    }
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exitInfo = `redis-server exited (${signal ?? `code ${code}`})`;
-        resolve();
-      });
-      child.once('error', (err) => {
-        this.exitInfo = `cannot run ${this.binary}: ${err.message}`;
-        resolve();
-      });
-    });
-    child.unref();
-    (child.stdout as unknown as { unref?: () => void }).unref?.();
-    (child.stderr as unknown as { unref?: () => void }).unref?.();
+    ]);
     await this.waitReady();
   }
 
@@ -163,16 +98,6 @@ class ProcessRedis implements RedisServer {
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`redis-server on port ${this.port} not ready after ${START_TIMEOUT_MS}ms (${last})`);
-  }
-
-  private async terminate(): Promise<void> {
-    const child = this.child;
-    if (!child || this.pid === undefined) return;
-    child.kill('SIGCONT');
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await this.exited;
-    clearTimeout(timer);
   }
 }
 
@@ -203,14 +128,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   const dir = await mkdtemp(join(tmpdir(), 'proxy-stone-sd-redis-'));
   const [port] = await freePorts(1);
   const server = new ProcessRedis(binary, port!, dir, options);
-  installExitHook();
-  live.add(server);
-  try {
-    await server.launch();
-  } catch (err) {
-    await server.stop();
-    throw err;
-  }
+  await server.start();
   return server;
 }
 
