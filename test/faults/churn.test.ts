@@ -5,7 +5,7 @@ import { configFromPartial } from '../../src/config/load.js';
 import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
 import { waitFor } from '../helpers/cluster.js';
-import { FaultCluster, sleep, SseClient } from './harness.js';
+import { FaultCluster, sleep, SseClient, stopClusterAfterEach } from './harness.js';
 
 interface Services {
   services: { id: string }[];
@@ -22,18 +22,15 @@ const LANES = 10;
  */
 describe('faults: churn (200 join/leave cycles against 2 agent processes)', function () {
   this.timeout(120_000);
-  let cluster: FaultCluster | undefined;
   let upstream: SampleUpstream | undefined;
 
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed' && cluster) console.error(cluster.dump());
-    await cluster?.stop();
+  const track = stopClusterAfterEach();
+  afterEach(async () => {
     await upstream?.close();
-    cluster = undefined;
   });
 
   it('views equal the registry afterwards, and SSE carried one join and one leave per cycle', async () => {
-    const c = (cluster = await FaultCluster.start({ agents: 2 }));
+    const c = track(await FaultCluster.start({ agents: 2 }));
     await c.settled();
     // Subscribe once the observed agent's own view holds both long-lived agents, so any later join or
     // leave of theirs on the stream is a real one.

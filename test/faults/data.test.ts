@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { HealthHistoryEntry } from '../../src/agent/health-state.js';
 import { waitFor } from '../helpers/cluster.js';
-import { FaultCluster, sleep, SseClient } from './harness.js';
+import { FaultCluster, sleep, SseClient, stopClusterAfterEach } from './harness.js';
 
 interface Services {
   services: { id: string; enabled: boolean; status: string }[];
@@ -14,16 +14,10 @@ const RETRIES = 2;
 
 describe('faults: bad data and a flapping upstream', function () {
   this.timeout(90_000);
-  let cluster: FaultCluster | undefined;
-
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed' && cluster) console.error(cluster.dump());
-    await cluster?.stop();
-    cluster = undefined;
-  });
+  const track = stopClusterAfterEach();
 
   it('garbage and foreign keys under the namespace: skipped with a warning, nobody crashes, elections still work', async () => {
-    const c = (cluster = await FaultCluster.start());
+    const c = track(await FaultCluster.start());
     await c.settled();
     const ns = c.namespace;
     const r = c.reader;
@@ -79,7 +73,7 @@ describe('faults: bad data and a flapping upstream', function () {
   });
 
   it('a flapping upstream: status changes no faster than the retries rule allows', async () => {
-    const c = (cluster = await FaultCluster.start({ agents: 2, upstream: { flapMs: 1500 } }));
+    const c = track(await FaultCluster.start({ agents: 2, upstream: { flapMs: 1500 } }));
     await c.settled();
     await waitFor('both healthy', async () => (await c.read()).services().every((s) => s.status === 'healthy'), 10_000, 100);
     const sse = await SseClient.connect(c.get('ps-2').apiUrl);

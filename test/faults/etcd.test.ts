@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { BIN, waitFor } from '../helpers/cluster.js';
-import { FaultCluster, logLines, sleep, TTL_MS } from './harness.js';
+import { FaultCluster, logLines, sleep, TTL_MS, stopClusterAfterEach } from './harness.js';
 
 interface Health {
   status: string;
@@ -25,13 +25,7 @@ interface Services {
  */
 describe('faults: etcd (3 agent processes, ttl 3 s, renew 1 s)', function () {
   this.timeout(90_000);
-  let cluster: FaultCluster | undefined;
-
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed' && cluster) console.error(cluster.dump());
-    await cluster?.stop();
-    cluster = undefined;
-  });
+  const track = stopClusterAfterEach();
 
   /** Every agent's live lease, as its record in etcd names it, equals the lease it reports. */
   async function everyAgentRegistered(c: FaultCluster): Promise<boolean> {
@@ -75,7 +69,7 @@ describe('faults: etcd (3 agent processes, ttl 3 s, renew 1 s)', function () {
   }
 
   it('etcd killed and restarted on the same data dir: every agent registered again, one leader, one lease per agent', async () => {
-    const c = (cluster = await FaultCluster.start());
+    const c = track(await FaultCluster.start());
     await c.settled();
     c.server.kill('SIGKILL');
     await sleep(1000);
@@ -90,7 +84,7 @@ describe('faults: etcd (3 agent processes, ttl 3 s, renew 1 s)', function () {
   });
 
   it('etcd down for longer than 2 x TTL: agents stay up and serve their last view marked stale, then recover', async () => {
-    const c = (cluster = await FaultCluster.start());
+    const c = track(await FaultCluster.start());
     await c.settled();
     await untilHealthy(c, 3, 10_000, 'all healthy');
     c.server.kill('SIGKILL');
@@ -141,7 +135,7 @@ describe('faults: etcd (3 agent processes, ttl 3 s, renew 1 s)', function () {
   });
 
   it('operator intent (disabled) survives an agent restart and an etcd restart', async () => {
-    const c = (cluster = await FaultCluster.start());
+    const c = track(await FaultCluster.start());
     await c.settled();
     const cli = (...args: string[]) => {
       const res = spawnSync(process.execPath, [BIN, ...args, '--endpoints', c.server.endpoint, '--namespace', c.namespace], { encoding: 'utf8', timeout: 20_000 });

@@ -20,6 +20,21 @@ import { assertBuilt, spawnAgent, waitFor, type AgentProcess } from '../helpers/
 import { InvariantChecker } from './invariants.js';
 
 /** The lease TTL and renew interval agents run with (spawnAgent's). */
+
+/**
+ * Registers, in the calling describe, the afterEach that prints a failed test's cluster (logs,
+ * checker samples) and stops it. Each test hands its cluster over: `const c = track(await FaultCluster.start())`.
+ */
+export function stopClusterAfterEach(): (cluster: FaultCluster) => FaultCluster {
+  let current: FaultCluster | undefined;
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && current) console.error(current.dump());
+    await current?.stop();
+    current = undefined;
+  });
+  return (cluster) => (current = cluster);
+}
+
 export const TTL_MS = 3000;
 export const RENEW_MS = 1000;
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { waitFor } from '../helpers/cluster.js';
-import { FaultCluster, RENEW_MS, sleep, TTL_MS } from './harness.js';
+import { FaultCluster, RENEW_MS, sleep, TTL_MS, stopClusterAfterEach } from './harness.js';
 import { checkerNow } from './invariants.js';
 
 /**
@@ -12,19 +12,13 @@ import { checkerNow } from './invariants.js';
 for (const backend of ['etcd', 'redis'] as const)
 describe(`faults: leadership on ${backend} (3 agent processes, ttl 3 s, renew 1 s)`, function () {
   this.timeout(60_000);
-  let cluster: FaultCluster | undefined;
-
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed' && cluster) console.error(cluster.dump());
-    await cluster?.stop();
-    cluster = undefined;
-  });
+  const track = stopClusterAfterEach();
 
   /** The ids of agents other than `id` that currently answer isLeader. */
   const otherLeaders = (c: FaultCluster, id: string) => c.checker.currentLeaders().filter((k) => !k.startsWith(`${id}#`));
 
   it('kill -9 of the leader: one new leader within the TTL, its entry gone within the TTL', async () => {
-    const c = (cluster = await FaultCluster.start({ backend }));
+    const c = track(await FaultCluster.start({ backend }));
     const leader = await c.settled();
     const killedAt = checkerNow();
     await c.signal(leader, 'SIGKILL');
@@ -46,7 +40,7 @@ describe(`faults: leadership on ${backend} (3 agent processes, ttl 3 s, renew 1 
   });
 
   it('graceful stop of the leader: a new leader well under a second, entry gone, exit 0', async () => {
-    const c = (cluster = await FaultCluster.start({ backend }));
+    const c = track(await FaultCluster.start({ backend }));
     const leader = await c.settled();
     const proc = c.get(leader).proc;
     const stoppedAt = checkerNow();
@@ -68,7 +62,7 @@ describe(`faults: leadership on ${backend} (3 agent processes, ttl 3 s, renew 1 
   });
 
   it('leader frozen past its lease, then thawed: another leads meanwhile, the thawed one is fenced and never leads again', async () => {
-    const c = (cluster = await FaultCluster.start({ backend }));
+    const c = track(await FaultCluster.start({ backend }));
     const frozen = await c.settled();
     const frozenKey = c.get(frozen).key;
     const frozenAt = checkerNow();

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { waitFor } from '../helpers/cluster.js';
-import { FaultCluster, sleep, TTL_MS } from './harness.js';
+import { FaultCluster, sleep, TTL_MS, stopClusterAfterEach } from './harness.js';
 
 interface Status {
   status: string;
@@ -15,18 +15,12 @@ interface Status {
  */
 describe('faults: Redis registry (3 agent processes, ttl 3 s, renew 1 s)', function () {
   this.timeout(90_000);
-  let cluster: FaultCluster | undefined;
-
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed' && cluster) console.error(cluster.dump());
-    await cluster?.stop();
-    cluster = undefined;
-  });
+  const track = stopClusterAfterEach();
 
   const start = () => FaultCluster.start({ backend: 'redis' });
 
   it('redis-server killed and restarted on the same dir: every agent registered again, one leader, one lease per agent', async () => {
-    const c = (cluster = await start());
+    const c = track(await start());
     await c.settled();
     c.server.kill('SIGKILL');
     await waitFor('agents see the outage', async () => {
