@@ -121,7 +121,9 @@ export async function markDrained(
   const old = parsed.value;
   // A disable that expired meanwhile is the leader's to re-enable; its drain no longer matters.
   if (old.enabled || old.drainUntil !== drainUntil || old.drainedAt !== undefined) return false;
-  if (old.expiresAt !== undefined && old.expiresAt <= now) return false;
+  // So is a drain capped at the expiry that ran to its deadline: both are due at once, and a timer
+  // may fire a millisecond before the wall clock reaches them.
+  if (old.expiresAt !== undefined && (old.expiresAt <= now || (end === 'deadline' && old.expiresAt <= drainUntil))) return false;
   const intent: AdminIntent = { ...old, drainedAt: now, drainEnd: end };
   const audit: AuditEntry = {
     id: auditId(now),
