@@ -9,6 +9,8 @@ export interface RunAgentOptions {
   /** Resolves when the agent should stop; defaults to the first SIGTERM or SIGINT. */
   until?: Promise<unknown>;
   logger?: Logger;
+  /** Called once the agent is registered and its API is serving: the end of start-up. */
+  onStarted?: () => void;
 }
 
 /**
@@ -56,6 +58,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       { event: 'agent.started', serviceId: agent.id, registry: agent.registry.description, namespace: config.cluster.discovery.namespace },
       `agent ${agent.id} started (registry ${agent.registry.kind === agent.registry.description ? agent.registry.kind : `${agent.registry.kind} ${agent.registry.description}`}, namespace ${config.cluster.discovery.namespace})`,
     );
+    options.onStarted?.();
     await stopSignal;
     return 0;
   } finally {
