@@ -40,7 +40,7 @@ export async function agentBenchmarks(options: AgentBenchOptions): Promise<Row[]
   const deletes = new Map<string, number>();
   const statuses: { id: string; status: string; at: number }[] = [];
   let watch: WatchHandle | undefined;
-  // The same agent started by importing runAgent() directly, so with V8's default heap sizing (the
+  // The same agent started by importing runAgent() directly, so with V8's default settings (the
   // `agent` command tunes it), in a namespace of its own, to show what those settings change. It
   // counts as a fourth agent in etcd.
   const direct = spawnDirectAgent(cluster);
@@ -120,7 +120,7 @@ function logTime(agent: FaultAgent, event: string, since: number, match: (l: Rec
 }
 
 async function steadyState(cluster: FaultCluster, direct: ChildProcess, options: AgentBenchOptions): Promise<Row[]> {
-  options.log(`steady state: ${options.steadyMs / 1000} s window, 3 agents idle (and one with V8's default heap sizing)`);
+  options.log(`steady state: ${options.steadyMs / 1000} s window, 3 agents idle (and one with V8's default settings)`);
   const pids = [...cluster.agents.values()].map((a) => a.proc.proc.pid!);
   const agentsInEtcd = pids.length + 1;
   const before = await etcdCounters(cluster.server.metricsUrl!);
@@ -208,7 +208,7 @@ async function steadyState(cluster: FaultCluster, direct: ChildProcess, options:
     },
     {
       section: 'agent process',
-      measure: 'RSS of the same agent with V8\'s default heap sizing (runAgent() imported directly)',
+      measure: 'RSS of the same agent with V8\'s default settings (runAgent() imported directly)',
       value: directSeries.length > 0 ? `${median(directSeries).toFixed(1)} MB (PSS ${median(directPss).toFixed(1)} MB; peak RSS ${directPeak.toFixed(1)} MB)` : 'n/a',
       n: 1,
       note: 'the difference is what the `agent` command\'s heap settings change within the first minute',
