@@ -39,8 +39,13 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const stopSignal = options.until ?? waitForSignal(logger);
   let api: { url: string; close(): Promise<void> } | undefined;
   try {
-    await agent.start();
     if (api$) {
+      // The API serves before the agent starts, so the URL is known when the first registration is
+      // written: a start is then one serviceJoined for watchers, not a join and a serviceUpdated.
+      // Until it has registered, /health and /health/ready answer 503 (registered: false) and the
+      // cluster routes 503 not_started, as for a host that mounts the plugin before starting its agent.
+      // Not "bind now, serve later": a listening Node server accepts at once, so requests would hang
+      // meanwhile, and binding, closing and binding again to learn the port races others for it.
       const { startApiServer, loadApiAuth } = await api$;
       const server = await startApiServer(agent, {
         host: config.api.host,
@@ -54,6 +59,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
       api = server;
       agent.setApiUrl(config.api.advertiseUrl ?? advertisedApiUrl(server.url, config.api.host, config.service.host));
     }
+    await agent.start();
     logger.info(
       { event: 'agent.started', serviceId: agent.id, registry: agent.registry.description, namespace: config.cluster.discovery.namespace },
       `agent ${agent.id} started (registry ${agent.registry.kind === agent.registry.description ? agent.registry.kind : `${agent.registry.kind} ${agent.registry.description}`}, namespace ${config.cluster.discovery.namespace})`,

@@ -175,21 +175,29 @@ export async function setServiceEnabled(
       [{ key: layout.adminOf(serviceId), target: 'modRevision', equals: intentKv?.modRevision ?? 0 }, ...guard],
       ops,
     );
-    if (!res.succeeded) continue; // someone else changed the intent (or a counted peer's) meanwhile: read again
+    // The intent, or what the capacity verdict counted on, changed meanwhile: read and decide again.
+    if (!res.succeeded) continue;
     const service = record?.ok ? withIntent(record.value, intent, now) : undefined;
     return { serviceId, enabled, changed, intent, service, audit };
   }
-  throw new Error(`intent for ${serviceId} kept changing under us; try again`);
+  throw new Error(`the intent of ${serviceId}, or an instance the capacity guard counted, kept changing under us; try again`);
 }
 
-/** Most intents a disable's transaction guards; past it the guard is advisory (etcd caps a transaction's operations). */
+/**
+ * Most counted instances a disable's transaction guards. Each costs two compares (its record and its
+ * intent) and etcd caps a transaction at 128 compares by default (--max-txn-ops), the target's
+ * intent included; past it the guard is advisory.
+ */
 const MAX_GUARDED = 64;
 
 /**
  * The capacity verdict from a fresh read of the records and intents, and the compares that make the
- * disable's transaction fail if any counted instance's intent changed meanwhile: two operators
- * disabling the last two healthy instances of a zone at once cannot both succeed. (Health changes
- * between the read and the write are not guarded: the guard is about operator actions.)
+ * disable's transaction fail if anything the verdict rests on changed meanwhile: the target's record,
+ * and the record (its health) and intent of every healthy enabled instance it counted. So two
+ * operators disabling the last two healthy instances of a zone at once cannot both succeed, and
+ * neither can a disable during which the other one turned unhealthy or left: the caller re-reads and
+ * decides again. (Instances that were not counted can only add capacity by changing, except a new
+ * registration, which raises a percentage minimum: see docs/operations.md.)
  */
 async function capacityVerdict(
   registry: Registry,
@@ -200,12 +208,17 @@ async function capacityVerdict(
   const [services, intents] = await Promise.all([registry.list(layout.services), registry.list(layout.admin)]);
   const state = ClusterState.fromList(layout, [...services.kvs, ...intents.kvs]);
   const verdict = checkCapacity(state.services(), serviceId, min);
-  const revisions = new Map(intents.kvs.map((kv) => [kv.key, kv.modRevision]));
-  const peers = verdict.counted.filter((id) => id !== serviceId);
-  const compares: TxnCompare[] =
-    peers.length <= MAX_GUARDED
-      ? peers.map((id) => ({ key: layout.adminOf(id), target: 'modRevision' as const, equals: revisions.get(layout.adminOf(id)) ?? 0 }))
-      : [];
+  // A key the listing did not have compares as 0: it must still be absent.
+  const revisions = new Map([...services.kvs, ...intents.kvs].map((kv) => [kv.key, kv.modRevision]));
+  const unchanged = (key: string): TxnCompare => ({ key, target: 'modRevision', equals: revisions.get(key) ?? 0 });
+  // The target's record always: whether it is healthy decides whether the guard applies at all. Its
+  // intent is compared by the caller, at the revision the caller read.
+  const compares: TxnCompare[] = [unchanged(layout.service(serviceId))];
+  if (verdict.counted.length <= MAX_GUARDED) {
+    for (const id of verdict.counted) {
+      if (id !== serviceId) compares.push(unchanged(layout.service(id)), unchanged(layout.adminOf(id)));
+    }
+  }
   return { verdict, compares };
 }
 

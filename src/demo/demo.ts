@@ -163,8 +163,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         },
       });
       const agent = new ServiceAgent({ config, registry, logger });
-      await agent.start();
-      closers.push(() => agent.stop());
+      // The API serves first so the first registration carries its URL (one serviceJoined, no
+      // serviceUpdated right after; see runAgent).
       const api = await startApiServer(agent, {
         host: '127.0.0.1',
         port: options.basePort ? options.basePort + i : 0,
@@ -172,8 +172,11 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         auth: { keys: [], readAccess: 'open', allowUnauthenticatedWrites: true },
         logger,
       });
-      closers.push(() => api.close());
       agent.setApiUrl(api.url);
+      // Pushed in this order so stop() still closes the API before it stops the agent.
+      closers.push(() => agent.stop());
+      closers.push(() => api.close());
+      await agent.start();
       instances.push({ agent, upstream, apiUrl: api.url });
     }
   } catch (err) {

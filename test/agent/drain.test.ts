@@ -14,7 +14,8 @@ import { keyLayout } from '../../src/cluster/keys.js';
 import { configFromPartial } from '../../src/config/load.js';
 import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
-import type { AdminIntent, ClusterEvent } from '../../src/types.js';
+import type { Registry } from '../../src/registry/types.js';
+import type { AdminIntent, ClusterEvent, ServiceRecord } from '../../src/types.js';
 import { waitFor } from '../helpers/cluster.js';
 import { uniqueNamespace } from '../helpers/etcd.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
@@ -273,6 +274,81 @@ describe('drain, timed disables, start-disabled and the capacity guard (etcd)', 
     expect(ok, 'exactly one of two racing disables passes').to.have.length(1);
     expect(refused).to.have.length(1);
     expect((refused[0] as PromiseRejectedResult).reason).to.be.instanceOf(CapacityError);
+  });
+
+  /**
+   * The registry, with `beforeTxn` run before each transaction is sent: the moment between the guard's
+   * read and its write, where a race lands. The writes are the real etcd's, as is the transaction.
+   */
+  function racing(beforeTxn: (attempt: number) => Promise<void>): { registry: Registry; txns(): number } {
+    let txns = 0;
+    const wrapped = Object.create(registry) as Registry;
+    wrapped.txn = async (compare, ops) => {
+      await beforeTxn(txns++);
+      return registry.txn(compare, ops);
+    };
+    return { registry: wrapped, txns: () => txns };
+  }
+
+  for (const race of ['turns unhealthy', 'leaves'] as const) {
+    it(`the capacity guard: the last other healthy instance of the zone ${race} between the read and the write, and the disable is refused`, async () => {
+      const upstreamB = await startSampleUpstream();
+      upstreams.push(upstreamB);
+      const a = await agent('a');
+      const b = await agent('b', { upstream: upstreamB });
+      await waitFor('both healthy', () => healthy(a, ['a', 'b']), 8000);
+      const raced = racing(async (attempt) => {
+        if (attempt > 0) return;
+        // A real change by b's own agent, complete in etcd before the disable's transaction is sent.
+        if (race === 'leaves') {
+          await b.stop();
+        } else {
+          upstreamB.setMode('down');
+          await waitFor('b unhealthy in etcd', async () => {
+            const kv = await registry.get(layout().service('b'));
+            return kv !== null && (JSON.parse(kv.value) as ServiceRecord).status === 'unhealthy';
+          }, 8000);
+        }
+      });
+      let refused: unknown;
+      try {
+        await setServiceEnabled(raced.registry, layout(), 'a', false, { minHealthy: { count: 1 }, drainTimeout: 0 });
+      } catch (err) {
+        refused = err;
+      }
+      // The first transaction failed on b's record; the second read sees a as the zone's last.
+      expect(refused, 'the disable is refused').to.be.instanceOf(CapacityError);
+      expect((refused as Error).message).to.match(/zone us-east-1a of region us-east-1 would have 0 healthy enabled instances/);
+      expect(raced.txns(), 'one transaction, refused on the re-read').to.equal(1);
+      expect(await intent('a')).to.equal(undefined);
+      expect(await listAudit(registry, layout(), { serviceId: 'a' })).to.deep.equal([]);
+    });
+  }
+
+  it('the capacity guard: a counted record that keeps changing is retried a bounded number of times, then the disable fails writing nothing', async () => {
+    const a = await agent('a');
+    await agent('b');
+    await waitFor('both healthy', () => healthy(a, ['a', 'b']), 8000);
+    // Before every transaction b's record is put again unchanged (as a refresh by its agent would):
+    // its mod revision moves, so every attempt conflicts.
+    const raced = racing(async () => {
+      const kv = (await registry.get(layout().service('b')))!;
+      await registry.put(kv.key, kv.value, { lease: kv.lease });
+    });
+    let failed: unknown;
+    try {
+      await setServiceEnabled(raced.registry, layout(), 'a', false, { minHealthy: { count: 1 }, drainTimeout: 0 });
+    } catch (err) {
+      failed = err;
+    }
+    expect((failed as Error | undefined)?.message).to.equal(
+      'the intent of a, or an instance the capacity guard counted, kept changing under us; try again',
+    );
+    expect(raced.txns(), 'attempts').to.equal(5);
+    expect(await intent('a')).to.equal(undefined);
+    expect(await listAudit(registry, layout(), { serviceId: 'a' })).to.deep.equal([]);
+    // Without the churn the same disable passes: b still serves the zone.
+    expect((await setServiceEnabled(registry, layout(), 'a', false, { minHealthy: { count: 1 }, drainTimeout: 0 })).changed).to.equal(true);
   });
 });
 

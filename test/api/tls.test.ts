@@ -177,6 +177,8 @@ describe('API server: TLS', function () {
     });
     const dispatcher = new UndiciAgent({ connect: { ca: await readFile(pki.ca) } });
     try {
+      // The API listens before the agent registers: the disable below needs the registered record.
+      await eventually('the agent started', () => logger.lines.some((l) => l.includes('"agent.started"')));
       const url = await eventually('the API URL in the log', () => /"url":"(https:[^"]+)"/.exec(logger.lines.find((l) => l.includes('api.listening')) ?? '')?.[1]);
       expect((await http(`${url}/service-discovery/status`, { dispatcher })).status, 'viewer read access: no key, no read').to.equal(401);
       const read = await http(`${url}/service-discovery/status`, { dispatcher, headers: { 'X-API-Key': 'agent-viewer-key' } });

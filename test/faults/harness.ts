@@ -131,7 +131,10 @@ export class FaultCluster {
       `${id} serving its API`,
       () => {
         if (proc.proc.exitCode !== null || proc.proc.signalCode !== null) throw new Error(`${id} exited:\n${proc.output().slice(-2000)}`);
-        return logLines(proc).find((l) => l.event === 'api.listening')?.url as string | undefined;
+        // The API listens before the agent registers (so the first record carries its URL): wait for both.
+        const lines = logLines(proc);
+        if (!lines.some((l) => l.event === 'agent.started')) return undefined;
+        return lines.find((l) => l.event === 'api.listening')?.url as string | undefined;
       },
       15_000,
       20,

@@ -356,6 +356,43 @@ export function registryContract(name: string, make: () => Promise<ContractSubje
         );
       });
 
+      it('modRevision compares guard a read: a rewrite with the same value, a delete or a revoked lease fails them; all must hold', async () => {
+        // What the capacity guard relies on (cluster/admin.ts): compares on the mod revisions a
+        // decision read, many in one txn, fail when any of those keys changed in any way since.
+        const l = await lease(30);
+        const keys = Array.from({ length: 40 }, (_, i) => `${ns}rec/${i}`);
+        for (const key of keys) await registry.put(key, 'healthy', { lease: l.id });
+        const read = await registry.list(ns);
+        const unchanged = () => read.kvs.map((kv) => ({ key: kv.key, target: 'modRevision' as const, equals: kv.modRevision }));
+        const write = (value: string) => [{ type: 'put' as const, key: `${ns}intent`, value }];
+        // The listing's own keys plus one it did not have (compared as 0: still absent).
+        const absent = { key: `${ns}rec/new`, target: 'modRevision' as const, equals: 0 };
+        expect((await registry.txn([...unchanged(), absent], write('1'))).succeeded).to.equal(true);
+        const current = async () => (await registry.get(`${ns}intent`))?.value;
+
+        const fresh = await registry.list(ns);
+        const guard = () => fresh.kvs.map((kv) => ({ key: kv.key, target: 'modRevision' as const, equals: kv.modRevision }));
+        // The same value again (a refresh) moves the mod revision.
+        await registry.put(keys[17]!, 'healthy', { lease: l.id });
+        expect((await registry.txn(guard(), write('2'))).succeeded, 'after a same-value rewrite').to.equal(false);
+        expect(await current()).to.equal('1');
+
+        const again = await registry.list(ns);
+        const guard2 = () => again.kvs.map((kv) => ({ key: kv.key, target: 'modRevision' as const, equals: kv.modRevision }));
+        await registry.delete(keys[3]!);
+        expect((await registry.txn(guard2(), write('3'))).succeeded, 'after a delete').to.equal(false);
+
+        const third = await registry.list(ns);
+        const guard3 = () => third.kvs.map((kv) => ({ key: kv.key, target: 'modRevision' as const, equals: kv.modRevision }));
+        expect((await registry.txn([...guard3(), absent], write('4'))).succeeded, 'nothing changed').to.equal(true);
+        await registry.put(absent.key, 'joined');
+        expect((await registry.txn([...guard3(), absent], write('5'))).succeeded, 'after a create').to.equal(false);
+        await registry.delete(absent.key);
+        await l.revoke();
+        expect((await registry.txn(guard3(), write('6'))).succeeded, 'after the lease went').to.equal(false);
+        expect(await current()).to.equal('4');
+      });
+
       it('a txn put with a dead lease rejects with LeaseLostError and applies nothing', async () => {
         const l = await lease(30);
         await l.revoke();
