@@ -10,7 +10,7 @@ export { ClusterView } from './cluster/view.js';
 export { ClusterState, type ElectionCandidate } from './cluster/state.js';
 export { keyLayout, type KeyLayout } from './cluster/keys.js';
 export { computeTopology, filterServices, serviceList, type ServiceFilter, type ServiceList } from './cluster/topology.js';
-export { setServiceEnabled, listAudit, ServiceNotFoundError, type SetEnabledOptions, type SetEnabledResult } from './cluster/admin.js';
+export { setServiceEnabled, listAudit, ServiceNotFoundError, ConcurrentChangeError, type SetEnabledOptions, type SetEnabledResult } from './cluster/admin.js';
 export { loadConfig, resolveConfig, configFromPartial, ConfigError, type LoadedConfig, type DeepPartial } from './config/load.js';
 export { SETTINGS } from './config/settings.js';
 export type { SdConfig } from './config/types.js';

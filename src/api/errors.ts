@@ -6,7 +6,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { ServiceNotFoundError } from '../cluster/admin.js';
+import { ConcurrentChangeError, ServiceNotFoundError } from '../cluster/admin.js';
 import { CapacityError } from '../cluster/capacity.js';
 import { RegistryUnavailableError } from '../registry/types.js';
 import type { Logger } from '../util/logger.js';
@@ -23,7 +23,8 @@ export type ApiErrorCode =
   | 'not_started'
   | 'registry_unavailable'
   | 'internal'
-  | 'refused';
+  | 'refused'
+  | 'conflict';
 
 /** Body of every error response. */
 export interface ApiErrorBody {
@@ -68,6 +69,7 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof ServiceNotFoundError) return new ApiError(404, 'not_found', `service ${err.serviceId} not found`);
   if (err instanceof CapacityError) return new ApiError(409, 'refused', err.message.replace('use --force', 'send "force": true'));
+  if (err instanceof ConcurrentChangeError) return new ApiError(409, 'conflict', err.message);
   if (err instanceof RegistryUnavailableError) {
     return new ApiError(503, 'registry_unavailable', 'the registry is unreachable; try again shortly');
   }

@@ -301,7 +301,7 @@ export const OpenApiDocumentSchema = z.looseObject({ openapi: z.string(), info: 
 export const ErrorResponseSchema = named(
   'Error',
   z.looseObject({
-    error: z.string().describe('Machine-readable code: bad_request, unauthorized, forbidden, writes_disabled, not_found, payload_too_large, unsupported_media_type, not_started, registry_unavailable, internal, refused (409: the capacity guard refused a disable).'),
+    error: z.string().describe('Machine-readable code: bad_request, unauthorized, forbidden, writes_disabled, not_found, payload_too_large, unsupported_media_type, not_started, registry_unavailable, internal, refused (409: the capacity guard refused a disable), conflict (409: what the write depended on kept changing; nothing was written, retry).'),
     message: z.string().describe('One line for humans, naming the offending field for validation errors.'),
   }),
 );

@@ -1,4 +1,4 @@
-import { ServiceNotFoundError } from '../cluster/admin.js';
+import { ConcurrentChangeError, ServiceNotFoundError } from '../cluster/admin.js';
 import { CapacityError } from '../cluster/capacity.js';
 import { RegistryAuthError, RegistryUnavailableError } from '../registry/types.js';
 import { AgentRequestError, AgentUnavailableError, TargetError } from './cluster-client.js';
@@ -58,6 +58,9 @@ export function describeError(err: unknown): { message: string; exit: number; su
   }
   if (err instanceof CapacityError) {
     return { message: err.message, exit: EXIT.refused, suggestions: ['see the zone with: proxy-stone-sd topology'], bug: false };
+  }
+  if (err instanceof ConcurrentChangeError) {
+    return { message: err.message, exit: EXIT.failure, suggestions: ['see what is changing with: proxy-stone-sd events'], bug: false };
   }
   if (err instanceof TargetError) return { message: err.message, exit: EXIT.usage, suggestions: [], bug: false };
   if (err instanceof AgentUnavailableError) {

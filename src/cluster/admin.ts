@@ -22,6 +22,17 @@ export class ServiceNotFoundError extends Error {
   }
 }
 
+/**
+ * The intent, or an instance the capacity guard counted, changed between every read and its write:
+ * nothing was written. Transient (an instance flapping, another operator at work), so worth a retry.
+ */
+export class ConcurrentChangeError extends Error {
+  override name = 'ConcurrentChangeError';
+  constructor(readonly serviceId: string) {
+    super(`the intent of ${serviceId}, or an instance the capacity guard counted, kept changing while it was written; nothing was changed, try again`);
+  }
+}
+
 export interface SetEnabledOptions {
   reason?: string;
   /** Who asked: an API key's name, `cli:<user>`, … */
@@ -180,7 +191,7 @@ export async function setServiceEnabled(
     const service = record?.ok ? withIntent(record.value, intent, now) : undefined;
     return { serviceId, enabled, changed, intent, service, audit };
   }
-  throw new Error(`the intent of ${serviceId}, or an instance the capacity guard counted, kept changing under us; try again`);
+  throw new ConcurrentChangeError(serviceId);
 }
 
 /**

@@ -8,7 +8,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ServiceAgent } from '../../src/agent/agent.js';
 import { probeDrain } from '../../src/agent/drain.js';
-import { listAudit, setServiceEnabled } from '../../src/cluster/admin.js';
+import { ConcurrentChangeError, listAudit, setServiceEnabled } from '../../src/cluster/admin.js';
+import { toApiError } from '../../src/api/errors.js';
+import { describeError } from '../../src/cli/errors.js';
 import { CapacityError } from '../../src/cluster/capacity.js';
 import { keyLayout } from '../../src/cluster/keys.js';
 import { configFromPartial } from '../../src/config/load.js';
@@ -341,9 +343,13 @@ describe('drain, timed disables, start-disabled and the capacity guard (etcd)', 
     } catch (err) {
       failed = err;
     }
-    expect((failed as Error | undefined)?.message).to.equal(
-      'the intent of a, or an instance the capacity guard counted, kept changing under us; try again',
+    expect(failed).to.be.instanceOf(ConcurrentChangeError);
+    expect((failed as Error).message).to.equal(
+      'the intent of a, or an instance the capacity guard counted, kept changing while it was written; nothing was changed, try again',
     );
+    // Transient, so a retryable answer (409 conflict; CLI exit 1 with a hint), not a bug's 500.
+    expect(toApiError(failed)).to.include({ statusCode: 409, code: 'conflict' });
+    expect(describeError(failed)).to.include({ exit: 1, bug: false });
     expect(raced.txns(), 'attempts').to.equal(5);
     expect(await intent('a')).to.equal(undefined);
     expect(await listAudit(registry, layout(), { serviceId: 'a' })).to.deep.equal([]);
