@@ -427,7 +427,7 @@ export class RedisRegistry implements Registry {
       );
     }
     if (this.authFailure) return new RegistryAuthError(this.authFailure.message);
-    const tls = tlsRegistryError(this.description, message, { clientCert: false });
+    const tls = tlsRegistryError(this.description, message, { clientCert: false, flagPrefix: 'registry' });
     if (tls) return tls;
     if (/Command timed out|timed out/i.test(message)) {
       // A plain Redis reads a TLS ClientHello as an unfinished command and never answers it.

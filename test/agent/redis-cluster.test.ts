@@ -24,10 +24,10 @@ describe('agent processes on Redis, through the CLI and the API', function () {
   let apiUrl: string;
 
   /** Runs the CLI without blocking this process (the sample upstreams answer health checks from here). */
-  const run = (args: string[]): Promise<{ code: number | null; out: string; err: string }> =>
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string }> =>
     new Promise((resolve) => {
       const child = spawn(process.execPath, [BIN, ...args], {
-        env: { ...process.env, NO_COLOR: '1', SERVICE_DISCOVERY_ENDPOINTS: '', PROXY_STONE_SD_AGENT: '' },
+        env: { ...process.env, NO_COLOR: '1', SERVICE_DISCOVERY_ENDPOINTS: '', PROXY_STONE_SD_AGENT: '', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
@@ -194,6 +194,28 @@ describe('agent processes on Redis, through the CLI and the API', function () {
       expect(res.code, res.err).to.equal(5);
       expect(res.err.trim()).to.match(new RegExp(`^Error: registry redis://127\\.0\\.0\\.1:${own.port} refused: wrong user name or password`));
       expect(res.err).to.not.include('wrong@');
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('takes the password as --registry-password too; with --etcd-password of another value it is one line naming both, exit code 2', async () => {
+    const { startRedis } = await import('../helpers/redis.js');
+    const own = await startRedis({ password: 'right' });
+    const target = ['--endpoints', `redis://127.0.0.1:${own.port}`, '--namespace', namespace, '--timeout', '2'];
+    try {
+      const neutral = await run(['services', 'list', '--json', ...target, '--registry-password', 'right']);
+      expect(neutral.code, neutral.err).to.equal(0);
+      // Typed on the command line, it beats the environment variable (bound to the etcd name).
+      const overEnv = await run(['services', 'list', '--json', ...target, '--registry-password', 'right'], { SERVICE_DISCOVERY_PASSWORD: 'wrong' });
+      expect(overEnv.code, overEnv.err).to.equal(0);
+      const same = await run(['services', 'list', '--json', ...target, '--etcd-password', 'right', '--registry-password', 'right']);
+      expect(same.code, same.err).to.equal(0);
+      const both = await run(['services', 'list', ...target, '--etcd-password', 'wrong', '--registry-password', 'right']);
+      expect(both.code, both.err).to.equal(2);
+      expect(both.err.trim()).to.equal(
+        'Error: --etcd-password and --registry-password both given, with different values: they are the same setting, give one of them',
+      );
     } finally {
       await own.stop();
     }
