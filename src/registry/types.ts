@@ -117,6 +117,17 @@ export class LeaseLostError extends Error {
   }
 }
 
+/**
+ * Something about the registry an operator should hear once that is not a failure, such as a password
+ * the server does not need. The registry neither logs nor prints: the caller does, in its own form
+ * (the agent a JSON log line with `event`, the CLI one line on stderr).
+ */
+export interface RegistryWarning {
+  /** Stable name for logs, e.g. `registry.auth_unneeded`. */
+  event: string;
+  message: string;
+}
+
 /** The registry refused the credentials or the operation. */
 export class RegistryAuthError extends Error {
   override name = 'RegistryAuthError';

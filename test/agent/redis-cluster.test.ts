@@ -220,4 +220,46 @@ describe('agent processes on Redis, through the CLI and the API', function () {
       await own.stop();
     }
   });
+
+  it('a password Redis does not need: the CLI says so in one Warning line, without ioredis\'s [WARN]', async () => {
+    const res = await cli('services', 'list', '--json', '--registry-password', 'not-needed');
+    expect(res.code, res.err).to.equal(0);
+    expect((JSON.parse(res.out) as ListJson).total).to.equal(3);
+    expect(res.err.trim().split('\n')).to.deep.equal([
+      `Warning: registry ${endpoint} requires no password, but one was given: it is not needed; if this server should require one, check its requirepass or ACL setup`,
+    ]);
+    // doctor says it in its check instead.
+    const doctor = await cli('doctor', '--json', '--registry-password', 'not-needed');
+    const body = JSON.parse(doctor.out) as { checks: { name: string; ok: boolean; detail: string }[] };
+    const server = body.checks.find((c) => c.name === 'redis server');
+    expect(server?.ok, doctor.out).to.equal(true);
+    expect(server?.detail).to.match(/; a password was given but the server requires none \(check its requirepass if it should\)$/);
+    expect(doctor.err).to.not.include('[WARN]');
+  });
+
+  it('a password Redis does not need: the agent logs registry.auth_unneeded once, as a JSON line, and nothing else on stderr', async () => {
+    const upstream = await startSampleUpstream();
+    const agent = spawnAgent({
+      endpoint,
+      namespace: uniqueNamespace('redis-auth-unneeded'),
+      id: 'ps-nopass',
+      servicePort: upstream.port,
+      env: { SERVICE_DISCOVERY_PASSWORD: 'not-needed' },
+    });
+    try {
+      await waitFor('the agent started', () => agent.output().includes('"event":"agent.started"'), 15_000);
+      const lines = agent.output().trim().split('\n');
+      const notJson = lines.filter((l) => !l.startsWith('{'));
+      expect(notJson, 'every line is a JSON log line').to.deep.equal([]);
+      const warned = lines.map((l) => JSON.parse(l) as { event?: string; level: number; msg: string }).filter((l) => l.event === 'registry.auth_unneeded');
+      expect(warned).to.have.length(1);
+      expect(warned[0]!.level).to.equal(40); // pino's warn
+      expect(warned[0]!.msg).to.match(/^registry redis:\/\/127\.0\.0\.1:\d+ requires no password, but one was given/);
+      expect(agent.output()).to.not.include('not-needed');
+    } finally {
+      agent.signal('SIGTERM');
+      await agent.exited;
+      await upstream.close();
+    }
+  });
 });
