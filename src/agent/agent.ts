@@ -221,7 +221,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   async start(): Promise<void> {
     if (this.state !== 'idle') throw new Error(`agent already ${this.state}`);
     this.state = 'running';
-    this.registryRef ??= await openRegistry(this.config.cluster.discovery);
+    this.registryRef ??= await openRegistry(this.config.cluster.discovery, {
+      onWarning: (w) => this.logger.warn({ event: w.event }, w.message),
+    });
     const view = (this.viewRef ??= new ClusterView(this.registry, this.layout));
     const onEvent = (e: ClusterEvent) => this.onClusterEvent(e);
     const onWarning = (m: string) => {

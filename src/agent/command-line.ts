@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import v8 from 'node:v8';
 import type { FlagValue } from '../config/load.js';
-import { CONFIG_FILE_FLAG, SETTINGS } from '../config/settings.js';
+import { CONFIG_FILE_FLAG, SETTINGS, flagNames } from '../config/settings.js';
 
 /**
  * `proxy-stone-sd agent` without the CLI framework. The agent is the one long-running process of the
@@ -22,9 +22,12 @@ export function parseAgentArgs(args: readonly string[]): Record<string, FlagValu
   const negations = new Map<string, string>();
   const enums = new Map<string, readonly string[]>();
   for (const s of SETTINGS) {
-    options[s.flag] = { type: s.kind === 'boolean' ? 'boolean' : 'string' };
-    if (s.kind === 'boolean') negations.set(`no-${s.flag}`, s.flag);
-    if (s.enumValues) enums.set(s.flag, s.enumValues);
+    // Aliases stay keyed by their own name: the config loader sees both and refuses two different values.
+    for (const flag of flagNames(s)) {
+      options[flag] = { type: s.kind === 'boolean' ? 'boolean' : 'string' };
+      if (s.kind === 'boolean') negations.set(`no-${flag}`, flag);
+      if (s.enumValues) enums.set(flag, s.enumValues);
+    }
   }
   for (const negation of negations.keys()) options[negation] = { type: 'boolean' };
   let tokens: ReturnType<typeof parseArgs>['tokens'];

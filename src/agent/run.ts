@@ -32,7 +32,9 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const api$ = config.api.enabled ? import('../api/index.js') : undefined;
   const metrics = api$ ? new (await api$).AgentMetrics() : undefined;
   // Registry calls go through the metrics decorator so round-trip latency is measured per call.
-  const rawRegistry = await openRegistry(config.cluster.discovery);
+  const rawRegistry = await openRegistry(config.cluster.discovery, {
+    onWarning: (w) => logger.warn({ event: w.event }, w.message),
+  });
   const registry = metrics ? metrics.instrumentRegistry(rawRegistry) : rawRegistry;
   const agent = new ServiceAgent({ config, logger, registry });
   metrics?.observe(agent);

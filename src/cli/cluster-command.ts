@@ -52,11 +52,18 @@ export abstract class ClusterCommand extends BaseCommand {
       helpGroup: TARGET,
     }),
     timeout: timeoutFlag({ default: DEFAULT_TIMEOUT_SECONDS }),
-    'etcd-username': Flags.string({ summary: 'etcd user name.', env: 'SERVICE_DISCOVERY_USERNAME', helpGroup: TARGET }),
-    'etcd-password': Flags.string({ summary: 'etcd password (prefer the env var).', env: 'SERVICE_DISCOVERY_PASSWORD', helpGroup: TARGET }),
-    'etcd-ca': Flags.string({ summary: 'PEM CA file for https etcd endpoints.', env: 'SERVICE_DISCOVERY_CA_FILE', helpGroup: TARGET }),
-    'etcd-cert': Flags.string({ summary: 'PEM client certificate for etcd mTLS.', env: 'SERVICE_DISCOVERY_CERT_FILE', helpGroup: TARGET }),
-    'etcd-key': Flags.string({ summary: 'PEM client key for etcd mTLS.', env: 'SERVICE_DISCOVERY_KEY_FILE', helpGroup: TARGET }),
+    'etcd-username': Flags.string({ summary: 'etcd user name, or Redis ACL user (also --registry-username).', env: 'SERVICE_DISCOVERY_USERNAME', helpGroup: TARGET }),
+    'etcd-password': Flags.string({ summary: 'etcd or Redis password (prefer the env var; also --registry-password).', env: 'SERVICE_DISCOVERY_PASSWORD', helpGroup: TARGET }),
+    'etcd-ca': Flags.string({ summary: 'PEM CA file for https etcd endpoints or rediss:// (also --registry-ca).', env: 'SERVICE_DISCOVERY_CA_FILE', helpGroup: TARGET }),
+    'etcd-cert': Flags.string({ summary: 'PEM client certificate for mutual TLS (also --registry-cert).', env: 'SERVICE_DISCOVERY_CERT_FILE', helpGroup: TARGET }),
+    'etcd-key': Flags.string({ summary: 'PEM client key for mutual TLS (also --registry-key).', env: 'SERVICE_DISCOVERY_KEY_FILE', helpGroup: TARGET }),
+    // Registry-neutral names of the five above, for Redis. No env binding of their own: the env vars
+    // (SERVICE_DISCOVERY_PASSWORD, ...) already name no registry and stay bound to the etcd names.
+    'registry-username': Flags.string({ summary: 'Registry user name: etcd user or Redis ACL user (same as --etcd-username).', helpGroup: TARGET }),
+    'registry-password': Flags.string({ summary: 'Registry password: etcd or Redis (same as --etcd-password; prefer SERVICE_DISCOVERY_PASSWORD).', helpGroup: TARGET }),
+    'registry-ca': Flags.string({ summary: 'PEM CA file for https etcd endpoints or rediss:// (same as --etcd-ca).', helpGroup: TARGET }),
+    'registry-cert': Flags.string({ summary: 'PEM client certificate for mutual TLS (same as --etcd-cert).', helpGroup: TARGET }),
+    'registry-key': Flags.string({ summary: 'PEM client key for mutual TLS (same as --etcd-key).', helpGroup: TARGET }),
   };
 
   private client: ClusterClient | undefined;
@@ -105,9 +112,9 @@ export abstract class ClusterCommand extends BaseCommand {
         if (!/^https?:\/\/[^/\s]+/.test(e)) throw new TargetError(`--endpoints ${redactUserinfo(e)}: expected http(s) URLs such as http://127.0.0.1:2379, or one redis:// URL`);
       }
     }
-    const tls = { ca: flags['etcd-ca'], cert: flags['etcd-cert'], key: flags['etcd-key'] };
-    const username = flags['etcd-username'];
-    const password = flags['etcd-password'];
+    const tls = { ca: this.credential(flags, 'ca'), cert: this.credential(flags, 'cert'), key: this.credential(flags, 'key') };
+    const username = this.credential(flags, 'username');
+    const password = this.credential(flags, 'password');
     return {
       kind: 'registry',
       ...(redis ? { registry: 'redis' as const } : {}),
@@ -120,6 +127,22 @@ export abstract class ClusterCommand extends BaseCommand {
       ...(tls.ca || tls.cert || tls.key ? { tls } : {}),
       onWarning,
     };
+  }
+
+  /**
+   * `--registry-<name>` or `--etcd-<name>`: one setting under two flag names (as for the agent, see
+   * the settings table). The registry name typed on the command line beats the env var bound to the
+   * etcd name; both typed with different values is an error naming both.
+   */
+  private credential(flags: ClusterFlags, name: 'username' | 'password' | 'ca' | 'cert' | 'key'): string | undefined {
+    const etcd = `etcd-${name}` as const;
+    const neutral = `registry-${name}` as const;
+    const value = flags[neutral];
+    if (value === undefined) return flags[etcd];
+    if (this.onCommandLine(etcd) && flags[etcd] !== value) {
+      throw new TargetError(`--${etcd} and --${neutral} both given, with different values: they are the same setting, give one of them`);
+    }
+    return value;
   }
 
   /** One line on stderr, under --json too: stdout stays clean for the result. */

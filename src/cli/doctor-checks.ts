@@ -237,12 +237,17 @@ export function doctorChecks(options: DoctorOptions): DoctorPlan {
     async run() {
       if (target.kind !== 'registry') throw new Error('unreachable');
       const { RedisRegistry } = await import('../registry/redis.js');
+      // Answered with the connection's handshake, so known by the time status() returns.
+      let passwordUnneeded = false;
       redisRegistry = new RedisRegistry({
         endpoint: target.endpoints[0]!,
         callTimeoutMs: target.timeoutMs,
         ...(target.username !== undefined ? { username: target.username } : {}),
         ...(target.password !== undefined ? { password: target.password } : {}),
         ...(target.tls ? { tls: target.tls } : {}),
+        onWarning: (w) => {
+          if (w.event === 'registry.auth_unneeded') passwordUnneeded = true;
+        },
       });
       try {
         const started = Date.now();
@@ -251,7 +256,8 @@ export function doctorChecks(options: DoctorOptions): DoctorPlan {
         lister = redisRegistry;
         const major = Number(status.version.split('.')[0]);
         const role = /role:(\w+)/.exec(await redisRegistry.info('replication').catch(() => ''))?.[1] ?? 'unknown role';
-        const detail = `${status.endpoint} redis ${status.version}, ${role}, store revision ${status.revision}, ${Date.now() - started}ms`;
+        const unneeded = passwordUnneeded ? '; a password was given but the server requires none (check its requirepass if it should)' : '';
+        const detail = `${status.endpoint} redis ${status.version}, ${role}, store revision ${status.revision}, ${Date.now() - started}ms${unneeded}`;
         if (!(major >= 7)) return { ok: false, detail, hint: 'the Redis registry needs Redis 7 or later (scripts replicated by effects, for TIME)' };
         if (role === 'slave') return { ok: false, detail, hint: 'this is a replica: point --endpoints at the primary (writes and scripts fail on a replica)' };
         return { ok: true, detail };

@@ -218,7 +218,7 @@ export class RegistryClient implements ClusterClient {
         ...(this.target.username !== undefined ? { username: this.target.username, password: this.target.password ?? '' } : {}),
         ...(this.target.username === undefined && this.target.password !== undefined ? { password: this.target.password } : {}),
         ...(this.target.tls ? { tls: this.target.tls } : {}),
-      }));
+      }, { onWarning: (w) => this.target.onWarning?.(w.message) }));
     }
     return this.registry;
   }

@@ -1,5 +1,5 @@
 import { Flags, type Interfaces } from '@oclif/core';
-import { envNames, formatDefault, SETTINGS, type Setting } from '../config/settings.js';
+import { envNames, flagNames, formatDefault, SETTINGS, type Setting } from '../config/settings.js';
 
 // oclif's flag types are invariant in their value; the loader validates these values itself.
 type AnyFlag = Interfaces.Flag<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -13,11 +13,16 @@ export function settingFlags(filter: (s: Setting) => boolean = () => true): Reco
   const flags: Record<string, AnyFlag> = {};
   for (const s of SETTINGS.filter(filter)) {
     const def = formatDefault(s);
-    const summary = `${s.description} [env: ${envNames(s).join(', ')}${def !== undefined && !s.secret ? `; default: ${def}` : ''}]`;
-    flags[s.flag] =
-      s.kind === 'boolean'
-        ? Flags.boolean({ summary, allowNo: true, helpGroup: s.group.toUpperCase() })
-        : Flags.string({ summary, helpGroup: s.group.toUpperCase(), ...(s.enumValues ? { options: [...s.enumValues] } : {}) });
+    const env = `[env: ${envNames(s).join(', ')}${def !== undefined && !s.secret ? `; default: ${def}` : ''}]`;
+    // An alias is a flag of its own, so help lists it and the loader can refuse two different values.
+    for (const flag of flagNames(s)) {
+      const others = flagNames(s).filter((f) => f !== flag);
+      const summary = `${s.description}${others.length ? ` Same setting as --${others.join(', --')}.` : ''} ${env}`;
+      flags[flag] =
+        s.kind === 'boolean'
+          ? Flags.boolean({ summary, allowNo: true, helpGroup: s.group.toUpperCase() })
+          : Flags.string({ summary, helpGroup: s.group.toUpperCase(), ...(s.enumValues ? { options: [...s.enumValues] } : {}) });
+    }
   }
   return flags;
 }

@@ -6,7 +6,22 @@ import { configFlag } from '../cli/setting-flags.js';
 export type { DoctorResult };
 
 /** Flags that are also agent settings, validated by the agent's own configuration loader. */
-const CONFIG_FLAGS = ['endpoints', 'namespace', 'etcd-username', 'etcd-password', 'etcd-ca', 'etcd-cert', 'etcd-key', 'health-url', 'config'] as const;
+const CONFIG_FLAGS = [
+  'endpoints',
+  'namespace',
+  'etcd-username',
+  'etcd-password',
+  'etcd-ca',
+  'etcd-cert',
+  'etcd-key',
+  'registry-username',
+  'registry-password',
+  'registry-ca',
+  'registry-cert',
+  'registry-key',
+  'health-url',
+  'config',
+] as const;
 
 export default class Doctor extends ClusterCommand {
   static override summary = 'Check the setup: configuration, etcd, credentials, namespace, leader, local instance, clock.';

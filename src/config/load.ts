@@ -398,7 +398,7 @@ function envLayer(env: NodeJS.ProcessEnv): Layer {
   return layer;
 }
 
-function flagLayer(flags: Readonly<Record<string, FlagValue>>): Layer {
+function flagLayer(flags: Readonly<Record<string, FlagValue>>, issues: ConfigIssue[]): Layer {
   const layer: Layer = new Map();
   for (const [key, value] of Object.entries(flags)) {
     if (value === undefined) continue;
@@ -413,9 +413,28 @@ function flagLayer(flags: Readonly<Record<string, FlagValue>>): Layer {
       }
     }
     if (!setting) continue; // not a setting (e.g. --config, --json): the command's own business
-    layer.set(setting.path, { setting, raw, origin: { source: 'flag', name: `--${key}` } });
+    const candidate: Candidate = { setting, raw, origin: { source: 'flag', name: `--${key}` } };
+    const other = layer.get(setting.path);
+    // Two names of one setting (`--etcd-password`, `--registry-password`): the same value twice is
+    // harmless, different values have no winner to pick.
+    if (other && !sameValue(other.raw, raw)) issues.push(aliasConflict(other, candidate));
+    if (!other) layer.set(setting.path, candidate);
   }
   return layer;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** `--etcd-ca=/a.pem and --registry-ca=/b.pem (flag): ...`, secrets masked. */
+function aliasConflict(first: Candidate, second: Candidate): ConfigIssue {
+  const shown = (c: Candidate) => `${c.origin.name ?? c.setting.path}=${showValue(c.setting, c.raw)}`;
+  return {
+    path: first.setting.path,
+    source: second.origin.source,
+    message: `${shown(first)} and ${shown(second)} (${sourceText(second.origin)}): both set ${first.setting.path} and the values differ; give one of them`,
+  };
 }
 
 function levenshtein(a: string, b: string): number {
@@ -782,7 +801,7 @@ export function resolveConfig(options: ResolveOptions = {}): LoadedConfig {
     layers.push(structuredLayer(options.file.data, { source: 'file', file: configFile }, structureIssues));
   }
   layers.push(envLayer(options.env ?? process.env));
-  if (options.flags) layers.push(flagLayer(options.flags));
+  if (options.flags) layers.push(flagLayer(options.flags, structureIssues));
   if (options.overrides !== undefined) {
     if (!isPlainObject(options.overrides)) {
       throw new ConfigError([{ path: '', source: 'override', message: 'overrides: expected an object' }]);

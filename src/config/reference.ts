@@ -2,7 +2,7 @@
  * The configuration reference, generated from the settings table so the docs cannot drift from the code.
  */
 import { CONFIG_FILE_ENV, CONFIG_FILE_FLAG, CONFIG_WRAPPER_KEY } from './load.js';
-import { SETTINGS, describeKind, envNames, formatDefault, type Setting, type SettingGroup } from './settings.js';
+import { SETTINGS, describeKind, envNames, flagNames, formatDefault, type Setting, type SettingGroup } from './settings.js';
 
 /** Escapes a table cell: pipes would split it, newlines would end the row. */
 function cell(text: string): string {
@@ -22,7 +22,7 @@ function defaultCell(setting: Setting): string {
 }
 
 /**
- * Renders every setting as a Markdown table, grouped by section: setting path, flag, env var(s) (the
+ * Renders every setting as a Markdown table, grouped by section: setting path, flag(s), env var(s) (the
  * canonical one first), type, default and description, followed by how sources combine.
  */
 export function renderConfigReference(): string {
@@ -36,6 +36,7 @@ export function renderConfigReference(): string {
     'Durations are seconds (`30`, `0.5`) or a number with one unit: `500ms`, `2s`, `1.5m`, `1h`.',
     'Booleans accept `true/false`, `1/0`, `yes/no`, `on/off`. Lists are comma-separated in env vars and flags, arrays in the file;',
     '`key=value` lists are objects in the file. Empty environment variables count as unset.',
+    'A setting with two flags (`--etcd-password`, `--registry-password`) takes either; both given with different values is an error naming both.',
     'Relative file paths in the config file are resolved against the file\'s directory.',
     '',
   ];
@@ -44,11 +45,11 @@ export function renderConfigReference(): string {
   for (const group of groups) {
     out.push(`## ${group}`, '', '| Setting | Flag | Environment | Type | Default | Description |', '| --- | --- | --- | --- | --- | --- |');
     for (const s of SETTINGS.filter((x) => x.group === group)) {
-      const flag = s.kind === 'boolean' && s.allowNo ? `--[no-]${s.flag}` : `--${s.flag}`;
+      const flags = flagNames(s).map((f) => code(s.kind === 'boolean' && s.allowNo ? `--[no-]${f}` : `--${f}`));
       out.push(
         `| ${[
           code(s.path),
-          code(flag),
+          flags.join(', '),
           envNames(s).map(code).join(', '),
           cell(describeKind(s)),
           cell(defaultCell(s)),

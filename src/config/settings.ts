@@ -45,8 +45,14 @@ export interface Setting {
   path: ConfigPath;
   /** Environment variable name, or names with the canonical one first (the first one set wins). */
   env: string | readonly string[];
-  /** Flag name without the leading `--` (kebab-case). */
+  /** Flag name without the leading `--` (kebab-case); the canonical one, used in messages. */
   flag: string;
+  /**
+   * Further flag names of the same setting (`registry-password` beside `etcd-password`). One setting,
+   * so the names cannot drift apart: each sets the same value at flag precedence, and two of them given
+   * with different values are an error naming both.
+   */
+  flagAliases?: readonly string[];
   kind: SettingKind;
   /** Allowed values of an `enum` setting. */
   enumValues?: readonly string[];
@@ -278,6 +284,7 @@ const TABLE = [
     path: 'cluster.discovery.username',
     env: 'SERVICE_DISCOVERY_USERNAME',
     flag: 'etcd-username',
+    flagAliases: ['registry-username'],
     kind: 'string',
     default: undefined,
     description: 'etcd user name (etcd authentication; requires the password), or the Redis ACL user when not in the URL.',
@@ -287,6 +294,7 @@ const TABLE = [
     path: 'cluster.discovery.password',
     env: 'SERVICE_DISCOVERY_PASSWORD',
     flag: 'etcd-password',
+    flagAliases: ['registry-password'],
     kind: 'string',
     secret: true,
     default: undefined,
@@ -297,6 +305,7 @@ const TABLE = [
     path: 'cluster.discovery.tls.ca',
     env: 'SERVICE_DISCOVERY_CA_FILE',
     flag: 'etcd-ca',
+    flagAliases: ['registry-ca'],
     kind: 'string',
     file: true,
     default: undefined,
@@ -307,20 +316,22 @@ const TABLE = [
     path: 'cluster.discovery.tls.cert',
     env: 'SERVICE_DISCOVERY_CERT_FILE',
     flag: 'etcd-cert',
+    flagAliases: ['registry-cert'],
     kind: 'string',
     file: true,
     default: undefined,
-    description: 'PEM client certificate for etcd mTLS; requires the key file.',
+    description: 'PEM client certificate for mutual TLS with etcd (https endpoints) or Redis (rediss://); requires the key file.',
     group: 'Registry',
   },
   {
     path: 'cluster.discovery.tls.key',
     env: 'SERVICE_DISCOVERY_KEY_FILE',
     flag: 'etcd-key',
+    flagAliases: ['registry-key'],
     kind: 'string',
     file: true,
     default: undefined,
-    description: 'PEM private key of the etcd client certificate; requires the certificate file.',
+    description: 'PEM private key of the client certificate; requires the certificate file.',
     group: 'Registry',
   },
   {
@@ -601,8 +612,13 @@ void everyPathHasASetting;
 export const SETTINGS: readonly Setting[] = TABLE;
 
 const byPath = new Map<string, Setting>(SETTINGS.map((s) => [s.path, s]));
-const byFlag = new Map<string, Setting>(SETTINGS.map((s) => [s.flag, s]));
+const byFlag = new Map<string, Setting>(SETTINGS.flatMap((s) => flagNames(s).map((name) => [name, s] as const)));
 const byEnv = new Map<string, Setting>(SETTINGS.flatMap((s) => envNames(s).map((name) => [name, s] as const)));
+
+/** Flag names of a setting without `--`, the canonical one first. */
+export function flagNames(setting: Setting): readonly string[] {
+  return setting.flagAliases ? [setting.flag, ...setting.flagAliases] : [setting.flag];
+}
 
 /** Environment variable names of a setting, the canonical one first. */
 export function envNames(setting: Setting): readonly string[] {
@@ -619,7 +635,7 @@ export function settingByPath(path: string): Setting | undefined {
   return byPath.get(path);
 }
 
-/** The setting of a flag, given with or without the leading `--` (`health-interval`). */
+/** The setting of a flag, canonical name or alias, given with or without the leading `--` (`health-interval`). */
 export function settingByFlag(flag: string): Setting | undefined {
   return byFlag.get(flag.replace(/^--/, ''));
 }

@@ -1,14 +1,18 @@
 import type { SdConfig } from '../config/types.js';
 import { MemoryRegistry } from './memory.js';
-import type { Registry } from './types.js';
+import type { Registry, RegistryWarning } from './types.js';
 
 export * from './types.js';
 
 /**
- * Opens the registry the configuration names. etcd3 (and gRPC) and ioredis load only here, on demand,
+ * Opens the registry the configuration names; `onWarning` hears what the operator should be told once
+ * (see {@link RegistryWarning}). etcd3 (and gRPC) and ioredis load only here, on demand,
  * so commands that never touch them (`--help`, `--version`, the memory registry) start fast.
  */
-export async function openRegistry(discovery: SdConfig['cluster']['discovery']): Promise<Registry> {
+export async function openRegistry(
+  discovery: SdConfig['cluster']['discovery'],
+  options: { onWarning?: (warning: RegistryWarning) => void } = {},
+): Promise<Registry> {
   if (discovery.registry === 'memory') return new MemoryRegistry();
   if (discovery.registry === 'redis') {
     const { RedisRegistry } = await import('./redis.js');
@@ -20,6 +24,7 @@ export async function openRegistry(discovery: SdConfig['cluster']['discovery']):
       ...(discovery.username !== undefined ? { username: discovery.username } : {}),
       ...(discovery.password !== undefined ? { password: discovery.password } : {}),
       ...(discovery.tls ? { tls: discovery.tls } : {}),
+      ...(options.onWarning ? { onWarning: options.onWarning } : {}),
     });
   }
   const { EtcdRegistry } = await import('./etcd.js');

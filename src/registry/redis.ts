@@ -13,6 +13,7 @@ import {
   type Registry,
   type RegistryLease,
   type RegistryStatus,
+  type RegistryWarning,
   type TxnCompare,
   type TxnOp,
   type TxnResult,
@@ -35,6 +36,8 @@ export interface RedisRegistryOptions {
   storePrefix?: string;
   /** Milliseconds between watch polls that reconcile missed Pub/Sub messages (default 1000). */
   pollIntervalMs?: number;
+  /** Told once per registry when the server needs no password but one was given (`registry.auth_unneeded`). */
+  onWarning?: (warning: RegistryWarning) => void;
 }
 
 const DEFAULT_PREFIX = 'proxy-stone-sd:';
@@ -83,6 +86,8 @@ export class RedisRegistry implements Registry {
   /** Highest revision and the store id seen, to notice a store that lost its data. */
   private seenRevision = 0;
   private storeId: string | undefined;
+  /** Whether `onWarning` has heard that the password is not needed (once per registry). */
+  private authUnneededTold = false;
   /** rediss:// endpoint, and whether any call has been answered yet (for the TLS mismatch hint). */
   private readonly tls: boolean;
   private answered = false;
@@ -94,12 +99,19 @@ export class RedisRegistry implements Registry {
     this.prefix = options.storePrefix ?? DEFAULT_PREFIX;
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.tls = url.protocol === 'rediss:';
+    const username = (url.username ? decodeURIComponent(url.username) : options.username) || undefined;
+    const password = url.password ? decodeURIComponent(url.password) : options.password;
+    // A password alone goes as `AUTH default <password>`: the same as `AUTH <password>` (Redis 6+),
+    // except on a server that needs no password, which refuses `AUTH <password>` (and ioredis reports
+    // that with a console.warn line of its own, which no option routes or silences) but accepts
+    // `AUTH default <anything>`. Whether the password was needed is asked apart: checkPasswordNeeded.
+    const passwordOnly = username === undefined && password !== undefined && password !== '';
     const redisOptions: RedisOptions = {
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port: url.port ? Number(url.port) : 6379,
       db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
-      username: url.username ? decodeURIComponent(url.username) : options.username,
-      password: url.password ? decodeURIComponent(url.password) : options.password,
+      username: passwordOnly ? 'default' : username,
+      password,
       connectTimeout: this.timeoutMs,
       commandTimeout: this.timeoutMs,
       // Queued calls fail as soon as one connection attempt fails: the caller decides about retrying.
@@ -118,6 +130,8 @@ export class RedisRegistry implements Registry {
       this.lastConnectionError = undefined;
       this.authFailure = undefined;
     });
+    const onWarning = options.onWarning;
+    if (passwordOnly && onWarning) this.client.on('connect', () => this.checkPasswordNeeded(password, onWarning));
     const defs: Record<ScriptName, string> = {
       list: scripts.LIST,
       txn: scripts.TXN,
@@ -295,6 +309,24 @@ export class RedisRegistry implements Registry {
     if (this.watches.size > 0 && revision > this.seenRevision) this.schedulePoll(0);
   }
 
+  /**
+   * On each new connection, once the handshake is sent: `AUTH <password>` is answered with an error by
+   * a server that needs no password, and is a harmless repeat on one that does. Written with the
+   * handshake (AUTH is one of ioredis' handshake commands), so the answer comes before any call's.
+   */
+  private checkPasswordNeeded(password: string, onWarning: (warning: RegistryWarning) => void): void {
+    if (this.authUnneededTold) return;
+    this.client.auth(password).catch((err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      if (this.authUnneededTold || !/without any password configured|no password is set/i.test(message)) return;
+      this.authUnneededTold = true;
+      onWarning({
+        event: 'registry.auth_unneeded',
+        message: `registry ${this.description} requires no password, but one was given: it is not needed; if this server should require one, check its requirepass or ACL setup`,
+      });
+    });
+  }
+
   private noteConnectionError(err: Error): void {
     const mapped = this.mapError(err);
     if (mapped instanceof RegistryAuthError) {
@@ -427,7 +459,7 @@ export class RedisRegistry implements Registry {
       );
     }
     if (this.authFailure) return new RegistryAuthError(this.authFailure.message);
-    const tls = tlsRegistryError(this.description, message, { clientCert: false });
+    const tls = tlsRegistryError(this.description, message, { clientCert: false, flagPrefix: 'registry' });
     if (tls) return tls;
     if (/Command timed out|timed out/i.test(message)) {
       // A plain Redis reads a TLS ClientHello as an unfinished command and never answers it.

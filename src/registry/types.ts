@@ -117,6 +117,17 @@ export class LeaseLostError extends Error {
   }
 }
 
+/**
+ * Something about the registry an operator should hear once that is not a failure, such as a password
+ * the server does not need. The registry neither logs nor prints: the caller does, in its own form
+ * (the agent a JSON log line with `event`, the CLI one line on stderr).
+ */
+export interface RegistryWarning {
+  /** Stable name for logs, e.g. `registry.auth_unneeded`. */
+  event: string;
+  message: string;
+}
+
 /** The registry refused the credentials or the operation. */
 export class RegistryAuthError extends Error {
   override name = 'RegistryAuthError';
@@ -136,13 +147,15 @@ export class RegistryAuthError extends Error {
 export function tlsRegistryError(
   endpoint: string,
   message: string,
-  options: { clientCert: boolean },
+  options: { clientCert: boolean; flagPrefix?: 'etcd' | 'registry' },
 ): RegistryAuthError | RegistryUnavailableError | undefined {
+  // The flags of the TLS files: `--etcd-ca` for etcd, their registry-neutral names for Redis.
+  const flag = (name: string) => `--${options.flagPrefix ?? 'etcd'}-${name}`;
   const alert = /alert (bad certificate|certificate required|unknown ca|certificate unknown|handshake failure|access denied)/i.exec(message);
   if (alert) {
     const what = options.clientCert
-      ? 'it does not accept the client certificate (--etcd-cert must be signed by a CA the server trusts)'
-      : 'it requires a client certificate (set --etcd-cert and --etcd-key)';
+      ? `it does not accept the client certificate (${flag('cert')} must be signed by a CA the server trusts)`
+      : `it requires a client certificate (set ${flag('cert')} and ${flag('key')})`;
     return new RegistryAuthError(`registry ${endpoint} refused the TLS handshake (${alert[1]!.toLowerCase()}): ${what}`);
   }
   const untrusted =
@@ -151,7 +164,7 @@ export function tlsRegistryError(
     );
   if (untrusted) {
     return new RegistryAuthError(
-      `registry ${endpoint} is not trusted: its TLS certificate failed verification (${untrusted[1]}); set --etcd-ca to the CA that signed it`,
+      `registry ${endpoint} is not trusted: its TLS certificate failed verification (${untrusted[1]}); set ${flag('ca')} to the CA that signed it`,
     );
   }
   if (/disconnected before secure TLS connection was established|wrong version number|packet length too long/i.test(message)) {

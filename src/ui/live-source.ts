@@ -79,7 +79,8 @@ export class RegistrySource implements LiveSource {
 
   private async run(sink: LiveSink, signal: AbortSignal): Promise<void> {
     const [registry, { ClusterView }, { keyLayout }] = await Promise.all([
-      (this.options.open ?? openEtcd)(this.target),
+      // The registry's own warnings go to the event log too: stderr would tear through the frame.
+      (this.options.open ?? openEtcd)({ ...this.target, onWarning: (m) => sink.notice(m, 'warn') }),
       import('../cluster/view.js'),
       import('../cluster/keys.js'),
     ]);
@@ -130,6 +131,7 @@ async function openEtcd(target: RegistryTarget): Promise<Registry> {
       ...(target.username !== undefined ? { username: target.username } : {}),
       ...(target.password !== undefined ? { password: target.password } : {}),
       ...(target.tls ? { tls: target.tls } : {}),
+      onWarning: (w) => target.onWarning?.(w.message),
     });
   }
   const { EtcdRegistry } = await import('../registry/etcd.js');

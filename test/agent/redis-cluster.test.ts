@@ -24,10 +24,10 @@ describe('agent processes on Redis, through the CLI and the API', function () {
   let apiUrl: string;
 
   /** Runs the CLI without blocking this process (the sample upstreams answer health checks from here). */
-  const run = (args: string[]): Promise<{ code: number | null; out: string; err: string }> =>
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string }> =>
     new Promise((resolve) => {
       const child = spawn(process.execPath, [BIN, ...args], {
-        env: { ...process.env, NO_COLOR: '1', SERVICE_DISCOVERY_ENDPOINTS: '', PROXY_STONE_SD_AGENT: '' },
+        env: { ...process.env, NO_COLOR: '1', SERVICE_DISCOVERY_ENDPOINTS: '', PROXY_STONE_SD_AGENT: '', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
@@ -196,6 +196,70 @@ describe('agent processes on Redis, through the CLI and the API', function () {
       expect(res.err).to.not.include('wrong@');
     } finally {
       await own.stop();
+    }
+  });
+
+  it('takes the password as --registry-password too; with --etcd-password of another value it is one line naming both, exit code 2', async () => {
+    const { startRedis } = await import('../helpers/redis.js');
+    const own = await startRedis({ password: 'right' });
+    const target = ['--endpoints', `redis://127.0.0.1:${own.port}`, '--namespace', namespace, '--timeout', '2'];
+    try {
+      const neutral = await run(['services', 'list', '--json', ...target, '--registry-password', 'right']);
+      expect(neutral.code, neutral.err).to.equal(0);
+      // Typed on the command line, it beats the environment variable (bound to the etcd name).
+      const overEnv = await run(['services', 'list', '--json', ...target, '--registry-password', 'right'], { SERVICE_DISCOVERY_PASSWORD: 'wrong' });
+      expect(overEnv.code, overEnv.err).to.equal(0);
+      const same = await run(['services', 'list', '--json', ...target, '--etcd-password', 'right', '--registry-password', 'right']);
+      expect(same.code, same.err).to.equal(0);
+      const both = await run(['services', 'list', ...target, '--etcd-password', 'wrong', '--registry-password', 'right']);
+      expect(both.code, both.err).to.equal(2);
+      expect(both.err.trim()).to.equal(
+        'Error: --etcd-password and --registry-password both given, with different values: they are the same setting, give one of them',
+      );
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('a password Redis does not need: the CLI says so in one Warning line, without ioredis\'s [WARN]', async () => {
+    const res = await cli('services', 'list', '--json', '--registry-password', 'not-needed');
+    expect(res.code, res.err).to.equal(0);
+    expect((JSON.parse(res.out) as ListJson).total).to.equal(3);
+    expect(res.err.trim().split('\n')).to.deep.equal([
+      `Warning: registry ${endpoint} requires no password, but one was given: it is not needed; if this server should require one, check its requirepass or ACL setup`,
+    ]);
+    // doctor says it in its check instead.
+    const doctor = await cli('doctor', '--json', '--registry-password', 'not-needed');
+    const body = JSON.parse(doctor.out) as { checks: { name: string; ok: boolean; detail: string }[] };
+    const server = body.checks.find((c) => c.name === 'redis server');
+    expect(server?.ok, doctor.out).to.equal(true);
+    expect(server?.detail).to.match(/; a password was given but the server requires none \(check its requirepass if it should\)$/);
+    expect(doctor.err).to.not.include('[WARN]');
+  });
+
+  it('a password Redis does not need: the agent logs registry.auth_unneeded once, as a JSON line, and nothing else on stderr', async () => {
+    const upstream = await startSampleUpstream();
+    const agent = spawnAgent({
+      endpoint,
+      namespace: uniqueNamespace('redis-auth-unneeded'),
+      id: 'ps-nopass',
+      servicePort: upstream.port,
+      env: { SERVICE_DISCOVERY_PASSWORD: 'not-needed' },
+    });
+    try {
+      await waitFor('the agent started', () => agent.output().includes('"event":"agent.started"'), 15_000);
+      const lines = agent.output().trim().split('\n');
+      const notJson = lines.filter((l) => !l.startsWith('{'));
+      expect(notJson, 'every line is a JSON log line').to.deep.equal([]);
+      const warned = lines.map((l) => JSON.parse(l) as { event?: string; level: number; msg: string }).filter((l) => l.event === 'registry.auth_unneeded');
+      expect(warned).to.have.length(1);
+      expect(warned[0]!.level).to.equal(40); // pino's warn
+      expect(warned[0]!.msg).to.match(/^registry redis:\/\/127\.0\.0\.1:\d+ requires no password, but one was given/);
+      expect(agent.output()).to.not.include('not-needed');
+    } finally {
+      agent.signal('SIGTERM');
+      await agent.exited;
+      await upstream.close();
     }
   });
 });

@@ -327,7 +327,7 @@ export const COMPLETION_CASES: [string[], string[]][] = [
   [['proxy-stone-sd', 'serv'], ['services']],
   [['proxy-stone-sd', 'services', ''], ['disable', 'enable', 'list', 'show']],
   [['proxy-stone-sd', 'services', 'li'], ['list']],
-  [['proxy-stone-sd', 'services', 'list', '--reg'], ['--region']],
+  [['proxy-stone-sd', 'services', 'list', '--regio'], ['--region']],
   [['proxy-stone-sd', 'top'], ['topology']],
   [['proxy-stone-sd', 'events', '--ty'], ['--types']],
 ];

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { SETTINGS, envNames } from '../../src/config/settings.js';
+import { SETTINGS, envNames, flagNames } from '../../src/config/settings.js';
 import { agentEnvNames, ROOT } from './helpers.js';
 import { ruleExprs } from './promql.js';
 import { parse as parseYaml } from 'yaml';
@@ -137,7 +137,8 @@ describe('deploy: docs cannot drift from the code', () => {
         const row = rows.find((r) => r[0] === `\`${s.path}\``);
         expect(row, `no row for ${s.path}`).to.not.equal(undefined);
         const flagCell = row![1]!;
-        expect(flagCell === `\`--${s.flag}\`` || flagCell === `\`--[no-]${s.flag}\``, `${s.path}: flag cell ${flagCell}`).to.equal(true);
+        const cells = flagNames(s).map((f) => (s.kind === 'boolean' && s.allowNo ? `\`--[no-]${f}\`` : `\`--${f}\``));
+        expect(flagCell, `${s.path}: flag cell`).to.equal(cells.join(', '));
         for (const env of envNames(s)) expect(row![2], `${s.path}: env`).to.include(`\`${env}\``);
       }
     });
@@ -151,7 +152,7 @@ describe('deploy: docs cannot drift from the code', () => {
 
     it('names the agent flags the CLI really has', () => {
       const agentFlags = flagsOf('agent');
-      for (const s of SETTINGS) expect(agentFlags.has(s.flag), `--${s.flag}`).to.equal(true);
+      for (const s of SETTINGS) for (const f of flagNames(s)) expect(agentFlags.has(f), `--${f}`).to.equal(true);
     });
   });
 

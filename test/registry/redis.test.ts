@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { RedisRegistry } from '../../src/registry/redis.js';
-import { LeaseLostError, RegistryAuthError, RegistryUnavailableError } from '../../src/registry/types.js';
+import { LeaseLostError, RegistryAuthError, RegistryUnavailableError, type RegistryWarning } from '../../src/registry/types.js';
 import { uniqueNamespace, untilStopped } from '../helpers/etcd.js';
 import { randomStorePrefix, sharedRedis, startRedis, type RedisServer } from '../helpers/redis.js';
 import { WatchRecorder, eventKey, eventually, registryContract, sleep } from './contract.js';
@@ -201,6 +201,18 @@ describe('RedisRegistry authentication', function () {
     }
   });
 
+  it('a password alone that the server needs works, without a warning', async () => {
+    const warnings: RegistryWarning[] = [];
+    const r = new RedisRegistry({ endpoint: `redis://127.0.0.1:${port()}`, password: 's3cret', onWarning: (w) => warnings.push(w) });
+    try {
+      expect(await r.put('a', 'b')).to.be.greaterThan(1);
+      expect((await r.status()).version).to.match(/^\d+\./);
+      expect(warnings).to.deep.equal([]);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('refused credentials are retried on the next call: a password added on the server later is picked up', async () => {
     const r = new RedisRegistry({ endpoint: `redis://:later@127.0.0.1:${port()}`, callTimeoutMs: 2000 });
     const { Redis } = await import('ioredis');
@@ -225,6 +237,70 @@ async function ACL(server: RedisServer, args: string[]): Promise<void> {
     admin.disconnect();
   }
 }
+
+describe('RedisRegistry with a password the server does not need', function () {
+  this.timeout(30_000);
+  let server: RedisServer;
+  // ioredis reports an unneeded AUTH with console.warn; this spy (tests only) shows that it no longer does.
+  let ioredisWarnings: unknown[][];
+  let consoleWarn: typeof console.warn;
+  beforeEach(() => {
+    ioredisWarnings = [];
+    consoleWarn = console.warn;
+    console.warn = (...args: unknown[]) => void ioredisWarnings.push(args);
+  });
+  afterEach(() => {
+    console.warn = consoleWarn;
+  });
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  for (const [how, options] of [
+    ['in the URL', (p: number) => ({ endpoint: `redis://:not-needed@127.0.0.1:${p}` })],
+    ['as an option', (p: number) => ({ endpoint: `redis://127.0.0.1:${p}`, password: 'not-needed' })],
+  ] as const) {
+    it(`given ${how}: calls work, and onWarning hears it once (registry.auth_unneeded), ioredis says nothing`, async () => {
+      const warnings: RegistryWarning[] = [];
+      const r = new RedisRegistry({ ...options(server.port), callTimeoutMs: 2000, storePrefix: randomStorePrefix(), onWarning: (w) => warnings.push(w) });
+      try {
+        expect(await r.put('a', 'b')).to.be.greaterThan(0);
+        // Known with the first answer: the check rides on the connection's handshake.
+        expect(warnings.map((w) => w.event)).to.deep.equal(['registry.auth_unneeded']);
+        const rec = new WatchRecorder();
+        const handle = r.watchPrefix('a', 0, rec);
+        await eventually('watch connected', () => rec.connected > 0);
+        await r.put('a', 'c');
+        await rec.waitForEvents(1);
+        await handle.cancel();
+        expect(warnings).to.have.length(1);
+        expect(warnings[0]!.message).to.equal(
+          `registry redis://127.0.0.1:${server.port} requires no password, but one was given: it is not needed; if this server should require one, check its requirepass or ACL setup`,
+        );
+        expect(ioredisWarnings).to.deep.equal([]);
+      } finally {
+        await r.close();
+      }
+    });
+  }
+
+  it('says it once per registry, also across a reconnect', async () => {
+    const warnings: RegistryWarning[] = [];
+    const r = new RedisRegistry({ endpoint: `redis://127.0.0.1:${server.port}`, password: 'not-needed', callTimeoutMs: 2000, storePrefix: randomStorePrefix(), onWarning: (w) => warnings.push(w) });
+    try {
+      await r.put('a', 'b');
+      await server.restart();
+      expect(await eventually('a call after the restart', () => r.put('a', 'c').catch(() => undefined), 10_000, 100)).to.be.greaterThan(0);
+      expect(warnings).to.have.length(1);
+      expect(ioredisWarnings).to.deep.equal([]);
+    } finally {
+      await r.close();
+    }
+  });
+});
 
 describe('RedisRegistry with a failing Redis', function () {
   this.timeout(60_000);

@@ -50,7 +50,7 @@ describe('Redis registry over TLS (rediss://)', function () {
   it('an untrusted server certificate is a RegistryAuthError naming the CA setting', async () => {
     const err = await failure(new RedisRegistry({ endpoint: `rediss://127.0.0.1:${tlsPort}`, tls: { ca: pki.otherCa }, callTimeoutMs: 2000 }));
     expect(err, String(err)).to.be.instanceOf(RegistryAuthError);
-    expect(err.message).to.match(new RegExp(`^registry rediss://127\\.0\\.0\\.1:${tlsPort} is not trusted: .*--etcd-ca`));
+    expect(err.message).to.match(new RegExp(`^registry rediss://127\\.0\\.0\\.1:${tlsPort} is not trusted: .*--registry-ca`));
   });
 
   it('rediss:// to a plain port is one line that suggests redis://', async () => {

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { AgentUsageError, parseAgentArgs } from '../../src/agent/command-line.js';
 import { advertisedApiUrl } from '../../src/agent/run.js';
+import { ConfigError, resolveConfig } from '../../src/config/load.js';
 
 /** `agent` parses its flags without oclif; the same flags, the same messages. */
 describe('agent command line', () => {
@@ -16,6 +17,17 @@ describe('agent command line', () => {
     expect(parseAgentArgs(['--no-api'])).to.deep.equal({ api: false });
     expect(parseAgentArgs(['--no-api', '--api'])).to.deep.equal({ api: true });
     expect(parseAgentArgs(['--api', '--no-api'])).to.deep.equal({ api: false });
+  });
+
+  it('takes the registry-neutral credential flags, keyed by their own name so two values can be refused', () => {
+    expect(parseAgentArgs(['--registry-password', 'pw', '--registry-ca=ca.pem'])).to.deep.equal({ 'registry-password': 'pw', 'registry-ca': 'ca.pem' });
+    const env = { SERVICE_DISCOVERY_ENDPOINTS: 'redis://127.0.0.1:6379', SERVICE_DISCOVERY_PASSWORD: 'from-env' };
+    expect(resolveConfig({ env, flags: parseAgentArgs(['--registry-password', 'pw']) }).config.cluster.discovery.password).to.equal('pw');
+    expect(resolveConfig({ env, flags: parseAgentArgs(['--etcd-password', 'pw', '--registry-password', 'pw']) }).config.cluster.discovery.password).to.equal('pw');
+    expect(() => resolveConfig({ env, flags: parseAgentArgs(['--etcd-password', 'a', '--registry-password', 'b']) })).to.throw(
+      ConfigError,
+      '--etcd-password=*** and --registry-password=*** (flag): both set cluster.discovery.password and the values differ; give one of them',
+    );
   });
 
   it('refuses what oclif refuses, in its words', () => {

@@ -18,6 +18,7 @@ import {
   SETTINGS,
   canonicalEnv,
   envNames,
+  flagNames,
   formatDefault,
   settingByEnv,
   settingByFlag,
@@ -112,7 +113,7 @@ describe('config', () => {
   describe('settings table', () => {
     it('has unique paths, flags and env names, all kebab-case flags', () => {
       const paths = SETTINGS.map((s) => s.path);
-      const flags = SETTINGS.map((s) => s.flag);
+      const flags = SETTINGS.flatMap((s) => flagNames(s));
       const envs = SETTINGS.flatMap((s) => envNames(s));
       expect(new Set(paths).size).to.equal(paths.length);
       expect(new Set(flags).size).to.equal(flags.length);
@@ -149,6 +150,22 @@ describe('config', () => {
       expect(settingByEnv('SERVICE_DISCOVERY_HEALTH_INTERVAL')).to.equal(s);
       expect(canonicalEnv(s!)).to.equal('SERVICE_DISCOVERY_HEALTH_INTERVAL');
       expect(settingByPath('cluster.nope')).to.equal(undefined);
+    });
+
+    it('keeps the etcd credential flags and gives each a registry-neutral name', () => {
+      const names: Record<string, [string, string]> = {
+        'cluster.discovery.username': ['etcd-username', 'registry-username'],
+        'cluster.discovery.password': ['etcd-password', 'registry-password'],
+        'cluster.discovery.tls.ca': ['etcd-ca', 'registry-ca'],
+        'cluster.discovery.tls.cert': ['etcd-cert', 'registry-cert'],
+        'cluster.discovery.tls.key': ['etcd-key', 'registry-key'],
+      };
+      for (const [path, [etcd, neutral]] of Object.entries(names)) {
+        const s = settingByPath(path)!;
+        expect(flagNames(s), path).to.deep.equal([etcd, neutral]);
+        expect(settingByFlag(etcd), etcd).to.equal(s);
+        expect(settingByFlag(`--${neutral}`), neutral).to.equal(s);
+      }
     });
 
     it('formats defaults as they would be typed', () => {
@@ -281,6 +298,36 @@ describe('config', () => {
       const { config } = resolve({ flags: { json: true, config: undefined, 'service-port': undefined, 'service-name': 'x' } });
       expect(config.service.port).to.equal(3000);
       expect(config.service.name).to.equal('x');
+    });
+
+    it('takes a setting from either of its flag names, at flag precedence', () => {
+      const ca = writeJson('ca.pem', 'not really a CA');
+      const other = writeJson('other-ca.pem', 'another');
+      const env = { SERVICE_DISCOVERY_ENDPOINTS: 'redis://r:6379', SERVICE_DISCOVERY_PASSWORD: 'from-env', SERVICE_DISCOVERY_CA_FILE: other };
+      const viaNeutral = resolve({ env, flags: { 'registry-password': 'from-flag', 'registry-ca': ca } });
+      expect(viaNeutral.config.cluster.discovery.password).to.equal('from-flag');
+      expect(viaNeutral.config.cluster.discovery.tls?.ca).to.equal(ca);
+      expect(describeSource('cluster.discovery.password', viaNeutral)).to.equal('flag --registry-password');
+      const viaEtcd = resolve({ env, flags: { 'etcd-password': 'from-flag' } });
+      expect(viaEtcd.config.cluster.discovery.password).to.equal('from-flag');
+      expect(describeSource('cluster.discovery.password', viaEtcd)).to.equal('flag --etcd-password');
+      // Both names with one value is no conflict.
+      const both = resolve({ env, flags: { 'etcd-ca': ca, 'registry-ca': ca } });
+      expect(both.config.cluster.discovery.tls?.ca).to.equal(ca);
+    });
+
+    it('refuses two flag names of one setting with different values, naming both (secrets masked)', () => {
+      const ca = writeJson('ca-a.pem', 'a');
+      const other = writeJson('ca-b.pem', 'b');
+      const env = { SERVICE_DISCOVERY_ENDPOINTS: 'redis://r:6379' };
+      expect(configError(() => resolve({ env, flags: { 'etcd-ca': ca, 'registry-ca': other } })).message).to.equal(
+        `--etcd-ca=${ca} and --registry-ca=${other} (flag): both set cluster.discovery.tls.ca and the values differ; give one of them`,
+      );
+      const secret = configError(() => resolve({ env, flags: { 'registry-password': 'hunter2', 'etcd-password': 'hunter3' } }));
+      expect(secret.message).to.equal(
+        '--registry-password=*** and --etcd-password=*** (flag): both set cluster.discovery.password and the values differ; give one of them',
+      );
+      expect(JSON.stringify(secret.issues)).not.to.match(/hunter/);
     });
 
     it('treats empty env vars as unset', () => {
@@ -783,7 +830,7 @@ describe('config', () => {
       for (const s of SETTINGS) {
         const row = md.split('\n').find((line) => line.startsWith(`| \`${s.path}\` |`));
         expect(row, s.path).to.be.a('string');
-        expect(row).to.include(`${s.flag}\``);
+        for (const flag of flagNames(s)) expect(row).to.include(`${flag}\``);
         for (const env of envNames(s)) expect(row).to.include(`\`${env}\``);
         const def = formatDefault(s);
         if (def && s.path !== 'cluster.discovery.registry') expect(row).to.include(def);
