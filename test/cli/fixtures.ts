@@ -49,11 +49,19 @@ export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, COLUMNS: '160', NO_COLOR: '1', FORCE_COLOR: '0', SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE: '0', ...extra };
 }
 
-/** Runs the built CLI to completion (stdin closed, so it is never a TTY). */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+/**
+ * Runs the built CLI (or `executable`, e.g. an installed copy) to completion, stdin closed so it is
+ * never a TTY. Never synchronously: the test's agents share this event loop, and a blocked loop
+ * misses their keep-alives (a 3 s lease expires under a slow CLI run).
+ */
+export function runCli(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; executable?: string; cwd?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: cliEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...prefix] = options.executable ? [options.executable] : [process.execPath, BIN];
+    const child = spawn(command!, [...prefix, ...args], { cwd: options.cwd ?? ROOT, env: cliEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { COMPLETION_CASES, ROOT, bashCompletion, cliEnv, ensureBuilt, expectCompletions, startCluster, type TestCluster } from './fixtures.js';
+import { COMPLETION_CASES, ROOT, bashCompletion, ensureBuilt, expectCompletions, runCli, startCluster, type TestCluster } from './fixtures.js';
 
 /** Whole budget of the global install: dependencies come from the npm registry. */
 const INSTALL_MS = 150_000;
@@ -78,11 +78,11 @@ describe('packaging: npm pack, then a global install into a clean prefix', funct
 
   /** The installed binary, run from outside the repository with only the prefix's bin on PATH. */
   function installedCli(args: string[], env: NodeJS.ProcessEnv = {}) {
-    return spawnSync(path.join(prefix, 'bin', 'proxy-stone-sd'), args, {
+    return runCli(args, {
+      executable: path.join(prefix, 'bin', 'proxy-stone-sd'),
       cwd: dir,
-      env: cliEnv({ PATH: [path.join(prefix, 'bin'), path.dirname(process.execPath), '/usr/bin:/bin'].join(path.delimiter), ...env }),
-      encoding: 'utf8',
-      timeout: 30_000,
+      env: { PATH: [path.join(prefix, 'bin'), path.dirname(process.execPath), '/usr/bin:/bin'].join(path.delimiter), ...env },
+      timeoutMs: 30_000,
     });
   }
 
@@ -127,13 +127,13 @@ describe('packaging: npm pack, then a global install into a clean prefix', funct
       if (!installed) this.skip();
     });
 
-    it('--help and --version', () => {
-      const help = installedCli(['--help']);
-      expect(help.status, help.stderr).to.equal(0);
+    it('--help and --version', async () => {
+      const help = await installedCli(['--help']);
+      expect(help.code, help.stderr).to.equal(0);
       expect(help.stdout).to.match(/USAGE\n {2}\$ proxy-stone-sd \[COMMAND\]/);
       for (const command of ['services', 'topology', 'events', 'doctor', 'autocomplete']) expect(help.stdout).to.include(command);
-      const version = installedCli(['--version']);
-      expect(version.status, version.stderr).to.equal(0);
+      const version = await installedCli(['--version']);
+      expect(version.code, version.stderr).to.equal(0);
       const { version: expected } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
       expect(version.stdout).to.match(new RegExp(`^proxy-stone-sd/${expected.replaceAll('.', '\\.')} `));
     });
@@ -141,15 +141,15 @@ describe('packaging: npm pack, then a global install into a clean prefix', funct
     it('services list --json, disable and enable against etcd', async function () {
       this.timeout(120_000);
       cluster = await startCluster(1);
-      const res = installedCli(['services', 'list', '--json', ...cluster.registryArgs]);
-      expect(res.status, res.stderr).to.equal(0);
+      const res = await installedCli(['services', 'list', '--json', ...cluster.registryArgs]);
+      expect(res.code, res.stderr).to.equal(0);
       const list = JSON.parse(res.stdout) as { total: number; services: { id: string }[] };
       expect(list.total).to.equal(1);
       expect(list.services[0]!.id).to.equal('cli-node-1');
       // Writes go through etcd3 and gRPC (protobufjs without its skipped postinstall).
       for (const verb of ['disable', 'enable']) {
-        const toggled = installedCli(['services', verb, 'cli-node-1', '--json', ...cluster.registryArgs]);
-        expect(toggled.status, toggled.stderr).to.equal(0);
+        const toggled = await installedCli(['services', verb, 'cli-node-1', '--json', ...cluster.registryArgs]);
+        expect(toggled.code, toggled.stderr).to.equal(0);
         expect(JSON.parse(toggled.stdout)).to.include({ serviceId: 'cli-node-1', enabled: verb === 'enable', changed: true });
       }
     });
