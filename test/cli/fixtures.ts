@@ -126,8 +126,11 @@ const PLACES = [
  * Starts `count` agents on the shared etcd in a fresh namespace and waits until all are healthy with a
  * leader. Ids are `<idPrefix>-1`, `<idPrefix>-2`, …: `proxy-stone` gives the ids the help examples use.
  */
-export async function startCluster(count = 3, options: { idPrefix?: string; minHealthyPerZone?: string } = {}): Promise<TestCluster> {
-  const etcd = await sharedEtcd();
+export async function startCluster(
+  count = 3,
+  options: { idPrefix?: string; minHealthyPerZone?: string; etcd?: { endpoint: string; endpoints: string[] } } = {},
+): Promise<TestCluster> {
+  const etcd = options.etcd ?? (await sharedEtcd());
   const namespace = uniqueNamespace('cli');
   const nodes: TestNode[] = [];
   const stop = async () => {
