@@ -4,7 +4,7 @@
  * and types with send-keys, as an operator would.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -40,6 +40,46 @@ async function waitForScreen(what: string, check: (text: string) => boolean, tim
 /** The table line of a service (the first line naming it that has its place). */
 function row(text: string, id: string): string {
   return text.split('\n').find((l) => l.includes(` ${id} `) && /\d\/[a-z]/.test(l) && l.startsWith('│')) ?? '';
+}
+
+/** The dashboard's own process: the node child of the shell tmux runs in the pane. */
+function dashboardPid(): number {
+  const shell = Number(tmux('display-message', '-p', '-t', SESSION, '#{pane_pid}').trim());
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // "pid (comm) state ppid …"; comm may hold spaces, so read after its closing parenthesis.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === shell && stat.includes('(node)')) return Number(entry);
+  }
+  throw new Error(`no node process under the pane's shell ${shell}`);
+}
+
+/** Established TCP connections of process `pid` to loopback port `port`, from /proc (Linux). */
+function connectionsTo(pid: number, port: number): number {
+  const sockets = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) sockets.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  let count = 0;
+  for (const table of ['tcp', 'tcp6']) {
+    const lines = readFileSync(`/proc/${pid}/net/${table}`, 'utf8').trim().split('\n').slice(1);
+    for (const line of lines) {
+      // sl local_address rem_address st … inode: state 01 is ESTABLISHED, ports are hex.
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '01' && parseInt(f[2]!.split(':')[1]!, 16) === port && sockets.has(f[9]!)) count += 1;
+    }
+  }
+  return count;
 }
 
 function shellQuote(s: string): string {
@@ -132,6 +172,14 @@ describe('dashboard end to end (tmux, real etcd, three agents)', function () {
     expect(text).to.match(/│ admin: 1 disabled/);
     // The drain is the operator's: counted as draining although the instance's health says unhealthy.
     if (/drn \d+s/.test(row(text, victim.id))) expect(text).to.match(/│ admin: 1 disabled \(1 draining\)/);
+
+    // The detail reads the record, the intent and the audit trail from etcd.
+    tmux('send-keys', '-t', SESSION, 'Enter');
+    await waitForScreen('the detail with the audit trail', (t) => /Audit \(newest first\)/.test(t) && t.includes('e2e maintenance'));
+    tmux('send-keys', '-t', SESSION, 'Escape');
+    await waitForScreen('the table again', (t) => row(t, victim.id).startsWith('│ ›'));
+    // Watch, first listing, detail reads and the disable: one connection to etcd, as an agent holds.
+    expect(connectionsTo(dashboardPid(), Number(new URL(cluster.endpoint).port))).to.equal(1);
 
     // The registry holds the intent, and every agent sees the service disabled.
     const intent = await registry.getIntent(victim.id);
