@@ -1,5 +1,5 @@
 import { ConcurrentChangeError, ServiceNotFoundError } from '../cluster/admin.js';
-import { CapacityError } from '../cluster/capacity.js';
+import { CapacityError, describeShortfall } from '../cluster/capacity.js';
 import { RegistryAuthError, RegistryUnavailableError } from '../registry/types.js';
 import { AgentRequestError, AgentUnavailableError, TargetError } from './cluster-client.js';
 
@@ -94,4 +94,32 @@ function describeAgentError(err: AgentRequestError): { message: string; exit: nu
     return { message: err.message, exit: EXIT.unreachable, suggestions: ['the agent answers but cannot reach etcd; run: proxy-stone-sd doctor'], bug: false };
   }
   return { message: err.message, exit: EXIT.failure, suggestions: [], bug: false };
+}
+
+/**
+ * What the capacity guard protects, when `err` is its refusal of a disable (through etcd, or an
+ * agent's 409 `refused`): `zone us-east-1a of region us-east-1 would have 0 healthy enabled
+ * instances (minimum 1)`. Undefined for every other error.
+ */
+export function capacityRefusal(err: unknown): string | undefined {
+  if (err instanceof CapacityError) return err.shortfalls.map(describeShortfall).join('; ');
+  if (err instanceof AgentRequestError && err.statusCode === 409 && err.code === 'refused') {
+    // The agent's sentence: `… answered HTTP 409: refusing to disable ID: <why>; send "force": true to override`.
+    const m = /refusing to disable \S+: (.*?)(?:; (?:send "force": true|use --force) to override)?$/.exec(err.message);
+    return m?.[1] ?? err.message;
+  }
+  return undefined;
+}
+
+/**
+ * The exit code of a bulk enable/disable (`--all`). A real failure wins: its own code (what the
+ * single-service command would exit with), or 1 when failures disagree. Only then do the capacity
+ * guard's refusals count, as for one service: 5. A refusal is the guard doing its job, and scripts
+ * may treat 5 as "kept on purpose" (docs/operations.md), so a real failure must never hide behind it.
+ */
+export function bulkExitCode(result: { failed: readonly { exit: number }[]; kept: readonly unknown[] }): number {
+  const codes = new Set(result.failed.map((f) => f.exit));
+  if (codes.size === 1) return [...codes][0]!;
+  if (codes.size > 1) return EXIT.failure;
+  return result.kept.length > 0 ? EXIT.refused : EXIT.ok;
 }

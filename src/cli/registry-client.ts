@@ -3,6 +3,8 @@ import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { ClusterState } from '../cluster/state.js';
 import { computeTopology, filterServices, serviceList, type ServiceFilter, type ServiceList } from '../cluster/topology.js';
 import type { ClusterView } from '../cluster/view.js';
+import { redactUrl } from '../registry/endpoint.js';
+import type { EtcdRegistry } from '../registry/etcd.js';
 import { RegistryUnavailableError, type ListResult, type Registry } from '../registry/types.js';
 import type { AdminIntent, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
 import {
@@ -60,22 +62,72 @@ class RedisSnapshotReader implements SnapshotReader {
 }
 
 /**
+ * etcd reads through the gRPC client that also writes and watches: several prefixes at one revision,
+ * as {@link EtcdHttpReader} does over the gateway. For a long-lived caller that has loaded gRPC anyway.
+ */
+class EtcdSnapshotReader implements SnapshotReader {
+  constructor(
+    readonly description: string,
+    private readonly open: () => Promise<EtcdRegistry>,
+  ) {}
+
+  async list(prefix: string): Promise<ListResult> {
+    return (await this.open()).list(prefix);
+  }
+
+  async listConsistent(prefixes: readonly string[]): Promise<ListResult> {
+    const [first, ...rest] = prefixes;
+    if (first === undefined) return { kvs: [], revision: 0 };
+    const registry = await this.open();
+    const head = await registry.list(first);
+    const others = await Promise.all(rest.map((p) => registry.list(p, head.revision)));
+    return { kvs: [...head.kvs, ...others.flatMap((o) => o.kvs)], revision: head.revision };
+  }
+
+  async status(): Promise<{ version: string }> {
+    const status = await (await this.open()).status();
+    return { version: status.version };
+  }
+
+  async close(): Promise<void> {
+    // The registry client closes the shared connection.
+  }
+}
+
+export interface RegistryClientOptions {
+  /**
+   * Where etcd reads go. `gateway` (default): etcd's HTTP gateway, which answers a one-shot command
+   * before gRPC could even load. `registry`: the gRPC client that writes and watches, so a
+   * long-lived caller (the dashboard) holds one connection to etcd. Redis reads always share it.
+   */
+  reads?: 'gateway' | 'registry';
+}
+
+/**
  * The cluster read straight from the registry. One-shot reads are one consistent listing (etcd: through
- * its HTTP gateway, {@link EtcdHttpReader}; Redis: one script) turned into a {@link ClusterState}, the
- * same code the agents use; enable/disable and the live event stream open a registry client on first use.
+ * its HTTP gateway, {@link EtcdHttpReader}, unless `reads: 'registry'`; Redis: one script) turned into a
+ * {@link ClusterState}, the same code the agents use; enable/disable and the live event stream open a
+ * registry client on first use ({@link RegistryClient.registry}, one per client).
  */
 export class RegistryClient implements ClusterClient {
   readonly kind = 'registry' as const;
   readonly description: string;
   readonly layout: KeyLayout;
   readonly reader: SnapshotReader;
-  private registry: Promise<Registry> | undefined;
+  private opened: Promise<Registry> | undefined;
 
-  constructor(private readonly target: RegistryTarget) {
+  constructor(
+    private readonly target: RegistryTarget,
+    options: RegistryClientOptions = {},
+  ) {
     this.layout = keyLayout(target.namespace);
     if (target.registry === 'redis') {
       this.description = target.endpoints.map((e) => e.replace(/\/\/[^@/]*@/, '//')).join(',');
-      this.reader = new RedisSnapshotReader(this.description, () => this.writer());
+      this.reader = new RedisSnapshotReader(this.description, () => this.registry());
+    } else if (options.reads === 'registry') {
+      this.description = target.endpoints.map((e) => redactUrl(e.replace(/\/+$/, ''))).join(',');
+      // openRegistry opens an EtcdRegistry for an etcd target.
+      this.reader = new EtcdSnapshotReader(this.description, () => this.registry() as Promise<EtcdRegistry>);
     } else {
       const reader = new EtcdHttpReader(target);
       this.reader = reader;
@@ -153,7 +205,7 @@ export class RegistryClient implements ClusterClient {
   }
 
   async setEnabled(id: string, enabled: boolean, request: SetEnabledRequest = {}): Promise<SetEnabledSummary> {
-    const registry = await this.writer();
+    const registry = await this.registry();
     const result = await setServiceEnabled(registry, this.layout, id, enabled, {
       ...(request.reason !== undefined ? { reason: request.reason } : {}),
       actor: request.actor ?? 'cli',
@@ -172,7 +224,7 @@ export class RegistryClient implements ClusterClient {
 
   async events(onEvent: (event: ClusterEvent) => void, signal: AbortSignal, options: EventsOptions = {}): Promise<void> {
     if (signal.aborted) return;
-    const registry = await this.writer();
+    const registry = await this.registry();
     const { ClusterView } = await import('../cluster/view.js');
     const view: ClusterView = new ClusterView(registry, this.layout);
     view.on('event', (e) => {
@@ -203,14 +255,18 @@ export class RegistryClient implements ClusterClient {
 
   async close(): Promise<void> {
     await this.reader.close();
-    await (await this.registry?.catch(() => undefined))?.close();
+    await (await this.opened?.catch(() => undefined))?.close();
   }
 
-  /** The registry client for writes and watches, opened on first use (loading gRPC or ioredis only then). */
-  private writer(): Promise<Registry> {
+  /**
+   * The registry client for writes and watches, opened on first use (loading gRPC or ioredis only
+   * then). It stays this client's: a caller that watches through it (the dashboard's live source)
+   * must leave it open, and `close()` closes it.
+   */
+  registry(): Promise<Registry> {
     // One client however many callers ask at once (status lists and reads the version together).
-    if (!this.registry) {
-      this.registry = import('../registry/index.js').then(({ openRegistry }) => openRegistry({
+    if (!this.opened) {
+      this.opened = import('../registry/index.js').then(({ openRegistry }) => openRegistry({
         registry: this.target.registry ?? 'etcd',
         endpoints: this.target.endpoints,
         namespace: this.target.namespace,
@@ -220,7 +276,7 @@ export class RegistryClient implements ClusterClient {
         ...(this.target.tls ? { tls: this.target.tls } : {}),
       }, { onWarning: (w) => this.target.onWarning?.(w.message) }));
     }
-    return this.registry;
+    return this.opened;
   }
 }
 

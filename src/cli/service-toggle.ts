@@ -3,18 +3,30 @@ import { Args, Flags } from '@oclif/core';
 import { SERVICE_STATUSES, type ServiceStatus } from '../types.js';
 import type { ClusterClient, SetEnabledRequest, SetEnabledSummary } from './cluster-client.js';
 import { ClusterCommand } from './cluster-command.js';
-import { EXIT, UserError } from './errors.js';
+import { bulkExitCode, capacityRefusal, describeError, EXIT, UserError } from './errors.js';
+
+/** A service the capacity guard kept in traffic during a bulk disable: not disabled, and not a failure. */
+export interface KeptService {
+  serviceId: string;
+  by: 'capacity guard';
+  /** What disabling it would have done: `zone us-east-1a of region us-east-1 would have 0 healthy enabled instances (minimum 1)`. */
+  reason: string;
+  /** How to disable it anyway. */
+  override: '--force';
+}
 
 /** Enabling or disabling many services at once (`--all`). */
 export interface BulkToggleResult {
   enabled: boolean;
-  /** Services the selection matched. */
+  /** Services the selection matched: `results`, `kept` and `failed` together. */
   matched: number;
   /** How many actually changed state. */
   changed: number;
   results: SetEnabledSummary[];
-  /** Services that could not be changed, with why. */
-  failed: { serviceId: string; error: string }[];
+  /** Disable only: services the capacity guard refused to take out (exit 5 when nothing failed). */
+  kept: KeptService[];
+  /** Services that could not be changed: why, and the exit code that failure gives on its own. */
+  failed: { serviceId: string; error: string; exit: number }[];
 }
 
 export type ToggleResult = SetEnabledSummary | BulkToggleResult;
@@ -74,7 +86,7 @@ export abstract class ServiceToggleCommand extends ClusterCommand {
       return result;
     }
     const filter = { region: flags.region, zone: flags.zone, status: flags.status as ServiceStatus | undefined };
-    return this.bulk(client, filter, request, flags.yes, (r) => views && this.log(views.renderToggle(r)));
+    return this.bulk(client, filter, request, flags.yes, views);
   }
 
   private async bulk(
@@ -82,7 +94,7 @@ export abstract class ServiceToggleCommand extends ClusterCommand {
     filter: { region?: string; zone?: string; status?: ServiceStatus },
     request: SetEnabledRequest,
     yes: boolean,
-    report: (r: SetEnabledSummary) => void,
+    views: typeof import('./views.js') | undefined,
   ): Promise<BulkToggleResult> {
     const { services } = await client.listServices(filter);
     const verb = this.enabled ? 'enable' : 'disable';
@@ -96,19 +108,29 @@ export abstract class ServiceToggleCommand extends ClusterCommand {
       const shown = ids.length > 10 ? `${ids.slice(0, 10).join(', ')}, …` : ids.join(', ');
       if (!(await confirm(`${verb} ${services.length} services (${shown})?`))) throw new UserError('cancelled; nothing changed', EXIT.failure);
     }
-    const result: BulkToggleResult = { enabled: this.enabled, matched: services.length, changed: 0, results: [], failed: [] };
+    const result: BulkToggleResult = { enabled: this.enabled, matched: services.length, changed: 0, results: [], kept: [], failed: [] };
     for (const s of services) {
       try {
         const r = await client.setEnabled(s.id, this.enabled, request);
         result.results.push(r);
         if (r.changed) result.changed += 1;
-        report(r);
+        if (views) this.log(views.renderToggle(r));
       } catch (err) {
-        result.failed.push({ serviceId: s.id, error: (err as Error).message });
-        this.warnLine(`${s.id}: ${(err as Error).message}`);
+        // The guard keeping a zone's last healthy instance is the outcome asked for, not a failure.
+        const guarded = this.enabled ? undefined : capacityRefusal(err);
+        if (guarded !== undefined) {
+          const kept: KeptService = { serviceId: s.id, by: 'capacity guard', reason: guarded, override: '--force' };
+          result.kept.push(kept);
+          if (views) this.log(views.renderKept(kept));
+          continue;
+        }
+        const { message, exit } = describeError(err);
+        result.failed.push({ serviceId: s.id, error: message, exit });
+        this.warnLine(`${s.id}: ${message}`);
       }
     }
-    if (result.failed.length > 0) process.exitCode = EXIT.failure;
+    const exit = bulkExitCode(result);
+    if (exit !== EXIT.ok) process.exitCode = exit;
     return result;
   }
 }

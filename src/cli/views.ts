@@ -136,6 +136,11 @@ export function renderToggle(r: SetEnabledSummary): string {
   return `${r.serviceId} already ${verb} (no change)`;
 }
 
+/** A bulk disable's line for a service the capacity guard kept: why, and how to disable it anyway. */
+export function renderKept(k: { serviceId: string; reason: string; override: string }): string {
+  return `${k.serviceId} kept by the capacity guard: ${k.reason}; ${k.override} disables it anyway`;
+}
+
 /** The topology as a tree: region, zone, instance, with counts at each level and the leader marked. */
 export function renderTopology(t: ClusterTopology, services: ServiceRecord[]): string {
   const leader = t.leader ? `leader ${c.bold(t.leader.id)} ★` : c.yellow('no leader');

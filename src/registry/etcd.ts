@@ -126,13 +126,15 @@ export class EtcdRegistry implements Registry {
     return kv ? toKeyValue(kv) : null;
   }
 
-  async list(prefix: string): Promise<ListResult> {
+  /** Every key under `prefix`; at `revision` when given (etcd keeps history until compaction). */
+  async list(prefix: string, revision?: number): Promise<ListResult> {
     const res = await this.call('list', () =>
       this.client.kv.range({
         key: Buffer.from(prefix),
         range_end: prefixEnd(prefix),
         sort_order: 'Ascend',
         sort_target: 'Key',
+        ...(revision !== undefined ? { revision: String(revision) } : {}),
       }),
     );
     return { kvs: res.kvs.map(toKeyValue), revision: Number(res.header.revision) };

@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { CapacityError, type MinHealthy } from '../cluster/capacity.js';
-import { AgentRequestError, type ClusterClient } from '../cli/cluster-client.js';
-import { describeError } from '../cli/errors.js';
+import type { MinHealthy } from '../cluster/capacity.js';
+import type { ClusterClient } from '../cli/cluster-client.js';
+import { capacityRefusal, describeError } from '../cli/errors.js';
 import { describeService } from '../cli/service-details.js';
 import type { DashboardAction, DashboardState, KeyPress } from './dashboard-state.js';
 import type { LiveSink, LiveSource } from './live-source.js';
@@ -174,17 +174,14 @@ export class DashboardController {
       if (this.state.detail?.serviceId === id) void this.loadDetail(id);
     } catch (err) {
       // The capacity guard said no: show why and offer to force it (its own y/N).
-      if (!enabled && !force && isCapacityRefusal(err)) this.state.refused(id, reason, describeError(err).message.replace(/^refusing to disable \S+: /, '').replace(/; use --force to override$/, ''), this.now());
+      const guarded = !enabled && !force ? capacityRefusal(err) : undefined;
+      if (guarded !== undefined) this.state.refused(id, reason, guarded, this.now());
       else this.state.say(`could not ${verb} ${id}: ${oneLine(err)}`, 'bad', this.now());
     } finally {
       this.state.busy = undefined;
       this.flush();
     }
   }
-}
-
-function isCapacityRefusal(err: unknown): boolean {
-  return err instanceof CapacityError || (err instanceof AgentRequestError && err.statusCode === 409 && err.code === 'refused');
 }
 
 /** The CLI's one-line wording of an error, with its hint. */

@@ -16,7 +16,7 @@ import {
   type ServiceRecord,
   type ServiceStatus,
 } from '../types.js';
-import { eventDetail, eventTone, printable, STATUS_RANK, type Tone } from './format.js';
+import { eventDetail, eventTone, isDraining, printable, STATUS_RANK, type Tone } from './format.js';
 
 export type SortKey = 'id' | 'status' | 'place' | 'role' | 'enabled' | 'latency' | 'checked' | 'version';
 /** In the order `s` cycles through them. */
@@ -119,8 +119,15 @@ export interface TopologyRegion extends TopologyNode {
 
 export interface Totals {
   total: number;
+  /** Health, as the records publish it (a health `draining` is an agent that is stopping). */
   byStatus: Record<ServiceStatus, number>;
+  /** Operator state: services disabled (draining ones included). */
   disabled: number;
+  /**
+   * Operator state: of `disabled`, those whose drain still runs (adminState `draining`, deadline not
+   * passed), whatever their health says.
+   */
+  draining: number;
   /** Healthy and enabled: what routing sends traffic to. */
   takingTraffic: number;
 }
@@ -170,6 +177,8 @@ export class DashboardState {
   private rowsCache: { key: string; rows: ServiceRecord[] } | undefined;
   private topologyCache: { version: number; topology: ClusterTopology } | undefined;
   private treeCache: { version: number; tree: TopologyRegion[] } | undefined;
+  /** The drain deadlines of the services draining, per change; `totals` counts those not yet passed. */
+  private drainCache: { version: number; until: number[] } | undefined;
   /** Where the selection was, so a vanished row hands the selection to its neighbour. */
   private selectedIndexHint = 0;
   private searchBefore = '';
@@ -305,9 +314,16 @@ export class DashboardState {
     return tree;
   }
 
-  totals(): Totals {
+  totals(now = Date.now()): Totals {
     const t = this.topology();
-    return { total: t.totalServices, byStatus: t.servicesByStatus, disabled: t.disabledServices, takingTraffic: t.healthyServices };
+    if (this.drainCache?.version !== this.dataVersion) {
+      const until: number[] = [];
+      for (const s of this.records.values()) if (isDraining(s, -Infinity)) until.push(s.drainUntil);
+      this.drainCache = { version: this.dataVersion, until };
+    }
+    // A drain is over at its deadline even before the event saying so arrives (as the table's countdown).
+    const draining = this.drainCache.until.filter((until) => until > now).length;
+    return { total: t.totalServices, byStatus: t.servicesByStatus, disabled: t.disabledServices, draining, takingTraffic: t.healthyServices };
   }
 
   /** Newest first. */

@@ -118,12 +118,17 @@ export function left(epochMs: number, now: number): string {
   return `${Math.floor(s / 86400)}d`;
 }
 
+/** Operator state `draining`: disabled, and the drain's deadline not passed yet (health plays no part). */
+export function isDraining(s: { enabled: boolean; drainUntil?: number }, now: number): s is { enabled: false; drainUntil: number } {
+  return !s.enabled && s.drainUntil !== undefined && s.drainUntil > now;
+}
+
 /**
  * The ENABLED cell, at most 7 wide: `yes`; `drn 25s` (draining, counting down to disabled);
  * `no 29m` (a timed disable's time left); `no`.
  */
 export function enabledCell(s: { enabled: boolean; drainUntil?: number; disabledUntil?: number }, now: number): string {
   if (s.enabled) return 'yes';
-  if (s.drainUntil !== undefined && s.drainUntil > now) return `drn ${left(s.drainUntil, now)}`;
+  if (isDraining(s, now)) return `drn ${left(s.drainUntil, now)}`;
   return s.disabledUntil !== undefined ? `no ${left(s.disabledUntil, now)}` : 'no';
 }

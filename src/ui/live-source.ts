@@ -3,7 +3,8 @@
  * when the link was lost or the stream says it cannot resume. Never a polling loop over etcd.
  *
  * - {@link RegistrySource}: etcd directly, through the same {@link ClusterView} the agents use (list,
- *   then watch from the next revision; a compacted or broken watch re-lists and diffs).
+ *   then watch from the next revision; a compacted or broken watch re-lists and diffs). The dashboard
+ *   hands it the registry client its reads and actions use: one connection to etcd, as an agent has.
  * - {@link AgentSource}: an agent's API, through the CLI's {@link ClusterClient} (SSE events resumed
  *   with Last-Event-ID; `GET /services` and `GET /status` for listings).
  *
@@ -36,7 +37,10 @@ export interface LiveSource {
 /** Milliseconds between listing attempts while the registry cannot be listed. */
 const REGISTRY_RETRY_MS = 1_000;
 
-/** etcd directly: a {@link ClusterView} on a registry client of its own. */
+/**
+ * The registry directly: a {@link ClusterView} on a registry client, its own or (with `registry`) the
+ * one the dashboard's reads and actions use.
+ */
 export class RegistrySource implements LiveSource {
   private registry: Registry | undefined;
   private view: ClusterView | undefined;
@@ -50,8 +54,11 @@ export class RegistrySource implements LiveSource {
        * the gRPC client has even loaded); ignored once the watch has listed.
        */
       quickList?: () => Promise<{ services: ServiceRecord[]; leaderId: string | null }>;
-      /** Opens the registry; tests may hand in their own. */
-      open?: (target: RegistryTarget) => Promise<Registry>;
+      /**
+       * The registry client to watch through, owned by the caller: the source stops its watch on
+       * close but leaves the client open. Without it the source opens a client of its own and closes it.
+       */
+      registry?: () => Promise<Registry>;
     } = {},
   ) {}
 
@@ -78,14 +85,16 @@ export class RegistrySource implements LiveSource {
   }
 
   private async run(sink: LiveSink, signal: AbortSignal): Promise<void> {
+    const shared = this.options.registry;
     const [registry, { ClusterView }, { keyLayout }] = await Promise.all([
-      // The registry's own warnings go to the event log too: stderr would tear through the frame.
-      (this.options.open ?? openEtcd)({ ...this.target, onWarning: (m) => sink.notice(m, 'warn') }),
+      // The registry's own warnings go to the event log too: stderr would tear through the frame (a
+      // shared client's owner routes them itself).
+      shared ? shared() : openEtcd({ ...this.target, onWarning: (m) => sink.notice(m, 'warn') }),
       import('../cluster/view.js'),
       import('../cluster/keys.js'),
     ]);
-    // Closed while the client was loading: nobody else will close this one.
-    if (this.closed || signal.aborted) return registry.close();
+    // Closed while our own client was loading: nobody else will close it. A shared one is its owner's.
+    if (this.closed || signal.aborted) return shared ? undefined : registry.close();
     this.registry = registry;
     const view: ClusterView = new ClusterView(this.registry, keyLayout(this.target.namespace), { retryMs: REGISTRY_RETRY_MS });
     this.view = view;
@@ -118,7 +127,7 @@ export class RegistrySource implements LiveSource {
     if (this.closed) return;
     this.closed = true;
     await this.view?.stop().catch(() => undefined);
-    await this.registry?.close().catch(() => undefined);
+    if (!this.options.registry) await this.registry?.close().catch(() => undefined);
   }
 }
 

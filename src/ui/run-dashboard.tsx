@@ -36,21 +36,34 @@ export async function runDashboard(options: RunDashboardOptions): Promise<void> 
   const stdout = options.stdout ?? process.stdout;
   const stdin = options.stdin ?? process.stdin;
   let controller: DashboardController | undefined;
-  const client: ClusterClient = await openClusterClient({
-    ...options.target,
-    // Anything written to stderr would tear through the frame: warnings go to the event log.
-    onWarning: (m) => controller?.sink.notice(m, 'warn'),
-  });
+  // Anything written to stderr would tear through the frame: warnings go to the event log.
+  const onWarning = (m: string) => controller?.sink.notice(m, 'warn');
   const target = options.target;
-  const source: LiveSource =
-    target.kind === 'registry'
-      ? new RegistrySource(target, {
-          quickList: async () => {
-            const { services } = await client.listServices();
-            return { services, leaderId: services.find((s) => s.role === 'leader')?.id ?? null };
-          },
-        })
-      : new AgentSource(client);
+  let client: ClusterClient;
+  let source: LiveSource;
+  if (target.kind === 'registry') {
+    // One registry client for the watch, the detail reads and the actions: one connection to etcd
+    // (or Redis), as an agent holds. Only the first paint reads through etcd's HTTP gateway, which
+    // answers before gRPC has loaded, on a client of its own that is closed once it has answered.
+    const { RegistryClient } = await import('../cli/registry-client.js');
+    const registry = new RegistryClient({ ...target, onWarning }, { reads: 'registry' });
+    client = registry;
+    source = new RegistrySource(target, {
+      registry: () => registry.registry(),
+      quickList: async () => {
+        const once = target.registry === 'redis' ? registry : new RegistryClient({ ...target, onWarning });
+        try {
+          const { services } = await once.listServices();
+          return { services, leaderId: services.find((s) => s.role === 'leader')?.id ?? null };
+        } finally {
+          if (once !== registry) await once.close();
+        }
+      },
+    });
+  } else {
+    client = await openClusterClient({ ...target, onWarning });
+    source = new AgentSource(client);
+  }
   const state = new DashboardState({
     connection: {
       source: target.kind,

@@ -4,7 +4,9 @@
  * show and audit say about drains, timed disables and forced disables.
  */
 import { expect } from 'chai';
+import type { BulkToggleResult } from '../../src/cli/service-toggle.js';
 import type { AuditEntry, ServiceRecord } from '../../src/types.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { API_KEY, ensureBuilt, json, runCli, startCluster, waitFor, type TestCluster } from './fixtures.js';
 
 /** The capacity guard as the CLI's environment sets it (the fixtures turn it off). */
@@ -92,5 +94,86 @@ describe('CLI: draining, timed disables and the capacity guard (built binary, re
       expect(res.code, `${flag} ${value}: ${res.stderr}`).to.equal(2);
       expect(res.stderr).to.include(`Error: ${flag}:`);
     }
+  });
+});
+
+describe('CLI: bulk disable and the capacity guard (built binary, real etcd)', function () {
+  this.timeout(90_000);
+  const KEPT = 'zone us-east-1a of region us-east-1 would have 0 healthy enabled instances (minimum 1)';
+
+  describe('refusals only', () => {
+    let cluster: TestCluster;
+    before(async () => {
+      ensureBuilt();
+      // bk-1 and bk-4 share us-east-1a; bk-2 and bk-3 are alone in theirs. The agents guard with 1.
+      cluster = await startCluster(4, { idPrefix: 'bk', minHealthyPerZone: '1' });
+    });
+    after(async () => cluster?.stop());
+    afterEach(async () => {
+      await runCli(['services', 'enable', '--all', '--yes', ...cluster.registryArgs]);
+    });
+
+    it('disables all but the zone\'s last healthy instance and exits 5, saying the guard kept it and how to override', async () => {
+      const res = await runCli(['services', 'disable', '--all', '--zone', 'us-east-1a', '--reason', 'zone work', '--yes', ...cluster.registryArgs], { env: GUARDED });
+      expect(res.code, res.stderr).to.equal(5);
+      const lines = res.stdout.trim().split('\n');
+      expect(lines).to.have.length(2);
+      expect(lines[0]).to.match(/^bk-1 disabled \(draining until \S+Z\)$/);
+      expect(lines[1]).to.equal(`bk-4 kept by the capacity guard: ${KEPT}; --force disables it anyway`);
+      expect(res.stderr).to.equal('');
+    });
+
+    it('--json lists the kept instance under kept, not failed (through etcd and through an agent); --force takes it too', async () => {
+      for (const target of [cluster.registryArgs, ['--api-key', API_KEY, ...cluster.agentArgs]]) {
+        const res = await runCli(['services', 'disable', '--all', '--zone', 'us-east-1a', '--yes', '--json', ...target], { env: GUARDED });
+        expect(res.code, res.stderr).to.equal(5);
+        const out = json<BulkToggleResult>(res);
+        expect(out).to.deep.include({ enabled: false, matched: 2, changed: 1, failed: [] });
+        expect(out.results.map((r) => r.serviceId)).to.deep.equal(['bk-1']);
+        expect(out.kept).to.deep.equal([{ serviceId: 'bk-4', by: 'capacity guard', reason: KEPT, override: '--force' }]);
+        await runCli(['services', 'enable', 'bk-1', ...cluster.registryArgs]);
+      }
+      const forced = await runCli(['services', 'disable', '--all', '--zone', 'us-east-1a', '--force', '--yes', '--json', ...cluster.registryArgs], { env: GUARDED });
+      expect(forced.code, forced.stderr).to.equal(0);
+      expect(json<BulkToggleResult>(forced)).to.deep.include({ matched: 2, changed: 2, kept: [], failed: [] });
+    });
+  });
+
+  describe('a real failure among the refusals', () => {
+    let etcd: EtcdServer;
+    let cluster: TestCluster;
+    before(async function () {
+      this.timeout(120_000);
+      ensureBuilt();
+      // etcd itself refuses a transaction with more than two compares. A disable's transaction
+      // compares the intents of the healthy instances in the region: three in us-east-1 (mx-1, mx-2,
+      // mx-4), so disabling mx-1 or mx-4 fails in etcd, while mx-2 and mx-3, alone in their zones,
+      // are kept by the guard before any transaction. The agents' own transactions stay within two.
+      etcd = await startEtcd({ flags: ['--max-txn-ops=2'] });
+      cluster = await startCluster(4, { idPrefix: 'mx', minHealthyPerZone: '1', etcd });
+    });
+    after(async () => {
+      await cluster?.stop();
+      await etcd?.stop();
+    });
+
+    it('exits with the real failure\'s code, not 5, and reports both kinds apart', async () => {
+      const res = await runCli(['services', 'disable', '--all', '--yes', '--json', ...cluster.registryArgs], { env: GUARDED });
+      const out = json<BulkToggleResult>(res);
+      expect(out.kept.map((k) => k.serviceId)).to.deep.equal(['mx-2', 'mx-3']);
+      expect(out.failed.map((f) => f.serviceId)).to.deep.equal(['mx-1', 'mx-4']);
+      expect(out.failed[0]!.error).to.match(/too many operations in txn request/);
+      // What the disable of mx-1 alone exits with, and so the bulk.
+      expect(out.failed.map((f) => f.exit)).to.deep.equal([4, 4]);
+      expect(res.code, res.stderr).to.equal(4);
+      const one = await runCli(['services', 'disable', 'mx-1', ...cluster.registryArgs], { env: GUARDED });
+      expect(one.code, one.stderr).to.equal(4);
+
+      // The people output: the kept lines on stdout, the failures as warnings on stderr.
+      const human = await runCli(['services', 'disable', '--all', '--yes', ...cluster.registryArgs], { env: GUARDED });
+      expect(human.code).to.equal(4);
+      expect(human.stdout).to.match(/^mx-2 kept by the capacity guard: zone us-east-1b of region us-east-1 would have 0 healthy enabled instances \(minimum 1\); --force disables it anyway$/m);
+      expect(human.stderr).to.match(/^Warning: mx-1: .*too many operations in txn request/m);
+    });
   });
 });

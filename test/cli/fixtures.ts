@@ -10,11 +10,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { ServiceAgent } from '../../src/agent/agent.js';
-import { startApiServer, type ApiServer } from '../../src/api/server.js';
-import { configFromPartial } from '../../src/config/load.js';
-import { uniqueNamespace } from '../helpers/etcd.js';
-import { sharedEtcd } from '../helpers/shared-etcd.js';
+import { startAgentCluster, type AgentCluster, type AgentNode, type Upstream } from '../helpers/agent-cluster.js';
+
+export { waitFor } from '../helpers/agent-cluster.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(ROOT, 'bin/run.js');
@@ -87,8 +85,10 @@ export function json<T = unknown>(res: CliResult): T {
   }
 }
 
+export type TestUpstream = Upstream & { url: string };
+
 /** A stand-in for a Proxy-Stone instance: GET /health answers 200 {status: "ok"}. */
-export async function startUpstream(): Promise<{ url: string; port: number; close(): Promise<void> }> {
+export async function startUpstream(): Promise<TestUpstream> {
   const server = http.createServer((req, res) => {
     res.writeHead(req.url === '/health' ? 200 : 404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ status: req.url === '/health' ? 'ok' : 'not_found' }));
@@ -106,98 +106,40 @@ export async function startUpstream(): Promise<{ url: string; port: number; clos
   };
 }
 
-export interface TestNode {
-  id: string;
-  agent: ServiceAgent;
-  api: ApiServer;
-  upstream: { url: string; port: number; close(): Promise<void> };
-}
+export type TestNode = AgentNode<TestUpstream>;
 
-export interface TestCluster {
-  endpoint: string;
-  namespace: string;
-  nodes: TestNode[];
+export interface TestCluster extends AgentCluster<TestUpstream> {
   /** `--endpoints <etcd> --namespace <ns>` */
   registryArgs: string[];
   /** `--agent <first agent's API>` */
   agentArgs: string[];
-  stop(): Promise<void>;
 }
-
-const PLACES = [
-  ['us-east-1', 'us-east-1a'],
-  ['us-east-1', 'us-east-1b'],
-  ['eu-west-1', 'eu-west-1a'],
-] as const;
 
 /**
- * Starts `count` agents on the shared etcd in a fresh namespace and waits until all are healthy with a
- * leader. Ids are `<idPrefix>-1`, `<idPrefix>-2`, …: `proxy-stone` gives the ids the help examples use.
+ * Starts `count` agents (test/helpers/agent-cluster.ts) on the shared etcd, or `options.etcd`, in a
+ * fresh namespace and waits until all are healthy with a leader. Ids are `<idPrefix>-1`,
+ * `<idPrefix>-2`, …: `proxy-stone` gives the ids the help examples use.
  */
-export async function startCluster(count = 3, options: { idPrefix?: string; minHealthyPerZone?: string } = {}): Promise<TestCluster> {
-  const etcd = await sharedEtcd();
-  const namespace = uniqueNamespace('cli');
-  const nodes: TestNode[] = [];
-  const stop = async () => {
-    for (const n of nodes.reverse()) {
-      await n.api.close().catch(() => undefined);
-      await n.agent.stop().catch(() => undefined);
-      await n.upstream.close().catch(() => undefined);
-    }
-  };
-  try {
-    for (let i = 0; i < count; i++) {
-      const upstream = await startUpstream();
-      const [region, zone] = PLACES[i % PLACES.length]!;
-      const id = `${options.idPrefix ?? 'cli-node'}-${i + 1}`;
-      const config = configFromPartial({
-        cluster: {
-          leaderElection: { enabled: true, ttl: 3, renewInterval: 1 },
-          healthCheck: { interval: 0.5, timeout: 1, retries: 2, gracePeriod: 0, refreshInterval: 0 },
-          discovery: { registry: 'etcd', endpoints: etcd.endpoints, namespace },
-          // One instance per zone: see cliEnv.
-          minHealthyPerZone: options.minHealthyPerZone ?? '0',
-        },
-        service: { id, name: 'proxy-stone', host: '127.0.0.1', port: upstream.port, version: '1.0.0', region, zone },
-        api: { enabled: false },
-      });
-      const agent = new ServiceAgent({ config });
-      await agent.start();
-      const api = await startApiServer(agent, {
-        host: '127.0.0.1',
-        port: 0,
-        auth: { keys: [{ name: 'ops', role: 'operator', key: API_KEY }], readAccess: 'open' },
-      });
-      agent.setApiUrl(api.url);
-      nodes.push({ id, agent, api, upstream });
-    }
-    await waitFor('every agent healthy with a leader, seen by every agent', () =>
-      nodes.every((n) => {
-        const services = n.agent.view.services();
-        return services.length === count && services.every((s) => s.status === 'healthy' && s.apiUrl) && n.agent.view.leaderId() !== null;
-      }),
-    );
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+export async function startCluster(
+  count = 3,
+  options: { idPrefix?: string; minHealthyPerZone?: string; etcd?: { endpoint: string; endpoints: string[] } } = {},
+): Promise<TestCluster> {
+  const cluster = await startAgentCluster(count, {
+    idPrefix: options.idPrefix ?? 'cli-node',
+    upstream: startUpstream,
+    apiKey: API_KEY,
+    namespaceTag: 'cli',
+    healthCheck: { interval: 0.5, retries: 2 },
+    version: '1.0.0',
+    // Off unless asked (one instance per zone: see cliEnv).
+    ...(options.minHealthyPerZone !== undefined ? { minHealthyPerZone: options.minHealthyPerZone } : {}),
+    ...(options.etcd ? { etcd: options.etcd } : {}),
+  });
   return {
-    endpoint: etcd.endpoint,
-    namespace,
-    nodes,
-    registryArgs: ['--endpoints', etcd.endpoint, '--namespace', namespace],
-    agentArgs: ['--agent', nodes[0]!.api.url],
-    stop,
+    ...cluster,
+    registryArgs: ['--endpoints', cluster.endpoint, '--namespace', cluster.namespace],
+    agentArgs: ['--agent', cluster.nodes[0]!.api.url],
   };
-}
-
-/** Polls until `check` is truthy; throws after `timeoutMs`. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /**

@@ -184,6 +184,8 @@ describe('--json output shapes (test/cli/json-shapes.json)', function () {
     await matches('services disable', ['services', 'disable', 'proxy-stone-2', '--reason', 'shapes, again', '--json', '--api-key', API_KEY, ...cluster.agentArgs]);
     await matches('services disable', ['services', 'disable', 'proxy-stone-2', '--reason', 'shapes, once more', '--json', ...cluster.registryArgs]);
     await matches('services enable --all', ['services', 'enable', '--all', '--yes', '--json', ...cluster.registryArgs]);
+    // The zone's only instance, kept by the capacity guard (exit 5): listed under kept.
+    await matches('services disable --all', ['services', 'disable', '--all', '--zone', 'us-east-1a', '--min-healthy-per-zone', '1', '--yes', '--json', ...cluster.registryArgs], 5);
   });
 
   it('services show (a disabled service: intent and audit filled), alike both ways', async () => {

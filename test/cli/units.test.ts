@@ -2,12 +2,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { AgentClient, SseParser, type SseFrame } from '../../src/cli/agent-client.js';
+import { bulkExitCode, capacityRefusal } from '../../src/cli/errors.js';
+import { CapacityError } from '../../src/cluster/capacity.js';
 import { oneLine } from '../../src/cli/base-command.js';
 import { doctorChecks } from '../../src/cli/doctor-checks.js';
-import { intentFromAudit, setEnabledSummary } from '../../src/cli/cluster-client.js';
+import { AgentRequestError, intentFromAudit, setEnabledSummary } from '../../src/cli/cluster-client.js';
 import { prefixEnd } from '../../src/registry/endpoint.js';
 import { c, colorLevel } from '../../src/cli/render.js';
-import { renderEvent, renderToggle, renderTopology } from '../../src/cli/views.js';
+import { renderEvent, renderKept, renderToggle, renderTopology } from '../../src/cli/views.js';
 import { computeTopology } from '../../src/cluster/topology.js';
 import type { AuditEntry, ClusterEvent, ServiceRecord } from '../../src/types.js';
 
@@ -119,7 +121,35 @@ describe('CLI units', () => {
     });
   });
 
+  describe('bulk enable/disable outcome', () => {
+    const kept = [{ serviceId: 'b' }];
+    it('exits 5 when the capacity guard kept services and nothing failed, 0 when neither', () => {
+      expect(bulkExitCode({ failed: [], kept: [] })).to.equal(0);
+      expect(bulkExitCode({ failed: [], kept })).to.equal(5);
+    });
+    it("exits with a real failure's own code over the guard's refusals; 1 when real failures disagree", () => {
+      expect(bulkExitCode({ failed: [{ exit: 4 }], kept })).to.equal(4);
+      expect(bulkExitCode({ failed: [{ exit: 3 }, { exit: 3 }], kept: [] })).to.equal(3);
+      expect(bulkExitCode({ failed: [{ exit: 3 }, { exit: 4 }], kept })).to.equal(1);
+    });
+    it('tells the capacity guard\'s refusal, through etcd or an agent, from other errors', () => {
+      const shortfall = { scope: 'zone' as const, name: 'z1', region: 'r1', after: 0, minimum: 1, total: 1 };
+      const why = 'zone z1 of region r1 would have 0 healthy enabled instances (minimum 1)';
+      expect(capacityRefusal(new CapacityError('a', [shortfall]))).to.equal(why);
+      const viaAgent = new AgentRequestError('http://a:8790', 409, 'refused', `agent http://a:8790 answered HTTP 409: refusing to disable a: ${why}; send "force": true to override`);
+      expect(capacityRefusal(viaAgent)).to.equal(why);
+      expect(capacityRefusal(new AgentRequestError('http://a:8790', 403, 'forbidden', 'agent http://a:8790 refused the request'))).to.equal(undefined);
+      expect(capacityRefusal(new Error('refusing to disable a: something else'))).to.equal(undefined);
+    });
+  });
+
   describe('views', () => {
+    it('renderKept says the capacity guard kept the service, why, and how to override', () => {
+      expect(renderKept({ serviceId: 'a', reason: 'zone z1 would have 0 healthy enabled instances (minimum 1)', override: '--force' })).to.equal(
+        'a kept by the capacity guard: zone z1 would have 0 healthy enabled instances (minimum 1); --force disables it anyway',
+      );
+    });
+
     it('renderToggle says when nothing changed', () => {
       expect(renderToggle({ serviceId: 'a', enabled: false, changed: true })).to.equal('a disabled');
       expect(renderToggle({ serviceId: 'a', enabled: false, changed: false })).to.equal('a already disabled (no change)');

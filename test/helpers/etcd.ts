@@ -54,6 +54,8 @@ export interface StartEtcdOptions {
   dataDir?: string;
   /** Ignore ETCD_ENDPOINTS and start a server this test controls (needed for kill/restart). */
   own?: boolean;
+  /** Extra etcd flags (e.g. `--max-txn-ops=2`) for a server started here; implies `own`. */
+  flags?: string[];
 }
 
 const HEALTH_TIMEOUT_MS = 15_000;
@@ -62,11 +64,12 @@ const DOCKER_IMAGE = 'quay.io/coreos/etcd:v3.5.17';
 /** Starts (or attaches to) an etcd as described in the module comment. */
 export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdServer> {
   const external = process.env.ETCD_ENDPOINTS?.trim();
-  if (external && !options.own) return externalServer(external);
+  const flags = options.flags ?? [];
+  if (external && !options.own && flags.length === 0) return externalServer(external);
   const binary = findEtcdBinary();
-  if (binary) return ProcessEtcd.start(binary, options.dataDir);
+  if (binary) return ProcessEtcd.start(binary, options.dataDir, flags);
   const docker = await dockerUsable();
-  if (docker) return DockerEtcd.start(options.dataDir);
+  if (docker) return DockerEtcd.start(options.dataDir, flags);
   throw new Error(
     'These tests need a real etcd: install it (`apt-get install etcd-server`, or put an `etcd` binary on PATH ' +
       'or in ETCD_BIN), set ETCD_ENDPOINTS=http://host:2379 to use a running server, or make Docker available.',
@@ -190,6 +193,7 @@ class ProcessEtcd extends ServerProcess implements EtcdServer {
     ownsDataDir: boolean,
     private readonly clientPort: number,
     private readonly peerPort: number,
+    private readonly flags: string[],
   ) {
     super('etcd', binary, dataDir, ownsDataDir);
     this.endpoint = `http://127.0.0.1:${clientPort}`;
@@ -197,10 +201,10 @@ class ProcessEtcd extends ServerProcess implements EtcdServer {
     this.metricsUrl = `${this.endpoint}/metrics`;
   }
 
-  static async start(binary: string, dataDir: string | undefined): Promise<ProcessEtcd> {
+  static async start(binary: string, dataDir: string | undefined, flags: string[] = []): Promise<ProcessEtcd> {
     const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'proxy-stone-sd-etcd-')));
     const [clientPort, peerPort] = await freePorts(2);
-    const server = new ProcessEtcd(binary, dir, dataDir === undefined, clientPort!, peerPort!);
+    const server = new ProcessEtcd(binary, dir, dataDir === undefined, clientPort!, peerPort!, flags);
     await server.start();
     return server;
   }
@@ -230,6 +234,7 @@ class ProcessEtcd extends ServerProcess implements EtcdServer {
       '--logger=zap',
       '--log-outputs=stderr',
       '--log-level=warn',
+      ...this.flags,
     ]);
     await this.waitHealthy();
   }
@@ -244,7 +249,7 @@ class DockerEtcd implements EtcdServer {
     readonly dataDir: string | undefined,
   ) {}
 
-  static async start(dataDir: string | undefined): Promise<DockerEtcd> {
+  static async start(dataDir: string | undefined, flags: string[] = []): Promise<DockerEtcd> {
     const { GenericContainer, Wait } = await import('testcontainers');
     let container = new GenericContainer(DOCKER_IMAGE)
       .withCommand([
@@ -259,6 +264,7 @@ class DockerEtcd implements EtcdServer {
         '--heartbeat-interval=50',
         '--election-timeout=500',
         '--log-level=warn',
+        ...flags,
       ])
       .withExposedPorts(2379)
       .withWaitStrategy(Wait.forHttp('/health', 2379).forStatusCode(200));

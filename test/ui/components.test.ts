@@ -136,12 +136,32 @@ describe('dashboard components', () => {
       expect(bannerText(state, NOW)).to.match(/the agent cannot reach its registry \(etcd http:\/\/e:2379\)/);
     });
 
-    it('the header gives leader, link and totals', () => {
-      const state = stateWith([record('a'), record('b', { status: 'unhealthy' }), record('c', { enabled: false }), record('d', { status: 'draining' })], 'a');
+    it('the header gives leader, link and totals, health and admin state apart', () => {
+      const state = stateWith(
+        [
+          record('a'),
+          record('b', { status: 'unhealthy' }),
+          record('c', { enabled: false, adminState: 'disabled' }),
+          record('d', { status: 'draining' }),
+          record('e', { enabled: false, adminState: 'draining', drainUntil: NOW + 20_000 }),
+        ],
+        'a',
+      );
       app = draw(createElement(Header, { state, now: NOW, width: 140 }));
       const text = frame(app);
       expect(text).to.match(/cluster proxy-stone │ leader a ★ │ etcd http:\/\/127\.0\.0\.1:2379 ● live │ last change 10s ago/);
-      expect(text).to.match(/4 services {2}2 healthy {2}1 unhealthy {2}0 starting {2}1 draining {2}1 disabled {2}\(1 taking traffic\)/);
+      // d's health is draining (its agent is stopping); e is the operator's drain, healthy all the same.
+      expect(text).to.match(/^5 services │ health: 3 healthy {2}1 unhealthy {2}1 draining │ admin: 2 disabled \(1 draining\) │ 1 taking traffic$/m);
+    });
+
+    it('the header counts a drain from the admin state and leaves quiet groups short', () => {
+      const state = stateWith([record('a'), record('b', { enabled: false, adminState: 'draining', drainUntil: NOW + 20_000 })], 'a');
+      app = draw(createElement(Header, { state, now: NOW, width: 140 }));
+      expect(frame(app)).to.match(/^2 services │ health: 2 healthy {2}0 unhealthy │ admin: 1 disabled \(1 draining\) │ 1 taking traffic$/m);
+      app.unmount();
+      // Past the drain's deadline: disabled, no longer draining.
+      app = draw(createElement(Header, { state, now: NOW + 20_000, width: 140 }));
+      expect(frame(app)).to.match(/│ admin: 1 disabled │ 1 taking traffic$/m);
     });
   });
 
@@ -177,7 +197,7 @@ describe('dashboard components', () => {
       for (const l of lines) expect(l.length, l).to.be.at.most(COLUMNS);
       const text = lines.join('\n');
       expect(text).to.match(/cluster proxy-stone │ leader node-1 ★/);
-      expect(text).to.match(/3 services {2}3 healthy {2}0 unhealthy/);
+      expect(text).to.match(/3 services │ health: 3 healthy {2}0 unhealthy/);
       expect(text).to.match(/›★ node-1/);
       expect(text).to.match(/Events \(0 received/);
       expect(lines.at(-1)).to.match(/↑↓\/jk move · Enter detail · d disable/);

@@ -4,7 +4,7 @@
  * and types with send-keys, as an operator would.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -40,6 +40,46 @@ async function waitForScreen(what: string, check: (text: string) => boolean, tim
 /** The table line of a service (the first line naming it that has its place). */
 function row(text: string, id: string): string {
   return text.split('\n').find((l) => l.includes(` ${id} `) && /\d\/[a-z]/.test(l) && l.startsWith('│')) ?? '';
+}
+
+/** The dashboard's own process: the node child of the shell tmux runs in the pane. */
+function dashboardPid(): number {
+  const shell = Number(tmux('display-message', '-p', '-t', SESSION, '#{pane_pid}').trim());
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // "pid (comm) state ppid …"; comm may hold spaces, so read after its closing parenthesis.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === shell && stat.includes('(node)')) return Number(entry);
+  }
+  throw new Error(`no node process under the pane's shell ${shell}`);
+}
+
+/** Established TCP connections of process `pid` to loopback port `port`, from /proc (Linux). */
+function connectionsTo(pid: number, port: number): number {
+  const sockets = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) sockets.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  let count = 0;
+  for (const table of ['tcp', 'tcp6']) {
+    const lines = readFileSync(`/proc/${pid}/net/${table}`, 'utf8').trim().split('\n').slice(1);
+    for (const line of lines) {
+      // sl local_address rem_address st … inode: state 01 is ESTABLISHED, ports are hex.
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '01' && parseInt(f[2]!.split(':')[1]!, 16) === port && sockets.has(f[9]!)) count += 1;
+    }
+  }
+  return count;
 }
 
 function shellQuote(s: string): string {
@@ -91,7 +131,7 @@ describe('dashboard end to end (tmux, real etcd, three agents)', function () {
     let text = await waitForScreen('three rows and a live link', (t) => ['ui-node-1', 'ui-node-2', 'ui-node-3'].every((id) => row(t, id)) && t.includes('● live'), 20_000);
     expect(row(text, leader)).to.match(new RegExp(`★ ${leader} .* leader ★ `));
     for (const n of cluster.nodes.filter((x) => x.id !== leader)) expect(row(text, n.id)).to.not.include('★');
-    expect(text).to.match(/3 services {2}3 healthy {2}0 unhealthy/);
+    expect(text).to.match(/3 services │ health: 3 healthy {2}0 unhealthy │ admin: 0 disabled │ 3 taking traffic/);
     expect(text).to.include(`leader ${leader} ★`);
 
     // An upstream goes down: its row turns unhealthy within a second of the registry saying so.
@@ -129,7 +169,17 @@ describe('dashboard end to end (tmux, real etcd, three agents)', function () {
     tmux('send-keys', '-t', SESSION, 'y');
     // A registered instance drains first (30 s by default): `drn 30s`, counting down, then `no`.
     text = await waitForScreen('the row disabled', (t) => / (no|drn \d+s) +/.test(row(t, victim.id).replace(/^.*(follower|leader ★)/, '')) && t.includes(`${victim.id} disabled (reason: e2e maintenance)`));
-    expect(text).to.match(/1 disabled/);
+    expect(text).to.match(/│ admin: 1 disabled/);
+    // The drain is the operator's: counted as draining although the instance's health says unhealthy.
+    if (/drn \d+s/.test(row(text, victim.id))) expect(text).to.match(/│ admin: 1 disabled \(1 draining\)/);
+
+    // The detail reads the record, the intent and the audit trail from etcd.
+    tmux('send-keys', '-t', SESSION, 'Enter');
+    await waitForScreen('the detail with the audit trail', (t) => /Audit \(newest first\)/.test(t) && t.includes('e2e maintenance'));
+    tmux('send-keys', '-t', SESSION, 'Escape');
+    await waitForScreen('the table again', (t) => row(t, victim.id).startsWith('│ ›'));
+    // Watch, first listing, detail reads and the disable: one connection to etcd, as an agent holds.
+    expect(connectionsTo(dashboardPid(), Number(new URL(cluster.endpoint).port))).to.equal(1);
 
     // The registry holds the intent, and every agent sees the service disabled.
     const intent = await registry.getIntent(victim.id);

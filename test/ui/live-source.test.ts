@@ -80,6 +80,32 @@ describe('dashboard live sources', function () {
     await waitFor('ui-node-3 enabled', () => sink.events.some((e) => e.type === 'serviceEnabled' && e.serviceId === 'ui-node-3'));
   });
 
+  it('registry: watches through the client it is handed and leaves it open; that client reads and writes through the same connection', async () => {
+    const target = { kind: 'registry' as const, endpoints: [cluster.endpoint], namespace: cluster.namespace, timeoutMs: 2000 };
+    const client = new RegistryClient(target, { reads: 'registry' });
+    closers.push(() => client.close());
+    const shared = await client.registry();
+    source = new RegistrySource(target, { registry: () => client.registry() });
+    const sink = new Recorder();
+    source.start(sink, abort.signal);
+    await waitFor('a listing', () => sink.snapshots.length > 0);
+    await client.setEnabled('ui-node-3', false, { reason: 'shared', actor: 'cli:test', drainTimeout: 0, minHealthy: { count: 0 } });
+    await waitFor('ui-node-3 disabled', () => sink.events.some((e) => e.type === 'serviceDisabled' && e.serviceId === 'ui-node-3'));
+    await source.close();
+    source = undefined;
+    // Still open after the source closed: one consistent snapshot (records, intents, election) and the audit trail.
+    expect(await client.registry()).to.equal(shared);
+    const { services } = await client.listServices();
+    expect(services.map((s) => [s.id, s.enabled])).to.deep.equal([
+      ['ui-node-1', true],
+      ['ui-node-2', true],
+      ['ui-node-3', false],
+    ]);
+    expect(services.filter((s) => s.role === 'leader')).to.have.length(1);
+    expect((await client.audit({ serviceId: 'ui-node-3', limit: 1 })).entries[0]).to.include({ action: 'disable', reason: 'shared' });
+    await client.setEnabled('ui-node-3', true, { actor: 'cli:test' });
+  });
+
   it('registry: says it is not connected, and why, when etcd does not answer', async () => {
     source = new RegistrySource({ kind: 'registry', endpoints: ['http://127.0.0.1:9'], namespace: 'nowhere', timeoutMs: 300 });
     const sink = new Recorder();

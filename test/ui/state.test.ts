@@ -83,10 +83,12 @@ describe('dashboard state', () => {
         record('d', { region: 'eu', zone: 'eu-a', status: 'starting' }),
         record('e', { region: 'eu', zone: 'eu-a', status: 'draining' }),
       ]);
-      const t = state.totals();
+      const t = state.totals(T0);
       expect(t.total).to.equal(5);
       expect(t.byStatus).to.deep.equal({ healthy: 2, unhealthy: 1, starting: 1, draining: 1, stopped: 0 });
       expect(t.disabled).to.equal(1);
+      // e's health says draining (its agent is stopping); no operator drain runs anywhere.
+      expect(t.draining).to.equal(0);
       expect(t.takingTraffic).to.equal(1);
       expect(state.topologyTree()).to.deep.equal([
         { name: 'eu', total: 2, healthy: 0, zones: [{ name: 'eu-a', total: 2, healthy: 0 }] },
@@ -100,6 +102,27 @@ describe('dashboard state', () => {
           ],
         },
       ]);
+    });
+
+    it('counts draining from the admin state, not from health: disabled with the drain still running', () => {
+      const state = stateWith([
+        record('a', { enabled: false, adminState: 'draining', drainUntil: T0 + 30_000 }),
+        record('b', { enabled: false, adminState: 'draining', drainUntil: T0 + 5_000, status: 'unhealthy' }),
+        record('c', { enabled: false, adminState: 'disabled' }),
+        record('d', { status: 'draining' }), // an agent stopping: health, not operator state
+        record('e'),
+      ]);
+      const t = state.totals(T0);
+      expect(t.draining).to.equal(2);
+      expect(t.disabled).to.equal(3);
+      expect(t.byStatus.draining).to.equal(1);
+      // b's deadline passes: it counts as disabled before the event saying so arrives, as its countdown does.
+      expect(state.totals(T0 + 5_000).draining).to.equal(1);
+      // A disable with a drain, by event; then the enable ends it.
+      state.applyEvent({ type: 'serviceDisabled', serviceId: 'e', actor: 'cli:x', drainUntil: T0 + 10_000, timestamp: T0 }, T0);
+      expect(state.totals(T0).draining).to.equal(3);
+      state.applyEvent({ type: 'serviceEnabled', serviceId: 'a', actor: 'cli:x', timestamp: T0 }, T0);
+      expect(state.totals(T0).draining).to.equal(2);
     });
 
     it('marks the view stale while the link is down, and live again after', () => {

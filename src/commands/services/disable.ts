@@ -5,7 +5,7 @@ import { EXIT, UserError } from '../../cli/errors.js';
 import { ServiceToggleCommand, type ToggleResult } from '../../cli/service-toggle.js';
 import { parseDuration } from '../../util/duration.js';
 
-/** One service: the API's `{serviceId, enabled, changed, reasonUpdated?, previousReason?, service?}`; with --all: `{enabled, matched, changed, results, failed}`. */
+/** One service: the API's `{serviceId, enabled, changed, reasonUpdated?, previousReason?, service?}`; with --all: `{enabled, matched, changed, results, kept, failed}`. */
 export type ServicesDisableResult = ToggleResult;
 
 export default class ServicesDisable extends ServiceToggleCommand {
@@ -14,7 +14,7 @@ export default class ServicesDisable extends ServiceToggleCommand {
 The instance first drains (adminState "draining") until its agent's drain probe says idle or --drain-timeout passes, then counts as "disabled". --for makes the disable temporary: at its end the leader re-enables the service and audits it (readers treat it as enabled from that moment even if no leader is up).
 Capacity guard: a disable that would leave the service's region or zone with fewer healthy enabled instances than --min-healthy-per-zone (default 1) is refused with exit 5; --force overrides it and is audited as forced. Disabling an instance that takes no traffic (unhealthy, already disabled) is always allowed.
 Idempotent: disabling a disabled service changes nothing, says "already disabled (no change)" and exits 0; with a new --reason it keeps the state but stores that reason, says "already disabled; reason updated" (--json: reasonUpdated: true, previousReason) and exits 0. An unknown id exits 3.
-With --all (narrowed by --region, --zone, --status) it asks for confirmation on a terminal; elsewhere it needs --yes, or exits 2.`;
+With --all (narrowed by --region, --zone, --status) it asks for confirmation on a terminal; elsewhere it needs --yes, or exits 2. The guard judges one service at a time: those it refuses are kept ("kept by the capacity guard", --json: kept), and the command exits 5 if nothing else failed; any other failure decides the exit code instead.`;
 
   static override examples = [
     '<%= config.bin %> services disable proxy-stone-2 --reason "deploy 1.4.2"',

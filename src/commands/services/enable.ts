@@ -1,6 +1,6 @@
 import { ServiceToggleCommand, type ToggleResult } from '../../cli/service-toggle.js';
 
-/** One service: the API's `{serviceId, enabled, changed, reasonUpdated?, previousReason?, service?}`; with --all: `{enabled, matched, changed, results, failed}`. */
+/** One service: the API's `{serviceId, enabled, changed, reasonUpdated?, previousReason?, service?}`; with --all: `{enabled, matched, changed, results, kept (always empty: enabling has no guard), failed}`. */
 export type ServicesEnableResult = ToggleResult;
 
 export default class ServicesEnable extends ServiceToggleCommand {

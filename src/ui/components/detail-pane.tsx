@@ -1,7 +1,7 @@
 import { Box, Text } from 'ink';
 import type { ReactNode } from 'react';
 import type { DashboardState } from '../dashboard-state.js';
-import { ago, cell, clock, fit, latency, left, STATUS_TONE } from '../format.js';
+import { ago, cell, clock, fit, isDraining, latency, left, STATUS_TONE } from '../format.js';
 import { useTone } from './theme.js';
 import { describeBudget } from '../../cluster/detection-budget.js';
 import { describeFlapping, describeInstanceMaintenance } from '../../cluster/explain.js';
@@ -45,7 +45,7 @@ export function DetailPane({ state, width, rows, now }: { state: DashboardState;
       ) : (
         <Text color={tone('warn')} bold>
           {`no${s.disabledReason ? ` (${s.disabledReason})` : ''}`}
-          {s.drainUntil !== undefined && s.drainUntil > now ? ` — draining, disabled in ${left(s.drainUntil, now)}` : ''}
+          {isDraining(s, now) ? ` — draining, disabled in ${left(s.drainUntil, now)}` : ''}
           {s.disabledUntil !== undefined ? ` — re-enabled in ${left(s.disabledUntil, now)}` : ''}
         </Text>
       ),

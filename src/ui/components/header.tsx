@@ -3,11 +3,11 @@ import type { DashboardState } from '../dashboard-state.js';
 import { ago, clock, fit } from '../format.js';
 import { useTone } from './theme.js';
 
-/** Two lines: where we look and who leads; then the totals and the table's sort, filter and search. */
+/** Two lines: where we look and who leads; then the totals, health and admin state apart. */
 export function Header({ state, now, width }: { state: DashboardState; now: number; width: number }) {
   const tone = useTone();
   const c = state.connection;
-  const t = state.totals();
+  const t = state.totals(now);
   const leader = state.leaderId;
   const link = c.connected
     ? { text: '● live', tone: 'good' as const }
@@ -51,23 +51,25 @@ export function Header({ state, now, width }: { state: DashboardState; now: numb
           <Text dimColor> proxy-stone-sd</Text>
         </Box>
       </Box>
+      {/* Health (what the checks say) and admin state (what the operator asked) are separate groups:
+          a health `draining` is an agent stopping, an admin `draining` a disable whose drain still runs. */}
       <Text wrap="truncate">
-        <Text bold>{t.total}</Text> services{'  '}
+        <Text bold>{t.total}</Text> services<Text dimColor>{' │ health: '}</Text>
         <Text color={tone('good')}>{t.byStatus.healthy} healthy</Text>
         {'  '}
         <Text color={tone(t.byStatus.unhealthy ? 'bad' : undefined)} bold={t.byStatus.unhealthy > 0}>
           {t.byStatus.unhealthy} unhealthy
         </Text>
-        {'  '}
-        <Text color={tone(t.byStatus.starting ? 'warn' : undefined)}>{t.byStatus.starting} starting</Text>
-        {'  '}
-        <Text color={tone(t.byStatus.draining ? 'info' : undefined)}>{t.byStatus.draining} draining</Text>
+        {/* The passing states only while any service is in them: the line must fit 80 columns. */}
+        {t.byStatus.starting ? <Text color={tone('warn')}>{`  ${t.byStatus.starting} starting`}</Text> : null}
+        {t.byStatus.draining ? <Text color={tone('info')}>{`  ${t.byStatus.draining} draining`}</Text> : null}
         {t.byStatus.stopped ? <Text color={tone('muted')}>{`  ${t.byStatus.stopped} stopped`}</Text> : null}
-        {'  '}
+        <Text dimColor>{' │ admin: '}</Text>
         <Text color={tone(t.disabled ? 'warn' : undefined)} bold={t.disabled > 0}>
           {t.disabled} disabled
         </Text>
-        <Text dimColor>{`  (${t.takingTraffic} taking traffic)`}</Text>
+        {t.draining ? <Text color={tone('info')}>{` (${t.draining} draining)`}</Text> : null}
+        <Text dimColor>{` │ ${t.takingTraffic} taking traffic`}</Text>
       </Text>
     </Box>
   );
