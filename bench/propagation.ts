@@ -16,6 +16,7 @@ import type { RegistryLease, WatchHandle } from '../src/registry/types.js';
 import { FaultCluster, SseClient } from '../test/faults/harness.js';
 import { waitFor } from '../test/helpers/cluster.js';
 import { now, p50p99, percentile, sleep, type Row } from './lib.js';
+import { sampleRecord } from '../test/helpers/records.js';
 
 export interface PropagationOptions {
   cycles: number;
@@ -23,23 +24,7 @@ export interface PropagationOptions {
 }
 
 function record(id: string): string {
-  return JSON.stringify({
-    id,
-    name: 'proxy-stone',
-    host: '10.0.0.1',
-    port: 3000,
-    version: '1.0.0',
-    tags: ['bench'],
-    region: 'us-east-1',
-    zone: 'us-east-1a',
-    status: 'healthy',
-    role: 'follower',
-    enabled: true,
-    registeredAt: Date.now(),
-    updatedAt: Date.now(),
-    healthUrl: 'http://10.0.0.1:3000/health',
-    metadata: {},
-  });
+  return JSON.stringify(sampleRecord(id, { tags: ['bench'], registeredAt: Date.now(), updatedAt: Date.now() }));
 }
 
 export async function propagationBenchmarks(options: PropagationOptions): Promise<Row[]> {

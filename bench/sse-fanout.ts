@@ -18,6 +18,7 @@ import { keyLayout } from '../src/cluster/keys.js';
 import { EtcdRegistry } from '../src/registry/etcd.js';
 import { TestCluster, eventually } from '../test/api/fixtures.js';
 import { startEtcd, uniqueNamespace } from '../test/helpers/etcd.js';
+import { sampleRecord } from '../test/helpers/records.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -86,23 +87,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 function fakeRecord(id: string, tag: number): string {
-  return JSON.stringify({
-    id,
-    name: 'proxy-stone',
-    host: '10.9.9.9',
-    port: 3000,
-    version: `bench-${tag}`,
-    tags: ['bench'],
-    region: 'us-east-1',
-    zone: 'us-east-1a',
-    status: 'healthy',
-    role: 'follower',
-    enabled: true,
-    registeredAt: 1,
-    updatedAt: Date.now(),
-    healthUrl: 'http://10.9.9.9:3000/health',
-    metadata: {},
-  });
+  return JSON.stringify(sampleRecord(id, { host: '10.9.9.9', version: `bench-${tag}`, tags: ['bench'], updatedAt: Date.now() }));
 }
 
 async function main(): Promise<void> {

@@ -9,29 +9,14 @@ import { keyLayout } from '../../src/cluster/keys.js';
 import type { Registry } from '../../src/registry/types.js';
 import type { ClusterEvent } from '../../src/types.js';
 import { SseClient, TestCluster, eventually, http, postJson, sleep } from './fixtures.js';
+import { sampleRecord } from '../helpers/records.js';
 
 const KEY = 'events-operator-key-0001';
 const auth = { Authorization: `Bearer ${KEY}` };
 
 /** A fake record under the namespace: cheap cluster events without more agents. */
 function fakeRecord(id: string, version: string, padding = 0): string {
-  return JSON.stringify({
-    id,
-    name: 'proxy-stone',
-    host: '10.0.0.1',
-    port: 3000,
-    version,
-    tags: [],
-    region: 'us-east-1',
-    zone: 'us-east-1a',
-    status: 'healthy',
-    role: 'follower',
-    enabled: true,
-    registeredAt: 1,
-    updatedAt: Date.now(),
-    healthUrl: 'http://10.0.0.1:3000/health',
-    metadata: padding > 0 ? { padding: 'p'.repeat(padding) } : {},
-  });
+  return JSON.stringify(sampleRecord(id, { version, updatedAt: Date.now(), metadata: padding > 0 ? { padding: 'p'.repeat(padding) } : {} }));
 }
 
 describe('API server: event stream (SSE)', function () {

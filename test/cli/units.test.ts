@@ -12,28 +12,11 @@ import { c, colorLevel } from '../../src/cli/render.js';
 import { renderEvent, renderKept, renderToggle, renderTopology } from '../../src/cli/views.js';
 import { computeTopology } from '../../src/cluster/topology.js';
 import type { AuditEntry, ClusterEvent, ServiceRecord } from '../../src/types.js';
+import { sampleRecord } from '../helpers/records.js';
 
 function record(id: string, over: Partial<ServiceRecord> = {}): ServiceRecord {
-  return {
-    id,
-    name: 'proxy-stone',
-    host: '127.0.0.1',
-    port: 3000,
-    version: '1.0.0',
-    tags: [],
-    region: 'us-east-1',
-    zone: 'us-east-1a',
-    status: 'healthy',
-    role: 'follower',
-    enabled: true,
-    health: { status: 'healthy', responseTime: 3, lastCheck: 1, consecutiveFailures: 0, consecutiveSuccesses: 1 },
-    isHealthy: true,
-    registeredAt: 1,
-    updatedAt: 1,
-    healthUrl: 'http://127.0.0.1:3000/health',
-    metadata: {},
-    ...over,
-  };
+  // Rendering tests set isHealthy themselves where it matters.
+  return sampleRecord(id, { host: '127.0.0.1', isHealthy: true, ...over });
 }
 
 describe('CLI units', () => {

@@ -3,32 +3,22 @@ import type { ClusterClient, ServiceDetails, SetEnabledRequest, SetEnabledSummar
 import type { ClusterEvent, ServiceRecord, ServiceStatus } from '../../src/types.js';
 import { DashboardState, type ConnectionState } from '../../src/ui/dashboard-state.js';
 import type { LiveSink, LiveSource } from '../../src/ui/live-source.js';
+import { sampleRecord } from '../helpers/records.js';
 
 export const T0 = Date.UTC(2025, 0, 2, 3, 4, 5);
 
 export function record(id: string, overrides: Partial<ServiceRecord> = {}): ServiceRecord {
   const status: ServiceStatus = overrides.status ?? 'healthy';
-  const enabled = overrides.enabled ?? true;
-  return {
-    id,
-    name: 'proxy-stone',
-    host: '10.0.0.1',
-    port: 3000,
+  return sampleRecord(id, {
     version: '1.4.2',
     tags: ['edge'],
-    region: 'us-east-1',
-    zone: 'us-east-1a',
-    role: 'follower',
     health: { status, responseTime: 12, lastCheck: T0 - 5_000, consecutiveFailures: 0, consecutiveSuccesses: 3 },
     registeredAt: T0 - 60_000,
     updatedAt: T0 - 5_000,
-    healthUrl: 'http://10.0.0.1:3000/health',
-    metadata: {},
     ...overrides,
-    status,
-    enabled,
-    isHealthy: status === 'healthy' && enabled,
-  };
+    // Derived even when `overrides` is a whole record with another status (see healthChanged).
+    isHealthy: status === 'healthy' && (overrides.enabled ?? true),
+  });
 }
 
 export function connection(overrides: Partial<ConnectionState> = {}): ConnectionState {

@@ -4,27 +4,10 @@ import { adminStateOf, withIntent } from '../../src/cluster/codec.js';
 import { parseDuration } from '../../src/util/duration.js';
 import { timeLeft } from '../../src/cli/render.js';
 import type { AdminIntent, ServiceRecord, ServiceStatus } from '../../src/types.js';
+import { sampleRecord } from '../helpers/records.js';
 
 function rec(id: string, region: string, zone: string, status: ServiceStatus = 'healthy', enabled = true): ServiceRecord {
-  return {
-    id,
-    name: 'proxy-stone',
-    host: '127.0.0.1',
-    port: 3000,
-    version: '1',
-    tags: [],
-    region,
-    zone,
-    status,
-    role: 'follower',
-    enabled,
-    health: { status, responseTime: null, lastCheck: null, consecutiveFailures: 0, consecutiveSuccesses: 0 },
-    isHealthy: status === 'healthy' && enabled,
-    registeredAt: 0,
-    updatedAt: 0,
-    healthUrl: '',
-    metadata: {},
-  };
+  return sampleRecord(id, { region, zone, status, enabled });
 }
 
 describe('capacity guard maths', () => {
