@@ -8,7 +8,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { ConcurrentChangeError, ServiceNotFoundError } from '../cluster/admin.js';
 import { CapacityError } from '../cluster/capacity.js';
-import { RegistryUnavailableError } from '../registry/types.js';
+import { RegistryRequestError, RegistryUnavailableError } from '../registry/types.js';
 import type { Logger } from '../util/logger.js';
 
 /** Machine-readable error codes of the API. */
@@ -70,6 +70,8 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof ServiceNotFoundError) return new ApiError(404, 'not_found', `service ${err.serviceId} not found`);
   if (err instanceof CapacityError) return new ApiError(409, 'refused', err.message.replace('use --force', 'send "force": true'));
   if (err instanceof ConcurrentChangeError) return new ApiError(409, 'conflict', err.message);
+  // Said as it is: an operator can act on etcd's limit, not on a bare 500.
+  if (err instanceof RegistryRequestError) return new ApiError(500, 'internal', err.message);
   if (err instanceof RegistryUnavailableError) {
     return new ApiError(503, 'registry_unavailable', 'the registry is unreachable; try again shortly');
   }

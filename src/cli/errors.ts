@@ -1,6 +1,6 @@
 import { ConcurrentChangeError, ServiceNotFoundError } from '../cluster/admin.js';
 import { CapacityError, describeShortfall } from '../cluster/capacity.js';
-import { RegistryAuthError, RegistryUnavailableError } from '../registry/types.js';
+import { RegistryAuthError, RegistryRequestError, RegistryUnavailableError } from '../registry/types.js';
 import { AgentRequestError, AgentUnavailableError, TargetError } from './cluster-client.js';
 
 /** Exit codes, documented in the README. */
@@ -55,6 +55,9 @@ export function describeError(err: unknown): { message: string; exit: number; su
       suggestions: [redis ? 'check the password in the URL (or SERVICE_DISCOVERY_PASSWORD) and the ACL rule in docs/redis.md' : 'check --etcd-username/--etcd-password or the TLS files'],
       bug: false,
     };
+  }
+  if (err instanceof RegistryRequestError) {
+    return { message: err.message, exit: EXIT.failure, suggestions: ['the registry answered and refused the request itself: retrying will not help; raise the limit it names, or report it'], bug: false };
   }
   if (err instanceof CapacityError) {
     return { message: err.message, exit: EXIT.refused, suggestions: ['see the zone with: proxy-stone-sd topology'], bug: false };

@@ -16,6 +16,7 @@ import {
   EtcdInvalidAuthTokenError,
   EtcdRoleNotGrantedError,
   EtcdUserNotFoundError,
+  GRPCInvalidArgumentError,
   isRecoverableError,
   type IKeyValue,
   type Lease,
@@ -24,6 +25,7 @@ import {
 import {
   LeaseLostError,
   RegistryAuthError,
+  RegistryRequestError,
   RegistryUnavailableError,
   type KeyValue,
   type ListResult,
@@ -379,8 +381,8 @@ interface ErrorContext {
 
 /**
  * Maps etcd3 and gRPC errors to the registry's, with one short line naming the endpoint: credential and
- * trust problems (which retrying will not fix) become {@link RegistryAuthError}, everything else
- * {@link RegistryUnavailableError}. The messages carry no secret: etcd's and OpenSSL's texts name
+ * trust problems (which retrying will not fix) become {@link RegistryAuthError}, requests etcd refuses
+ * as invalid {@link RegistryRequestError}, everything else {@link RegistryUnavailableError}. The messages carry no secret: etcd's and OpenSSL's texts name
  * neither the password nor key material, and the endpoint is redacted.
  */
 function mapError(ctx: ErrorContext, err: unknown): Error {
@@ -406,6 +408,13 @@ function mapError(ctx: ErrorContext, err: unknown): Error {
     );
   }
   if (err instanceof Error && /requested lease not found/i.test(message)) return new LeaseLostError('?');
+  // etcd answered and refused the request as such (credential refusals, also INVALID_ARGUMENT, are
+  // mapped above): a limit of this server, not an outage.
+  if (err instanceof GRPCInvalidArgumentError) {
+    const detail = grpcGist(message);
+    const limit = /too many operations in txn/i.test(detail) ? " (etcd's --max-txn-ops)" : /request is too large/i.test(detail) ? " (etcd's --max-request-bytes)" : '';
+    return new RegistryRequestError(ctx.endpoint, `${detail}${limit}`);
+  }
   const tls = tlsRegistryError(ctx.endpoint, message, { clientCert: ctx.clientCert });
   if (tls) return tls;
   // A plain etcd may simply reset a TLS ClientHello instead of answering it with garbage; before any

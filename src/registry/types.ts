@@ -109,6 +109,22 @@ export class RegistryUnavailableError extends Error {
   }
 }
 
+/**
+ * The registry answered, and refused the request itself as invalid: one of its limits (etcd's
+ * `--max-txn-ops`, `--max-request-bytes`) or a malformed request. Not an outage, so no retry helps
+ * and nothing should report the registry as unreachable.
+ */
+export class RegistryRequestError extends Error {
+  override name = 'RegistryRequestError';
+  constructor(
+    readonly endpoint: string,
+    /** etcd's reason, e.g. `too many operations in txn request (etcd's --max-txn-ops)`. */
+    readonly detail: string,
+  ) {
+    super(`registry ${endpoint} refused the request: ${detail}`);
+  }
+}
+
 /** The registry says the lease no longer exists (expired or revoked). */
 export class LeaseLostError extends Error {
   override name = 'LeaseLostError';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
-import { RegistryUnavailableError } from '../../src/registry/types.js';
+import { RegistryRequestError, RegistryUnavailableError } from '../../src/registry/types.js';
 import { compactEtcd, startEtcd, uniqueNamespace, untilStopped, type EtcdServer } from '../helpers/etcd.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
 import { WatchRecorder, eventKey, eventually, registryContract } from './contract.js';
@@ -53,6 +53,27 @@ describe('EtcdRegistry specifics', function () {
       expect(err!.message).to.equal('registry http://127.0.0.1:1 unreachable: connect ECONNREFUSED 127.0.0.1:1');
     } finally {
       await closed.close();
+    }
+  });
+
+  it('a request etcd refuses as such (a server limit) is a RegistryRequestError naming the limit, not "unreachable"', async function () {
+    this.timeout(30_000);
+    const limited = await startEtcd({ flags: ['--max-txn-ops=2'] });
+    const registry = new EtcdRegistry({ endpoints: [limited.endpoint], callTimeoutMs: 2000 });
+    try {
+      const ops = ['a', 'b', 'c'].map((k) => ({ type: 'put' as const, key: `limits/${k}`, value: k }));
+      const err = await registry.txn([], ops).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(err).to.be.instanceOf(RegistryRequestError);
+      expect(err!.message).to.equal(`registry ${limited.endpoint} refused the request: too many operations in txn request (etcd's --max-txn-ops)`);
+      // Not an outage: the same client goes on answering, and nothing was half-written.
+      expect((await registry.list('limits/')).kvs).to.deep.equal([]);
+      expect((await registry.txn([], ops.slice(0, 2))).succeeded).to.equal(true);
+    } finally {
+      await registry.close();
+      await limited.stop();
     }
   });
 });
