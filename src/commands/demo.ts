@@ -49,7 +49,22 @@ Make an upstream fail or flap to watch the cluster react:
       this.log(`    upstream   ${upstream.url}/health   (POST ${upstream.url}/admin/down | up | flap)`);
     }
     const first = demo.instances[0]!.apiUrl;
-    this.log(`\nTry:\n  curl ${first}/service-discovery/services\n  curl ${first}/service-discovery/topology\n  curl -N ${first}/service-discovery/events\n  curl -X POST ${demo.instances.at(-1)!.upstream.url}/admin/flap\n  ${this.config.bin} topology --agent ${first}\n\nCtrl-C to stop.`);
+    const bin = this.config.bin;
+    const tries = [
+      `curl ${first}/service-discovery/services`,
+      `curl ${first}/service-discovery/topology`,
+      `curl -N ${first}/service-discovery/events`,
+      `curl -X POST ${demo.instances.at(-1)!.upstream.url}/admin/flap`,
+      `${bin} topology --agent ${first}`,
+    ];
+    // A zone-mate keeps the first agent's zone served, so disabling it goes through; an agent alone
+    // in its zone is kept by the capacity guard (exit 5).
+    const zoneOf = (i: (typeof demo.instances)[number]) => `${i.agent.config.service.region}/${i.agent.config.service.zone}`;
+    const shared = demo.instances.find((i, n) => demo.instances.some((o, m) => m !== n && zoneOf(o) === zoneOf(i)));
+    const alone = demo.instances.find((i) => demo.instances.filter((o) => zoneOf(o) === zoneOf(i)).length === 1);
+    if (shared) tries.push(`${bin} services disable ${shared.agent.id} --reason "try it" --agent ${first}   # drains, then out of traffic`, `${bin} services enable ${shared.agent.id} --agent ${first}`);
+    if (alone && demo.instances.length > 1) tries.push(`${bin} services disable ${alone.agent.id} --agent ${first}   # refused: the last of its zone`);
+    this.log(`\nTry:\n${tries.map((t) => `  ${t}`).join('\n')}\n\nCtrl-C to stop.`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);

@@ -104,11 +104,16 @@ export interface Demo {
   stop(): Promise<void>;
 }
 
+/**
+ * Where the demo's agents sit. The first two share a zone, so a newcomer's first `services disable`
+ * of one of them goes through, while the third, alone in its zone, shows the capacity guard at work.
+ */
 const PLACES = [
   ['us-east-1', 'us-east-1a'],
-  ['us-east-1', 'us-east-1b'],
+  ['us-east-1', 'us-east-1a'],
   ['us-west-2', 'us-west-2a'],
   ['eu-west-1', 'eu-west-1a'],
+  ['us-east-1', 'us-east-1b'],
 ] as const;
 
 /**
