@@ -90,6 +90,8 @@ export class RedisRegistry implements Registry {
   private authUnneededTold = false;
   /** rediss:// endpoint, and whether any call has been answered yet (for the TLS mismatch hint). */
   private readonly tls: boolean;
+  /** Whether a client certificate was given, so a refused handshake can say which fix applies. */
+  private readonly clientCert: boolean;
   private answered = false;
 
   constructor(options: RedisRegistryOptions) {
@@ -99,6 +101,7 @@ export class RedisRegistry implements Registry {
     this.prefix = options.storePrefix ?? DEFAULT_PREFIX;
     this.pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.tls = url.protocol === 'rediss:';
+    this.clientCert = Boolean(options.tls?.cert);
     const username = (url.username ? decodeURIComponent(url.username) : options.username) || undefined;
     const password = url.password ? decodeURIComponent(url.password) : options.password;
     // A password alone goes as `AUTH default <password>`: the same as `AUTH <password>` (Redis 6+),
@@ -459,8 +462,18 @@ export class RedisRegistry implements Registry {
       );
     }
     if (this.authFailure) return new RegistryAuthError(this.authFailure.message);
-    const tls = tlsRegistryError(this.description, message, { clientCert: false, flagPrefix: 'registry' });
+    const tls = tlsRegistryError(this.description, message, { clientCert: this.clientCert, flagPrefix: 'registry' });
     if (tls) return tls;
+    // A TLS 1.3 server checks the client certificate after the client's side of the handshake is
+    // done, so a call written meanwhile may meet the reset before the alert that says why. On a TLS
+    // port (a plain one never answers a ClientHello) that had not answered yet, the certificate is
+    // the likely cause.
+    if (this.tls && !this.answered && /ECONNRESET/.test(message)) {
+      const why = this.clientCert
+        ? 'it may not accept the client certificate (--registry-cert must be signed by a CA the server trusts)'
+        : 'it may require a client certificate (set --registry-cert and --registry-key)';
+      return new RegistryAuthError(`registry ${this.description} reset the TLS connection before answering: ${why}`);
+    }
     if (/Command timed out|timed out/i.test(message)) {
       // A plain Redis reads a TLS ClientHello as an unfinished command and never answers it.
       const hint = this.tls && !this.answered ? ' (if this port is not a TLS port, use redis:// instead of rediss://)' : '';

@@ -59,4 +59,44 @@ describe('Redis registry over TLS (rediss://)', function () {
     expect(err.message.split('\n')).to.have.length(1);
     expect(err.message).to.match(/use redis:\/\/ instead of rediss:\/\//);
   });
+
+  describe('a server that requires client certificates (mutual TLS)', () => {
+    let mtls: RedisServer;
+    let mtlsPort: number;
+    before(async () => {
+      [mtlsPort] = (await freePorts(1)) as [number];
+      mtls = await startRedis({
+        args: ['--tls-port', String(mtlsPort), '--tls-cert-file', pki.serverCert, '--tls-key-file', pki.serverKey, '--tls-ca-cert-file', pki.ca, '--tls-auth-clients', 'yes'],
+      });
+    });
+    after(async () => {
+      await mtls?.stop();
+    });
+
+    it('works with a client certificate from the CA it trusts', async () => {
+      const r = new RedisRegistry({ endpoint: `rediss://127.0.0.1:${mtlsPort}`, tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
+      try {
+        expect(await r.put('a', 'b')).to.be.greaterThan(1);
+      } finally {
+        await r.close();
+      }
+    });
+
+    it('without a client certificate: a RegistryAuthError saying to set one', async () => {
+      const err = await failure(new RedisRegistry({ endpoint: `rediss://127.0.0.1:${mtlsPort}`, tls: { ca: pki.ca }, callTimeoutMs: 2000 }));
+      expect(err, String(err)).to.be.instanceOf(RegistryAuthError);
+      // Which comes first, the server's alert or the reset of the call written meanwhile, is timing.
+      expect(err.message).to.match(
+        /(refused the TLS handshake \(certificate required\): it requires|reset the TLS connection before answering: it may require) a client certificate \(set --registry-cert and --registry-key\)$/,
+      );
+    });
+
+    it('with a client certificate it does not trust: a RegistryAuthError saying so, not "set one"', async () => {
+      const err = await failure(
+        new RedisRegistry({ endpoint: `rediss://127.0.0.1:${mtlsPort}`, tls: { ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey }, callTimeoutMs: 2000 }),
+      );
+      expect(err, String(err)).to.be.instanceOf(RegistryAuthError);
+      expect(err.message).to.match(/refused the TLS handshake \(.*\): it does not accept the client certificate \(--registry-cert must be signed by a CA the server trusts\)$/);
+    });
+  });
 });
