@@ -57,8 +57,8 @@ Make an upstream fail or flap to watch the cluster react:
       `curl -X POST ${demo.instances.at(-1)!.upstream.url}/admin/flap`,
       `${bin} topology --agent ${first}`,
     ];
-    // A zone-mate keeps the first agent's zone served, so disabling it goes through; an agent alone
-    // in its zone is kept by the capacity guard (exit 5).
+    // An agent with a zone-mate can be disabled (its zone stays served); one alone in its zone is
+    // kept by the capacity guard (exit 5). Both are worth a newcomer's try.
     const zoneOf = (i: (typeof demo.instances)[number]) => `${i.agent.config.service.region}/${i.agent.config.service.zone}`;
     const shared = demo.instances.find((i, n) => demo.instances.some((o, m) => m !== n && zoneOf(o) === zoneOf(i)));
     const alone = demo.instances.find((i) => demo.instances.filter((o) => zoneOf(o) === zoneOf(i)).length === 1);
