@@ -5,7 +5,6 @@
  */
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ServiceAgent } from '../../src/agent/agent.js';
 import { probeDrain } from '../../src/agent/drain.js';
 import { ConcurrentChangeError, listAudit, setServiceEnabled } from '../../src/cluster/admin.js';
@@ -21,6 +20,7 @@ import type { AdminIntent, ClusterEvent, ServiceRecord } from '../../src/types.j
 import { waitFor } from '../helpers/cluster.js';
 import { uniqueNamespace } from '../helpers/etcd.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
+import { listenOnLoopback } from '../helpers/loopback.js';
 
 /** A drain probe stand-in: answers `{inflight: n}` until told it is idle. */
 async function startDrainProbe(): Promise<{ url: string; setInflight(n: number): void; hits(): number; close(): Promise<void> }> {
@@ -31,13 +31,12 @@ async function startDrainProbe(): Promise<{ url: string; setInflight(n: number):
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ inflight }));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
+  const { url, close } = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}/drain`,
+    url: `${url}/drain`,
     setInflight: (n) => (inflight = n),
     hits: () => hits,
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close,
   };
 }
 
@@ -374,8 +373,7 @@ describe('the drain probe contract', () => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(body);
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { url: base, close } = await listenOnLoopback(server);
     try {
       expect(await probeDrain(`${base}/idle`, 1000)).to.deep.equal({ idle: true });
       expect(await probeDrain(`${base}/zero`, 1000)).to.deep.equal({ idle: true });
@@ -388,8 +386,7 @@ describe('the drain probe contract', () => {
       expect(Date.now() - t0).to.be.below(2000);
       expect((await probeDrain('http://127.0.0.1:1/drain', 500)).idle).to.equal(false);
     } finally {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+      await close();
     }
   });
 });

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { HealthHistoryEntry } from '../../src/agent/health-state.js';
 import { InstanceMaintenanceHook, type InstanceMode } from '../../src/agent/maintenance-hook.js';
 import type { ServiceDetails } from '../../src/cli/cluster-client.js';
@@ -10,6 +9,7 @@ import { startEtcd, uniqueNamespace, type EtcdServer } from '../helpers/etcd.js'
 import { sharedEtcd } from '../helpers/shared-etcd.js';
 import { assertBuilt, BIN, ClusterReader, spawnAgent, waitFor, type AgentProcess } from '../helpers/cluster.js';
 import { spawn } from 'node:child_process';
+import { listenOnLoopback } from '../helpers/loopback.js';
 
 /**
  * A stand-in Proxy-Stone instance: `/health` answers 200 or 503 as told, and Proxy-Stone's own
@@ -52,17 +52,7 @@ async function startStandIn(): Promise<StandIn> {
     } else if (!(req.method === 'GET' && path === '/api/cluster/service-status')) return send(404, {});
     return send(200, { status: { mode: state.mode, enabled: state.mode === 'serving' } });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  return Object.assign(state, {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  });
+  return Object.assign(state, await listenOnLoopback(server));
 }
 
 function apiUrlOf(agent: AgentProcess): string | undefined {

@@ -6,6 +6,7 @@ import { AgentMetrics } from '../../src/api/metrics.js';
 import { createRequestHandler, serviceDiscoveryPlugin } from '../../src/api/server.js';
 import { ServiceListSchema, StatusResponseSchema } from '../../src/api/schemas.js';
 import { SseClient, TestCluster, http, postJson } from './fixtures.js';
+import { listenOnLoopback } from '../helpers/loopback.js';
 
 const KEY = 'embed-operator-key-42';
 
@@ -164,8 +165,7 @@ describe('API embedded in a host', function () {
           res.end('host: not found');
         }
       });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const { url: base, close } = await listenOnLoopback(server);
       try {
         expect((await http(`${base}/health`)).json).to.deep.equal({ status: 'ok', from: 'host' });
         expect((await http(`${base}/api/cluster/service-status`)).json).to.deep.equal({ status: { mode: 'serving', enabled: true } });
@@ -181,8 +181,7 @@ describe('API embedded in a host', function () {
         expect((await http(`${base}/service-discovery/nope`)).json).to.deep.equal({ error: 'not_found', message: 'no route GET /service-discovery/nope' });
       } finally {
         await handler.close();
-        server.closeAllConnections();
-        await new Promise((resolve) => server.close(resolve));
+        await close();
       }
     });
 
@@ -192,8 +191,7 @@ describe('API embedded in a host', function () {
         auth: { keys: [{ name: 'ops', role: 'operator', key: KEY }], readAccess: 'viewer' },
       });
       const server: Server = createServer(handler);
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const { url: base, close } = await listenOnLoopback(server);
       try {
         const h = { Authorization: `Bearer ${KEY}` };
         expect((await http(`${base}/service-discovery/status`)).status).to.equal(401);
@@ -210,8 +208,7 @@ describe('API embedded in a host', function () {
         await handler.close();
         await sse.waitFor('the stream ended', (c) => c.ended);
       } finally {
-        server.closeAllConnections();
-        await new Promise((resolve) => server.close(resolve));
+        await close();
       }
     });
   });

@@ -4,7 +4,6 @@
  * client that parses frames as a browser would.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Agent as UndiciAgent, request as undiciRequest } from 'undici';
 import { ServiceAgent } from '../../src/agent/agent.js';
 import type { SdConfig } from '../../src/config/types.js';
@@ -13,6 +12,7 @@ import type { Registry } from '../../src/registry/types.js';
 import type { Logger } from '../../src/util/logger.js';
 
 import { eventually, sleep } from '../registry/contract.js';
+import { listenOnLoopback } from '../helpers/loopback.js';
 
 export { eventually, sleep };
 
@@ -30,10 +30,9 @@ export async function startUpstream(): Promise<Upstream> {
     res.writeHead(req.url === '/health' ? state.status : 404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ status: state.status === 200 ? 'ok' : 'degraded' }));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  const { url, port, close } = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}/health`,
+    url: `${url}/health`,
     port,
     get status() {
       return state.status;
@@ -41,11 +40,7 @@ export async function startUpstream(): Promise<Upstream> {
     set status(v: number) {
       state.status = v;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
 

@@ -5,12 +5,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { startAgentCluster, type AgentCluster, type AgentNode, type Upstream } from '../helpers/agent-cluster.js';
+import { listenOnLoopback } from '../helpers/loopback.js';
 
 export { waitFor } from '../helpers/agent-cluster.js';
 
@@ -93,17 +93,7 @@ export async function startUpstream(): Promise<TestUpstream> {
     res.writeHead(req.url === '/health' ? 200 : 404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ status: req.url === '/health' ? 'ok' : 'not_found' }));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listenOnLoopback(server);
 }
 
 export type TestNode = AgentNode<TestUpstream>;

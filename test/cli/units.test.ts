@@ -1,5 +1,4 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { AgentClient, SseParser, type SseFrame } from '../../src/cli/agent-client.js';
 import { bulkExitCode, capacityRefusal } from '../../src/cli/errors.js';
@@ -13,6 +12,7 @@ import { renderEvent, renderKept, renderToggle, renderTopology } from '../../src
 import { computeTopology } from '../../src/cluster/topology.js';
 import type { AuditEntry, ClusterEvent, ServiceRecord } from '../../src/types.js';
 import { sampleRecord } from '../helpers/records.js';
+import { listenOnLoopback } from '../helpers/loopback.js';
 
 function record(id: string, over: Partial<ServiceRecord> = {}): ServiceRecord {
   // Rendering tests set isHealthy themselves where it matters.
@@ -216,15 +216,8 @@ describe('CLI units', () => {
         if (req.url?.startsWith('/service-discovery/audit')) return send(200, { entries: [] });
         return send(404, { error: 'not_found', message: 'no route' });
       });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      return {
-        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        requests,
-        close: () => {
-          server.closeAllConnections();
-          server.close();
-        },
-      };
+      const { url, close } = await listenOnLoopback(server);
+      return { url, requests, close };
     }
 
     const status = (over: { reachable?: boolean; stale?: boolean; leaderId?: string | null; kind?: string } = {}) => ({
@@ -276,7 +269,7 @@ describe('CLI units', () => {
         // The write probe names no real service and carries a body the API rejects.
         expect(agent.requests).to.include('POST /service-discovery/services/proxy-stone-sd-key-probe/disable');
       } finally {
-        agent.close();
+        await agent.close();
       }
     });
 
@@ -296,7 +289,7 @@ describe('CLI units', () => {
         expect(none['API key']).to.include({ ok: true, skipped: true });
         expect(none['API key']!.detail).to.match(/no --api-key given/);
       } finally {
-        agent.close();
+        await agent.close();
       }
     });
 
@@ -313,7 +306,7 @@ describe('CLI units', () => {
         expect(checks.leader).to.include({ ok: false });
         expect(checks.leader!.detail).to.equal('the agent knows no leader');
       } finally {
-        agent.close();
+        await agent.close();
       }
     });
 
@@ -343,8 +336,8 @@ describe('CLI units', () => {
         if (lastIds.length === 1) res.end(`retry: 10\nid: s-1\ndata: ${JSON.stringify(events[0])}\n\n`);
         else res.write(`: ping\n\nid: s-2\ndata: ${JSON.stringify(events[1])}\n\n`);
       });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const client = new AgentClient({ kind: 'agent', url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 2000 });
+      const listening = await listenOnLoopback(server);
+      const client = new AgentClient({ kind: 'agent', url: listening.url, timeoutMs: 2000 });
       const seen: ClusterEvent[] = [];
       const notices: string[] = [];
       const stop = new AbortController();
@@ -359,8 +352,7 @@ describe('CLI units', () => {
         );
       } finally {
         await client.close();
-        server.closeAllConnections();
-        server.close();
+        await listening.close();
       }
       expect(seen).to.deep.equal(events);
       expect(lastIds).to.deep.equal([undefined, 's-1']);
