@@ -1,6 +1,7 @@
 /**
  * proxy-stone-sd as a library: the embedded agent (`ProxyStoneServiceDiscovery`), the registries,
  * the cluster view and the configuration loader. The CLI is built on these same exports.
+ * Load-balancer feeding (HAProxy, templates) is `proxy-stone-sd/traffic`, so embedding the agent never loads it.
  */
 export { ProxyStoneServiceDiscovery } from './service-discovery.js';
 export { ServiceAgent, NotLeaderError, defaultServiceId, type AgentEvents, type AgentOptions, type AgentStatusSnapshot } from './agent/agent.js';
