@@ -66,6 +66,8 @@ export function validateBackend(name: string): string | undefined {
  */
 export function validateServerOptions(options: string): string | undefined {
   if (/[;\r\n#\u0000-\u001f\u007f]/.test(options)) return 'expected `add server` options on one line, without ; or #';
+  // An agent check may bring a server out of maintenance by itself, undoing the registry's verdict.
+  if (/(^|\s)agent-check(\s|$)/.test(options)) return 'agent-check is not supported: HAProxy\'s agent could take a server out of maintenance behind the registry\'s back';
   if (options.length > 1000) return 'expected at most 1000 characters';
   return undefined;
 }

@@ -172,11 +172,6 @@ export class HaproxyRuntimeApi {
     await this.expect(`enable health ${backend}/${name}`, /^\s*$/);
   }
 
-  /** Starts the server's agent checks. */
-  async enableAgent(backend: string, name: string): Promise<void> {
-    await this.expect(`enable agent ${backend}/${name}`, /^\s*$/);
-  }
-
   /** `del server`: only from maintenance, and (2.6) once no connection uses it; see {@link isBusyAnswer}. */
   async deleteServer(backend: string, name: string): Promise<void> {
     await this.expect(`del server ${backend}/${name}`, /Server deleted/);

@@ -300,7 +300,6 @@ export class HaproxySyncer extends EventEmitter<HaproxySyncEvents> {
           const d = action.server;
           await this.api.addServer(b, d.name, hostPort(d.addr, d.port), this.serverOptions);
           if (/(^|\s)check(\s|$)/.test(this.serverOptions)) await this.api.enableHealth(b, d.name);
-          if (/(^|\s)agent-check(\s|$)/.test(this.serverOptions)) await this.api.enableAgent(b, d.name);
           // A new server starts in maintenance.
           if (d.state !== 'maint') await this.api.setState(b, d.name, d.state);
           this.changed({ kind: 'added', server: d.name, serviceId: d.serviceId, to: d.state, reason: d.reason }, `added ${d.name} (${hostPort(d.addr, d.port)}) as ${d.state}: ${d.reason}`, { address: hostPort(d.addr, d.port) });
