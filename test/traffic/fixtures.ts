@@ -3,13 +3,16 @@
  * straight into the registry (no agents: each test sets the exact state it needs), and requests sent
  * through a load balancer.
  */
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { encodeServiceRecord } from '../../src/cluster/codec.js';
 import type { KeyLayout } from '../../src/cluster/keys.js';
 import type { Registry } from '../../src/registry/types.js';
 import type { ServiceRecord } from '../../src/types.js';
 import { listenOnLoopback, type LoopbackServer } from '../helpers/loopback.js';
 import { sampleRecord } from '../helpers/records.js';
+import { ROOT } from '../cli/fixtures.js';
 
 /** An instance: `GET /health` 200, anything else answers `<name>` and counts; `/slow` waits for {@link release}. */
 export interface CountingInstance extends LoopbackServer {
@@ -65,3 +68,30 @@ export async function requests(url: string, count: number): Promise<Record<strin
 
 /** Polls until `check` is truthy; throws after `timeoutMs` naming what it waited for. */
 export { waitFor } from '../helpers/agent-cluster.js';
+
+/** The walk-through's directory in docs/load-balancers.md, which tests replace with a temp dir. */
+export const DOCS_DIR = '/tmp/sd-getting-started';
+
+/**
+ * docs/load-balancers.md as tests use it: the files its `cat > FILE <<'EOF'` blocks write (by path),
+ * and the command lines of its `sh` blocks.
+ */
+export function loadBalancersDoc(): { files: Map<string, string>; commands: string[] } {
+  const text = readFileSync(path.join(ROOT, 'docs/load-balancers.md'), 'utf8');
+  const files = new Map<string, string>();
+  const commands: string[] = [];
+  for (const block of text.matchAll(/^```sh\n([\s\S]*?)^```/gm)) {
+    const body = block[1]!;
+    for (const m of body.matchAll(/^cat > (\S+) <<'EOF'\n([\s\S]*?)^EOF$/gm)) files.set(m[1]!, `${m[2]}`);
+    const withoutHeredocs = body.replace(/^cat > \S+ <<'EOF'\n[\s\S]*?^EOF$/gm, '');
+    for (const line of withoutHeredocs.split('\n')) if (line.trim() !== '' && !line.startsWith('#')) commands.push(line.trim());
+  }
+  return { files, commands };
+}
+
+/** The one command line of the doc that starts with `prefix` and contains every one of `parts`. */
+export function docsCommand(commands: readonly string[], prefix: string, ...parts: string[]): string {
+  const found = commands.filter((c) => c.startsWith(prefix) && parts.every((p) => c.includes(p)));
+  if (found.length !== 1) throw new Error(`docs/load-balancers.md: expected one command starting "${prefix}" with ${parts.join(', ')}, found ${found.length}`);
+  return found[0]!;
+}
