@@ -29,6 +29,8 @@ export interface StartNginxOptions {
   config: (where: { dir: string; port: number }) => string;
   /** Files to write into the dir before starting (an upstream file the config includes). */
   files?: (where: { dir: string; port: number }) => Record<string, string>;
+  /** Runs once the dir and nginx.conf exist, before nginx starts (e.g. a first `render --once`). */
+  beforeStart?: (where: { dir: string; port: number }) => Promise<void>;
 }
 
 const START_TIMEOUT_MS = 10_000;
@@ -103,6 +105,12 @@ export async function startNginx(options: StartNginxOptions): Promise<NginxServe
   for (const [name, text] of Object.entries(options.files?.(where) ?? {})) await writeFile(join(dir, name), text);
   await writeFile(join(dir, 'nginx.conf'), options.config(where));
   const server = new ProcessNginx(binary, dir, port!);
+  try {
+    await options.beforeStart?.(where);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
   await server.start();
   return server;
 }
