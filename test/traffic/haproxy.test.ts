@@ -10,6 +10,7 @@ import type { Logger } from '../../src/util/logger.js';
 import { startEtcd, uniqueNamespace, type EtcdServer } from '../helpers/etcd.js';
 import { defaultConfig, startHaproxy, type HaproxyServer } from '../helpers/haproxy.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
+import { ensureBuilt, runCli } from '../cli/fixtures.js';
 import { putRecord, requests, startInstance, waitFor, type CountingInstance } from './fixtures.js';
 
 const BACKEND = 'proxy_stone';
@@ -298,6 +299,61 @@ describe('traffic: a stale registry leaves HAProxy as it is', function () {
       await feed.stop();
       await writer.close();
       await reader.close();
+    }
+  });
+});
+
+describe('traffic: the lb haproxy command', function () {
+  this.timeout(60_000);
+  let endpoint: string;
+  let haproxy: HaproxyServer;
+
+  before(async function () {
+    this.timeout(120_000);
+    ensureBuilt();
+    endpoint = (await sharedEtcd()).endpoint;
+    haproxy = await startHaproxy();
+  });
+  after(async () => {
+    await haproxy?.stop();
+  });
+
+  const base = () => ['lb', 'haproxy', '--socket', haproxy.socket, '--endpoints', endpoint, '--namespace', uniqueNamespace('lb-cli')];
+
+  it('refuses flags that cannot work with one line and exit 2', async () => {
+    const agent = await runCli(['lb', 'haproxy', '--socket', haproxy.socket, '--backend', BACKEND, '--agent', 'http://127.0.0.1:8790']);
+    expect(agent.code).to.equal(2);
+    expect(agent.stderr).to.equal('Error: lb haproxy reads the registry itself: give --endpoints (etcd URLs or one redis:// URL) instead of --agent\n');
+    const options = await runCli([...base(), '--backend', BACKEND, '--server-options', 'check; del server proxy_stone/static1']);
+    expect(options.code).to.equal(2);
+    expect(options.stderr).to.equal('Error: --server-options: expected `add server` options on one line, without ; or # (hint: see proxy-stone-sd lb haproxy --help)\n');
+    const prefix = await runCli([...base(), '--backend', BACKEND, '--server-prefix', 'a b']);
+    expect(prefix.code).to.equal(2);
+    expect(prefix.stderr).to.match(/^Error: --server-prefix: expected letters, digits/);
+  });
+
+  it('a backend HAProxy does not have: exit 2 naming it', async () => {
+    const res = await runCli([...base(), '--backend', 'nosuch']);
+    expect(res.code).to.equal(2);
+    expect(res.stderr).to.equal(
+      `Error: HAProxy at ${haproxy.socket} has no backend "nosuch" (check --backend against the backend sections of haproxy.cfg) (hint: list the backends with: echo "show backend" | socat stdio <socket>)\n`,
+    );
+    const logged = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    expect(logged.map((l) => l.event)).to.include('haproxy.fatal');
+  });
+
+  it('a socket below level admin: exit 5 saying what haproxy.cfg needs', async () => {
+    const operator = await startHaproxy({ config: (where) => defaultConfig(where).replace('level admin', 'level operator') });
+    try {
+      const cluster = uniqueNamespace('lb-cli-operator');
+      const writer = new EtcdRegistry({ endpoints: [endpoint], callTimeoutMs: 5000 });
+      await putRecord(writer, keyLayout(cluster), 'node-1', 3001);
+      await writer.close();
+      const res = await runCli(['lb', 'haproxy', '--socket', operator.socket, '--backend', BACKEND, '--endpoints', endpoint, '--namespace', cluster]);
+      expect(res.code).to.equal(5);
+      expect(res.stderr).to.equal(`Error: HAProxy socket ${operator.socket} refuses changes: it needs \`stats socket ${operator.socket} mode 600 level admin\` in haproxy.cfg\n`);
+    } finally {
+      await operator.stop();
     }
   });
 });
