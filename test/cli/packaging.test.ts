@@ -95,7 +95,7 @@ describe('packaging: npm pack, then a global install into a clean prefix', funct
     pack = (JSON.parse(res.stdout) as PackResult[])[0]!;
     const files = pack.files.map((f) => f.path);
     const manifest = JSON.parse(readFileSync(path.join(ROOT, 'oclif.manifest.json'), 'utf8')) as { commands: Record<string, unknown> };
-    for (const must of ['package.json', 'bin/run.js', 'oclif.manifest.json', 'dist/index.js', 'dist/index.d.ts', 'README.md']) {
+    for (const must of ['package.json', 'bin/run.js', 'oclif.manifest.json', 'dist/index.js', 'dist/index.d.ts', 'dist/traffic/index.js', 'dist/traffic/index.d.ts', 'README.md']) {
       expect(files, must).to.include(must);
     }
     for (const id of Object.keys(manifest.commands)) expect(files, `command ${id}`).to.include(`dist/commands/${id.replaceAll(':', '/')}.js`);
@@ -152,6 +152,12 @@ describe('packaging: npm pack, then a global install into a clean prefix', funct
         expect(toggled.code, toggled.stderr).to.equal(0);
         expect(JSON.parse(toggled.stdout)).to.include({ serviceId: 'cli-node-1', enabled: verb === 'enable', changed: true });
       }
+    });
+
+    it('imports as a library: proxy-stone-sd and proxy-stone-sd/traffic', () => {
+      const script = "const sd = await import('proxy-stone-sd'); const t = await import('proxy-stone-sd/traffic'); console.log(typeof sd.ClusterView, typeof t.TrafficFeed, typeof t.HaproxySyncer, typeof t.TemplateRenderer)";
+      const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: path.join(prefix, 'lib'), encoding: 'utf8', timeout: 20_000 });
+      expect(res.stdout.trim(), res.stderr).to.equal('function function function function');
     });
 
     it('shell completion: autocomplete bash, autocomplete script bash', () => {
