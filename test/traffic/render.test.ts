@@ -155,13 +155,13 @@ describe('traffic: render', function () {
 
     it('debounces a burst into one write and one --exec', async () => {
       const log = path.join(dir, 'execs');
-      const p = start('--debounce', '1s', '--exec', `echo run >> ${log}`);
+      const p = start('--debounce', '2s', '--exec', `echo run >> ${log}`);
       await p.waitForEvent('render.started');
       await p.waitForEvent('render.exec');
       // Three disables at once: one render for all of them.
       await Promise.all([1, 2, 3].map((i) => setServiceEnabled(writer, layout, `proxy-stone-${i}`, false, { actor: 'test', drainTimeout: 0, minHealthy: { count: 0 } })));
-      await p.waitForEvent('render.written', 10_000, (r) => r.serving === 0);
-      await new Promise((r) => setTimeout(r, 1500));
+      await p.waitForEvent('render.written', 15_000, (r) => r.serving === 0);
+      await new Promise((r) => setTimeout(r, 2500));
       expect(p.events('render.written').map((r) => r.serving)).to.deep.equal([3, 0]);
       expect(readFileSync(log, 'utf8')).to.equal('run\nrun\n');
       expect(readFileSync(out, 'utf8')).to.not.match(/server 127\.0\.0\.1:300\d/);
