@@ -217,6 +217,24 @@ describe('traffic: lb haproxy keeps a real HAProxy backend equal to the registry
     expect(logger.lines.some((l) => l.event === 'haproxy.connected' && /answers again/.test(l.msg))).to.equal(true);
   });
 
+  it('a hung HAProxy (SIGSTOP): each call times out, and the backend is synced when it continues', async () => {
+    await startSync();
+    await waitFor('three ready servers', async () => Object.values(await owned()).filter((s) => s.startsWith('ready')).length === 3);
+    haproxy.kill('SIGSTOP');
+    try {
+      const stopped = Date.now();
+      await setServiceEnabled(writer, layout, 'node-3', false, { actor: 'test', drainTimeout: 0, minHealthy: { count: 0 } });
+      await waitFor('the unreachable log line', () => logger.lines.some((l) => l.event === 'haproxy.unreachable'), 10_000, 10);
+      const line = logger.lines.find((l) => l.event === 'haproxy.unreachable')!;
+      expect(line).to.include({ code: 'timeout' });
+      // The syncer's calls have a 2 s timeout (startSync): it noticed within a few of them.
+      expect(Date.now() - stopped).to.be.lessThan(10_000);
+    } finally {
+      haproxy.kill('SIGCONT');
+    }
+    await waitFor('node-3 in maint once HAProxy runs again', async () => (await owned())['psd-node-3']?.startsWith('maint') === true, 10_000, 20);
+  });
+
   it('a backend HAProxy does not have, or a socket below level admin, stops the syncer with the reason', async () => {
     const missing = new HaproxySyncer({ api: haproxy.api(), backend: 'nosuch', logger });
     const fatal = new Promise<Error>((resolve) => missing.once('fatal', resolve));
