@@ -8,7 +8,7 @@ import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { filterServices, type ServiceFilter } from '../cluster/topology.js';
 import { ClusterView } from '../cluster/view.js';
 import type { SdConfig } from '../config/types.js';
-import { openRegistry } from '../registry/index.js';
+import { memberFailoverMs, openRegistry } from '../registry/index.js';
 import {
   LeaseLostError,
   type Registry,
@@ -111,6 +111,22 @@ export interface AgentEvents {
 }
 
 /** Stable id from name, host and port, so operator intent keyed by id survives restarts. */
+/**
+ * How an agent opens its registry: warnings logged once, and with several etcd members, a member that
+ * leaves a call unanswered for two renew intervals is left for another (each move logged).
+ */
+export function agentRegistryOptions(config: SdConfig, logger: Logger): NonNullable<Parameters<typeof openRegistry>[1]> {
+  return {
+    onWarning: (w) => logger.warn({ event: w.event }, w.message),
+    failoverAfterMs: memberFailoverMs(config),
+    onMemberChange: (c) =>
+      logger.warn(
+        { event: 'registry.member_changed', from: c.from, to: c.to, reason: c.reason },
+        `etcd member ${c.from} left (${c.reason}); now using ${c.to}`,
+      ),
+  };
+}
+
 export function defaultServiceId(name: string, host: string, port: number): string {
   const digest = createHash('sha256').update(`${name}\0${host}\0${port}`).digest('hex').slice(0, 10);
   const slug = `${name}-${host}-${port}`.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').slice(0, 60);
@@ -221,9 +237,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   async start(): Promise<void> {
     if (this.state !== 'idle') throw new Error(`agent already ${this.state}`);
     this.state = 'running';
-    this.registryRef ??= await openRegistry(this.config.cluster.discovery, {
-      onWarning: (w) => this.logger.warn({ event: w.event }, w.message),
-    });
+    this.registryRef ??= await openRegistry(this.config.cluster.discovery, agentRegistryOptions(this.config, this.logger));
     const view = (this.viewRef ??= new ClusterView(this.registry, this.layout));
     const onEvent = (e: ClusterEvent) => this.onClusterEvent(e);
     const onWarning = (m: string) => {
@@ -640,7 +654,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     }
     const sentAt = Date.now();
     try {
-      await session.lease.keepAliveOnce();
+      // Bounded well inside the TTL: a member that does not answer is left for another in time.
+      await session.lease.keepAliveOnce({ timeoutMs: memberFailoverMs(this.config) });
       if (this.session !== session || this.state !== 'running') return;
       session.renewedAt = sentAt;
       this.contact();

@@ -1,7 +1,7 @@
 import { loadConfig, type FlagValue } from '../config/load.js';
 import { openRegistry } from '../registry/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
-import { ServiceAgent } from './agent.js';
+import { ServiceAgent, agentRegistryOptions } from './agent.js';
 
 export interface RunAgentOptions {
   flags?: Readonly<Record<string, FlagValue>>;
@@ -32,9 +32,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const api$ = config.api.enabled ? import('../api/index.js') : undefined;
   const metrics = api$ ? new (await api$).AgentMetrics() : undefined;
   // Registry calls go through the metrics decorator so round-trip latency is measured per call.
-  const rawRegistry = await openRegistry(config.cluster.discovery, {
-    onWarning: (w) => logger.warn({ event: w.event }, w.message),
-  });
+  const rawRegistry = await openRegistry(config.cluster.discovery, agentRegistryOptions(config, logger));
   const registry = metrics ? metrics.instrumentRegistry(rawRegistry) : rawRegistry;
   const agent = new ServiceAgent({ config, logger, registry });
   metrics?.observe(agent);
