@@ -132,10 +132,11 @@ interface OpenWatch {
  * for each call and keeps a stream on whichever member it opened it, and gRPC's keep-alive ping
  * (10 s plus 5 s) notices a member that stopped answering only after a short lease has expired. So
  * the registry keeps one etcd3 client per member and chooses itself: when the member in use leaves a
- * call unanswered for `failoverAfterMs`, or refuses the connection, it is left (its calls in flight
- * fail over, its streams are closed, its watches end so their owners re-list and watch again) and
- * the next member that has not failed recently is used. While watches are open and nothing else
- * proves the member alive, a cheap linearizable read does so every `failoverAfterMs / 2`.
+ * keep-alive or probe unanswered `failoverAfterMs` after its last answer, lets any call run out its
+ * timeout, or refuses the connection, it is left (its calls in flight fail over, its streams are
+ * closed, its watches end so their owners re-list and watch again) and the next member that has not
+ * failed recently is used. While watches are open and nothing else proved the member alive for half
+ * of `failoverAfterMs`, a cheap linearizable read does.
  * See docs/decisions/0018-etcd-member-failover.md.
  */
 export class EtcdRegistry implements Registry {
@@ -420,20 +421,32 @@ export class EtcdRegistry implements Registry {
    * `timeoutMs` bounds each attempt (default: the call timeout). `what` names the call at its call
    * site; messages leave it out, since "no answer" is the same for every call.
    */
-  async call<T>(what: string, fn: (client: Etcd3) => Promise<T>, options: { timeoutMs?: number } = {}): Promise<T> {
+  async call<T>(
+    what: string,
+    fn: (client: Etcd3, attemptMs: number) => Promise<T>,
+    options: { timeoutMs?: number; sinceLastAnswer?: boolean } = {},
+  ): Promise<T> {
     void what;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     let last: Error | undefined;
     for (let attempt = 0; attempt < this.members.length; attempt++) {
       if (this.closed) break;
       const member = this.members[this.active]!;
+      // With `sinceLastAnswer`, the budget counts from the member's last answer rather than from now:
+      // a member answering a keep-alive every renew interval that then goes silent is left
+      // `timeoutMs` after its last answer, not `timeoutMs` after the next keep-alive is sent. At least
+      // half the budget either way, so a call is never sent with no time to answer.
+      const attemptMs =
+        options.sinceLastAnswer && this.lastAnswerAt > 0
+          ? Math.round(Math.min(timeoutMs, Math.max(timeoutMs / 2, this.lastAnswerAt + timeoutMs - Date.now())))
+          : timeoutMs;
       try {
         // gRPC's own deadline fires first for unary calls; this one catches streams and stuck calls.
-        const result = await withTimeout(member.race(fn(member.client)), timeoutMs + 250, `no answer within ${timeoutMs}ms`);
+        const result = await withTimeout(member.race(fn(member.client, attemptMs)), attemptMs + 250, `no answer within ${attemptMs}ms`);
         this.answered(member);
         return result;
       } catch (err) {
-        const mapped = this.failure(err, timeoutMs);
+        const mapped = this.failure(err, attemptMs);
         last = mapped;
         if (!memberFailed(err) || !(mapped instanceof RegistryUnavailableError) || this.members.length === 1) throw mapped;
         this.leave(member, mapped.detail);
@@ -465,7 +478,8 @@ export class EtcdRegistry implements Registry {
         break;
       }
     }
-    if (next < 0) {
+    const allFailing = next < 0;
+    if (allFailing) {
       const others = this.members.map((m, i) => ({ m, i })).filter(({ i }) => i !== this.active);
       next = others.reduce((a, b) => (b.m.suspectUntil < a.m.suspectUntil ? b : a)).i;
     }
@@ -476,7 +490,7 @@ export class EtcdRegistry implements Registry {
     const err = new RegistryUnavailableError(from, `${reason}; moved to ${to}`);
     member.leave(err);
     for (const w of [...this.watches]) if (w.member === member) w.fail(err);
-    this.onMemberChange?.({ from, to, reason });
+    this.onMemberChange?.({ from, to, reason, allFailing });
     this.armWatchdog();
   }
 
@@ -490,22 +504,24 @@ export class EtcdRegistry implements Registry {
     clearTimeout(this.watchdog);
     this.watchdog = undefined;
     if (this.closed || this.members.length === 1 || this.watches.size === 0) return;
-    const every = Math.max(100, Math.floor(this.failoverAfterMs / 2));
     this.watchdog = setTimeout(() => {
       this.watchdog = undefined;
       void this.probe().finally(() => this.armWatchdog());
-    }, every);
+    }, Math.max(50, Math.floor(this.failoverAfterMs / 4)));
     this.watchdog.unref();
   }
 
+  /** Probes the member in use once it has been silent for half of `failoverAfterMs`. */
   private async probe(): Promise<void> {
     const open = [...this.watches][0];
     if (this.probing || !open || Date.now() - this.lastAnswerAt < this.failoverAfterMs / 2) return;
     this.probing = true;
     try {
-      await this.call('probe', (c) => c.kv.range({ key: Buffer.from(open.prefix), count_only: true, limit: 1 }), {
-        timeoutMs: this.failoverAfterMs,
-      });
+      await this.call(
+        'probe',
+        (c, ms) => c.kv.range({ key: Buffer.from(open.prefix), count_only: true, limit: 1 }, { deadline: Date.now() + ms }),
+        { timeoutMs: this.failoverAfterMs, sinceLastAnswer: true },
+      );
     } catch {
       // Left and moved on inside call(); a registry-wide outage is the watches' owners' to report.
     } finally {
@@ -537,15 +553,16 @@ class EtcdLease implements RegistryLease {
 
   /**
    * One keep-alive on a stream of its own, on the member in use (etcd3's keepaliveOnce does the same
-   * on whichever member its client picks). A member that does not answer within `timeoutMs` is left
-   * and the keep-alive sent again on the next one.
+   * on whichever member its client picks). A member that leaves it unanswered until `timeoutMs` after
+   * its last answer (at least half of `timeoutMs` after sending) is left and the keep-alive sent again
+   * on the next one.
    */
   async keepAliveOnce(options: { timeoutMs?: number } = {}): Promise<number> {
     const timeoutMs = options.timeoutMs ?? this.registry.timeoutMs;
     const res = await this.registry.call(
       'lease keep-alive',
-      async (c) => {
-        const stream = await c.leaseClient.leaseKeepAlive({ deadline: Date.now() + timeoutMs });
+      async (c, attemptMs) => {
+        const stream = await c.leaseClient.leaseKeepAlive({ deadline: Date.now() + attemptMs });
         try {
           return await new Promise<{ TTL: string }>((resolve, reject) => {
             stream.on('data', resolve);
@@ -556,7 +573,7 @@ class EtcdLease implements RegistryLease {
           stream.end();
         }
       },
-      { timeoutMs },
+      { timeoutMs, sinceLastAnswer: true },
     );
     // etcd answers a keep-alive of a lease it no longer has with TTL 0.
     if (Number(res.TTL) <= 0) throw new LeaseLostError(this.id);

@@ -107,6 +107,8 @@ export interface MemberChange {
   to: string;
   /** Why the member was left, e.g. `no answer within 2000ms`. */
   reason: string;
+  /** Every member has failed recently, `to` included: the cluster, not one member, is away. */
+  allFailing: boolean;
 }
 
 /** The registry did not answer in time or refused the connection. */

@@ -159,8 +159,8 @@ export class EtcdCluster {
   }
 
   /**
-   * The index of the raft leader, as a majority of the members names it (a member that is down or
-   * frozen does not answer). Waits up to `timeoutMs` for one.
+   * The index of the raft leader, as a majority of the members names it and it answers itself (a
+   * member that is down or frozen does not). Waits up to `timeoutMs` for one.
    */
   async leader(timeoutMs = 10_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
@@ -176,7 +176,8 @@ export class EtcdCluster {
       }
       for (const [leaderId, count] of votes) {
         const index = this.memberIds.indexOf(leaderId);
-        if (count >= majority && index >= 0) return index;
+        // Followers name a leader that was just killed or frozen until they notice: only one that answers counts.
+        if (count >= majority && index >= 0 && statuses[index] !== undefined) return index;
       }
       if (statuses.some(Boolean)) last = `members name ${[...votes.entries()].map(([id, n]) => `${id} x${n}`).join(', ') || 'no leader'}`;
       if (Date.now() > deadline) throw new Error(`no raft leader within ${timeoutMs} ms (${last})`);
