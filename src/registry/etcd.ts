@@ -435,9 +435,10 @@ export class EtcdRegistry implements Registry {
       // With `sinceLastAnswer`, the budget counts from the member's last answer rather than from now:
       // a member answering a keep-alive every renew interval that then goes silent is left
       // `timeoutMs` after its last answer, not `timeoutMs` after the next keep-alive is sent. At least
-      // half the budget either way, so a call is never sent with no time to answer.
+      // half the budget either way, so a call is never sent with no time to answer. With one member
+      // there is nowhere to move, so it gets the whole budget.
       const attemptMs =
-        options.sinceLastAnswer && this.lastAnswerAt > 0
+        options.sinceLastAnswer && this.lastAnswerAt > 0 && this.members.length > 1
           ? Math.round(Math.min(timeoutMs, Math.max(timeoutMs / 2, this.lastAnswerAt + timeoutMs - Date.now())))
           : timeoutMs;
       try {
