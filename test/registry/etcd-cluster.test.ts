@@ -82,7 +82,7 @@ describe('EtcdRegistry on three members: leaving a member that fails', function 
 
   const activeIndex = () => c.endpoints.indexOf(registry.activeEndpoint);
 
-  it('a frozen member in use: a call moves to another member after one attempt's timeout, and the move is reported', async () => {
+  it('a frozen member in use: a call moves to another member after one attempt\'s timeout, and the move is reported', async () => {
     const ns = uniqueNamespace('frozen');
     await registry.put(`${ns}/a`, '1');
     const frozen = activeIndex();
