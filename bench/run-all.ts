@@ -4,7 +4,7 @@
  * tests. Bounded: four to seven minutes on 2 cores (it waits up to 30 s per section for a busy machine
  * to calm down); `--quick` runs fewer rounds (about three).
  *
- *   npm run bench [-- --quick] [--no-write] [--only limits,agents,propagation,scale,external]
+ *   npm run bench [-- --quick] [--no-write] [--only limits,agents,propagation,cluster,scale,external]
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -16,11 +16,12 @@ import { agentBenchmarks } from './agents.js';
 import { limitBenchmarks } from './limits.js';
 import { loadAverage, machine, markdownTable, sleep, textTable, verdict, type Row } from './lib.js';
 import { propagationBenchmarks } from './propagation.js';
+import { etcdClusterBenchmarks } from './etcd-cluster.js';
 import { scaleBenchmarks } from './scale.js';
 import { assertBuilt } from '../test/helpers/cluster.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SECTIONS = ['limits', 'agents', 'propagation', 'scale', 'external'] as const;
+const SECTIONS = ['limits', 'agents', 'propagation', 'cluster', 'scale', 'external'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: args } = parseArgs({
@@ -83,6 +84,7 @@ if (await section('agents')) {
   );
 }
 if (await section('propagation')) rows.push(...(await propagationBenchmarks({ cycles: quick ? 30 : 100, log })));
+if (await section('cluster')) rows.push(...(await etcdClusterBenchmarks({ passes: quick ? 1 : 2, crashRounds: quick ? 3 : 6, cycles: quick ? 30 : 100, log })));
 if (await section('scale')) rows.push(...(await scaleBenchmarks({ agents: 1000, rounds: quick ? 1 : 3, records: 10_000, cliRuns: quick ? 2 : 5, log })));
 if (await section('external')) {
   // The older benches, run as they are (each starts its own etcd), with their output kept verbatim.
@@ -167,7 +169,7 @@ function renderDoc(rows: Row[], outputs: { name: string; command: string; output
     '## Machine',
     '',
     `- ${m.cpu}, ${m.cores} cores available, ${m.memGiB} GiB memory, ${m.os}`,
-    `- Node ${process.version}, etcd ${info.etcdVersion} (one member, local process, data on the local disk, loopback only)`,
+    `- Node ${process.version}, etcd ${info.etcdVersion} (one member, local process, data on the local disk, loopback only; three members for the "cluster" section)`,
     `- load average (1, 5, 15 min) before: ${info.loadBefore}; after: ${info.loadAfter}; 1-min load as each section began: ${sectionLoads.join(', ')}. The machine is shared: a load above the core count means other work competed for the CPU, and every figure is then slower than the machine can do. The "limits" rows, measured in the same run, show how fast etcd alone was at the time.`,
     `- ran ${info.elapsed} s (${info.sections.join(', ')})`,
     '',
@@ -179,6 +181,7 @@ function renderDoc(rows: Row[], outputs: { name: string; command: string; output
     '  - steady state: etcd\'s own counters (`etcd_mvcc_put_total`, `etcd_mvcc_txn_total`, `etcd_mvcc_delete_total`, `etcd_debugging_lease_renewed_total`, `etcd_server_proposals_committed_total`) over an idle window, per agent per minute; RSS (`VmRSS`) and PSS (`smaps_rollup`) sampled every 5 s (the idle level is the median of the samples after 20 s, when V8 has shrunk its heap; the peak is the largest sample), CPU from `utime + stime` in `/proc/<pid>/stat`. A fourth agent runs in its own namespace, started by importing `runAgent()` directly instead of through `proxy-stone-sd agent`, so with V8\'s default settings, to show what the `agent` command\'s V8 settings change.',
     '  - unhealthy detection: the upstream starts answering 503 at a random point of the probe cycle; the bound is interval x retries + timeout.',
     '- **propagation** (`bench/propagation.ts`): the bench joins a service exactly as an agent does (lease grant, then one transaction with the record and the election key) and leaves by revoking the lease; three real agents each serve one SSE client. "Peers\' views" is the event\'s `timestamp`, stamped by each agent when its view applies the change (1 ms resolution); "SSE" is receipt at the client. Both from the moment the write is issued.',
+    '- **cluster** (`bench/etcd-cluster.ts`): etcd as production runs it, three members on loopback (separate processes and data dirs, etcd\'s default raft timers: heartbeat 100 ms, election 1 s), three agent processes given every member\'s endpoint, lease TTL 5 s, renew 1 s. Three times per pass the member most agents use (from their logs) is hung (SIGSTOP) for 4 s, then three times killed and restarted on its data, at a random point of the renew cycle; an agent\'s move is its `registry.member_changed` log line leaving that member, from the fault. A watcher (a `ClusterView` on its own client with every endpoint) counts records that went missing and leader changes meanwhile. Then crash failover and join/leave propagation to SSE clients as in the sections above.',
     '- **scale** (`bench/scale.ts`): 1,000 `ServiceAgent`s in one process (each with its own lease, record, campaign, keep-alive timer and health checker) sharing one etcd client and one watch, all started at once against an etcd of their own, warmed up first with 500 lease grants and puts (a fresh etcd\'s first burst is several times slower); a new agent with a view of its own; `services list --json` as a new process per call, at 1,000 and 10,000 records.',
     '- **external**: `bench/sse-fanout.ts` (100 SSE clients on one agent) and `bench/cli-startup.ts`, run as they are; their output is below.',
     '',

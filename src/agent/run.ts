@@ -61,7 +61,13 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     }
     await agent.start();
     logger.info(
-      { event: 'agent.started', serviceId: agent.id, registry: agent.registry.description, namespace: config.cluster.discovery.namespace },
+      {
+        event: 'agent.started',
+        serviceId: agent.id,
+        registry: agent.registry.description,
+        ...(rawRegistry.activeEndpoint !== undefined ? { member: rawRegistry.activeEndpoint } : {}),
+        namespace: config.cluster.discovery.namespace,
+      },
       `agent ${agent.id} started (registry ${agent.registry.kind === agent.registry.description ? agent.registry.kind : `${agent.registry.kind} ${agent.registry.description}`}, namespace ${config.cluster.discovery.namespace})`,
     );
     options.onStarted?.();

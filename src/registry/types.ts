@@ -82,6 +82,8 @@ export interface Registry {
   readonly kind: 'etcd' | 'memory' | 'redis';
   /** Human description for messages: the endpoints, or "memory". Never contains credentials. */
   readonly description: string;
+  /** etcd: the member in use right now (the registry moves off one that stops answering). */
+  readonly activeEndpoint?: string;
   get(key: string): Promise<KeyValue | null>;
   list(prefix: string): Promise<ListResult>;
   put(key: string, value: string, options?: { lease?: string }): Promise<number>;

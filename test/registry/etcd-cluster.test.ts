@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
 import { RegistryUnavailableError, type MemberChange } from '../../src/registry/types.js';
 import { EtcdCluster } from '../helpers/etcd-cluster.js';
@@ -213,6 +215,34 @@ describe('EtcdRegistry on three members: leaving a member that fails', function 
       expect((await only.get(`${ns}/b`))?.value).to.equal('written while down');
     } finally {
       await only.close();
+    }
+  });
+});
+
+describe('EtcdRegistry on three members: nothing of a member left keeps running', function () {
+  this.timeout(60_000);
+
+  it('a process whose watch moved off a frozen member exits by itself once the registry is closed', async () => {
+    const c = await cluster();
+    const fixture = fileURLToPath(new URL('./fixtures/watch-failover-exit.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture, c.endpoints.join(','), `${uniqueNamespace('exit')}/`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let frozen: number | undefined;
+    try {
+      const on = await eventually('the child watching', () => /watching on (\S+)/.exec(out)?.[1], 20_000, 20);
+      frozen = c.endpoints.indexOf(on);
+      await c.member(frozen).freeze();
+      await eventually('the child closed its registry', () => out.includes('closed'), 10_000, 20);
+      const closedAt = Date.now();
+      const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 5000))]);
+      expect(code, `exit after close (output: ${out})`).to.equal(0);
+      expect(Date.now() - closedAt).to.be.below(5000);
+    } finally {
+      child.kill('SIGKILL');
+      if (frozen !== undefined) c.member(frozen).thaw();
+      await c.waitHealthy();
     }
   });
 });
