@@ -51,7 +51,9 @@ export function p50p99(values: readonly number[], unit = 'ms'): string {
 export function verdict(row: Row): string {
   if (row.ratio === undefined) return '';
   if (!Number.isFinite(row.ratio)) return 'MISSED';
-  return `${row.ratio <= 1 ? 'met' : 'MISSED'} (${row.ratio.toFixed(2)}x)`;
+  // Never "MISSED (1.00x)": a third decimal when two would round a miss (or a met) onto the goal.
+  const shown = row.ratio.toFixed(2) === '1.00' && row.ratio !== 1 ? row.ratio.toFixed(3) : row.ratio.toFixed(2);
+  return `${row.ratio <= 1 ? 'met' : 'MISSED'} (${shown}x)`;
 }
 
 /** Renders rows as a Markdown table. */
