@@ -135,9 +135,10 @@ export async function etcdClusterBenchmarks(options: EtcdClusterBenchOptions): P
     rows.push({
       section: SECTION,
       measure: 'crash failover (kill -9 of the leading agent -> next leader elected)',
-      value: p50p99(failover),
-      goal: `p99 <= TTL + 0.5 s = ${TTL_MS + 500} ms`,
-      ratio: percentile(failover, 99) / (TTL_MS + 500),
+      value: `${p50p99(failover)}, max ${Math.max(...failover)} ms`,
+      // A bound, so the verdict is the worst round's (as for one member).
+      goal: `max <= TTL + 0.5 s = ${TTL_MS + 500} ms`,
+      ratio: Math.max(...failover) / (TTL_MS + 500),
       n: failover.length,
     });
 

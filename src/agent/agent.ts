@@ -23,6 +23,7 @@ import { HealthChecker, type HealthCheckResultEvent } from './health-checker.js'
 import type { HealthHistoryEntry } from './health-state.js';
 import { FlapDamper, flapReason } from './flap-damper.js';
 import { InstanceMaintenanceHook } from './maintenance-hook.js';
+import { memoryRegistryNotice } from './registry-notices.js';
 
 /** The agent is not (or no longer) the leader, so a leader-only write was not attempted. */
 export class NotLeaderError extends Error {
@@ -103,6 +104,8 @@ export interface AgentEvents {
   /** This agent gained (true) or lost (false) leadership. */
   leadership: [boolean];
   registered: [{ leaseId: string; reregistration: boolean }];
+  /** A registration attempt failed (it is retried): the registry's error. */
+  registrationFailed: [Error];
   leaseLost: [{ leaseId: string; reason: string }];
   keepaliveFailed: [Error];
   healthResult: [HealthCheckResultEvent];
@@ -250,7 +253,14 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   async start(): Promise<void> {
     if (this.state !== 'idle') throw new Error(`agent already ${this.state}`);
     this.state = 'running';
-    this.registryRef ??= await openRegistry(this.config.cluster.discovery, agentRegistryOptions(this.config, this.logger));
+    if (!this.registryRef) {
+      this.registryRef = await openRegistry(this.config.cluster.discovery, agentRegistryOptions(this.config, this.logger));
+      // A registry given to the agent is its owner's to explain (runAgent, the demo).
+      if (this.registryRef.kind === 'memory') {
+        const notice = memoryRegistryNotice();
+        this.logger.warn({ event: notice.event }, notice.message);
+      }
+    }
     const view = (this.viewRef ??= new ClusterView(this.registry, this.layout));
     const onEvent = (e: ClusterEvent) => this.onClusterEvent(e);
     const onWarning = (m: string) => {
@@ -648,6 +658,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       if (lease) await withDeadline(lease.revoke(), 1000).catch(() => undefined);
       this.setReachable(false);
       this.logger.warn({ event: 'register.failed', err: errMessage(err) }, `registration failed: ${errMessage(err)}; retrying`);
+      this.emit('registrationFailed', err instanceof Error ? err : new Error(String(err)));
     }
   }
 
