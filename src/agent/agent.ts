@@ -615,6 +615,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         `${reregistration ? 're-registered' : 'registered'} ${this.id} under lease ${lease.id} (ttl ${ttl}s)`,
       );
       this.emit('registered', { leaseId: lease.id, reregistration });
+      // A health change while the registration was in flight could not be published without a
+      // session (the first probe often answers before etcd does): publish it now, not at the next renew.
+      if (this.dirty) this.publish();
       this.evaluateLeadership();
     } catch (err) {
       // Never leave a half-registered lease behind: it would be a second live lease for this agent.
