@@ -214,6 +214,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     this.ownsView = !options.view;
     const s = this.config.service;
     this.id = s.id ?? defaultServiceId(s.name, s.host, s.port);
+    // Known up front when configured; otherwise whoever serves the API says where (setApiUrl).
+    this.apiUrl = this.config.api.enabled ? this.config.api.advertiseUrl : undefined;
     this.layout = keyLayout(this.config.cluster.discovery.namespace);
     this.health = {
       status: 'starting',
@@ -243,7 +245,15 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     return `http://${host}:${this.config.service.port}${hc.path.startsWith('/') ? '' : '/'}${hc.path}`;
   }
 
-  /** Where this agent's HTTP API answers, written into the record so the CLI can find peers. */
+  /**
+   * Where this agent's HTTP API answers (`api.advertiseUrl` until {@link setApiUrl} says otherwise),
+   * as written into the record; undefined when it serves none that is known.
+   */
+  get advertisedApiUrl(): string | undefined {
+    return this.apiUrl;
+  }
+
+  /** Where this agent's HTTP API answers, written into the record so the CLI, peers and Prometheus can find it. */
   setApiUrl(url: string | undefined): void {
     this.apiUrl = url;
     if (this.state === 'running') this.publish();
@@ -652,6 +662,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         `${reregistration ? 're-registered' : 'registered'} ${this.id} under lease ${lease.id} (ttl ${ttl}s)`,
       );
       this.emit('registered', { leaseId: lease.id, reregistration });
+      // A health change while the registration was in flight could not be published without a
+      // session (the first probe often answers before etcd does): publish it now, not at the next renew.
+      if (this.dirty) this.publish();
       this.evaluateLeadership();
     } catch (err) {
       // Never leave a half-registered lease behind: it would be a second live lease for this agent.
