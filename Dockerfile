@@ -5,6 +5,9 @@
 #   docker run --rm -e SERVICE_DISCOVERY_ENDPOINTS=http://etcd:2379 -e SERVICE_HOST=proxy-stone-1 \
 #     -e SERVICE_PORT=3001 -p 8790:8790 proxy-stone-sd
 #
+# Without SERVICE_DISCOVERY_ENDPOINTS the agent looks for etcd at http://127.0.0.1:2379, which inside a
+# container is the container itself: it then logs registry.default_unreachable and /health answers 503.
+#
 # Any other command of the CLI runs the same way: `docker run --rm proxy-stone-sd status --endpoints ...`.
 
 ARG NODE_VERSION=20.20

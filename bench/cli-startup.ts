@@ -73,7 +73,7 @@ try {
       mins[i]!.toFixed(0),
       `${ratio.toFixed(2)}x`,
       `${(mins[i]! / mins[0]!).toFixed(2)}x`,
-      c.goal ? `${ratio <= c.goal ? 'ok' : 'MISSED'} (<= ${c.goal}x)` : '',
+      c.goal ? `${ratio <= c.goal ? 'ok' : 'MISSED'} (median <= ${c.goal}x)` : '',
     ]);
   });
   console.log(table.toString());

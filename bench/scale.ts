@@ -22,7 +22,7 @@ import { CLOCK_TICKS, median, ms, now, procSample, type Row } from './lib.js';
 
 export interface ScaleOptions {
   agents: number;
-  /** Register-all/stop-all rounds; the median is reported. */
+  /** Register-all/stop-all rounds; the verdict is the worst round's, the median is shown beside it. */
   rounds: number;
   records: number;
   cliRuns: number;
@@ -89,7 +89,8 @@ export async function scaleBenchmarks(options: ScaleOptions): Promise<Row[]> {
         memoryRow = {
           section: 'scale',
           measure: 'memory per simulated agent (RSS growth / agents)',
-          value: `${((process.memoryUsage().rss - rssBefore) / 1024 / options.agents).toFixed(0)} KB`,
+          // kB of 10^3 bytes, as the MB of the agent rows.
+          value: `${((process.memoryUsage().rss - rssBefore) / 1000 / options.agents).toFixed(0)} kB`,
           n: options.agents,
           note: `first round; ${healthy} published healthy after their first probe`,
         };
@@ -101,13 +102,14 @@ export async function scaleBenchmarks(options: ScaleOptions): Promise<Row[]> {
       await waitFor('all deregistered', () => view.services().length === 0, 30_000, 5);
       stopRuns.push(now() - s0);
     }
-    const registered = median(registeredRuns);
+    // A bound on a fleet start, so the verdict is the worst round's: one slow round is a slow start.
+    const worst = Math.max(...registeredRuns);
     rows.push({
       section: 'scale',
-      measure: `${options.agents} agents registered and campaigning (one etcd)`,
-      value: `median ${ms(registered)} ms, best ${ms(Math.min(...registeredRuns))} ms (start() resolved for all: median ${ms(median(startedRuns))} ms)`,
+      measure: `${options.agents} agents registered and campaigning (one etcd), ${registeredRuns.length === 1 ? 'one round' : `worst of ${registeredRuns.length} rounds`}`,
+      value: `worst ${ms(worst)} ms, median ${ms(median(registeredRuns))} ms (start() resolved for all: median ${ms(median(startedRuns))} ms)`,
       goal: '<= 2000 ms',
-      ratio: registered / 2000,
+      ratio: worst / 2000,
       n: registeredRuns.length,
       note,
     });

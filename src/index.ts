@@ -1,6 +1,9 @@
 /**
  * proxy-stone-sd as a library: the embedded agent (`ProxyStoneServiceDiscovery`), the registries,
  * the cluster view and the configuration loader. The CLI is built on these same exports.
+ *
+ * The HTTP API (the Fastify plugin, metrics, Prometheus service discovery) is the separate entry
+ * point `proxy-stone-sd/api` (src/api/index.ts), so importing this one loads no fastify or prom-client.
  * Load-balancer feeding (HAProxy, templates) is `proxy-stone-sd/traffic`, so embedding the agent never loads it.
  */
 export { ProxyStoneServiceDiscovery } from './service-discovery.js';

@@ -8,7 +8,7 @@ import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { filterServices, type ServiceFilter } from '../cluster/topology.js';
 import { ClusterView } from '../cluster/view.js';
 import type { SdConfig } from '../config/types.js';
-import { openRegistry } from '../registry/index.js';
+import { memberFailoverMs, openRegistry } from '../registry/index.js';
 import {
   LeaseLostError,
   type Registry,
@@ -23,6 +23,7 @@ import { HealthChecker, type HealthCheckResultEvent } from './health-checker.js'
 import type { HealthHistoryEntry } from './health-state.js';
 import { FlapDamper, flapReason } from './flap-damper.js';
 import { InstanceMaintenanceHook } from './maintenance-hook.js';
+import { memoryRegistryNotice } from './registry-notices.js';
 
 /** The agent is not (or no longer) the leader, so a leader-only write was not attempted. */
 export class NotLeaderError extends Error {
@@ -103,6 +104,8 @@ export interface AgentEvents {
   /** This agent gained (true) or lost (false) leadership. */
   leadership: [boolean];
   registered: [{ leaseId: string; reregistration: boolean }];
+  /** A registration attempt failed (it is retried): the registry's error. */
+  registrationFailed: [Error];
   leaseLost: [{ leaseId: string; reason: string }];
   keepaliveFailed: [Error];
   healthResult: [HealthCheckResultEvent];
@@ -111,6 +114,35 @@ export interface AgentEvents {
 }
 
 /** Stable id from name, host and port, so operator intent keyed by id survives restarts. */
+/**
+ * How an agent opens its registry: warnings logged once, and with several etcd members, a member that
+ * leaves a call unanswered for two renew intervals is left for another (each move logged).
+ */
+export function agentRegistryOptions(config: SdConfig, logger: Logger): NonNullable<Parameters<typeof openRegistry>[1]> {
+  // While the whole cluster is away the registry goes round the members every few seconds: those
+  // moves are logged once per KEEPALIVE_LOG_EVERY_MS, with the count of those not logged (the
+  // keep-alive outage has its own lines). A move off one failed member is always logged.
+  let outage: { at: number; quiet: number } | undefined;
+  return {
+    onWarning: (w) => logger.warn({ event: w.event }, w.message),
+    failoverAfterMs: memberFailoverMs(config),
+    onMemberChange: (c) => {
+      const now = Date.now();
+      if (!c.allFailing) outage = undefined;
+      else if (outage && now - outage.at < KEEPALIVE_LOG_EVERY_MS) {
+        outage.quiet++;
+        return;
+      }
+      const quiet = outage?.quiet ?? 0;
+      if (c.allFailing) outage = { at: now, quiet: 0 };
+      logger.warn(
+        { event: 'registry.member_changed', from: c.from, to: c.to, reason: c.reason, allFailing: c.allFailing, ...(quiet ? { notLogged: quiet } : {}) },
+        `etcd member ${c.from} left (${c.reason}); now using ${c.to}${c.allFailing ? ', though every member failed recently' : ''}${quiet ? ` (${quiet} such moves not logged)` : ''}`,
+      );
+    },
+  };
+}
+
 export function defaultServiceId(name: string, host: string, port: number): string {
   const digest = createHash('sha256').update(`${name}\0${host}\0${port}`).digest('hex').slice(0, 10);
   const slug = `${name}-${host}-${port}`.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').slice(0, 60);
@@ -182,6 +214,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     this.ownsView = !options.view;
     const s = this.config.service;
     this.id = s.id ?? defaultServiceId(s.name, s.host, s.port);
+    // Known up front when configured; otherwise whoever serves the API says where (setApiUrl).
+    this.apiUrl = this.config.api.enabled ? this.config.api.advertiseUrl : undefined;
     this.layout = keyLayout(this.config.cluster.discovery.namespace);
     this.health = {
       status: 'starting',
@@ -211,7 +245,15 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     return `http://${host}:${this.config.service.port}${hc.path.startsWith('/') ? '' : '/'}${hc.path}`;
   }
 
-  /** Where this agent's HTTP API answers, written into the record so the CLI can find peers. */
+  /**
+   * Where this agent's HTTP API answers (`api.advertiseUrl` until {@link setApiUrl} says otherwise),
+   * as written into the record; undefined when it serves none that is known.
+   */
+  get advertisedApiUrl(): string | undefined {
+    return this.apiUrl;
+  }
+
+  /** Where this agent's HTTP API answers, written into the record so the CLI, peers and Prometheus can find it. */
   setApiUrl(url: string | undefined): void {
     this.apiUrl = url;
     if (this.state === 'running') this.publish();
@@ -221,9 +263,14 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   async start(): Promise<void> {
     if (this.state !== 'idle') throw new Error(`agent already ${this.state}`);
     this.state = 'running';
-    this.registryRef ??= await openRegistry(this.config.cluster.discovery, {
-      onWarning: (w) => this.logger.warn({ event: w.event }, w.message),
-    });
+    if (!this.registryRef) {
+      this.registryRef = await openRegistry(this.config.cluster.discovery, agentRegistryOptions(this.config, this.logger));
+      // A registry given to the agent is its owner's to explain (runAgent, the demo).
+      if (this.registryRef.kind === 'memory') {
+        const notice = memoryRegistryNotice();
+        this.logger.warn({ event: notice.event }, notice.message);
+      }
+    }
     const view = (this.viewRef ??= new ClusterView(this.registry, this.layout));
     const onEvent = (e: ClusterEvent) => this.onClusterEvent(e);
     const onWarning = (m: string) => {
@@ -615,12 +662,16 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         `${reregistration ? 're-registered' : 'registered'} ${this.id} under lease ${lease.id} (ttl ${ttl}s)`,
       );
       this.emit('registered', { leaseId: lease.id, reregistration });
+      // A health change while the registration was in flight could not be published without a
+      // session (the first probe often answers before etcd does): publish it now, not at the next renew.
+      if (this.dirty) this.publish();
       this.evaluateLeadership();
     } catch (err) {
       // Never leave a half-registered lease behind: it would be a second live lease for this agent.
       if (lease) await withDeadline(lease.revoke(), 1000).catch(() => undefined);
       this.setReachable(false);
       this.logger.warn({ event: 'register.failed', err: errMessage(err) }, `registration failed: ${errMessage(err)}; retrying`);
+      this.emit('registrationFailed', err instanceof Error ? err : new Error(String(err)));
     }
   }
 
@@ -640,7 +691,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     }
     const sentAt = Date.now();
     try {
-      await session.lease.keepAliveOnce();
+      // Bounded well inside the TTL: a member that does not answer is left for another in time.
+      await session.lease.keepAliveOnce({ timeoutMs: memberFailoverMs(this.config) });
       if (this.session !== session || this.state !== 'running') return;
       session.renewedAt = sentAt;
       this.contact();

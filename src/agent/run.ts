@@ -1,8 +1,9 @@
-import { loadConfig, type FlagValue } from '../config/load.js';
-import { openRegistry } from '../registry/index.js';
+import { describeSource, loadConfig, type FlagValue } from '../config/load.js';
+import { openRegistry, RegistryUnavailableError } from '../registry/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { waitForSignal } from '../util/signals.js';
-import { ServiceAgent } from './agent.js';
+import { ServiceAgent, agentRegistryOptions } from './agent.js';
+import { defaultEndpointNotice, defaultEndpointUnreachableNotice, memoryRegistryNotice } from './registry-notices.js';
 
 export interface RunAgentOptions {
   flags?: Readonly<Record<string, FlagValue>>;
@@ -29,15 +30,32 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     return 0;
   }
 
+  const discovery = config.cluster.discovery;
+  // Where the registry came from, said first: an agent alone on the memory registry, or looking for
+  // an etcd on this host because nothing named one, must not look like a healthy cluster member.
+  const defaultEndpoint = discovery.registry === 'etcd' && loaded.origins['cluster.discovery.endpoints']?.source === 'default';
+  if (discovery.registry === 'memory') {
+    const notice = memoryRegistryNotice(describeSource('cluster.discovery.registry', loaded));
+    logger.warn({ event: notice.event }, notice.message);
+  } else if (defaultEndpoint) {
+    const notice = defaultEndpointNotice();
+    logger.info({ event: notice.event, endpoints: discovery.endpoints }, notice.message);
+  }
+
   // The API module (fastify, prom-client) loads only when the API is on.
   const api$ = config.api.enabled ? import('../api/index.js') : undefined;
   const metrics = api$ ? new (await api$).AgentMetrics() : undefined;
   // Registry calls go through the metrics decorator so round-trip latency is measured per call.
-  const rawRegistry = await openRegistry(config.cluster.discovery, {
-    onWarning: (w) => logger.warn({ event: w.event }, w.message),
-  });
+  const rawRegistry = await openRegistry(config.cluster.discovery, agentRegistryOptions(config, logger));
   const registry = metrics ? metrics.instrumentRegistry(rawRegistry) : rawRegistry;
   const agent = new ServiceAgent({ config, logger, registry });
+  if (defaultEndpoint) {
+    agent.once('registrationFailed', (err) => {
+      if (!(err instanceof RegistryUnavailableError)) return;
+      const notice = defaultEndpointUnreachableNotice();
+      logger.warn({ event: notice.event, endpoints: discovery.endpoints }, notice.message);
+    });
+  }
   metrics?.observe(agent);
   const stopSignal = options.until ?? waitForSignal(logger);
   let api: { url: string; close(): Promise<void> } | undefined;
@@ -64,7 +82,13 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     }
     await agent.start();
     logger.info(
-      { event: 'agent.started', serviceId: agent.id, registry: agent.registry.description, namespace: config.cluster.discovery.namespace },
+      {
+        event: 'agent.started',
+        serviceId: agent.id,
+        registry: agent.registry.description,
+        ...(rawRegistry.activeEndpoint !== undefined ? { member: rawRegistry.activeEndpoint } : {}),
+        namespace: config.cluster.discovery.namespace,
+      },
       `agent ${agent.id} started (registry ${agent.registry.kind === agent.registry.description ? agent.registry.kind : `${agent.registry.kind} ${agent.registry.description}`}, namespace ${config.cluster.discovery.namespace})`,
     );
     options.onStarted?.();

@@ -431,7 +431,7 @@ class InstrumentedRegistry implements Registry {
     return {
       id: lease.id,
       ttl: lease.ttl,
-      keepAliveOnce: () => timed(observe, 'keepAlive', () => lease.keepAliveOnce()),
+      keepAliveOnce: (options) => timed(observe, 'keepAlive', () => lease.keepAliveOnce(options)),
       revoke: () => timed(observe, 'revoke', () => lease.revoke()),
     };
   }

@@ -17,6 +17,7 @@ import type { ApiAuthenticator, Principal, RouteAccess } from './auth.js';
 import { ApiError } from './errors.js';
 import type { EventStream } from './events.js';
 import type { AgentMetrics } from './metrics.js';
+import { prometheusTargets } from './prometheus-sd.js';
 import {
   AgentHealthSchema,
   AuditQuerySchema,
@@ -26,6 +27,8 @@ import {
   IdParamsSchema,
   LivenessSchema,
   OpenApiDocumentSchema,
+  PrometheusTargetsQuerySchema,
+  PrometheusTargetsSchema,
   ServiceHealthSchema,
   ServiceListSchema,
   ServiceRecordSchema,
@@ -330,6 +333,23 @@ export const ROUTES: readonly RouteSpec[] = [
       void reply.hijack();
       ctx.events.serve(request.raw, reply.raw, { lastEventId, types });
     },
+  }),
+  route<z.infer<typeof PrometheusTargetsQuerySchema>>({
+    method: 'GET',
+    path: `${SD_PREFIX}/prometheus/targets`,
+    group: 'service-discovery',
+    access: 'read',
+    operationId: 'getPrometheusTargets',
+    summary: 'Scrape targets for Prometheus HTTP service discovery (http_sd_configs)',
+    description:
+      "One target group per instance in the cluster view, in Prometheus's http_sd format, so one scrape config " +
+      'follows the fleet as it changes. `?target=agent` (default) lists each instance\'s agent API, where /metrics ' +
+      'is served (instances whose agent publishes no API URL are left out); `?target=instance` lists the ' +
+      'Proxy-Stone instances themselves. Labels and a scrape config: "Prometheus service discovery" in the docs.',
+    tag: 'discovery',
+    query: PrometheusTargetsQuerySchema,
+    responses: { 200: { description: 'The target groups, sorted by service id.', schema: PrometheusTargetsSchema }, 503: NOT_STARTED },
+    handle: (ctx, { query }) => prometheusTargets(viewOf(ctx.agent).services(), query.target ?? 'agent'),
   }),
   route({
     method: 'GET',

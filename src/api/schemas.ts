@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { CLUSTER_EVENT_TYPES, SERVICE_STATUSES, type ClusterEventType } from '../types.js';
+import { PROMETHEUS_TARGET_KINDS } from './prometheus-sd.js';
 
 /** Registry of the named schemas that become `#/components/schemas/<id>`. */
 export const schemaRegistry = z.registry<{ id: string; description?: string }>();
@@ -298,6 +299,27 @@ export const LivenessSchema = named('Liveness', z.looseObject({ status: z.litera
 /** Only the top of the document is described; it is what this endpoint serves. */
 export const OpenApiDocumentSchema = z.looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.looseObject({}) });
 
+export const PrometheusTargetGroupSchema = named(
+  'PrometheusTargetGroup',
+  z.looseObject({
+    targets: z.array(z.string()).describe('One `host:port`: the agent API (`?target=agent`) or the instance (`?target=instance`).'),
+    labels: z
+      .record(z.string(), z.string())
+      .describe(
+        'service_id, service_name, region, zone, version, status; for relabelling only, __meta_proxy_stone_role, ' +
+          '_enabled, _healthy, _tags (`,a,b,`), _instance, _agent; on agent targets over HTTPS or under a path prefix, ' +
+          '__scheme__ / __metrics_path__. Values are registry data, at most 256 characters, control characters replaced.',
+      ),
+  }),
+  "One instance as a Prometheus http_sd target group.",
+);
+
+export const PrometheusTargetsSchema = named(
+  'PrometheusTargets',
+  z.array(PrometheusTargetGroupSchema),
+  "Prometheus HTTP service discovery answer (http_sd_configs): one target group per instance, sorted by service id.",
+);
+
 export const ErrorResponseSchema = named(
   'Error',
   z.looseObject({
@@ -372,6 +394,13 @@ export const EventsQuerySchema = z.object({
     .string({ error: 'expected one event id' })
     .optional()
     .describe('Resume after this event id, for clients that cannot send the Last-Event-ID header.'),
+});
+
+export const PrometheusTargetsQuerySchema = z.object({
+  target: z
+    .enum(PROMETHEUS_TARGET_KINDS, { error: `expected one of ${PROMETHEUS_TARGET_KINDS.join(', ')}` })
+    .optional()
+    .describe("What to scrape: `agent` (default), each instance's agent API and its /metrics; `instance`, the Proxy-Stone instance itself (host:port)."),
 });
 
 /** Parses `serviceJoined,serviceLeft` into a set, or undefined when an item is not an event type. */

@@ -20,7 +20,9 @@ import Fastify, {
   type FastifyRequest,
   type FastifyServerOptions,
 } from 'fastify';
+import fastifyPlugin from 'fastify-plugin';
 import type { ServiceAgent } from '../agent/agent.js';
+import { advertisedApiUrl } from '../agent/run.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { ApiAuthenticator, type ApiAuthOptions, type Principal } from './auth.js';
 import { ApiError, MAX_BODY_BYTES, errorHandler, notFoundHandler, validationError } from './errors.js';
@@ -50,6 +52,13 @@ export interface ServiceDiscoveryPluginOptions extends ApiOptions {
   healthRoutes?: boolean;
   /** Serve `GET /metrics` (default true; turn off when the host serves its own and merges `metrics.registry`). */
   metricsRoute?: boolean;
+  /**
+   * When the host starts listening and the agent has no API URL yet (`api.advertiseUrl`), write the
+   * host's address (and the plugin's prefix) into the record as the agent's API URL, as a standalone
+   * agent does, so the CLI, peers and Prometheus service discovery find this API (default true). A host
+   * bound to every interface is advertised at the service host (`service.host`).
+   */
+  advertise?: boolean;
 }
 
 /** Options of {@link startApiServer}. */
@@ -120,15 +129,35 @@ interface MountedApi {
  *
  * It is encapsulated: its error handler, its JSON-only body parsing and its 404 handler (for
  * `/service-discovery/*` only) do not touch the host's other routes. Closing the host ends the
- * event streams.
+ * event streams. Registering it on a Fastify other than 5.x fails at once with Fastify's
+ * FST_ERR_PLUGIN_VERSION_MISMATCH rather than misbehaving later.
  */
-export const serviceDiscoveryPlugin: FastifyPluginAsync<ServiceDiscoveryPluginOptions> = async (instance, options) => {
-  await mountApi(instance, options.agent, {
-    ...options,
-    healthRoutes: options.healthRoutes ?? false,
-    metricsRoute: options.metricsRoute ?? true,
-  });
-};
+export const serviceDiscoveryPlugin: FastifyPluginAsync<ServiceDiscoveryPluginOptions> = fastifyPlugin(
+  async (instance: FastifyInstance, options: ServiceDiscoveryPluginOptions) => {
+    await mountApi(instance, options.agent, {
+      ...options,
+      healthRoutes: options.healthRoutes ?? false,
+      metricsRoute: options.metricsRoute ?? true,
+    });
+    if (options.advertise ?? true) {
+      const { agent } = options;
+      instance.addHook('onListen', async () => advertiseHost(instance, agent));
+    }
+  },
+  // encapsulate: fastify-plugin only for its metadata (name, Fastify version check), not to share our hooks with the host.
+  { name: 'proxy-stone-sd', fastify: '5.x', encapsulate: true },
+);
+
+/** Advertises the address the host listens on as the agent's API URL, unless it has one. */
+function advertiseHost(instance: FastifyInstance, agent: ServiceAgent): void {
+  if (agent.advertisedApiUrl !== undefined) return;
+  const address = instance.server.address();
+  // A unix socket has no URL another machine could use.
+  if (address === null || typeof address === 'string') return;
+  const tls = typeof (instance.server as { setSecureContext?: unknown }).setSecureContext === 'function';
+  const listening = `${tls ? 'https' : 'http'}://${urlHost(address.address)}:${address.port}`;
+  agent.setApiUrl(`${advertisedApiUrl(listening, address.address, agent.config.service.host)}${instance.prefix}`);
+}
 
 /** Starts a standalone API server for an agent (all routes, health and metrics included). */
 export async function startApiServer(agent: ServiceAgent, options: ApiServerOptions): Promise<ApiServer> {

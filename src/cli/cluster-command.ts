@@ -1,11 +1,10 @@
 import { Errors, Flags, type Interfaces } from '@oclif/core';
+import { DEFAULT_ETCD_ENDPOINT } from '../registry/endpoint.js';
 import { parseDuration } from '../util/duration.js';
 import { BaseCommand } from './base-command.js';
 import { openClusterClient, TargetError, type ClusterClient, type ClusterTarget } from './cluster-client.js';
 import { describeError, EXIT } from './errors.js';
 
-/** Where the CLI looks when neither `--endpoints` nor `--agent` is given: etcd's own default. */
-export const DEFAULT_ENDPOINT = 'http://127.0.0.1:2379';
 const DEFAULT_TIMEOUT_SECONDS = 5;
 const TARGET = 'TARGET';
 
@@ -29,7 +28,7 @@ const timeoutFlag = Flags.custom<number>({
 export abstract class ClusterCommand extends BaseCommand {
   static override baseFlags = {
     endpoints: Flags.string({
-      summary: `etcd endpoints, comma-separated, or one redis:// URL (default ${DEFAULT_ENDPOINT} when --agent is not given either).`,
+      summary: `etcd endpoints, comma-separated, or one redis:// URL (default ${DEFAULT_ETCD_ENDPOINT} when --agent is not given either).`,
       env: 'SERVICE_DISCOVERY_ENDPOINTS',
       helpValue: '<urls>',
       helpGroup: TARGET,
@@ -98,8 +97,8 @@ export abstract class ClusterCommand extends BaseCommand {
     if (useAgent) return { kind: 'agent', url: agent!, apiKey: flags['api-key'] || undefined, timeoutMs, onWarning };
     let endpoints = (endpointList ?? '').split(',').map((e) => e.trim()).filter(Boolean);
     if (endpoints.length === 0) {
-      endpoints = [DEFAULT_ENDPOINT];
-      if (process.stderr.isTTY && !options.quiet) this.warnLine(`no --endpoints or --agent given: using etcd at ${DEFAULT_ENDPOINT}`, 'Note');
+      endpoints = [DEFAULT_ETCD_ENDPOINT];
+      if (process.stderr.isTTY && !options.quiet) this.warnLine(`no --endpoints or --agent given: using etcd at ${DEFAULT_ETCD_ENDPOINT}`, 'Note');
     }
     const redis = endpoints.some((e) => /^rediss?:\/\//i.test(e));
     if (redis) {

@@ -89,7 +89,7 @@ export function doctorChecks(options: DoctorOptions): DoctorPlan {
       }
       const where =
         d.registry === 'memory'
-          ? 'memory (no endpoints set: the agent would not share its registry)'
+          ? 'memory (named: the agent would share nothing with its peers)'
           : `${d.registry} ${d.endpoints.map(redact).join(',')}`;
       const warnings = loaded.warnings.length ? `; warnings: ${loaded.warnings.join('; ')}` : '';
       return { ok: true, detail: `valid: registry ${where}, namespace ${d.namespace}${loaded.configFile ? `, file ${loaded.configFile}` : ''}${warnings}` };
@@ -389,8 +389,8 @@ function agentChecks(target: AgentTarget, configFlags: Record<string, FlagValue>
           };
         }
         if (r.kind === 'memory') {
-          // The demo's and the tests' choice; a real cluster's agents name etcd.
-          return { ok: true, detail: `${where}: in memory, shared only within the agent's process (no SERVICE_DISCOVERY_ENDPOINTS set), view current, ${status.view.services} services` };
+          // The demo's and the tests' choice, named on purpose; a real cluster's agents use etcd.
+          return { ok: true, detail: `${where}: in memory, shared only within the agent's process (--registry memory, or the demo), view current, ${status.view.services} services` };
         }
         return { ok: true, detail: `${where} reachable, view current at revision ${status.view.revision}, ${status.view.services} services` };
       },

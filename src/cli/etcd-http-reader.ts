@@ -17,7 +17,7 @@ import { TargetError } from './cluster-client.js';
 
 export interface EtcdHttpReaderOptions {
   endpoints: string[];
-  /** Milliseconds allowed for one call, across every endpoint tried. */
+  /** Milliseconds allowed for one call, across every endpoint tried (each gets its share). */
   timeoutMs: number;
   username?: string;
   password?: string;
@@ -208,11 +208,15 @@ export class EtcdHttpReader {
   private async post<T>(path: string, body: object, deadline: number, only?: string, withToken = true): Promise<{ body: T; endpoint: string }> {
     const order = only ? [only.replace(/\/+$/, '')] : this.endpoints.map((_, i) => this.endpoints[(this.preferred + i) % this.endpoints.length]!);
     let lastError = 'no endpoint tried';
-    for (const endpoint of order) {
-      if (Date.now() >= deadline) break;
+    for (const [i, endpoint] of order.entries()) {
+      const now = Date.now();
+      if (now >= deadline) break;
+      // Each member gets its share of what is left (at least a second), so a hung member first in
+      // the list cannot spend the whole deadline while another would answer at once.
+      const attemptDeadline = Math.min(deadline, now + Math.max(1000, (deadline - now) / (order.length - i)));
       let res: { status: number; body: string };
       try {
-        res = await this.request('POST', endpoint, path, JSON.stringify(body), deadline, withToken ? this.token : undefined);
+        res = await this.request('POST', endpoint, path, JSON.stringify(body), attemptDeadline, withToken ? this.token : undefined, order.length > 1 ? Math.round(attemptDeadline - now) : this.timeoutMs);
       } catch (err) {
         lastError = (err as Error).message;
         // A refused or untrusted TLS handshake is not fixed by another member or a retry: say what to set.
@@ -254,6 +258,8 @@ export class EtcdHttpReader {
     body: string | undefined,
     deadline: number,
     token?: string,
+    /** What "no answer within" names: the call's timeout, or this attempt's share of it. */
+    budgetMs = this.timeoutMs,
   ): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
     const url = new URL(path, `${endpoint}/`);
     const secure = url.protocol === 'https:';
@@ -269,7 +275,7 @@ export class EtcdHttpReader {
     const remaining = Math.max(1, deadline - Date.now());
     return new Promise((resolve, reject) => {
       const req = (secure ? https : http).request(url, { method, headers, agent: secure ? this.httpsAgent : this.httpAgent });
-      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${this.timeoutMs}ms`)), remaining);
+      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${budgetMs}ms`)), remaining);
       req.on('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         reject(new Error(shortReason(err)));

@@ -6,12 +6,17 @@ export default class Agent extends BaseCommand {
   static override description = `Registers the local instance in the registry under a lease, health-checks it over HTTP, contends for leadership, keeps a live view of the cluster and serves the HTTP API, SSE events and Prometheus metrics, until SIGTERM or SIGINT.
 
 On SIGTERM it drains, resigns leadership and revokes its lease, so its entry leaves the registry at once.
-Configuration: flag > environment variable > --config file > default; every setting has both a flag and an env var.`;
+Configuration: flag > environment variable > --config file > default; every setting has both a flag and an env var.
+With no endpoints set, the registry is etcd at http://127.0.0.1:2379; the in-memory registry only with --registry memory.`;
 
   static override examples = [
     {
-      description: 'Standalone, on the embedded in-memory registry',
+      description: 'Against etcd on this host (http://127.0.0.1:2379, the default when no endpoints are set)',
       command: '<%= config.bin %> agent --service-port 3001',
+    },
+    {
+      description: 'Standalone, on an in-memory registry that shares nothing with other agents (it logs a registry.memory warning)',
+      command: '<%= config.bin %> agent --registry memory --service-port 3001',
     },
     {
       description: 'Against etcd, with the seed\'s environment variables',

@@ -1,10 +1,11 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base-command.js';
 import { UserError, EXIT } from '../cli/errors.js';
+import { DEFAULT_ETCD_ENDPOINT } from '../registry/endpoint.js';
 
 export default class Demo extends BaseCommand {
-  static override summary = 'Run three agents with sample upstreams in one process, on the embedded registry.';
-  static override description = `The embedded default in one command: each agent sits beside a small sample upstream with a /health endpoint and serves its HTTP API on 127.0.0.1. The agents share an in-memory registry, or etcd (or Redis, with one redis:// URL) with --endpoints. Runs until Ctrl-C.
+  static override summary = 'Run three agents with sample upstreams in one process, on an in-memory registry.';
+  static override description = `A cluster in one command: each agent sits beside a small sample upstream with a /health endpoint and serves its HTTP API on 127.0.0.1. The agents share an in-memory registry that nothing outside this process sees, or etcd (or Redis, with one redis:// URL) with --endpoints. Runs until Ctrl-C.
 
 Make an upstream fail or flap to watch the cluster react:
   curl -X POST <upstream>/admin/down | /admin/up | /admin/flap`;
@@ -19,7 +20,7 @@ Make an upstream fail or flap to watch the cluster react:
   static override flags = {
     agents: Flags.integer({ summary: 'How many agents to run.', default: 3, min: 1, max: 20 }),
     'base-port': Flags.integer({ summary: 'API port of the first agent; the others follow. 0 picks free ports.', default: 8791, min: 0, max: 65515 }),
-    endpoints: Flags.string({ summary: 'etcd endpoints (comma-separated) or one redis:// URL; default: the embedded memory registry.', env: 'SERVICE_DISCOVERY_ENDPOINTS' }),
+    endpoints: Flags.string({ summary: 'etcd endpoints (comma-separated) or one redis:// URL; default: a memory registry shared by the demo\'s agents only.', env: 'SERVICE_DISCOVERY_ENDPOINTS' }),
     namespace: Flags.string({ summary: 'Registry namespace.', default: 'proxy-stone', env: 'SERVICE_DISCOVERY_NAMESPACE' }),
     verbose: Flags.boolean({ summary: 'Log agent events (JSON lines on stderr).', default: false }),
   };
@@ -42,7 +43,12 @@ Make an upstream fail or flap to watch the cluster react:
       }
       throw err;
     });
-    this.log(`proxy-stone-sd demo: ${demo.instances.length} agents on ${demo.registry.kind === 'memory' ? 'the embedded memory registry' : `${demo.registry.kind} ${demo.registry.description}`}\n`);
+    this.log(`proxy-stone-sd demo: ${demo.instances.length} agents on ${demo.registry.kind === 'memory' ? 'an in-memory registry' : `${demo.registry.kind} ${demo.registry.description}`}`);
+    if (demo.registry.kind === 'memory') {
+      // Said once, here: a real agent on the memory registry logs a registry.memory warning instead.
+      this.log(`  (only these agents share it: nothing outside this process sees them; --endpoints ${DEFAULT_ETCD_ENDPOINT} runs them on etcd)`);
+    }
+    this.log('');
     for (const { agent, upstream, apiUrl } of demo.instances) {
       this.log(`  ${agent.id}  ${agent.config.service.region}/${agent.config.service.zone}`);
       this.log(`    agent API  ${apiUrl}/service-discovery/status`);

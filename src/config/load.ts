@@ -8,6 +8,7 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_ETCD_ENDPOINT } from '../registry/endpoint.js';
 import { parseDuration } from '../util/duration.js';
 import {
   CONFIG_FILE_ENV,
@@ -229,12 +230,6 @@ const CROSS_RULES: readonly CrossRule[] = [
     message: (c) => `must be less than cluster.leaderElection.ttl (${c.cluster.leaderElection.ttl})`,
   },
   {
-    id: 'etcd-needs-endpoints',
-    path: REGISTRY_PATH,
-    violated: (c) => c.cluster.discovery.registry === 'etcd' && c.cluster.discovery.endpoints.length === 0,
-    message: () => `requires at least one endpoint in ${mention(ENDPOINTS_PATH)}`,
-  },
-  {
     id: 'etcd-needs-http-endpoints',
     path: ENDPOINTS_PATH,
     violated: (c) => c.cluster.discovery.registry === 'etcd' && c.cluster.discovery.endpoints.some(isRedisUrl),
@@ -312,8 +307,8 @@ const CROSS_RULES: readonly CrossRule[] = [
 
 /**
  * The one schema of a resolved {@link SdConfig}: each leaf built from its row in `SETTINGS` (kind, range,
- * pattern), unknown keys rejected, plus the cross-field rules (renewInterval < ttl, etcd needs endpoints,
- * TLS cert and key together, username and password together, an API TLS CA only with HTTPS, `viewer`
+ * pattern), unknown keys rejected, plus the cross-field rules (renewInterval < ttl, etcd takes http(s)
+ * endpoints, TLS cert and key together, username and password together, an API TLS CA only with HTTPS, `viewer`
  * read access only with a key). Values must already be converted
  * (durations in seconds, lists as arrays); use {@link configFromPartial} to convert and validate.
  */
@@ -654,11 +649,19 @@ function resolveLayers(layers: readonly Layer[], structureIssues: readonly Confi
   const origins: Record<string, SourceOrigin> = {};
   for (const setting of SETTINGS) origins[setting.path] = winners.get(setting.path)?.origin ?? { source: 'default' };
 
+  // No registry named: redis for redis:// endpoints, else etcd. The memory registry shares nothing
+  // between agents, so it is used only when named, never by default.
+  const endpoints = values.get(ENDPOINTS_PATH);
+  const noEndpoints = endpoints === undefined ? !winners.has(ENDPOINTS_PATH) : Array.isArray(endpoints) && endpoints.length === 0;
   if (!values.has(REGISTRY_PATH)) {
-    const endpoints = values.get(ENDPOINTS_PATH);
-    const named = Array.isArray(endpoints) && endpoints.length > 0;
-    values.set(REGISTRY_PATH, named ? (endpoints.every((e) => typeof e === 'string' && isRedisUrl(e)) ? 'redis' : 'etcd') : 'memory');
+    const redis = !noEndpoints && Array.isArray(endpoints) && endpoints.every((e) => typeof e === 'string' && isRedisUrl(e));
+    values.set(REGISTRY_PATH, redis ? 'redis' : 'etcd');
     origins[REGISTRY_PATH] = { source: 'default', derived: true };
+  }
+  // etcd without endpoints: etcd on this host, where the CLI looks too (the seed's example config).
+  if (values.get(REGISTRY_PATH) === 'etcd' && noEndpoints) {
+    values.set(ENDPOINTS_PATH, [DEFAULT_ETCD_ENDPOINT]);
+    origins[ENDPOINTS_PATH] = { source: 'default' };
   }
 
   // Values that failed conversion are left out: their issue is known, the schema just reports them missing.

@@ -1,6 +1,7 @@
 /**
  * The configuration reference, generated from the settings table so the docs cannot drift from the code.
  */
+import { DEFAULT_ETCD_ENDPOINT } from '../registry/endpoint.js';
 import { CONFIG_FILE_ENV, CONFIG_FILE_FLAG, CONFIG_WRAPPER_KEY } from './load.js';
 import { SETTINGS, describeKind, envNames, flagNames, formatDefault, type Setting, type SettingGroup } from './settings.js';
 
@@ -14,7 +15,8 @@ function code(text: string): string {
 }
 
 function defaultCell(setting: Setting): string {
-  if (setting.path === 'cluster.discovery.registry') return '`etcd` if endpoints are set, else `memory`';
+  if (setting.path === 'cluster.discovery.registry') return '`redis` for a redis:// endpoint, else `etcd`';
+  if (setting.path === 'cluster.discovery.endpoints') return `\`${DEFAULT_ETCD_ENDPOINT}\` with etcd`;
   const value = formatDefault(setting);
   if (value === undefined) return '(unset)';
   if (value === '') return setting.kind === 'list' || setting.kind === 'keyvalue' ? '(empty)' : '`""`';

@@ -255,7 +255,7 @@ const TABLE = [
     enumValues: ['etcd', 'redis', 'memory'],
     default: undefined,
     description:
-      'Registry backend: `etcd`, `redis` (one Redis 7 server; see docs/redis.md for what it guarantees less than etcd), or `memory` (in-process, for a standalone or embedded instance; nothing is shared between agents). When no source sets it, it is `redis` if the endpoint is a redis:// or rediss:// URL, `etcd` if endpoints are set, else `memory`.',
+      'Registry backend: `etcd`, `redis` (one Redis 7 server; see docs/redis.md for what it guarantees less than etcd), or `memory` (in-process, for a standalone instance or a test; nothing is shared between agents, and the agent says so in a `registry.memory` warning at start). When no source sets it, it is `redis` if the endpoint is a redis:// or rediss:// URL, else `etcd`; `memory` only when named.',
     group: 'Registry',
   },
   {
@@ -266,7 +266,7 @@ const TABLE = [
     itemKind: 'registryUrl',
     default: [],
     description:
-      'etcd endpoints, comma-separated http(s) URLs (e.g. `http://etcd1:2379,http://etcd2:2379`), required with `etcd`; or one Redis URL `redis://[user:password@]host:port[/db]` (`rediss://` for TLS), required with `redis`.',
+      'etcd endpoints, comma-separated http(s) URLs (e.g. `http://etcd1:2379,http://etcd2:2379`); with `etcd` and none set, etcd on this host at `http://127.0.0.1:2379`, where the CLI looks too. Or one Redis URL `redis://[user:password@]host:port[/db]` (`rediss://` for TLS), required with `redis`.',
     group: 'Registry',
   },
   {

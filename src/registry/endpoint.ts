@@ -3,6 +3,12 @@
  * Kept apart from `etcd.ts` so that importing them never loads etcd3 and gRPC.
  */
 
+/**
+ * etcd's own default client URL, as `etcdctl` uses it. Where the agent, the library and the CLI look
+ * when no endpoint is configured (the seed's config names etcd on localhost).
+ */
+export const DEFAULT_ETCD_ENDPOINT = 'http://127.0.0.1:2379';
+
 /** The smallest key greater than every key with this prefix (etcd's range_end for a prefix). */
 export function prefixEnd(prefix: string): Buffer {
   const end = Buffer.from(prefix);

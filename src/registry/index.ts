@@ -1,6 +1,6 @@
 import type { SdConfig } from '../config/types.js';
 import { MemoryRegistry } from './memory.js';
-import type { Registry, RegistryWarning } from './types.js';
+import type { MemberChange, Registry, RegistryWarning } from './types.js';
 
 export * from './types.js';
 
@@ -11,7 +11,13 @@ export * from './types.js';
  */
 export async function openRegistry(
   discovery: SdConfig['cluster']['discovery'],
-  options: { onWarning?: (warning: RegistryWarning) => void } = {},
+  options: {
+    onWarning?: (warning: RegistryWarning) => void;
+    /** etcd with several endpoints: how long the member in use may leave a call unanswered (see EtcdRegistryOptions). */
+    failoverAfterMs?: number;
+    /** etcd with several endpoints: hears each move to another member. */
+    onMemberChange?: (change: MemberChange) => void;
+  } = {},
 ): Promise<Registry> {
   if (discovery.registry === 'memory') return new MemoryRegistry();
   if (discovery.registry === 'redis') {
@@ -34,5 +40,16 @@ export async function openRegistry(
     username: discovery.username,
     password: discovery.password,
     tls: discovery.tls,
+    ...(options.failoverAfterMs !== undefined ? { failoverAfterMs: options.failoverAfterMs } : {}),
+    ...(options.onMemberChange ? { onMemberChange: options.onMemberChange } : {}),
   });
+}
+
+/**
+ * How long an agent lets one etcd member leave a keep-alive (or any call) unanswered before it moves
+ * to another: two renew intervals, so a lease renewed every interval survives a hung member with most
+ * of its TTL to spare, and never more than the call timeout.
+ */
+export function memberFailoverMs(config: Pick<SdConfig, 'cluster'>): number {
+  return Math.min(2 * config.cluster.leaderElection.renewInterval, config.cluster.discovery.callTimeout) * 1000;
 }

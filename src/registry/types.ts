@@ -48,8 +48,10 @@ export interface RegistryLease {
   /**
    * Renews the lease once. Resolves with the TTL granted; rejects with LeaseLostError when the
    * registry no longer knows the lease, RegistryUnavailableError when it cannot be reached.
+   * `timeoutMs` (default: the registry's call timeout) is how long one server may leave it
+   * unanswered: the agent keeps it well inside the TTL, and etcd then tries the next member.
    */
-  keepAliveOnce(): Promise<number>;
+  keepAliveOnce(options?: { timeoutMs?: number }): Promise<number>;
   /** Revokes the lease: every key under it is deleted at once. Never throws for an unknown lease. */
   revoke(): Promise<void>;
 }
@@ -80,6 +82,8 @@ export interface Registry {
   readonly kind: 'etcd' | 'memory' | 'redis';
   /** Human description for messages: the endpoints, or "memory". Never contains credentials. */
   readonly description: string;
+  /** etcd: the member in use right now (the registry moves off one that stops answering). */
+  readonly activeEndpoint?: string;
   get(key: string): Promise<KeyValue | null>;
   list(prefix: string): Promise<ListResult>;
   put(key: string, value: string, options?: { lease?: string }): Promise<number>;
@@ -95,6 +99,18 @@ export interface Registry {
   /** Cheap round trip to prove the registry answers. */
   status(): Promise<RegistryStatus>;
   close(): Promise<void>;
+}
+
+/** One move of a multi-member etcd registry from a member that stopped answering to another. */
+export interface MemberChange {
+  /** Endpoint left (no credentials). */
+  from: string;
+  /** Endpoint now in use. */
+  to: string;
+  /** Why the member was left, e.g. `no answer within 2000ms`. */
+  reason: string;
+  /** Every member has failed recently, `to` included: the cluster, not one member, is away. */
+  allFailing: boolean;
 }
 
 /** The registry did not answer in time or refused the connection. */

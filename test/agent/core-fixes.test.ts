@@ -418,3 +418,53 @@ describe('agent.setServiceEnabled defaults', function () {
     }
   });
 });
+
+describe('agent registration racing the first health check', function () {
+  this.timeout(15_000);
+  it('publishes a health change made while registering at once, not at the next renew', async () => {
+    const root = new MemoryRegistry();
+    const upstream = await startSampleUpstream();
+    const layout = keyLayout('register-race');
+    let probed!: () => void;
+    const firstProbe = new Promise<void>((resolve) => (probed = resolve));
+    // The registration's write waits until the first probe has answered, as when etcd is slower than
+    // the instance. No election: becoming leader would republish the record anyway (a follower does not).
+    const raw = root.connect();
+    const slowTxn = new Proxy(raw, {
+      get(target, prop) {
+        if (prop === 'put') return async (...args: Parameters<Registry['put']>) => (await firstProbe, target.put(...args));
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const agent = new ServiceAgent({
+      registry: slowTxn,
+      config: configFromPartial({
+        cluster: {
+          // Renew (and so the retry of a pending publish) only after the test's deadline.
+          leaderElection: { enabled: false, ttl: 60, renewInterval: 30 },
+          healthCheck: { interval: 30, timeout: 1, retries: 1, gracePeriod: 0 },
+          discovery: { registry: 'memory', namespace: 'register-race' },
+        },
+        service: { id: 'race', host: '127.0.0.1', port: upstream.port },
+      }),
+    });
+    agent.once('healthResult', () => probed());
+    try {
+      await agent.start();
+      await waitFor(
+        'the record published healthy',
+        async () => {
+          const kv = await root.get(layout.service('race'));
+          return kv !== null && (JSON.parse(kv.value) as { status: string }).status === 'healthy';
+        },
+        3000,
+      );
+    } finally {
+      await agent.stop();
+      await upstream.close();
+      await raw.close();
+      await root.close();
+    }
+  });
+});

@@ -3,9 +3,10 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AgentMetrics } from '../../src/api/metrics.js';
+import { ProxyStoneServiceDiscovery } from '../../src/service-discovery.js';
 import { createRequestHandler, serviceDiscoveryPlugin } from '../../src/api/server.js';
 import { ServiceListSchema, StatusResponseSchema } from '../../src/api/schemas.js';
-import { SseClient, TestCluster, http, postJson } from './fixtures.js';
+import { SseClient, TestCluster, eventually, http, postJson } from './fixtures.js';
 import { listenOnLoopback } from '../helpers/loopback.js';
 
 const KEY = 'embed-operator-key-42';
@@ -77,6 +78,64 @@ describe('API embedded in a host', function () {
       await host.close();
       expect(Date.now() - t0).to.be.lessThan(2000);
       await sse.waitFor('the stream ended', (c) => c.ended);
+    });
+  });
+
+  describe("advertising the host's address as the agent's API URL", function () {
+    const hosts: FastifyInstance[] = [];
+    afterEach(async function () {
+      await Promise.all(hosts.splice(0).map((h) => h.close()));
+    });
+
+    /** A fresh agent (not started: the URL is only remembered until it registers) on a host listening on loopback. */
+    async function mount(options: { prefix?: string; advertise?: boolean; advertiseUrl?: string } = {}) {
+      const agent = await cluster.addAgent({ id: `adv-${hosts.length}-${Date.now()}` }, { start: false });
+      if (options.advertiseUrl) agent.setApiUrl(options.advertiseUrl);
+      const host = Fastify();
+      hosts.push(host);
+      await host.register(serviceDiscoveryPlugin, {
+        agent,
+        auth: { keys: [], readAccess: 'open' },
+        ...(options.advertise === undefined ? {} : { advertise: options.advertise }),
+        ...(options.prefix ? { prefix: options.prefix } : {}),
+      });
+      expect(agent.advertisedApiUrl, 'nothing advertised before the host listens').to.equal(options.advertiseUrl);
+      await host.listen({ host: '127.0.0.1', port: 0 });
+      return { agent, port: (host.server.address() as AddressInfo).port };
+    }
+
+    it('advertises where the host listens once it does, with the prefix the plugin is mounted under', async function () {
+      const plain = await mount();
+      expect(plain.agent.advertisedApiUrl).to.equal(`http://127.0.0.1:${plain.port}`);
+      const prefixed = await mount({ prefix: '/sd' });
+      expect(prefixed.agent.advertisedApiUrl).to.equal(`http://127.0.0.1:${prefixed.port}/sd`);
+    });
+
+    it('keeps a URL the agent already has (api.advertiseUrl), and advertises nothing with advertise: false', async function () {
+      const configured = await mount({ advertiseUrl: 'https://ps-1.example:8443' });
+      expect(configured.agent.advertisedApiUrl).to.equal('https://ps-1.example:8443');
+      const off = await mount({ advertise: false });
+      expect(off.agent.advertisedApiUrl).to.equal(undefined);
+      // The setting, as the seed's config object carries it.
+      const sd = new ProxyStoneServiceDiscovery({ cluster: { discovery: { registry: 'memory' } }, api: { advertiseUrl: 'http://ps-2.example:3001' } });
+      expect(sd.advertisedApiUrl).to.equal('http://ps-2.example:3001');
+    });
+
+    it('the advertised URL reaches the record, so peers and Prometheus service discovery find this API', async function () {
+      const { agent, port } = await mount();
+      await agent.start();
+      try {
+        const record = await eventually('the record with apiUrl', () => cluster.agents[0]!.view.service(agent.id));
+        expect(record.apiUrl).to.equal(`http://127.0.0.1:${port}`);
+      } finally {
+        await agent.stop();
+      }
+    });
+
+    it('declares itself a Fastify 5 plugin (fastify refuses it on another major) that keeps its own encapsulation', function () {
+      const plugin = serviceDiscoveryPlugin as unknown as Record<symbol, unknown>;
+      expect(plugin[Symbol.for('plugin-meta')]).to.include({ name: 'proxy-stone-sd', fastify: '5.x' });
+      expect(plugin[Symbol.for('skip-override')]).to.equal(false);
     });
   });
 

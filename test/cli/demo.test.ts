@@ -22,6 +22,11 @@ describe('CLI: the demo and the commands it suggests', function () {
     await exited;
   });
 
+  it('says once, in its own words, that its memory registry is shared by these agents only', () => {
+    expect(out).to.match(/^proxy-stone-sd demo: 3 agents on an in-memory registry\n {2}\(only these agents share it: nothing outside this process sees them; --endpoints http:\/\/127\.0\.0\.1:2379 runs them on etcd\)\n/);
+    expect(out.match(/in-memory registry|only these agents share it/g)).to.have.length(2);
+  });
+
   it('suggests a disable that goes through, an enable, and a disable the capacity guard refuses', async () => {
     const suggested = [...out.matchAll(/^ {2}proxy-stone-sd (services .*?)(?: {3}# (.*))?$/gm)].map((m) => ({ args: m[1]!, says: m[2] }));
     expect(suggested.map((s) => s.args.split(' ').slice(0, 3).join(' '))).to.deep.equal([

@@ -1,56 +1,13 @@
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
+import { npm, packRepository, registryUnreachable, type PackedPackage } from '../helpers/npm-package.js';
 import { COMPLETION_CASES, ROOT, bashCompletion, ensureBuilt, expectCompletions, runCli, startCluster, type TestCluster } from './fixtures.js';
 
 /** Whole budget of the global install: dependencies come from the npm registry. */
 const INSTALL_MS = 150_000;
-
-interface PackResult {
-  filename: string;
-  files: { path: string }[];
-}
-
-/** npm's own environment, minus what `npm test` passes down (npm_config_*), so the child starts clean. */
-function npmEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k)) env[k] = v;
-  return { ...env, NO_COLOR: '1', ...extra };
-}
-
-function npm(args: string[], cwd: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('npm', args, { cwd, env: npmEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      stderr += `\n(killed after ${timeoutMs}ms)`;
-    }, timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Why the npm registry cannot be used right now, or undefined when it answers. */
-async function registryUnreachable(): Promise<string | undefined> {
-  const registry = spawnSync('npm', ['config', 'get', 'registry'], { env: npmEnv(), encoding: 'utf8' }).stdout.trim() || 'https://registry.npmjs.org/';
-  try {
-    const res = await fetch(new URL('@oclif%2fcore', registry.endsWith('/') ? registry : `${registry}/`), {
-      method: 'HEAD',
-      signal: AbortSignal.timeout(8000),
-    });
-    return res.status < 500 ? undefined : `${registry} answered HTTP ${res.status}`;
-  } catch (err) {
-    return `${registry} unreachable (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message})`;
-  }
-}
 
 /**
  * What a user gets from `npm install -g`: the packed tarball installs into a clean prefix, with its
@@ -60,7 +17,7 @@ async function registryUnreachable(): Promise<string | undefined> {
 describe('packaging: npm pack, then a global install into a clean prefix', function () {
   this.timeout(60_000);
   let dir: string;
-  let pack: PackResult;
+  let pack: PackedPackage;
   let prefix: string;
   let installed = false;
   let cluster: TestCluster;
@@ -88,15 +45,16 @@ describe('packaging: npm pack, then a global install into a clean prefix', funct
 
   it('npm pack holds bin/run.js, the compiled commands and the manifest, and no tests or sources', async function () {
     this.timeout(120_000);
-    // --ignore-scripts skips `prepack` (a full rebuild): this packs the build the other tests use,
-    // and a rebuild would delete dist/ under test files running in parallel.
-    const res = await npm(['pack', '--ignore-scripts', '--json', '--pack-destination', dir], ROOT, 90_000);
-    expect(res.code, res.stderr).to.equal(0);
-    pack = (JSON.parse(res.stdout) as PackResult[])[0]!;
+    pack = await packRepository();
     const files = pack.files.map((f) => f.path);
     const manifest = JSON.parse(readFileSync(path.join(ROOT, 'oclif.manifest.json'), 'utf8')) as { commands: Record<string, unknown> };
     for (const must of ['package.json', 'bin/run.js', 'oclif.manifest.json', 'dist/index.js', 'dist/index.d.ts', 'dist/traffic/index.js', 'dist/traffic/index.d.ts', 'README.md']) {
       expect(files, must).to.include(must);
+    }
+    // Every entry point of package.json's `exports` (the library and its API subpath), types included.
+    const { exports } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, string | Record<string, string>> };
+    for (const [subpath, target] of Object.entries(exports)) {
+      for (const file of typeof target === 'string' ? [target] : Object.values(target)) expect(files, `exports["${subpath}"]`).to.include(file.replace(/^\.\//, ''));
     }
     for (const id of Object.keys(manifest.commands)) expect(files, `command ${id}`).to.include(`dist/commands/${id.replaceAll(':', '/')}.js`);
     expect(files.filter((f) => /(^|\/)test\/|\.test\.|^src\/|^bench\/|^scripts\/|tsconfig|\.mocharc|^\.ci\//.test(f)), 'tests, sources or tooling in the tarball').to.deep.equal([]);
@@ -111,7 +69,7 @@ describe('packaging: npm pack, then a global install into a clean prefix', funct
       this.skip();
     }
     const res = await npm(
-      ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', path.join(dir, pack.filename)],
+      ['install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', pack.tarball],
       dir,
       INSTALL_MS,
     );
@@ -154,10 +112,23 @@ describe('packaging: npm pack, then a global install into a clean prefix', funct
       }
     });
 
-    it('imports as a library: proxy-stone-sd and proxy-stone-sd/traffic', () => {
+    it("brings its peer dependency fastify along, so the agent's API loads", async () => {
+      const api = path.join(prefix, 'lib/node_modules/proxy-stone-sd/dist/api/index.js');
+      const res = await runCli(['--input-type=module', '-e', `const m = await import(${JSON.stringify(pathToFileURL(api).href)}); console.log(typeof m.serviceDiscoveryPlugin)`], {
+        executable: process.execPath,
+        cwd: dir,
+        timeoutMs: 30_000,
+      });
+      expect(res.code, res.stderr).to.equal(0);
+      expect(res.stdout.trim()).to.equal('function');
+    });
+
+    it('imports as a library by package name: proxy-stone-sd and proxy-stone-sd/traffic', async () => {
       const script = "const sd = await import('proxy-stone-sd'); const t = await import('proxy-stone-sd/traffic'); console.log(typeof sd.ClusterView, typeof t.TrafficFeed, typeof t.HaproxySyncer, typeof t.TemplateRenderer)";
-      const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: path.join(prefix, 'lib'), encoding: 'utf8', timeout: 20_000 });
-      expect(res.stdout.trim(), res.stderr).to.equal('function function function function');
+      // From the prefix's lib/, `proxy-stone-sd` resolves to the installed package through its exports.
+      const res = await runCli(['--input-type=module', '-e', script], { executable: process.execPath, cwd: path.join(prefix, 'lib'), timeoutMs: 30_000 });
+      expect(res.code, res.stderr).to.equal(0);
+      expect(res.stdout.trim()).to.equal('function function function function');
     });
 
     it('shell completion: autocomplete bash, autocomplete script bash', () => {

@@ -1,17 +1,15 @@
 import { expect } from 'chai';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
 import { uniqueNamespace } from '../helpers/etcd.js';
+import { PROMTOOL, startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
-import { assertBuilt, eventually, freePorts, ROOT, spawnAgent, type LoggedProcess } from './helpers.js';
+import { assertBuilt, eventually, ROOT, spawnAgent, type LoggedProcess } from './helpers.js';
 import { dashboardExprs, readDashboard, substituteGrafanaVariables } from './promql.js';
 
-const PROMETHEUS = '/usr/bin/prometheus';
-const PROMTOOL = '/usr/bin/promtool';
 const DOCS = path.join(ROOT, 'docs/prometheus');
 /** The agents of the live test: id, region, zone (two regions, so a wrong grouping shows). */
 const PLACES = [
@@ -63,17 +61,12 @@ describe('deploy: Prometheus configuration and alert rules (promtool)', function
 describe('deploy: a real Prometheus scraping two real agents', function () {
   // Bounded: agents ~3 s to start, Prometheus ~1 s, a few 1 s scrapes.
   this.timeout(30_000);
-  let dir: string;
   let upstream: SampleUpstream;
   const agents: LoggedProcess[] = [];
-  let prometheus: ChildProcess | undefined;
-  let prometheusLog = '';
+  let prometheus: PrometheusServer | undefined;
   let base: string;
 
-  async function query(expr: string): Promise<{ status: string; error?: string; data?: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } }> {
-    const res = await fetch(`${base}/api/v1/query?query=${encodeURIComponent(expr)}`, { signal: AbortSignal.timeout(5000) });
-    return (await res.json()) as never;
-  }
+  const query = (expr: string) => prometheus!.query(expr);
 
   before(async () => {
     assertBuilt();
@@ -95,11 +88,7 @@ describe('deploy: a real Prometheus scraping two real agents', function () {
     }
     const targets = await Promise.all(agents.map(async (a) => new URL(String((await a.waitForEvent('api.listening', 20_000)).url)).host));
 
-    dir = mkdtempSync(path.join(tmpdir(), 'sd-prometheus-'));
-    // The rule file of the docs, evaluated every second against live data.
-    copyFileSync(path.join(DOCS, 'alerts.yml'), path.join(dir, 'alerts.yml'));
-    writeFileSync(
-      path.join(dir, 'prometheus.yml'),
+    prometheus = await startPrometheus(
       [
         'global:',
         '  scrape_interval: 1s',
@@ -116,45 +105,16 @@ describe('deploy: a real Prometheus scraping two real agents', function () {
         ]),
         '',
       ].join('\n'),
+      // The rule file of the docs, evaluated every second against live data.
+      { 'alerts.yml': readFileSync(path.join(DOCS, 'alerts.yml'), 'utf8') },
     );
-    const [port] = await freePorts(1);
-    base = `http://127.0.0.1:${port}`;
-    prometheus = spawn(
-      PROMETHEUS,
-      [
-        `--config.file=${path.join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${path.join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        '--log.level=warn',
-      ],
-      { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    prometheus.stderr!.setEncoding('utf8');
-    prometheus.stderr!.on('data', (c: string) => {
-      prometheusLog = (prometheusLog + c).slice(-4000);
-    });
-    await eventually(
-      `Prometheus ready at ${base}`,
-      async () => {
-        if (prometheus!.exitCode !== null) throw new Error(`prometheus exited: ${prometheusLog}`);
-        return (await fetch(`${base}/-/ready`, { signal: AbortSignal.timeout(1000) })).ok;
-      },
-      15_000,
-      100,
-    );
+    base = prometheus.base;
   });
 
   after(async () => {
-    if (prometheus && prometheus.exitCode === null && prometheus.signalCode === null) {
-      const exited = new Promise((resolve) => prometheus!.once('exit', resolve));
-      prometheus.kill('SIGTERM');
-      const timer = setTimeout(() => prometheus!.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await prometheus?.stop();
     await Promise.all(agents.map((a) => a.stop()));
     await upstream?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('reads proxy_stone_cluster_size = 2 from both agents through /api/v1/query', async () => {

@@ -15,6 +15,7 @@ import type { Registry } from '../../src/registry/types.js';
 import { keyLayout, type KeyLayout } from '../../src/cluster/keys.js';
 import { ClusterState } from '../../src/cluster/state.js';
 import { startEtcd, uniqueNamespace } from '../helpers/etcd.js';
+import { EtcdCluster } from '../helpers/etcd-cluster.js';
 import { startRedis } from '../helpers/redis.js';
 import { assertBuilt, spawnAgent, waitFor, type AgentProcess } from '../helpers/cluster.js';
 import { InvariantChecker } from './invariants.js';
@@ -76,6 +77,16 @@ export interface FaultClusterOptions {
   flags?: string[];
   /** Options of each agent's sample upstream. */
   upstream?: { flapMs?: number };
+  /**
+   * etcd only: run a cluster of this many members (test/helpers/etcd-cluster.ts) instead of one, and
+   * give agents, the reader and the checker every member's endpoint. The cluster is in `etcd`.
+   */
+  etcdMembers?: number;
+}
+
+/** The comma-separated endpoints of a fault server, as the agents' SERVICE_DISCOVERY_ENDPOINTS takes them. */
+function endpointList(endpoint: string): string[] {
+  return endpoint.split(',');
 }
 
 export class FaultCluster {
@@ -87,24 +98,40 @@ export class FaultCluster {
   private readonly incarnations = new Map<string, number>();
 
   private constructor(
-    /** The registry server (etcd or redis-server). */
+    /** The registry server (etcd or redis-server); for a multi-member etcd, the whole cluster. */
     readonly server: FaultServer,
     readonly namespace: string,
     private readonly options: FaultClusterOptions,
+    /** The members, with `etcdMembers`. */
+    readonly etcd?: EtcdCluster,
   ) {
     this.checker = new InvariantChecker({ endpoint: server.endpoint, namespace });
     this.reader =
       options.backend === 'redis'
         ? new RedisRegistry({ endpoint: server.endpoint, callTimeoutMs: 1000 })
-        : new EtcdRegistry({ endpoints: [server.endpoint], callTimeoutMs: 1000 });
+        : new EtcdRegistry({ endpoints: endpointList(server.endpoint), callTimeoutMs: 1000 });
     this.layout = keyLayout(namespace);
   }
 
   /** Starts the registry, `agents` agents (ps-1, ps-2, …) and the checker; resolves when all serve their API. */
   static async start(options: FaultClusterOptions = {}): Promise<FaultCluster> {
     assertBuilt();
-    const server: FaultServer = options.backend === 'redis' ? await startRedis() : await startEtcd({ own: true });
-    const cluster = new FaultCluster(server, uniqueNamespace('faults'), options);
+    let etcd: EtcdCluster | undefined;
+    let server: FaultServer;
+    if (options.backend === 'redis') server = await startRedis();
+    else if ((options.etcdMembers ?? 1) > 1) {
+      const members = (etcd = await EtcdCluster.start({ size: options.etcdMembers }));
+      server = {
+        endpoint: members.endpoints.join(','),
+        metricsUrl: `${members.endpoints[0]}/metrics`,
+        kill: () => {
+          throw new Error('a fault test on an etcd cluster kills members through cluster.etcd');
+        },
+        restart: () => members.waitHealthy(),
+        stop: () => members.stop(),
+      };
+    } else server = await startEtcd({ own: true });
+    const cluster = new FaultCluster(server, uniqueNamespace('faults'), options, etcd);
     if (options.checker !== false) cluster.checker.start();
     try {
       await Promise.all(Array.from({ length: options.agents ?? 3 }, (_, i) => cluster.spawn(`ps-${i + 1}`)));
@@ -212,7 +239,8 @@ export class FaultCluster {
 
   /** Output of every process, for a failed test's report. */
   dump(): string {
-    return [...this.retired, ...this.agents.values()].map((a) => `--- ${a.key} ---\n${a.proc.output().slice(-4000)}`).join('\n');
+    const agents = [...this.retired, ...this.agents.values()].map((a) => `--- ${a.key} ---\n${a.proc.output().slice(-4000)}`).join('\n');
+    return this.etcd ? `${agents}\n${this.etcd.dump()}` : agents;
   }
 
   /** Fails with the list of violations, if any. */

@@ -63,6 +63,7 @@ export interface SampledAgent {
 }
 
 export interface InvariantCheckerOptions {
+  /** The registry's endpoint; comma-separated members of an etcd cluster. */
   endpoint: string;
   namespace: string;
   /** Milliseconds between samples of each source (default 25). */
@@ -97,7 +98,7 @@ export class InvariantChecker {
     // A Redis listing is one script, so it is as consistent a read as etcd's range.
     this.registry = /^rediss?:/.test(options.endpoint)
       ? new RedisRegistry({ endpoint: options.endpoint, callTimeoutMs: 500 })
-      : new EtcdRegistry({ endpoints: [options.endpoint], callTimeoutMs: 500 });
+      : new EtcdRegistry({ endpoints: options.endpoint.split(','), callTimeoutMs: 500, failoverAfterMs: 500 });
     this.layout = keyLayout(options.namespace);
     this.everyMs = options.everyMs ?? 25;
     this.timeoutMs = options.timeoutMs ?? 250;

@@ -161,7 +161,7 @@ function externalServer(value: string): EtcdServer {
   };
 }
 
-function findEtcdBinary(): string | undefined {
+export function findEtcdBinary(): string | undefined {
   const candidates = [
     process.env.ETCD_BIN,
     ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'etcd')),

@@ -81,6 +81,19 @@ export abstract class ServerProcess {
     if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** Resolves once the process has exited (at once when it is not running); rejects after `timeoutMs`. */
+  async waitForExit(timeoutMs = STOP_GRACE_MS): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${this.name} did not exit within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([this.exited, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Starts the process and resolves when it serves; a failed start stops it and rethrows. */
   async start(): Promise<void> {
     try {

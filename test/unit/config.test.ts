@@ -176,7 +176,7 @@ describe('config', () => {
   });
 
   describe('defaults', () => {
-    it('are the seed defaults, with the memory registry when no endpoints are given', () => {
+    it('are the seed defaults, with etcd on this host when no endpoints are given', () => {
       const { config, sources } = resolve();
       const expected: SdConfig = {
         enabled: true,
@@ -195,7 +195,7 @@ describe('config', () => {
             flapWindow: 600,
             flapHoldDown: 300,
           },
-          discovery: { registry: 'memory', endpoints: [], namespace: 'proxy-stone', callTimeout: 5 },
+          discovery: { registry: 'etcd', endpoints: ['http://127.0.0.1:2379'], namespace: 'proxy-stone', callTimeout: 5 },
           minHealthyPerZone: '1',
         },
         service: {
@@ -658,7 +658,7 @@ describe('config', () => {
 
     it('treats null as unset only for settings without a default', () => {
       expect(resolve({ file: file({ cluster: { healthCheck: { url: null }, discovery: { registry: null } } }) }).config.cluster.discovery.registry).to.equal(
-        'memory',
+        'etcd',
       );
       expect(configError(() => resolve({ file: file({ service: { port: null } }) })).message).to.equal(
         `service.port=null (file ${FILE}): expected an integer 1-65535`,
@@ -692,7 +692,7 @@ describe('config', () => {
   });
 
   describe('registry resolution', () => {
-    it('is etcd when endpoints are given by any source, else memory', () => {
+    it('is etcd when endpoints are given by any source, and etcd without them', () => {
       const fromEnv = resolve({ env: { SERVICE_DISCOVERY_ENDPOINTS: 'http://etcd:2379' } });
       expect(fromEnv.config.cluster.discovery.registry).to.equal('etcd');
       expect(fromEnv.sources['cluster.discovery.registry']).to.equal('default');
@@ -700,7 +700,38 @@ describe('config', () => {
       expect(resolve({ file: file({ cluster: { discovery: { endpoints: ['http://e:2379'] } } }) }).config.cluster.discovery.registry).to.equal('etcd');
       expect(resolve({ flags: { endpoints: 'http://e:2379' } }).config.cluster.discovery.registry).to.equal('etcd');
       expect(resolve({ overrides: { cluster: { discovery: { endpoints: ['http://e:2379'] } } } }).config.cluster.discovery.registry).to.equal('etcd');
-      expect(resolve().config.cluster.discovery.registry).to.equal('memory');
+      expect(resolve().config.cluster.discovery.registry).to.equal('etcd');
+    });
+
+    it('uses etcd at http://127.0.0.1:2379, where the CLI looks, when no source names an endpoint', () => {
+      for (const loaded of [
+        resolve(),
+        resolve({ env: { SERVICE_DISCOVERY_REGISTRY: 'etcd' } }),
+        resolve({ env: { SERVICE_DISCOVERY_ENDPOINTS: ' ' } }), // empty counts as unset
+        resolve({ file: file({ cluster: { discovery: { registry: 'etcd', endpoints: [] } } }) }),
+      ]) {
+        expect(loaded.config.cluster.discovery).to.include({ registry: 'etcd' });
+        expect(loaded.config.cluster.discovery.endpoints).to.deep.equal(['http://127.0.0.1:2379']);
+        expect(describeSource('cluster.discovery.endpoints', loaded)).to.equal('default');
+        expect(loaded.warnings).to.deep.equal([]);
+      }
+      // The library (the seed's config shape) follows the same rule.
+      const seed = configFromPartial({ cluster: { name: 'c', discovery: { namespace: 'proxy-stone' } }, service: { port: 3000 } });
+      expect(seed.cluster.discovery).to.include({ registry: 'etcd' });
+      expect(seed.cluster.discovery.endpoints).to.deep.equal(['http://127.0.0.1:2379']);
+    });
+
+    it('is memory only when named, and then without endpoints', () => {
+      for (const loaded of [
+        resolve({ flags: { registry: 'memory' } }),
+        resolve({ env: { SERVICE_DISCOVERY_REGISTRY: 'memory' } }),
+        resolve({ file: file({ cluster: { discovery: { registry: 'memory' } } }) }),
+      ]) {
+        expect(loaded.config.cluster.discovery.registry).to.equal('memory');
+        expect(loaded.config.cluster.discovery.endpoints).to.deep.equal([]);
+      }
+      expect(describeSource('cluster.discovery.registry', resolve({ flags: { registry: 'memory' } }))).to.equal('flag --registry');
+      expect(configFromPartial({ cluster: { discovery: { registry: 'memory' } } }).cluster.discovery.endpoints).to.deep.equal([]);
     });
 
     it('keeps an explicit memory registry, warning that endpoints are unused', () => {
@@ -709,11 +740,6 @@ describe('config', () => {
       expect(loaded.warnings).to.have.length(1);
     });
 
-    it('rejects etcd without endpoints', () => {
-      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_REGISTRY: 'etcd' } })).message).to.equal(
-        'SERVICE_DISCOVERY_REGISTRY=etcd (env): requires at least one endpoint in cluster.discovery.endpoints (--endpoints / SERVICE_DISCOVERY_ENDPOINTS)',
-      );
-    });
   });
 
   describe('registry resolution: redis', () => {
@@ -837,7 +863,9 @@ describe('config', () => {
         // Six cells: the pipes inside cells are escaped.
         expect(row!.replace(/\\\|/g, '').split('|')).to.have.length(8);
       }
-      expect(md).to.include('`etcd` if endpoints are set, else `memory`');
+      const row = (path: string) => md.split('\n').find((line) => line.startsWith(`| \`${path}\` |`));
+      expect(row('cluster.discovery.registry')).to.include('| `redis` for a redis:// endpoint, else `etcd` |');
+      expect(row('cluster.discovery.endpoints')).to.include('| `http://127.0.0.1:2379` with etcd |');
     });
   });
 });
