@@ -1,3 +1,4 @@
+import { lookup } from 'node:dns/promises';
 import { expect } from 'chai';
 import { setServiceEnabled } from '../../src/cluster/admin.js';
 import { keyLayout, type KeyLayout } from '../../src/cluster/keys.js';
@@ -159,6 +160,27 @@ describe('traffic: lb haproxy keeps a real HAProxy backend equal to the registry
       'psd-node-2 ready→maint starting',
       'psd-node-1 maint→ready healthy',
     ]);
+  });
+
+  it('an instance that moved (same id, new port) keeps its server, at the new address', async () => {
+    await startSync();
+    await waitFor('three ready servers', async () => Object.values(await owned()).filter((s) => s.startsWith('ready')).length === 3);
+    const moved = await startInstance('i1-moved');
+    try {
+      await putRecord(writer, layout, 'node-1', moved.port);
+      await waitFor('psd-node-1 at the new port', async () => (await owned())['psd-node-1'] === `ready 127.0.0.1:${moved.port}`, 5000, 10);
+      expect(changes.find((c) => c.kind === 'address')).to.deep.include({ server: 'psd-node-1', from: `127.0.0.1:${instances[0]!.port}`, to: `127.0.0.1:${moved.port}` });
+      expect(Object.keys(await requests(haproxy.url, 9)).sort()).to.deep.equal(['i1-moved', 'i2', 'i3']);
+    } finally {
+      await moved.close();
+    }
+  });
+
+  it('a host name is resolved by the feed (HAProxy 2.6 leaves a dynamic server\'s name unresolved)', async () => {
+    await putRecord(writer, layout, 'node-1', instances[0]!.port, { host: 'localhost' });
+    await startSync();
+    const { address } = await lookup('localhost');
+    await waitFor('psd-node-1 at the resolved address', async () => (await owned())['psd-node-1'] === `ready ${address}:${instances[0]!.port}`, 5000, 10);
   });
 
   it('leave: the server is deleted, after the request it still serves', async () => {
