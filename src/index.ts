@@ -4,6 +4,7 @@
  *
  * The HTTP API (the Fastify plugin, metrics, Prometheus service discovery) is the separate entry
  * point `proxy-stone-sd/api` (src/api/index.ts), so importing this one loads no fastify or prom-client.
+ * Load-balancer feeding (HAProxy, templates) is `proxy-stone-sd/traffic`, so embedding the agent never loads it.
  */
 export { ProxyStoneServiceDiscovery } from './service-discovery.js';
 export { ServiceAgent, NotLeaderError, defaultServiceId, type AgentEvents, type AgentOptions, type AgentStatusSnapshot } from './agent/agent.js';

@@ -44,7 +44,8 @@ const server = createServer((req, res) => {
     health = next;
     return json(res, 200, { health });
   }
-  if (!post && path === '/') return json(res, 200, { service: 'proxy-stone-standin', health, serving });
+  // The port says which instance answered, for trying a load balancer in front (docs/load-balancers.md).
+  if (!post && path === '/') return json(res, 200, { service: 'proxy-stone-standin', port, health, serving });
   return json(res, 404, { error: 'not_found' });
 });
 

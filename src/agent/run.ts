@@ -1,6 +1,7 @@
 import { describeSource, loadConfig, type FlagValue } from '../config/load.js';
 import { openRegistry, RegistryUnavailableError } from '../registry/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
+import { waitForSignal } from '../util/signals.js';
 import { ServiceAgent, agentRegistryOptions } from './agent.js';
 import { defaultEndpointNotice, defaultEndpointUnreachableNotice, memoryRegistryNotice } from './registry-notices.js';
 
@@ -122,17 +123,4 @@ export function advertisedApiUrl(listening: string, apiHost: string, serviceHost
   const url = new URL(listening);
   url.hostname = serviceHost.includes(':') && !serviceHost.startsWith('[') ? `[${serviceHost}]` : serviceHost;
   return url.href.replace(/\/$/, '');
-}
-
-function waitForSignal(logger: Logger): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (signal: NodeJS.Signals) => {
-      process.off('SIGTERM', on);
-      process.off('SIGINT', on);
-      logger.info({ event: 'signal', signal }, `received ${signal}`);
-      resolve(signal);
-    };
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
 }

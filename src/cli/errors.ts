@@ -25,6 +25,16 @@ export class UserError extends Error {
   }
 }
 
+/** Errors of src/traffic (`lb haproxy`, `render`): exit code and hint, by error name. */
+const TRAFFIC_ERRORS: Record<string, { exit: number; suggestions: string[] }> = {
+  TemplateError: { exit: EXIT.usage, suggestions: ['the template language is Handlebars: https://handlebarsjs.com/guide/'] },
+  OutputPathError: { exit: EXIT.usage, suggestions: [] },
+  HaproxyBackendMissingError: { exit: EXIT.usage, suggestions: ['list the backends with: echo "show backend" | socat stdio <socket>'] },
+  HaproxyPermissionError: { exit: EXIT.refused, suggestions: [] },
+  HaproxyUnreachableError: { exit: EXIT.unreachable, suggestions: ['check that HAProxy runs with a `stats socket` at this path'] },
+  ExecError: { exit: EXIT.failure, suggestions: ['run the --exec command by hand to see why it fails'] },
+};
+
 /**
  * Maps library errors to one line and an exit code. Anything unknown is a bug and keeps its stack
  * (shown with DEBUG=*), everything a user can cause gets a sentence.
@@ -32,6 +42,8 @@ export class UserError extends Error {
 export function describeError(err: unknown): { message: string; exit: number; suggestions: string[]; bug: boolean } {
   if (err instanceof UserError) return { message: err.message, exit: err.exit, suggestions: err.suggestions, bug: false };
   if (err instanceof Error && err.name === 'ConfigError') return { message: err.message, exit: EXIT.usage, suggestions: [], bug: false };
+  // The load-balancer feed's errors, by name: importing src/traffic here would load it (and handlebars) for every command.
+  if (err instanceof Error && TRAFFIC_ERRORS[err.name]) return { message: err.message, ...TRAFFIC_ERRORS[err.name]!, bug: false };
   if (err instanceof ServiceNotFoundError) {
     return { message: err.message, exit: EXIT.notFound, suggestions: ['list the ids with: proxy-stone-sd services list'], bug: false };
   }

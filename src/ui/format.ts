@@ -104,10 +104,8 @@ export function eventTone(e: ClusterEvent): Tone {
   }
 }
 
-/** Printable characters of a keypress or paste, without control characters. */
-export function printable(input: string): string {
-  return input.replace(/[\u0000-\u001f\u007f]/g, '');
-}
+/** Printable characters of a keypress or paste (src/util/text.ts). */
+export { printable } from '../util/text.js';
 
 /** Time left until `epochMs`, compact: `25s`, `4m`, `2h`, `3d`; `0s` once passed. */
 export function left(epochMs: number, now: number): string {

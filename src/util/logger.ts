@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { escapeUnsafe } from './text.js';
 
 /**
  * The logger the library accepts: pino's call shape (`info(obj, msg)` or `info(msg)`), which a
@@ -139,8 +140,9 @@ export function formatLogLine(record: Readonly<Record<string, unknown>>, options
   const level = typeof record.level === 'number' ? record.level : LEVEL_ORDER[String(record.level) as LogLevel] ?? 30;
   const label = (LEVEL_LABELS[level] ?? (typeof record.level === 'string' ? record.level.toUpperCase() : `L${level}`)).padEnd(5);
   const parts = [paint('2', clock(record.time)), paint(LEVEL_COLORS[level] ?? '0', label)];
-  if (typeof record.event === 'string' && record.event !== '') parts.push(paint('1', record.event));
-  if (typeof record.msg === 'string' && record.msg !== '') parts.push(record.msg);
+  if (typeof record.event === 'string' && record.event !== '') parts.push(paint('1', escapeUnsafe(record.event)));
+  // Messages and fields carry registry data (ids, reasons): shown, never obeyed, by the terminal.
+  if (typeof record.msg === 'string' && record.msg !== '') parts.push(escapeUnsafe(record.msg));
   const msg = typeof record.msg === 'string' ? record.msg : '';
   const extras: string[] = [];
   let stack: string | undefined;
@@ -154,12 +156,12 @@ export function formatLogLine(record: Readonly<Record<string, unknown>>, options
       extras.push(`err=${fieldValue(err.message ?? value)}`);
       continue;
     }
-    extras.push(`${key}=${fieldValue(value)}`);
+    extras.push(`${escapeUnsafe(key)}=${fieldValue(value)}`);
   }
   let line = parts.join(' ');
   if (extras.length > 0) line += `  ${paint('2', extras.join(' '))}`;
   if (stack) {
-    const frames = stack.split('\n').slice(1).map((frame) => `    ${frame.trim()}`);
+    const frames = stack.split('\n').slice(1).map((frame) => `    ${escapeUnsafe(frame.trim())}`);
     if (frames.length > 0) line += `\n${paint('2', frames.join('\n'))}`;
   }
   return line;
@@ -173,7 +175,8 @@ function clock(time: unknown): string {
 }
 
 function fieldValue(value: unknown): string {
-  if (typeof value === 'string') return value === '' || /[\s"=]/.test(value) ? JSON.stringify(value) : value;
+  // JSON.stringify escapes C0 controls but not C1 or bidirectional ones.
+  if (typeof value === 'string') return escapeUnsafe(value === '' || /[\s"=]/.test(value) ? JSON.stringify(value) : value);
   if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
-  return JSON.stringify(value);
+  return escapeUnsafe(JSON.stringify(value));
 }

@@ -1,9 +1,13 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
+import { tmpdir } from 'node:os';
 import { uniqueNamespace } from '../helpers/etcd.js';
+import { startHaproxy, type HaproxyServer } from '../helpers/haproxy.js';
+import { startNginx, type NginxServer } from '../helpers/nginx.js';
+import { DOCS_DIR, loadBalancersDoc } from '../traffic/fixtures.js';
 import { API_KEY, ROOT, binOnPath, cliEnv, ensureBuilt, followProbe, runShell, startCluster, type CliResult, type ShellRun, type TestCluster } from './fixtures.js';
 
 /**
@@ -18,6 +22,10 @@ import { API_KEY, ROOT, binOnPath, cliEnv, ensureBuilt, followProbe, runShell, s
  * | `--api-port 8791`, `--base-port 8791`| `0` (a free port)                     |
  * | `$SERVICE_DISCOVERY_API_KEY`         | an operator key of the test agents    |
  * | `proxy-stone-1` … `proxy-stone-3`    | the test cluster's services (same ids) |
+ * | `/run/haproxy/admin.sock`            | the admin socket of a test HAProxy (backend `proxy_stone`) |
+ * | `upstream.conf.hbs`                  | the nginx template of docs/load-balancers.md, in a temp dir |
+ * | `/etc/nginx/conf.d/proxy-stone-upstream.conf` | a file in that temp dir |
+ * | `nginx -s reload`                    | the reload command of a test nginx |
  *
  * One-shot commands must exit 0. Commands that run until stopped (events, agent, demo) must still be
  * running after they settle and then exit 0 on Ctrl-C (SIGINT to the process group), or end on their
@@ -37,6 +45,9 @@ const FOLLOWS: Record<string, { ready?: RegExp | 'following'; settleMs: number }
   events: { ready: 'following', settleMs: 1000 },
   agent: { ready: /agent\.started/, settleMs: 500 },
   demo: { ready: /Ctrl-C to stop/, settleMs: 500 },
+  // Ready once the backend is in sync / the registry listed (their JSON log lines); `render --once` ends by itself.
+  'lb:haproxy': { ready: /"event":"haproxy\.synced"/, settleMs: 500 },
+  render: { ready: /"event":"feed\.listed"/, settleMs: 500 },
 };
 const INTERACTIVE: Record<string, { quit: string; ready: RegExp; settleMs: number }> = {
   // Ready when the key help (`… q quit`) is on screen.
@@ -100,6 +111,10 @@ describe('help examples', function () {
   let cluster: TestCluster;
   let bin: ReturnType<typeof binOnPath>;
   let agentsNamespace: string;
+  /** What the load-balancer examples feed: started only when such examples exist. */
+  let haproxy: HaproxyServer | undefined;
+  let nginx: NginxServer | undefined;
+  let lbDir: string | undefined;
 
   before(async function () {
     this.timeout(180_000);
@@ -107,9 +122,34 @@ describe('help examples', function () {
     cluster = await startCluster(3, { idPrefix: 'proxy-stone' });
     bin = binOnPath();
     agentsNamespace = uniqueNamespace('cli-examples-agents');
+    const lines = [...helpExamples, ...extraDocsExamples].map((e) => e.line);
+    if (lines.some((l) => l.includes('/run/haproxy/admin.sock'))) haproxy = await startHaproxy();
+    if (lines.some((l) => l.includes('upstream.conf.hbs'))) {
+      lbDir = mkdtempSync(path.join(tmpdir(), 'psd-cli-examples-lb-'));
+      writeFileSync(path.join(lbDir, 'upstream.conf.hbs'), loadBalancersDoc().files.get(`${DOCS_DIR}/upstream.conf.hbs`)!);
+      const dir = lbDir;
+      nginx = await startNginx({
+        config: (where) =>
+          [
+            `pid ${where.dir}/nginx.pid;`,
+            'events {}',
+            'http {',
+            '  access_log off;',
+            ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${where.dir}/${t};`),
+            `  include ${dir}/proxy-stone-upstream.conf;`,
+            `  server { listen 127.0.0.1:${where.port}; location / { proxy_pass http://proxy_stone; } }`,
+            '}',
+            '',
+          ].join('\n'),
+        beforeStart: async () => writeFileSync(path.join(dir, 'proxy-stone-upstream.conf'), 'upstream proxy_stone { server 127.0.0.1:1 down; }\n'),
+      });
+    }
   });
   after(async () => {
     await cluster?.stop();
+    await haproxy?.stop();
+    await nginx?.stop();
+    if (lbDir) rmSync(lbDir, { recursive: true, force: true });
     bin?.remove();
   });
 
@@ -121,7 +161,11 @@ describe('help examples', function () {
       .replaceAll('http://127.0.0.1:3001', upstream.url)
       .replace(/\bSERVICE_PORT=3001\b/g, `SERVICE_PORT=${upstream.port}`)
       .replace(/--service-port 3001\b/g, `--service-port ${upstream.port}`)
-      .replace(/--(api|base)-port 8791\b/g, '--$1-port 0');
+      .replace(/--(api|base)-port 8791\b/g, '--$1-port 0')
+      .replaceAll('/run/haproxy/admin.sock', haproxy?.socket ?? '/run/haproxy/admin.sock')
+      .replace(/(?<=--template )upstream\.conf\.hbs\b/g, lbDir ? path.join(lbDir, 'upstream.conf.hbs') : 'upstream.conf.hbs')
+      .replaceAll('/etc/nginx/conf.d/proxy-stone-upstream.conf', lbDir ? path.join(lbDir, 'proxy-stone-upstream.conf') : '/etc/nginx/conf.d/proxy-stone-upstream.conf')
+      .replaceAll('nginx -s reload', nginx?.reloadCommand ?? 'nginx -s reload');
   }
 
   function envFor(id: string): NodeJS.ProcessEnv {
@@ -219,11 +263,12 @@ describe('help examples', function () {
     const command = substitute(line);
     let res: CliResult;
     let endedEarly = false;
-    if (FOLLOWS[id]) ({ endedEarly, ...res } = await follow(id, command));
+    const follows = FOLLOWS[id] && !/--once\b/.test(line);
+    if (follows) ({ endedEarly, ...res } = await follow(id, command));
     else if (INTERACTIVE[id]) res = await interactive(id, command);
     else res = await settle(runShell(command, { env: envFor(id) }), 25_000);
     const shown = `${line}\n→ ${command}\nexit ${res.code} after ${res.ms}ms\nstdout: ${res.stdout.slice(-1500)}\nstderr: ${res.stderr.slice(-1500)}`;
-    if (FOLLOWS[id] && !/--count\b/.test(line)) expect(endedEarly, `ended before Ctrl-C: ${shown}`).to.equal(false);
+    if (follows && !/--count\b/.test(line)) expect(endedEarly, `ended before Ctrl-C: ${shown}`).to.equal(false);
     expect(res.code, shown).to.equal(EXPECTED_EXIT[line] ?? 0);
     if (!STARTS_AGENTS.has(id) && !INTERACTIVE[id]) expect(res.stderr, shown).not.to.match(/Error|Warning/);
   }

@@ -75,20 +75,20 @@ process.on('exit', () => appendFileSync(process.env.MODULE_LOG, Object.keys(requ
   const UI = ['ink', 'react', 'listr2'];
 
   it('--version and --help load neither etcd3 nor gRPC', () => {
-    for (const args of [['--version'], ['--help'], ['services', 'list', '--help']]) {
+    for (const args of [['--version'], ['--help'], ['services', 'list', '--help'], ['lb', 'haproxy', '--help'], ['render', '--help']]) {
       const loaded = packagesLoaded(args);
-      for (const p of [...HEAVY, 'undici', 'zod']) expect(loaded.has(p), `${args.join(' ')} loaded ${p}`).to.equal(false);
+      for (const p of [...HEAVY, 'undici', 'zod', 'handlebars']) expect(loaded.has(p), `${args.join(' ')} loaded ${p}`).to.equal(false);
     }
   });
 
-  it('one-shot reads through etcd load no gRPC, zod, ink, react or listr2', () => {
+  it('one-shot reads through etcd load no gRPC, zod, ink, react, listr2 or handlebars', () => {
     for (const args of [
       ['services', 'list', '--json', '--endpoints', etcdEndpoint],
       ['topology', '--endpoints', etcdEndpoint],
       ['status', '--json', '--endpoints', etcdEndpoint],
     ]) {
       const loaded = packagesLoaded(args);
-      for (const p of [...HEAVY, ...UI, 'zod', 'undici']) expect(loaded.has(p), `${args.join(' ')} loaded ${p}`).to.equal(false);
+      for (const p of [...HEAVY, ...UI, 'zod', 'undici', 'handlebars']) expect(loaded.has(p), `${args.join(' ')} loaded ${p}`).to.equal(false);
     }
   });
 
@@ -115,7 +115,7 @@ process.on('exit', () => appendFileSync(process.env.MODULE_LOG, Object.keys(requ
     const loaded = packagesIn(log);
     // What it does need, so the recorder is known to see the agent's modules.
     for (const p of ['etcd3', 'fastify', 'pino']) expect(loaded.has(p), `agent did not load ${p}`).to.equal(true);
-    for (const p of ['@oclif/core', 'undici', ...UI, 'cli-table3', 'chalk']) expect(loaded.has(p), `agent loaded ${p}`).to.equal(false);
+    for (const p of ['@oclif/core', 'undici', ...UI, 'cli-table3', 'chalk', 'handlebars']) expect(loaded.has(p), `agent loaded ${p}`).to.equal(false);
   });
 
   it('--json output loads no table or colour modules', () => {

@@ -48,7 +48,7 @@ describe('packaging: npm pack, then a global install into a clean prefix', funct
     pack = await packRepository();
     const files = pack.files.map((f) => f.path);
     const manifest = JSON.parse(readFileSync(path.join(ROOT, 'oclif.manifest.json'), 'utf8')) as { commands: Record<string, unknown> };
-    for (const must of ['package.json', 'bin/run.js', 'oclif.manifest.json', 'dist/index.js', 'dist/index.d.ts', 'README.md']) {
+    for (const must of ['package.json', 'bin/run.js', 'oclif.manifest.json', 'dist/index.js', 'dist/index.d.ts', 'dist/traffic/index.js', 'dist/traffic/index.d.ts', 'README.md']) {
       expect(files, must).to.include(must);
     }
     // Every entry point of package.json's `exports` (the library and its API subpath), types included.
@@ -121,6 +121,14 @@ describe('packaging: npm pack, then a global install into a clean prefix', funct
       });
       expect(res.code, res.stderr).to.equal(0);
       expect(res.stdout.trim()).to.equal('function');
+    });
+
+    it('imports as a library by package name: proxy-stone-sd and proxy-stone-sd/traffic', async () => {
+      const script = "const sd = await import('proxy-stone-sd'); const t = await import('proxy-stone-sd/traffic'); console.log(typeof sd.ClusterView, typeof t.TrafficFeed, typeof t.HaproxySyncer, typeof t.TemplateRenderer)";
+      // From the prefix's lib/, `proxy-stone-sd` resolves to the installed package through its exports.
+      const res = await runCli(['--input-type=module', '-e', script], { executable: process.execPath, cwd: path.join(prefix, 'lib'), timeoutMs: 30_000 });
+      expect(res.code, res.stderr).to.equal(0);
+      expect(res.stdout.trim()).to.equal('function function function function');
     });
 
     it('shell completion: autocomplete bash, autocomplete script bash', () => {

@@ -37,14 +37,16 @@ export function agentEnvNames(): Set<string> {
 
 /**
  * Variables the agent and CLI read that are not rows of the settings table: the config file, the API
- * key file and read access (src/api/auth.ts), the CLI's agent URL (src/cli/cluster-command.ts), and
- * `DEBUG` (src/util/logger.ts).
+ * key file and read access (src/api/auth.ts), the CLI's agent URL (src/cli/cluster-command.ts), the
+ * HAProxy socket and backend of `lb haproxy` (src/commands/lb/haproxy.ts), and `DEBUG` (src/util/logger.ts).
  */
 export const EXTRA_AGENT_ENV = [
   'SERVICE_DISCOVERY_CONFIG',
   'SERVICE_DISCOVERY_API_KEY_FILE',
   'SERVICE_DISCOVERY_API_READ_ACCESS',
   'PROXY_STONE_SD_AGENT',
+  'PROXY_STONE_SD_HAPROXY_SOCKET',
+  'PROXY_STONE_SD_HAPROXY_BACKEND',
   'DEBUG',
 ] as const;
 

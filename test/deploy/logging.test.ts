@@ -65,6 +65,15 @@ describe('logging: the TTY formatter', () => {
     expect(line.split('\n')).to.deep.equal(['03:04:05.678 ERROR boom  err="bad thing"', '    at f (x.js:1:1)', '    at g (y.js:2:2)']);
   });
 
+  it('shows control and bidirectional characters from registry data as escapes, never raw', () => {
+    const hostile = 'node\u001b[2J\u202eevil';
+    const line = formatLogLine({ level: 30, time: T, event: 'haproxy.server.added', msg: `added ${hostile}`, serviceId: `x${hostile}`, detail: { id: hostile } });
+    expect(line).to.equal(
+      '03:04:05.678 INFO  haproxy.server.added added node\\u001b[2J\\u202eevil  serviceId=xnode\\u001b[2J\\u202eevil detail={"id":"node\\u001b[2J\\u202eevil"}',
+    );
+    expect(line).not.to.match(/[\u001b\u202e]/);
+  });
+
   it('colours only when asked, and the text without colour codes is the same', () => {
     const record = { level: 40, time: T, event: 'view.stale', msg: 'cluster view is stale' };
     const coloured = formatLogLine(record, { color: true });
