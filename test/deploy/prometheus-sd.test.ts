@@ -10,7 +10,7 @@ import { sharedEtcd } from '../helpers/shared-etcd.js';
 import { assertBuilt, eventually, ROOT, spawnAgent, type LoggedProcess } from './helpers.js';
 
 const CONFIG = path.join(ROOT, 'docs/prometheus/prometheus-http-sd.yml');
-const PAGE = path.join(ROOT, 'docs/load-balancers-prometheus.md');
+const PAGE = path.join(ROOT, 'docs/load-balancers.md');
 /** The URL of the docs' config: the first agent of docs/getting-started.md. */
 const DOCS_URL = 'http://127.0.0.1:8791/service-discovery/prometheus/targets';
 /** The agents: id, region, zone (two regions, so the relabelling hint's region filter shows). */
@@ -36,9 +36,9 @@ interface PromConfig {
 function pageBlock(marker: string): string {
   const text = readFileSync(PAGE, 'utf8');
   const at = text.indexOf(marker);
-  if (at < 0) throw new Error(`docs/load-balancers-prometheus.md has no ${marker} marker`);
+  if (at < 0) throw new Error(`docs/load-balancers.md has no ${marker} marker`);
   const block = /```yaml\n([\s\S]*?)```/.exec(text.slice(at));
-  if (!block) throw new Error(`docs/load-balancers-prometheus.md: no yaml block after ${marker}`);
+  if (!block) throw new Error(`docs/load-balancers.md: no yaml block after ${marker}`);
   return block[1]!;
 }
 
