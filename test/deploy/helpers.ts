@@ -7,7 +7,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SETTINGS, envNames } from '../../src/config/settings.js';
-import { freePorts } from '../helpers/etcd.js';
+import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
+import { freePorts, uniqueNamespace } from '../helpers/etcd.js';
+import { sharedEtcd } from '../helpers/shared-etcd.js';
 
 export { freePorts };
 
@@ -150,6 +152,31 @@ export function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}): LoggedP
 }
 
 /** Polls until `check` returns something other than undefined/false. */
+/**
+ * One agent (the built CLI) per place, `[id, region, zone]`, all beside one sample upstream, on the
+ * shared etcd under a fresh namespace, with the live tests' fast timings and an API on a free port.
+ */
+export async function spawnPlacedAgents(
+  places: readonly (readonly [id: string, region: string, zone: string])[],
+  namespacePrefix: string,
+): Promise<{ agents: LoggedProcess[]; upstream: SampleUpstream }> {
+  const etcd = await sharedEtcd();
+  const namespace = uniqueNamespace(namespacePrefix);
+  const upstream = await startSampleUpstream();
+  const agents = places.map(([id, region, zone]) =>
+    spawnAgent(['--api-port', '0', '--health-interval', '500ms', '--grace-period', '0', '--leader-ttl', '3', '--renew-interval', '1'], {
+      SERVICE_DISCOVERY_ENDPOINTS: etcd.endpoint,
+      SERVICE_DISCOVERY_NAMESPACE: namespace,
+      SERVICE_ID: id,
+      SERVICE_HOST: '127.0.0.1',
+      SERVICE_PORT: String(upstream.port),
+      SERVICE_REGION: region,
+      SERVICE_ZONE: zone,
+    }),
+  );
+  return { agents, upstream };
+}
+
 export async function eventually<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;

@@ -3,11 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
-import { uniqueNamespace } from '../helpers/etcd.js';
+import type { SampleUpstream } from '../../src/demo/demo.js';
 import { PROMTOOL, startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
-import { sharedEtcd } from '../helpers/shared-etcd.js';
-import { assertBuilt, eventually, ROOT, spawnAgent, type LoggedProcess } from './helpers.js';
+import { assertBuilt, eventually, ROOT, spawnPlacedAgents, type LoggedProcess } from './helpers.js';
 import { dashboardExprs, readDashboard, substituteGrafanaVariables } from './promql.js';
 
 const DOCS = path.join(ROOT, 'docs/prometheus');
@@ -70,22 +68,9 @@ describe('deploy: a real Prometheus scraping two real agents', function () {
 
   before(async () => {
     assertBuilt();
-    const etcd = await sharedEtcd();
-    const namespace = uniqueNamespace('deploy-prometheus');
-    upstream = await startSampleUpstream();
-    for (const [id, region, zone] of PLACES) {
-      agents.push(
-        spawnAgent(['--api-port', '0', '--health-interval', '500ms', '--grace-period', '0', '--leader-ttl', '3', '--renew-interval', '1'], {
-          SERVICE_DISCOVERY_ENDPOINTS: etcd.endpoint,
-          SERVICE_DISCOVERY_NAMESPACE: namespace,
-          SERVICE_ID: id,
-          SERVICE_HOST: '127.0.0.1',
-          SERVICE_PORT: String(upstream.port),
-          SERVICE_REGION: region,
-          SERVICE_ZONE: zone,
-        }),
-      );
-    }
+    const placed = await spawnPlacedAgents(PLACES, 'deploy-prometheus');
+    upstream = placed.upstream;
+    agents.push(...placed.agents);
     const targets = await Promise.all(agents.map(async (a) => new URL(String((await a.waitForEvent('api.listening', 20_000)).url)).host));
 
     prometheus = await startPrometheus(

@@ -10,14 +10,14 @@
  * process-wide one from `sharedEtcd()` (./shared-etcd.ts) with a {@link uniqueNamespace}.
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import type { StartedTestContainer } from 'testcontainers';
 import { Etcd3 } from 'etcd3';
-import { ServerProcess } from './server-process.js';
+import { ServerProcess, findExecutable } from './server-process.js';
 
 /** A running etcd for tests. */
 export interface EtcdServer {
@@ -162,22 +162,7 @@ function externalServer(value: string): EtcdServer {
 }
 
 export function findEtcdBinary(): string | undefined {
-  const candidates = [
-    process.env.ETCD_BIN,
-    ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'etcd')),
-    '/usr/bin/etcd',
-    '/usr/local/bin/etcd',
-  ];
-  for (const candidate of candidates) {
-    if (!candidate) continue;
-    try {
-      accessSync(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // not here; try the next one
-    }
-  }
-  return undefined;
+  return findExecutable('etcd', { envVar: 'ETCD_BIN', dirs: ['/usr/bin', '/usr/local/bin'], pathFirst: true });
 }
 
 class ProcessEtcd extends ServerProcess implements EtcdServer {

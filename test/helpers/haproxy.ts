@@ -4,13 +4,12 @@
  * loopback port. `restart()` starts a new process on the same config and socket, as a restarted or
  * reloaded HAProxy would be: without the dynamic servers of the last one.
  */
-import { accessSync, constants as fsConstants } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { HaproxyRuntimeApi } from '../../src/traffic/haproxy-runtime.js';
 import { freePorts } from './etcd.js';
-import { ServerProcess } from './server-process.js';
+import { ServerProcess, findExecutable } from './server-process.js';
 
 export interface HaproxyServer {
   readonly dir: string;
@@ -46,20 +45,8 @@ export interface StartHaproxyOptions {
 const START_TIMEOUT_MS = 10_000;
 
 export function findHaproxy(): string {
-  const candidates = [
-    process.env.HAPROXY_BIN,
-    '/usr/sbin/haproxy',
-    ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'haproxy')),
-  ];
-  for (const c of candidates) {
-    if (!c) continue;
-    try {
-      accessSync(c, fsConstants.X_OK);
-      return c;
-    } catch {
-      // next
-    }
-  }
+  const found = findExecutable('haproxy', { envVar: 'HAPROXY_BIN', dirs: ['/usr/sbin'] });
+  if (found) return found;
   throw new Error('These tests need a real HAProxy 2.6+: install it (`apt-get install haproxy`, which provides /usr/sbin/haproxy) or set HAPROXY_BIN.');
 }
 

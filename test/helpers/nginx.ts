@@ -3,13 +3,12 @@
  * foreground with its prefix, config, pid file and logs in a temp dir and a listener on a free
  * loopback port. `reloadCommand` is what `render --exec` runs to reload it.
  */
-import { accessSync, constants as fsConstants } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { freePorts } from './etcd.js';
-import { ServerProcess } from './server-process.js';
+import { ServerProcess, findExecutable } from './server-process.js';
 
 export interface NginxServer {
   readonly dir: string;
@@ -36,16 +35,8 @@ export interface StartNginxOptions {
 const START_TIMEOUT_MS = 10_000;
 
 export function findNginx(): string {
-  const candidates = [process.env.NGINX_BIN, '/usr/sbin/nginx', ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'nginx'))];
-  for (const c of candidates) {
-    if (!c) continue;
-    try {
-      accessSync(c, fsConstants.X_OK);
-      return c;
-    } catch {
-      // next
-    }
-  }
+  const found = findExecutable('nginx', { envVar: 'NGINX_BIN', dirs: ['/usr/sbin'] });
+  if (found) return found;
   throw new Error('These tests need a real nginx: install it (`apt-get install nginx`, which provides /usr/sbin/nginx) or set NGINX_BIN.');
 }
 

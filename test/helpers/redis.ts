@@ -7,13 +7,12 @@
  * {@link sharedRedis} and keep apart with a store prefix of their own.
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { freePorts } from './etcd.js';
-import { ServerProcess } from './server-process.js';
+import { ServerProcess, findExecutable } from './server-process.js';
 
 export interface RedisServer {
   /** `redis://127.0.0.1:<port>` (with credentials when started with a password). */
@@ -38,20 +37,8 @@ export interface StartRedisOptions {
 const START_TIMEOUT_MS = 10_000;
 
 export function findRedisServer(): string {
-  const candidates = [
-    process.env.REDIS_SERVER_BIN,
-    '/usr/bin/redis-server',
-    ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'redis-server')),
-  ];
-  for (const c of candidates) {
-    if (!c) continue;
-    try {
-      accessSync(c, fsConstants.X_OK);
-      return c;
-    } catch {
-      // next
-    }
-  }
+  const found = findExecutable('redis-server', { envVar: 'REDIS_SERVER_BIN', dirs: ['/usr/bin'] });
+  if (found) return found;
   throw new Error(
     'These tests need a real Redis: install it (`apt-get install redis-server`, which provides /usr/bin/redis-server) or set REDIS_SERVER_BIN.',
   );

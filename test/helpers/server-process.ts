@@ -4,10 +4,31 @@
  * reaped with its dir if the test process exits without stopping it (mocha --exit, Ctrl-C).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { accessSync, constants as fsConstants, rmSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { rm } from 'node:fs/promises';
 
 const STOP_GRACE_MS = 5_000;
+
+/**
+ * The first executable of: the path in environment variable `envVar`, then `name` in each directory
+ * of PATH and of `dirs` (in the order given by `pathFirst`), or undefined.
+ */
+export function findExecutable(name: string, options: { envVar: string; dirs: string[]; pathFirst?: boolean }): string | undefined {
+  const onPath = (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, name));
+  const fixed = options.dirs.map((dir) => join(dir, name));
+  const candidates = [process.env[options.envVar], ...(options.pathFirst ? [...onPath, ...fixed] : [...fixed, ...onPath])];
+  for (const candidate of candidates) {
+    if (!candidate) continue;
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // not here; try the next one
+    }
+  }
+  return undefined;
+}
 
 /** Servers to kill if the test process exits without stopping them. */
 const live = new Set<ServerProcess>();
