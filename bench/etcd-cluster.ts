@@ -14,12 +14,11 @@
  */
 import { ClusterView } from '../src/cluster/view.js';
 import { EtcdRegistry } from '../src/registry/etcd.js';
-import type { RegistryLease } from '../src/registry/types.js';
 import type { ClusterEvent } from '../src/types.js';
 import { FaultCluster, SseClient, logLines } from '../test/faults/harness.js';
 import { waitFor } from '../test/helpers/cluster.js';
-import { sampleRecord } from '../test/helpers/records.js';
-import { now, p50p99, percentile, sleep, type Row } from './lib.js';
+import { p50p99, percentile, sleep, type Row } from './lib.js';
+import { joinLeaveCycles } from './propagation.js';
 
 const TTL_MS = 5000;
 const RENEW_MS = 1000;
@@ -180,37 +179,9 @@ async function propagation(cluster: FaultCluster, cycles: number): Promise<Row[]
   const sse = { join: [] as number[], leave: [] as number[] };
   try {
     for (const agent of cluster.agents.values()) clients.push(await SseClient.connect(agent.apiUrl));
-    for (let i = 0; i < cycles; i++) {
-      const id = `bench-${i}`;
-      let lease: RegistryLease | undefined;
-      for (const phase of ['join', 'leave'] as const) {
-        const type = phase === 'join' ? 'serviceJoined' : 'serviceLeft';
-        lease ??= await writer.grantLease(30);
-        const t0 = now();
-        if (phase === 'join') {
-          const election = cluster.layout.electionOf(lease.id);
-          const record = JSON.stringify(sampleRecord(id, { tags: ['bench'], registeredAt: Date.now(), updatedAt: Date.now() }));
-          await writer.txn(
-            [{ key: election, target: 'createRevision', equals: 0 }],
-            [
-              { type: 'put', key: cluster.layout.service(id), value: record, lease: lease.id },
-              { type: 'put', key: election, value: id, lease: lease.id },
-            ],
-          );
-        } else await lease.revoke();
-        const received = await waitFor(
-          `${type} ${id} at every client`,
-          () => {
-            const got = clients.map((c) => c.events.find((e) => e.type === type && e.serviceId === id));
-            return got.every((e) => e !== undefined) ? got : undefined;
-          },
-          5000,
-          1,
-        );
-        for (const e of received) sse[phase].push(e!.receivedAt - t0);
-        await sleep(10);
-      }
-    }
+    await joinLeaveCycles(writer, cluster.layout, clients, cycles, (phase, _key, t0, received) => {
+      for (const e of received) sse[phase].push(e.receivedAt - t0);
+    });
   } finally {
     for (const c of clients) await c.close();
     await writer.close();

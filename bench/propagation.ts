@@ -10,10 +10,10 @@
  * measured from the moment the write is issued. A bare etcd watch in the benchmark process gives the
  * floor (etcd's own put -> watch latency on this machine).
  */
-import { keyLayout } from '../src/cluster/keys.js';
+import { keyLayout, type KeyLayout } from '../src/cluster/keys.js';
 import { EtcdRegistry } from '../src/registry/etcd.js';
-import type { RegistryLease, WatchHandle } from '../src/registry/types.js';
-import { FaultCluster, SseClient } from '../test/faults/harness.js';
+import type { Registry, WatchHandle } from '../src/registry/types.js';
+import { FaultCluster, SseClient, type ReceivedEvent } from '../test/faults/harness.js';
 import { waitFor } from '../test/helpers/cluster.js';
 import { now, p50p99, percentile, sleep, type Row } from './lib.js';
 import { sampleRecord } from '../test/helpers/records.js';
@@ -27,6 +27,52 @@ function record(id: string): string {
   return JSON.stringify(sampleRecord(id, { tags: ['bench'], registeredAt: Date.now(), updatedAt: Date.now() }));
 }
 
+/**
+ * `cycles` times: a service joins exactly as an agent does (lease grant, then one transaction with the
+ * record and the election key) and leaves by revoking its lease. Each phase waits until every SSE
+ * client got its event, then hands `onPhase` the moment the write was issued and what each client got.
+ */
+export async function joinLeaveCycles(
+  writer: Registry,
+  layout: KeyLayout,
+  clients: readonly SseClient[],
+  cycles: number,
+  onPhase: (phase: 'join' | 'leave', key: string, t0: number, received: ReceivedEvent[]) => void,
+): Promise<void> {
+  for (let i = 0; i < cycles; i++) {
+    const id = `bench-${i}`;
+    const key = layout.service(id);
+    const lease = await writer.grantLease(30);
+    for (const phase of ['join', 'leave'] as const) {
+      const type = phase === 'join' ? 'serviceJoined' : 'serviceLeft';
+      const t0 = now();
+      if (phase === 'join') {
+        const election = layout.electionOf(lease.id);
+        await writer.txn(
+          [{ key: election, target: 'createRevision', equals: 0 }],
+          [
+            { type: 'put', key, value: record(id), lease: lease.id },
+            { type: 'put', key: election, value: id, lease: lease.id },
+          ],
+        );
+      } else {
+        await lease.revoke();
+      }
+      const received = await waitFor(
+        `${type} ${id} at every client`,
+        () => {
+          const got = clients.map((c) => c.events.find((e) => e.type === type && e.serviceId === id));
+          return got.every((e) => e !== undefined) ? (got as ReceivedEvent[]) : undefined;
+        },
+        5000,
+        1,
+      );
+      onPhase(phase, key, t0, received);
+      await sleep(10);
+    }
+  }
+}
+
 export async function propagationBenchmarks(options: PropagationOptions): Promise<Row[]> {
   options.log(`join/leave propagation: ${options.cycles} cycles, 3 agents, 3 SSE clients`);
   const cluster = await FaultCluster.start({ agents: 3, checker: false });
@@ -37,7 +83,6 @@ export async function propagationBenchmarks(options: PropagationOptions): Promis
   const peer = { join: [] as number[], leave: [] as number[] };
   const sse = { join: [] as number[], leave: [] as number[] };
   const floor = { join: [] as number[], leave: [] as number[] };
-  const leases = new Map<string, RegistryLease>();
   try {
     await cluster.settled();
     await waitFor('all healthy', async () => (await cluster.read()).services().every((s) => s.status === 'healthy'), 20_000, 50);
@@ -53,44 +98,14 @@ export async function propagationBenchmarks(options: PropagationOptions): Promis
       onCompacted: () => undefined,
     });
 
-    for (let i = 0; i < options.cycles; i++) {
-      const id = `bench-${i}`;
-      const key = layout.service(id);
-      for (const phase of ['join', 'leave'] as const) {
-        const type = phase === 'join' ? 'serviceJoined' : 'serviceLeft';
-        const lease = phase === 'join' ? await writer.grantLease(30) : leases.get(id)!;
-        leases.set(id, lease);
-        const t0 = now();
-        if (phase === 'join') {
-          const election = layout.electionOf(lease.id);
-          await writer.txn(
-            [{ key: election, target: 'createRevision', equals: 0 }],
-            [
-              { type: 'put', key, value: record(id), lease: lease.id },
-              { type: 'put', key: election, value: id, lease: lease.id },
-            ],
-          );
-        } else {
-          await lease.revoke();
-        }
-        const received = await waitFor(
-          `${type} ${id} at every client`,
-          () => {
-            const got = clients.map((c) => c.events.find((e) => e.type === type && e.serviceId === id));
-            return got.every((e) => e !== undefined) ? got : undefined;
-          },
-          5000,
-          1,
-        );
-        for (const e of received) {
-          sse[phase].push(e!.receivedAt - t0);
-          peer[phase].push(Math.max(0, Number(e!.data.timestamp) - t0));
-        }
-        const w = watched.get(`${phase === 'join' ? 'put' : 'delete'}:${key}`);
-        if (w !== undefined) floor[phase].push(w - t0);
-        await sleep(10);
+    await joinLeaveCycles(writer, layout, clients, options.cycles, (phase, key, t0, received) => {
+      for (const e of received) {
+        sse[phase].push(e.receivedAt - t0);
+        peer[phase].push(Math.max(0, Number(e.data.timestamp) - t0));
       }
-    }
+      const w = watched.get(`${phase === 'join' ? 'put' : 'delete'}:${key}`);
+      if (w !== undefined) floor[phase].push(w - t0);
+    });
   } finally {
     await watch?.cancel();
     for (const c of clients) await c.close();
