@@ -26,6 +26,7 @@ import {
 import { uniqueNamespace } from '../helpers/etcd.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
 import { SseClient, eventually, http, postJson, sleep, startUpstream, type Upstream } from './fixtures.js';
+import { SEED_METRIC_NAMES } from '../helpers/seed.js';
 
 const ROOT = resolvePath(fileURLToPath(new URL('../..', import.meta.url)));
 const BIN = join(ROOT, 'bin/run.js');
@@ -272,13 +273,7 @@ describe('issue 3 end to end: agent processes on a real etcd', function () {
     for (const p of procs) {
       const res = await get(p, '/metrics');
       expect(res.status).to.equal(200);
-      for (const name of [
-        'proxy_stone_services_total',
-        'proxy_stone_health_check_duration_seconds',
-        'proxy_stone_leader_elections_total',
-        'proxy_stone_service_registrations_total',
-        'proxy_stone_cluster_size',
-      ]) {
+      for (const name of SEED_METRIC_NAMES) {
         expect(res.text).to.match(new RegExp(`^# TYPE ${name} `, 'm'));
       }
       expect(res.text).to.match(/^proxy_stone_cluster_size 4$/m);

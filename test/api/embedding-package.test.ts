@@ -11,6 +11,7 @@ import { freePorts, uniqueNamespace } from '../helpers/etcd.js';
 import { npm, packRepository, registryUnreachable, type NpmResult } from '../helpers/npm-package.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
 import { SseClient, eventually, http, postJson } from './fixtures.js';
+import { SEED_METRIC_NAMES } from '../helpers/seed.js';
 
 const DOC = path.join(ROOT, 'docs/embedding.md');
 const MARKER = '<!-- embedding-example: server.ts';
@@ -251,13 +252,7 @@ describe('embedding: the packed package in a scratch Fastify app, against etcd',
     const res = await http(`${base(0)}/metrics`);
     expect(res.status).to.equal(200);
     expect(res.headers['content-type']).to.match(/^text\/plain/);
-    for (const name of [
-      'proxy_stone_services_total',
-      'proxy_stone_health_check_duration_seconds',
-      'proxy_stone_leader_elections_total',
-      'proxy_stone_service_registrations_total',
-      'proxy_stone_cluster_size',
-    ]) {
+    for (const name of SEED_METRIC_NAMES) {
       expect(res.text, name).to.match(new RegExp(`^# TYPE ${name} `, 'm'));
     }
     expect(res.text).to.match(/^proxy_stone_cluster_size 2$/m);
