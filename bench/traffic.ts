@@ -153,7 +153,7 @@ export async function trafficBenchmarks(options: TrafficBenchOptions): Promise<R
     log(`traffic: HAProxy restarted ${options.haproxyRestarts} times`);
     const resync: number[] = [];
     const haproxyUp: number[] = [];
-    const lostInRestart: number[] = [];
+    const lostInRestart: RequestSample[][] = [];
     for (let r = 0; r < options.haproxyRestarts; r++) {
       await sleep(1000 + Math.random() * 1000);
       const haltAt = now();
@@ -165,8 +165,8 @@ export async function trafficBenchmarks(options: TrafficBenchOptions): Promise<R
       const syncedAt = now();
       resync.push(syncedAt - startAt);
       await load.settle(syncedAt);
-      lostInRestart.push(load.between(haltAt, syncedAt).filter(failed).length);
-      log(`traffic: HAProxy restart ${r + 1}: answering after ${Math.round(haproxyUp.at(-1)!)} ms, backend re-synced after ${Math.round(resync.at(-1)!)} ms, ${lostInRestart.at(-1)} requests failed meanwhile`);
+      lostInRestart.push(load.between(haltAt, syncedAt).filter(failed));
+      log(`traffic: HAProxy restart ${r + 1}: answering after ${Math.round(haproxyUp.at(-1)!)} ms, backend re-synced after ${Math.round(resync.at(-1)!)} ms, ${lostInRestart.at(-1)!.length} requests failed meanwhile`);
     }
     await sleep(1000);
 
@@ -262,9 +262,9 @@ export async function trafficBenchmarks(options: TrafficBenchOptions): Promise<R
       {
         section: 'traffic (HAProxy)',
         measure: 'requests failed while HAProxy restarted (stop -> backend re-synced; not in the rolling-restart figure)',
-        value: `${lostInRestart.join(', ')} per restart`,
+        value: `${lostInRestart.map((l) => l.length).join(', ')} per restart${lostInRestart.flat().length > 0 ? ` (${describeFailures(lostInRestart.flat())})` : ''}`,
         n: lostInRestart.length,
-        note: 'connections refused while no HAProxy listens, then 503 from a backend without servers until lb haproxy re-adds them',
+        note: 'ECONNREFUSED (or a reset connection) while no HAProxy listens, then 503 from a backend without servers until lb haproxy re-adds them; a shorter --resync-interval shortens the second part',
       },
       crashRow('traffic (HAProxy)', 'kill -9 of an instance, the docs\' recommended haproxy.cfg (retries 3, option redispatch 1, retry-on all-retryable-errors, l7 retries for GET only)', crashWith, options.rate, statsWith),
       crashRow('traffic (HAProxy)', 'kill -9 of an instance, the same haproxy.cfg without its retries, redispatch and retry-on lines', crashWithout, options.rate, statsWithout),

@@ -139,7 +139,7 @@ describe('docs/load-balancers.md works as written', function () {
 
     it('haproxy.cfg is valid, and lb haproxy puts the three instances behind it', async () => {
       const cfg = doc.files.get(`${DOCS_DIR}/haproxy.cfg`)!;
-      expect(cfg).to.include('retry-on all-retryable-errors').and.include('option redispatch').and.include('option httpchk GET /health');
+      expect(cfg).to.include('retry-on all-retryable-errors').and.include('option redispatch').and.include('option httpchk GET /health').and.include('http-request disable-l7-retry if !METH_GET');
       haproxy = await startHaproxy({ config: (where) => cfg.replaceAll(`${DOCS_DIR}/haproxy.sock`, where.socket).replaceAll('127.0.0.1:8080', `127.0.0.1:${where.port}`) });
       writeFileSync(path.join(dir, 'haproxy.cfg'), readFileSync(path.join(haproxy.dir, 'haproxy.cfg')));
       await run(localise(docsCommand(doc.commands, 'haproxy -c -f'), swaps()));
