@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: every benchmark of the project, one table, and docs/benchmarks.md with the machine,
  * the date and the method. Needs a build (`npm run build`) and an etcd binary (or Docker), like the
- * tests. Bounded: four to seven minutes on 2 cores (it waits up to 30 s per section for a busy machine
- * to calm down); `--quick` runs fewer rounds (about three).
+ * tests, and HAProxy 2.6+ and nginx for the traffic section. Bounded: seven to ten minutes on 2 cores
+ * (it waits up to 30 s per section for a busy machine to calm down; traffic alone takes about two and
+ * a half); `--quick` runs fewer rounds (about four).
  *
  *   npm run bench [-- --quick] [--no-write | --out FILE] [--only limits,agents,propagation,cluster,scale,traffic,external]
  */
