@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: every benchmark of the project, one table, and docs/benchmarks.md with the machine,
  * the date and the method. Needs a build (`npm run build`) and an etcd binary (or Docker), like the
- * tests. Bounded: four to seven minutes on 2 cores (it waits up to 30 s per section for a busy machine
- * to calm down); `--quick` runs fewer rounds (about three).
+ * tests, and HAProxy 2.6+ and nginx for the traffic section. Bounded: seven to ten minutes on 2 cores
+ * (it waits up to 30 s per section for a busy machine to calm down; traffic alone takes about two and
+ * a half); `--quick` runs fewer rounds (about four).
  *
- *   npm run bench [-- --quick] [--no-write | --out FILE] [--only limits,agents,propagation,cluster,scale,external]
+ *   npm run bench [-- --quick] [--no-write | --out FILE] [--only limits,agents,propagation,cluster,scale,traffic,external]
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -18,10 +19,11 @@ import { loadAverage, machine, markdownTable, sleep, textTable, verdict, type Ro
 import { propagationBenchmarks } from './propagation.js';
 import { etcdClusterBenchmarks } from './etcd-cluster.js';
 import { scaleBenchmarks } from './scale.js';
+import { trafficBenchmarks, trafficVersions } from './traffic.js';
 import { assertBuilt } from '../test/helpers/cluster.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SECTIONS = ['limits', 'agents', 'propagation', 'cluster', 'scale', 'external'] as const;
+const SECTIONS = ['limits', 'agents', 'propagation', 'cluster', 'scale', 'traffic', 'external'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values: args } = parseArgs({
@@ -34,6 +36,8 @@ const { values: args } = parseArgs({
   },
 });
 const quick = args.quick === true;
+/** Requests per second through the load balancer in the traffic section. */
+const TRAFFIC_RATE = 150;
 const only = new Set((args.only?.split(',') ?? SECTIONS) as Section[]);
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
@@ -77,6 +81,9 @@ if (await section('agents')) {
 if (await section('propagation')) rows.push(...(await propagationBenchmarks({ cycles: quick ? 30 : 100, log })));
 if (await section('cluster')) rows.push(...(await etcdClusterBenchmarks({ passes: quick ? 1 : 2, crashRounds: quick ? 3 : 6, cycles: quick ? 30 : 100, log })));
 if (await section('scale')) rows.push(...(await scaleBenchmarks({ agents: 1000, rounds: quick ? 1 : 3, records: 10_000, cliRuns: quick ? 2 : 5, log })));
+if (await section('traffic')) {
+  rows.push(...(await trafficBenchmarks({ rollingRounds: quick ? 1 : 2, haproxyRestarts: quick ? 2 : 5, crashRounds: quick ? 1 : 3, reloads: quick ? 10 : 30, rate: TRAFFIC_RATE, log })));
+}
 if (await section('external')) {
   // The older benches, run as they are (each starts its own etcd), with their output kept verbatim.
   external.push(await runBench('SSE fan-out', 'bench/sse-fanout.ts', ['--clients', '100', '--changes', quick ? '100' : '200']));
@@ -176,6 +183,14 @@ function renderDoc(rows: Row[], outputs: { name: string; command: string; output
     '- **propagation** (`bench/propagation.ts`): the bench joins a service exactly as an agent does (lease grant, then one transaction with the record and the election key) and leaves by revoking the lease; three real agents each serve one SSE client. "Peers\' views" is the event\'s `timestamp`, stamped by each agent when its view applies the change (1 ms resolution); "SSE" is receipt at the client. Both from the moment the write is issued.',
     '- **cluster** (`bench/etcd-cluster.ts`): etcd as production runs it, three members on loopback (separate processes and data dirs, etcd\'s default raft timers: heartbeat 100 ms, election 1 s), three agent processes given every member\'s endpoint, lease TTL 5 s, renew 1 s. Three times per pass the member most agents use (from their logs) is hung (SIGSTOP) for 4 s, then three times killed and restarted on its data, at a random point of the renew cycle; an agent\'s move is its `registry.member_changed` log line leaving that member, from the fault. A watcher (a `ClusterView` on its own client with every endpoint) counts records that went missing and leader changes meanwhile. Then crash failover and join/leave propagation to SSE clients as in the sections above.',
     '- **scale** (`bench/scale.ts`): 1,000 `ServiceAgent`s in one process (each with its own lease, record, campaign, keep-alive timer and health checker) sharing one etcd client and one watch, all started at once against an etcd of their own, warmed up first with 500 lease grants and puts (a fresh etcd\'s first burst is several times slower); a new agent with a view of its own; `services list --json` as a new process per call, at 1,000 and 10,000 records.',
+    ...(only.has('traffic')
+      ? [
+          `- **traffic** (\`bench/traffic.ts\`, ${trafficVersions()}): three instances (\`bench/lb-instance.mjs\`: an HTTP server that holds each request 5-20 ms, names itself in an \`x-instance\` header and logs each arrival) each beside a real \`proxy-stone-sd agent\` (the timings of the agents section), on an etcd of their own; in front, a real HAProxy with the haproxy.cfg of docs/load-balancers.md fed by \`lb haproxy\`, then a real nginx with that page's nginx.conf and template fed by \`render --exec "nginx … -s reload"\` (files and command lines read from the page, only paths and ports swapped). Load: ${TRAFFIC_RATE} GET requests/s through the load balancer from the bench process, open loop, over keep-alive connections (node:http, no retries), each with a 5 s timeout; a failure is a non-2xx answer or a transport error.`,
+          '  - rolling restart: for each instance in turn, `services disable --drain-timeout 2s` (the built CLI), wait until the drain has ended, stop it (agent SIGTERM, then its server once its in-flight requests are answered), start it again on the same id and port, wait until its record is healthy, `services enable`, wait for its first request. "disable -> last new request" runs from the intent\'s `at` (stamped by the disable command just before its transaction) to the last arrival at the instance itself; the feed\'s own moment (HAProxy\'s acknowledgement, nginx\'s reload returning) is from its log. The failed-request count covers the whole restart, from the first disable to the last instance\'s first request again.',
+          '  - HAProxy restarted: SIGTERM, then a new process on the same config; re-synced when `show servers state` has every instance\'s server ready and up, from the new process\'s start. Requests failed from the stop to the re-sync are counted apart.',
+          '  - crash: kill -9 of an instance\'s server and agent together, at a random moment, counted until it has been started again and takes traffic (its record leaves when the lease expires, 3 s); through the page\'s haproxy.cfg, the same file without its `retries`, `option redispatch` and `retry-on` lines (a second HAProxy with its own `lb haproxy`), and nginx. Then nginx reloaded by the `--exec` command alone, nothing changed, under the same load.',
+        ]
+      : []),
     '- **external**: `bench/sse-fanout.ts` (100 SSE clients on one agent) and `bench/cli-startup.ts`, run as they are; their output is below.',
     '',
     '## Results',
@@ -202,6 +217,7 @@ function missedReason(row: Row, all: Row[]): string {
   if (row.measure.includes('registered and campaigning')) {
     return `Two etcd writes per agent (a lease grant and one transaction) is the floor; etcd alone did 1,000 grants with a put in ${limit('1,000 lease grants') ?? 'n/a'} in this run.`;
   }
+  if (row.section.startsWith('traffic')) return 'Its note gives the feed\'s own part (its log); the rest is the registry\'s watch and the machine\'s load at the time.';
   if (row.section === 'propagation') return `etcd alone: ${limit('a put reaches') ?? 'n/a'}; the rest is the agent's event loop under the machine's load at the time.`;
   return 'See the notes below.';
 }

@@ -15,8 +15,8 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { TrafficSnapshot } from './feed.js';
-import { DEFAULT_SERVER_OPTIONS, DEFAULT_SERVER_PREFIX, planBackend, serverName, STATE_FOR, type DesiredServer, type PlanAction, type ServerState } from './haproxy-plan.js';
-import { HaproxyCommandError, HaproxyUnreachableError, isBusyAnswer, type HaproxyInfo, type HaproxyRuntimeApi } from './haproxy-runtime.js';
+import { DEFAULT_SERVER_OPTIONS, DEFAULT_SERVER_PREFIX, planBackend, serverName, stateOf, STATE_FOR, type DesiredServer, type PlanAction, type ServerState } from './haproxy-plan.js';
+import { HaproxyCommandError, HaproxyUnreachableError, isBusyAnswer, type HaproxyInfo, type HaproxyRuntimeApi, type HaproxyServerState } from './haproxy-runtime.js';
 import { hostPort, isRoutableHost } from './verdict.js';
 
 /** One change the syncer made (or, for `remove-waiting`, is waiting to make). */
@@ -69,6 +69,12 @@ export interface HaproxySyncOptions {
   serverOptions?: string;
   /** Milliseconds between full re-reads of HAProxy's state (default 1000). */
   resyncIntervalMs?: number;
+  /**
+   * Milliseconds a server whose instance left stays in `maint` before `del server` (default
+   * {@link DEFAULT_REMOVE_DELAY_MS}). Longer than `retries × (timeout connect + 1 s)` of haproxy.cfg,
+   * so no request still retrying its connection on the server meets a deleted one.
+   */
+  removeDelayMs?: number;
   /** Longest wait between attempts while the socket is away (default 1000). */
   retryMaxMs?: number;
   logger?: Logger;
@@ -94,6 +100,17 @@ export class HaproxyPermissionError extends Error {
 
 const RETRY_MIN_MS = 100;
 
+/**
+ * HAProxy's `del server` refuses a server with sessions or idle connections, but not one that a
+ * request still points at while it waits to retry a failed connection (up to `retries` times, a
+ * turn-around of up to 1 s apart); that request then uses the freed server and HAProxy crashes
+ * (haproxy/haproxy#2298, fixed in 2.9 and backported; Debian 12's 2.6.12 has it: without
+ * `option redispatch`, bench/traffic.ts's kill -9 of an instance crashed it every time). A server
+ * that left is therefore deleted only after this long in `maint`, where no new request reaches it.
+ * 10 s covers the docs' haproxy.cfg: retries 3 × (timeout connect 2 s + 1 s) = 9 s.
+ */
+export const DEFAULT_REMOVE_DELAY_MS = 10_000;
+
 export class HaproxySyncer extends EventEmitter<HaproxySyncEvents> {
   readonly backend: string;
   readonly prefix: string;
@@ -102,6 +119,7 @@ export class HaproxySyncer extends EventEmitter<HaproxySyncEvents> {
   private readonly logger: Logger;
   private readonly resyncIntervalMs: number;
   private readonly retryMaxMs: number;
+  private readonly removeDelayMs: number;
   private readonly resolveHost: (host: string) => Promise<string | undefined>;
   private snapshot: TrafficSnapshot | undefined;
   private running = false;
@@ -112,8 +130,10 @@ export class HaproxySyncer extends EventEmitter<HaproxySyncEvents> {
   private reachable: boolean | undefined;
   private everInSync = false;
   private info: HaproxyInfo | undefined;
-  /** Names of servers whose `del` waits for their connections to end. */
+  /** Names of servers whose `del` waits for the remove delay to pass and their connections to end. */
   private readonly waiting = new Set<string>();
+  /** Since when each owned server has been in `maint`, as this syncer saw or made it. */
+  private readonly maintSince = new Map<string, number>();
   /** Service id of each owned server name, for log lines about servers that left. */
   private readonly ids = new Map<string, string>();
   /** Problems already logged, so a lasting one is one line, not one per pass. */
@@ -130,6 +150,7 @@ export class HaproxySyncer extends EventEmitter<HaproxySyncEvents> {
     this.logger = options.logger ?? silentLogger;
     this.resyncIntervalMs = options.resyncIntervalMs ?? 1000;
     this.retryMaxMs = options.retryMaxMs ?? 1000;
+    this.removeDelayMs = options.removeDelayMs ?? DEFAULT_REMOVE_DELAY_MS;
     this.resolveHost = options.resolve ?? ((host) => this.systemResolve(host));
   }
 
@@ -205,6 +226,7 @@ export class HaproxySyncer extends EventEmitter<HaproxySyncEvents> {
       if (periodic || this.reachable !== true) await this.readInfo();
       const current = await this.readServers();
       this.markReachable();
+      this.noteMaint(current);
       if (!snapshot) return;
       const desired = await this.desiredServers(snapshot);
       const actions = planBackend(desired, current, this.prefix);
@@ -237,6 +259,7 @@ export class HaproxySyncer extends EventEmitter<HaproxySyncEvents> {
         `HAProxy restarted (pid ${before.pid} → ${info.pid}): it starts from its config file, re-adding the servers of backend ${this.backend}`,
       );
       this.waiting.clear();
+      this.maintSince.clear();
       this.emit('restarted', { fromPid: before.pid, toPid: info.pid });
     }
   }
@@ -302,6 +325,7 @@ export class HaproxySyncer extends EventEmitter<HaproxySyncEvents> {
           if (/(^|\s)check(\s|$)/.test(this.serverOptions)) await this.api.enableHealth(b, d.name);
           // A new server starts in maintenance.
           if (d.state !== 'maint') await this.api.setState(b, d.name, d.state);
+          else this.maintSince.set(d.name, Date.now());
           this.changed({ kind: 'added', server: d.name, serviceId: d.serviceId, to: d.state, reason: d.reason }, `added ${d.name} (${hostPort(d.addr, d.port)}) as ${d.state}: ${d.reason}`, { address: hostPort(d.addr, d.port) });
           return 1;
         }
@@ -314,6 +338,8 @@ export class HaproxySyncer extends EventEmitter<HaproxySyncEvents> {
         case 'state': {
           const d = action.server;
           await this.api.setState(b, d.name, d.state);
+          if (d.state === 'maint') this.maintSince.set(d.name, Date.now());
+          else this.maintSince.delete(d.name);
           this.changed({ kind: 'state', server: d.name, serviceId: d.serviceId, from: action.from, to: d.state, reason: d.reason }, `${d.name}: ${action.from} → ${d.state} (${d.reason})`);
           return 1;
         }
@@ -329,31 +355,54 @@ export class HaproxySyncer extends EventEmitter<HaproxySyncEvents> {
     }
   }
 
-  /** Maintenance first (no new traffic), then `del`, which HAProxy refuses while connections remain. */
+  /**
+   * Maintenance first (no new traffic); `del` once the server has been in maintenance for the remove
+   * delay (see {@link DEFAULT_REMOVE_DELAY_MS}) and HAProxy no longer refuses it for its connections.
+   */
   private async remove(name: string, from: ServerState): Promise<number> {
     const serviceId = this.ids.get(name);
     let changes = 0;
     if (from !== 'maint') {
       await this.api.setState(this.backend, name, 'maint');
+      this.maintSince.set(name, Date.now());
       this.changed({ kind: 'state', server: name, ...(serviceId ? { serviceId } : {}), from, to: 'maint', reason: 'left the registry' }, `${name}: ${from} → maint (left the registry)`);
       changes++;
     }
+    const since = this.maintSince.get(name) ?? Date.now();
+    if (!this.maintSince.has(name)) this.maintSince.set(name, since);
     try {
+      if (Date.now() - since < this.removeDelayMs) return changes + this.removeWaits(name, serviceId);
       await this.api.deleteServer(this.backend, name);
     } catch (err) {
       if (!isBusyAnswer(err)) throw err;
-      if (!this.waiting.has(name)) {
-        this.waiting.add(name);
-        const change: HaproxyChange = { kind: 'remove-waiting', server: name, ...(serviceId ? { serviceId } : {}), at: Date.now() };
-        this.logger.info({ event: 'haproxy.server.remove_waiting', ...change }, `${name} left the registry: in maintenance, deleted once its connections end`);
-        this.emit('change', change);
-      }
-      return changes;
+      return changes + this.removeWaits(name, serviceId);
     }
     this.waiting.delete(name);
+    this.maintSince.delete(name);
     this.ids.delete(name);
     this.changed({ kind: 'removed', server: name, ...(serviceId ? { serviceId } : {}), reason: 'left the registry' }, `removed ${name} (left the registry)`);
     return changes + 1;
+  }
+
+  /** Notes (once) that a server that left waits in maintenance for its `del`; counts no change. */
+  private removeWaits(name: string, serviceId: string | undefined): 0 {
+    if (this.waiting.has(name)) return 0;
+    this.waiting.add(name);
+    const change: HaproxyChange = { kind: 'remove-waiting', server: name, ...(serviceId ? { serviceId } : {}), at: Date.now() };
+    this.logger.info(
+      { event: 'haproxy.server.remove_waiting', ...change },
+      `${name} left the registry: in maintenance, deleted after ${this.removeDelayMs / 1000}s there, once its connections end`,
+    );
+    this.emit('change', change);
+    return 0;
+  }
+
+  /** Keeps {@link maintSince} equal to what HAProxy says: when each owned server was first seen in maintenance. */
+  private noteMaint(current: readonly HaproxyServerState[]): void {
+    const inMaint = new Set(current.filter((s) => s.name.startsWith(this.prefix) && stateOf(s) === 'maint').map((s) => s.name));
+    for (const name of this.maintSince.keys()) if (!inMaint.has(name)) this.maintSince.delete(name);
+    const now = Date.now();
+    for (const name of inMaint) if (!this.maintSince.has(name)) this.maintSince.set(name, now);
   }
 
   private changed(change: Omit<HaproxyChange, 'at'>, message: string, extra: Record<string, unknown> = {}): void {

@@ -39,6 +39,8 @@ export interface RunHaproxyFeedOptions extends FeedRun {
   serverOptions?: string;
   /** Milliseconds between full re-reads of HAProxy's state (default 1000). */
   resyncIntervalMs?: number;
+  /** Milliseconds a server whose instance left stays in maint before it is deleted (default 10 000). */
+  removeDelayMs?: number;
   /** Milliseconds allowed for each Runtime API command (default 2000). */
   haproxyTimeoutMs?: number;
   /** Called with the syncer once it runs (tests and benchmarks time it). */
@@ -56,6 +58,7 @@ export async function runHaproxyFeed(options: RunHaproxyFeedOptions): Promise<vo
     ...(options.prefix !== undefined ? { prefix: options.prefix } : {}),
     ...(options.serverOptions !== undefined ? { serverOptions: options.serverOptions } : {}),
     ...(options.resyncIntervalMs !== undefined ? { resyncIntervalMs: options.resyncIntervalMs } : {}),
+    ...(options.removeDelayMs !== undefined ? { removeDelayMs: options.removeDelayMs } : {}),
   });
   await withFeed(options, 'HAProxy', async (feed, stopped) => {
     const fatal = new Promise<Error>((resolve) => syncer.once('fatal', resolve));

@@ -9,7 +9,7 @@ import { startHaproxy, type HaproxyServer } from '../helpers/haproxy.js';
 import { startNginx, type NginxServer } from '../helpers/nginx.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
 import { API_KEY, binOnPath, ensureBuilt, ROOT, runShell, type ShellRun } from '../cli/fixtures.js';
-import { DOCS_DIR, docsCommand, loadBalancersDoc } from './fixtures.js';
+import { DOCS_DIR, docsCommand, foreground, loadBalancersDoc, localDocsCommand } from './fixtures.js';
 
 /**
  * docs/load-balancers.md, followed as written: its haproxy.cfg, nginx.conf and template, its
@@ -106,14 +106,7 @@ describe('docs/load-balancers.md works as written', function () {
   }
 
   /** A docs command line with this run's paths, ports and etcd; `npx proxy-stone-sd` and `./bin/run.js` are the built CLI on PATH. */
-  function localise(line: string, swaps: [string, string][] = []): string {
-    let out = line;
-    for (const [from, to] of swaps) out = out.replaceAll(from, to);
-    return out
-      .replace(/^(npx proxy-stone-sd|\.\/bin\/run\.js) /, 'proxy-stone-sd ')
-      .replaceAll('http://127.0.0.1:2379', cluster.endpoint)
-      .replaceAll(DOCS_DIR, dir);
-  }
+  const localise = (line: string, swaps: [string, string][] = []): string => localDocsCommand(line, { endpoint: cluster.endpoint, dir, swaps });
 
   /** Runs a command of the docs to its end; it must exit 0. */
   async function run(line: string): Promise<string> {
@@ -125,7 +118,7 @@ describe('docs/load-balancers.md works as written', function () {
 
   /** Starts a command the docs run in the background (`… > log &`), keeping its output here instead. */
   function background(line: string): ShellRun {
-    const r = runShell(line.replace(/\s*>\s*\S+\s*&$/, ''), { env });
+    const r = runShell(foreground(line), { env });
     running.push(r);
     return r;
   }
@@ -146,7 +139,7 @@ describe('docs/load-balancers.md works as written', function () {
 
     it('haproxy.cfg is valid, and lb haproxy puts the three instances behind it', async () => {
       const cfg = doc.files.get(`${DOCS_DIR}/haproxy.cfg`)!;
-      expect(cfg).to.include('retry-on all-retryable-errors').and.include('option redispatch').and.include('option httpchk GET /health');
+      expect(cfg).to.include('retry-on all-retryable-errors').and.include('option redispatch').and.include('option httpchk GET /health').and.include('http-request disable-l7-retry if !METH_GET');
       haproxy = await startHaproxy({ config: (where) => cfg.replaceAll(`${DOCS_DIR}/haproxy.sock`, where.socket).replaceAll('127.0.0.1:8080', `127.0.0.1:${where.port}`) });
       writeFileSync(path.join(dir, 'haproxy.cfg'), readFileSync(path.join(haproxy.dir, 'haproxy.cfg')));
       await run(localise(docsCommand(doc.commands, 'haproxy -c -f'), swaps()));

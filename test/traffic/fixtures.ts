@@ -89,6 +89,25 @@ export function loadBalancersDoc(): { files: Map<string, string>; commands: stri
   return { files, commands };
 }
 
+/**
+ * A command line of docs/load-balancers.md as run here: `npx proxy-stone-sd` and `./bin/run.js` become
+ * `proxy-stone-sd` (the built CLI on PATH: binOnPath in test/cli/fixtures.ts), the docs' etcd and directory this
+ * run's, after `swaps` (socket paths, ports) are applied.
+ */
+export function localDocsCommand(line: string, where: { endpoint: string; dir: string; swaps?: [string, string][] }): string {
+  let out = line;
+  for (const [from, to] of where.swaps ?? []) out = out.replaceAll(from, to);
+  return out
+    .replace(/^(npx proxy-stone-sd|\.\/bin\/run\.js) /, 'proxy-stone-sd ')
+    .replaceAll('http://127.0.0.1:2379', where.endpoint)
+    .replaceAll(DOCS_DIR, where.dir);
+}
+
+/** A command the docs run in the background (`… > log &`), without the redirection and the `&`. */
+export function foreground(line: string): string {
+  return line.replace(/\s*>\s*\S+\s*&$/, '');
+}
+
 /** The one command line of the doc that starts with `prefix` and contains every one of `parts`. */
 export function docsCommand(commands: readonly string[], prefix: string, ...parts: string[]): string {
   const found = commands.filter((c) => c.startsWith(prefix) && parts.every((p) => c.includes(p)));

@@ -45,7 +45,10 @@ describe('traffic: lb haproxy keeps a real HAProxy backend equal to the registry
   let logger: ReturnType<typeof memoryLogger>;
   let changes: HaproxyChange[];
 
-  async function startSync(options: { socket?: string; resyncIntervalMs?: number } = {}): Promise<void> {
+  /** The remove delay of these tests: short, but long enough to see that a server waits it out. */
+  const REMOVE_DELAY_MS = 1000;
+
+  async function startSync(options: { socket?: string; resyncIntervalMs?: number; removeDelayMs?: number } = {}): Promise<void> {
     feed = new TrafficFeed(reader, layout.namespace);
     syncer = new HaproxySyncer({
       api: new HaproxyRuntimeApi(options.socket ?? haproxy.socket, { timeoutMs: 2000 }),
@@ -53,6 +56,7 @@ describe('traffic: lb haproxy keeps a real HAProxy backend equal to the registry
       logger,
       resyncIntervalMs: options.resyncIntervalMs ?? 300,
       retryMaxMs: 300,
+      removeDelayMs: options.removeDelayMs ?? REMOVE_DELAY_MS,
     });
     syncer.on('change', (c) => changes.push(c));
     feed.on('snapshot', (s) => syncer.update(s));
@@ -196,8 +200,48 @@ describe('traffic: lb haproxy keeps a real HAProxy backend equal to the registry
     instances[0]!.release();
     expect((await slow).sort()).to.deep.equal(['i1', 'i2', 'i3']);
     await waitFor('psd-node-1 deleted', async () => !('psd-node-1' in (await owned())), 15_000, 50);
-    expect(changes.filter((c) => c.server === 'psd-node-1').map((c) => c.kind)).to.deep.equal(['added', 'state', 'remove-waiting', 'removed']);
+    const mine = changes.filter((c) => c.server === 'psd-node-1');
+    expect(mine.map((c) => c.kind)).to.deep.equal(['added', 'state', 'remove-waiting', 'removed']);
+    // Deleted only after the remove delay in maintenance, even once its connection had ended.
+    expect(mine[3]!.at - mine[1]!.at).to.be.at.least(REMOVE_DELAY_MS);
     expect(await backend(api())).to.have.property('static1');
+  });
+
+  it('a server whose instance died is deleted only after the remove delay: HAProxy (no redispatch) survives requests still retrying on it', async () => {
+    // haproxy/haproxy#2298: `del server` right after a request's failed connect, while it waits to
+    // retry on the same server, crashes an HAProxy without the fix (Debian 12's 2.6.12).
+    await haproxy.stop();
+    haproxy = await startHaproxy({
+      config: (where) => defaultConfig(where).replace(/^\s*(option redispatch|retry-on)\b.*\n/gm, ''),
+    });
+    const pid = haproxy.pid;
+    await startSync({ removeDelayMs: 4000 });
+    await waitFor('three ready servers', async () => Object.values(await owned()).filter((s) => s.startsWith('ready')).length === 3);
+    // The instance dies with its server still ready: its connections are refused, and HAProxy
+    // retries each request on it (retries 3, 1 s apart) until the registry says it left.
+    await instances[0]!.close();
+    let sending = true;
+    const outcomes: string[] = [];
+    const senders = Array.from({ length: 6 }, async () => {
+      while (sending) {
+        const res = await fetch(haproxy.url, { signal: AbortSignal.timeout(10_000) }).catch((err: Error) => err);
+        outcomes.push(res instanceof Error ? res.message : String(res.status));
+        if (!(res instanceof Error)) await res.text();
+      }
+    });
+    // Each request sent to it waits 1 s between its connection attempts: it leaves while they wait.
+    await new Promise((r) => setTimeout(r, 1200));
+    await writer.delete(layout.service('node-1'));
+    await waitFor('psd-node-1 deleted', async () => !('psd-node-1' in (await owned())), 15_000, 50);
+    sending = false;
+    await Promise.all(senders);
+    // With no remove delay, Debian 12's HAProxy 2.6.12 dies here (segfault in sess_change_server).
+    expect(haproxy.pid, 'HAProxy still running').to.equal(pid);
+    // The requests that were retrying on it failed (no redispatch): the case this test is about.
+    expect(outcomes).to.include('503');
+    expect(await requests(haproxy.url, 4)).to.deep.equal({ i2: 2, i3: 2 });
+    const mine = changes.filter((c) => c.server === 'psd-node-1');
+    expect(mine.at(-1)!.at - mine.find((c) => c.kind === 'state' && c.to === 'maint')!.at).to.be.at.least(4000);
   });
 
   it('a restarted HAProxy is filled again, states included; a server changed by hand is set back', async () => {

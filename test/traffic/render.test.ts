@@ -58,7 +58,6 @@ describe('traffic: render', function () {
         'upstream proxy_stone {',
         '    server 127.0.0.1:3001 max_fails=1 fail_timeout=5s;  # proxy-stone-1',
         '    server 127.0.0.1:3003 max_fails=1 fail_timeout=5s;  # proxy-stone-3',
-        "    # proxy-stone-2 is draining: no new requests; nginx's old workers finish the ones in flight.",
         '    # An upstream without a server is a config error: this one keeps it valid, and is never used.',
         '    server 127.0.0.1:1 down;',
         '}',

@@ -13,7 +13,7 @@ function checked(validate: (value: string) => string | undefined) {
 
 export default class LbHaproxy extends FeedCommand {
   static override summary = 'Keep one HAProxy backend equal to the registry, over its Runtime API.';
-  static override description = `Runs until Ctrl-C or SIGTERM. One dynamic server per instance, named <prefix><service id>: ready while it is healthy and enabled, drain while an operator drain runs (in-flight work finishes), maint while it is unhealthy, starting, stopped or disabled; deleted when it leaves the registry (once its last connection ends). Servers without the prefix, such as those of haproxy.cfg, are never touched.
+  static override description = `Runs until Ctrl-C or SIGTERM. One dynamic server per instance, named <prefix><service id>: ready while it is healthy and enabled, drain while an operator drain runs (in-flight work finishes), maint while it is unhealthy, starting, stopped or disabled; deleted when it leaves the registry, after --remove-delay in maint and once its last connection ends. Servers without the prefix, such as those of haproxy.cfg, are never touched.
 Changes are made as the registry's watch reports them; HAProxy's state is also re-read every --resync-interval, so a restarted or reloaded HAProxy (which starts from its config file) is filled again. While the registry is unreachable the servers stay as they are. Each change is one log line (JSON off a terminal). See docs/load-balancers.md.`;
 
   static override examples = [
@@ -46,6 +46,11 @@ Changes are made as the registry's watch reports them; HAProxy's state is also r
       parse: checked(validateServerOptions),
     })(),
     'resync-interval': durationFlag({ summary: 'How often HAProxy\'s state is re-read, to refill a restarted HAProxy and undo changes made by hand.', default: 1, min: 0.1 }),
+    'remove-delay': durationFlag({
+      summary: 'How long the server of an instance that left stays in maint before it is deleted: above retries × (timeout connect + 1s) of haproxy.cfg, so no request still retrying on it meets a deleted server (see docs/load-balancers.md).',
+      default: 10,
+      min: 0,
+    }),
     'log-level': FeedCommand.logLevelFlag,
   };
 
@@ -62,6 +67,7 @@ Changes are made as the registry's watch reports them; HAProxy's state is also r
       ...(flags['server-prefix'] !== undefined ? { prefix: flags['server-prefix'] } : {}),
       ...(flags['server-options'] !== undefined ? { serverOptions: flags['server-options'] } : {}),
       resyncIntervalMs: Math.round(flags['resync-interval'] * 1000),
+      removeDelayMs: Math.round(flags['remove-delay'] * 1000),
       haproxyTimeoutMs: Math.round(flags.timeout * 1000),
     });
   }
