@@ -76,9 +76,8 @@ class Member {
   private clientRef: Etcd3 | undefined;
   /** Until when the member is passed over after a failure (epoch ms). */
   suspectUntil = 0;
-  /** Rejects the calls in flight on this member when the registry leaves it. */
-  private abandon: ((err: Error) => void) | undefined;
-  private abandoned: Promise<never> | undefined;
+  /** Rejects each call in flight on this member, for when the registry leaves it. */
+  private readonly inFlight = new Set<(err: Error) => void>();
 
   constructor(
     readonly endpoint: string,
@@ -90,21 +89,22 @@ class Member {
     return this.clientRef;
   }
 
-  /** Settles with `call`, or rejects as soon as the registry leaves this member. */
+  /**
+   * Settles with `call`, or rejects as soon as the registry leaves this member. Each call holds its
+   * own entry only while it runs (one promise shared by every call would keep a reaction per call
+   * for as long as the member serves: an agent makes one a second).
+   */
   race<T>(call: Promise<T>): Promise<T> {
-    this.abandoned ??= new Promise<never>((_, reject) => {
-      this.abandon = reject;
+    return new Promise<T>((resolve, reject) => {
+      this.inFlight.add(reject);
+      call.then(resolve, reject).finally(() => this.inFlight.delete(reject));
     });
-    // Nobody may be listening when it fires.
-    this.abandoned.catch(() => undefined);
-    return Promise.race([call, this.abandoned]);
   }
 
   /** Fails the calls in flight with `err` and closes the client (its streams with it). */
   leave(err: Error): void {
-    this.abandon?.(err);
-    this.abandon = undefined;
-    this.abandoned = undefined;
+    for (const reject of this.inFlight) reject(err);
+    this.inFlight.clear();
     const client = this.clientRef;
     this.clientRef = undefined;
     // Closing an etcd3 client leaves calls already on the wire running, and a watch stream has no
