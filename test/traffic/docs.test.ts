@@ -34,11 +34,20 @@ async function startStandIn(): Promise<StandIn> {
   };
 }
 
-/** Which stand-in answered each of `count` requests (its port), by port. */
+/**
+ * Which stand-in answered each of `count` requests (its port), by port. A GET whose reused keep-alive
+ * connection was reset is sent once more, as browsers and most HTTP clients do: an nginx reload closes
+ * idle client connections, and one may be picked for a request at that very moment (the page says so).
+ */
 async function answers(url: string, count: number): Promise<Record<number, number>> {
   const seen: Record<number, number> = {};
+  const get = () => fetch(url, { signal: AbortSignal.timeout(5000) });
   for (let i = 0; i < count; i++) {
-    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    const res = await get().catch((err: unknown) => {
+      const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
+      if (cause && /ECONNRESET|other side closed|socket hang up/i.test(`${(cause as NodeJS.ErrnoException).code ?? ''} ${cause.message}`)) return get();
+      throw err;
+    });
     expect(res.status, `answer ${i} from ${url}`).to.equal(200);
     const { port } = (await res.json()) as { port: number };
     seen[port] = (seen[port] ?? 0) + 1;
