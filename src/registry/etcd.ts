@@ -64,6 +64,9 @@ export interface EtcdRegistryOptions {
 
 /** How long a member that failed is passed over when choosing where to go next. */
 const SUSPECT_MS = 10_000;
+/** A call dropped by a leader election is sent to the same member again this often at most, after this pause. */
+const MAX_LEADER_CHANGE_RETRIES = 3;
+const LEADER_CHANGE_PAUSE_MS = 50;
 
 const COMPARE_TARGET = { createRevision: 'Create', modRevision: 'Mod', value: 'Value' } as const;
 
@@ -437,6 +440,7 @@ export class EtcdRegistry implements Registry {
     void what;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     let last: Error | undefined;
+    let leaderChanges = 0;
     for (let attempt = 0; attempt < this.members.length; attempt++) {
       if (this.closed) break;
       const member = this.members[this.active]!;
@@ -455,6 +459,15 @@ export class EtcdRegistry implements Registry {
         this.answered(member);
         return result;
       } catch (err) {
+        // "leader changed": the member is fine, the cluster just elected a leader and etcd dropped the
+        // read it was serving. Ask the same member again: leaving it would spend a member on nothing
+        // and, with another member already suspect, could move onto the one that hung.
+        if (leaderChanged(err) && leaderChanges < MAX_LEADER_CHANGE_RETRIES && !this.closed) {
+          leaderChanges++;
+          attempt--;
+          await new Promise((r) => setTimeout(r, LEADER_CHANGE_PAUSE_MS).unref());
+          continue;
+        }
         const mapped = this.failure(err, attemptMs);
         last = mapped;
         if (!memberFailed(err) || !(mapped instanceof RegistryUnavailableError) || this.members.length === 1) throw mapped;
@@ -601,6 +614,11 @@ class EtcdLease implements RegistryLease {
  * reset, no raft leader on its side, its breaker open, or left meanwhile), so another member may; not
  * an answer such as "compacted", "permission denied" or "lease not found", which any member would give.
  */
+/** etcd's ErrLeaderChanged: a linearizable read was dropped because raft elected a new leader meanwhile. */
+function leaderChanged(err: unknown): boolean {
+  return err instanceof Error && /\bleader changed\b/i.test(err.message);
+}
+
 function memberFailed(err: unknown): boolean {
   if (err instanceof RegistryUnavailableError || isBrokenCircuitError(err)) return true;
   if (err instanceof EtcdLeaseInvalidError) return false;

@@ -146,7 +146,28 @@ describe('EtcdRegistry on three members: leaving a member that fails', function 
     await lease.revoke();
   });
 
-  it('a watch on a frozen member ends with onError within failoverAfterMs (the probe finds it), and a new watch sees what follows', async () => {
+  /** Re-opens the registry until the member it starts on is the raft leader. */
+  async function onTheLeader(): Promise<number> {
+    const leader = await c.leader();
+    while (activeIndex() !== leader) {
+      await registry.close();
+      registry = open(c, changes);
+    }
+    return leader;
+  }
+
+  for (const where of ['a follower', 'the raft leader'] as const) {
+    it(`a watch on ${where}, frozen, ends with onError within failoverAfterMs (the probe finds it), and a new watch sees what follows`, async () => {
+      if (where === 'a follower') await onAFollower();
+      else await onTheLeader();
+      await watchOnAFrozenMember();
+    });
+  }
+
+  // With the raft leader frozen, the other members' linearizable reads stall until they elect a new
+  // one, and then fail with "leader changed": the list below must be asked again where it was, not
+  // moved onto the frozen member (a CI run met that: every member left in turn, the list failed).
+  async function watchOnAFrozenMember(): Promise<void> {
     const ns = uniqueNamespace('watch');
     const start = await registry.put(`${ns}/a`, '1');
     const recorder = new WatchRecorder();
@@ -169,7 +190,10 @@ describe('EtcdRegistry on three members: leaving a member that fails', function 
     const events = await again.waitForEvents(1);
     expect(events[0]).to.deep.include({ type: 'put' });
     await second.cancel();
-  });
+    // An election is no reason to leave a member, and nothing went back to the frozen one.
+    expect(changes.map((m) => m.reason)).to.not.include.members(['leader changed']);
+    expect(changes.slice(1).map((m) => m.to)).to.not.include(c.endpoints[frozen]);
+  }
 
   it('a killed member in use is left at once, on the refused connection, not after a timeout', async () => {
     const ns = uniqueNamespace('killed');
