@@ -1,4 +1,5 @@
-import { Command, Errors } from '@oclif/core';
+import { Command, Errors, ux } from '@oclif/core';
+import { escapeUnsafe, safeJsonText } from '../util/text.js';
 import { describeError, EXIT } from './errors.js';
 
 type CommandError = Error & { exitCode?: number; oclif?: { exit?: number } };
@@ -23,7 +24,7 @@ export abstract class BaseCommand extends Command {
         return undefined;
       }
       // One line instead of oclif's wrapped message followed by the whole help text.
-      process.stderr.write(`Error: ${message}${exit === EXIT.usage ? ` (hint: see ${this.helpCommand()})` : ''}\n`);
+      process.stderr.write(`Error: ${escapeUnsafe(message)}${exit === EXIT.usage ? ` (hint: see ${this.helpCommand()})` : ''}\n`);
       return this.exit(exit);
     }
     const described = describeError(err);
@@ -33,7 +34,13 @@ export abstract class BaseCommand extends Command {
       return undefined;
     }
     if (described.bug && process.env.DEBUG) throw err;
-    return this.error(described.message, { exit: described.exit, suggestions: described.suggestions });
+    // A message can quote registry data (a record that does not parse, an etcd error).
+    return this.error(escapeUnsafe(described.message), { exit: described.exit, suggestions: described.suggestions });
+  }
+
+  /** oclif's JSON output, with the DEL, C1 and bidirectional characters of registry strings escaped. */
+  protected override logJson(json: unknown): void {
+    ux.stdout(safeJsonText(ux.colorizeJson(json, { pretty: true, theme: this.config.theme?.json })));
   }
 
   /** `proxy-stone-sd services list --help`, as a person would type it. */

@@ -1,4 +1,5 @@
 import { Listr, ListrLogger, ProcessOutput } from 'listr2';
+import { escapeUnsafe } from '../util/text.js';
 import type { DoctorCheck, DoctorCheckResult } from './doctor-checks.js';
 
 /**
@@ -20,14 +21,17 @@ export async function runDoctorTasks(checks: DoctorCheck[], options: { fancy: bo
           result = { name: check.name, ok: false, detail: `check failed unexpectedly: ${(err as Error).message}` };
         }
         results.push(result);
+        // Details quote what the checks met (registry records, an agent's answers): shown, never obeyed.
+        const detail = escapeUnsafe(result.detail);
+        const hint = result.hint === undefined ? undefined : escapeUnsafe(result.hint);
         // listr2 prints a failure or skip as `<title> [FAILED: <message>]`: the detail goes in the message only.
-        if (!result.ok) throw new Error(`${result.detail}${result.hint ? `\n  → ${result.hint}` : ''}`);
+        if (!result.ok) throw new Error(`${detail}${hint ? `\n  → ${hint}` : ''}`);
         if (result.skipped) {
           // The animated renderer shows the skip message instead of the title; the simple one after it.
-          const reason = result.detail.replace(/^skipped: /, '');
+          const reason = detail.replace(/^skipped: /, '');
           task.skip(options.fancy ? `${check.name}: skipped, ${reason}` : reason);
         } else {
-          task.title = `${check.name}: ${result.detail}`;
+          task.title = `${check.name}: ${detail}`;
         }
       },
     })),

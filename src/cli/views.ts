@@ -8,10 +8,12 @@ import type { ServiceList } from '../cluster/topology.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
 import { isRegistrySummary, type ServiceDetails, type SetEnabledSummary, type StatusResult } from './cluster-client.js';
 import { ago, c, enabledText, fields, isoTime, plural, statusText, table, timeLeft } from './render.js';
+import { terminalSafe } from '../util/text.js';
 import { describeBudget } from '../cluster/detection-budget.js';
 import { describeFlapping, describeInstanceMaintenance, describeIntent } from '../cluster/explain.js';
 
 export function renderStatus(result: StatusResult): string {
+  result = terminalSafe(result);
   if (isRegistrySummary(result)) {
     const r = result.registry;
     const counts = result.counts;
@@ -42,6 +44,7 @@ export function renderStatus(result: StatusResult): string {
 }
 
 export function renderServiceList(list: ServiceList): string {
+  list = terminalSafe(list);
   if (list.services.length === 0) return 'No services match.';
   const rows = list.services.map((s) => [
     s.id,
@@ -78,6 +81,7 @@ function adminLine(s: ServiceRecord, now = Date.now()): string {
 }
 
 export function renderServiceDetails(d: ServiceDetails): string {
+  d = terminalSafe(d);
   const s = d.service;
   const out = [
     c.bold(s.id),
@@ -123,6 +127,7 @@ export function renderServiceDetails(d: ServiceDetails): string {
 }
 
 export function renderToggle(r: SetEnabledSummary): string {
+  r = terminalSafe(r);
   const verb = r.enabled ? 'enabled' : 'disabled';
   if (r.changed) {
     const s = r.service;
@@ -138,11 +143,14 @@ export function renderToggle(r: SetEnabledSummary): string {
 
 /** A bulk disable's line for a service the capacity guard kept: why, and how to disable it anyway. */
 export function renderKept(k: { serviceId: string; reason: string; override: string }): string {
+  k = terminalSafe(k);
   return `${k.serviceId} kept by the capacity guard: ${k.reason}; ${k.override} disables it anyway`;
 }
 
 /** The topology as a tree: region, zone, instance, with counts at each level and the leader marked. */
 export function renderTopology(t: ClusterTopology, services: ServiceRecord[]): string {
+  t = terminalSafe(t);
+  services = terminalSafe(services);
   const leader = t.leader ? `leader ${c.bold(t.leader.id)} ★` : c.yellow('no leader');
   const lines = [
     `${c.bold('Cluster')}: ${plural(t.totalServices, 'service')}, ${c.green(`${t.healthyServices} healthy`)}, ${t.unhealthyServices} not taking traffic, ${t.disabledServices} disabled; ${leader}`,
@@ -190,6 +198,7 @@ function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
 
 /** One line per event: time, type, service id, what changed. */
 export function renderEvent(e: ClusterEvent): string {
+  e = terminalSafe(e);
   const id = 'serviceId' in e ? e.serviceId : (e.leaderId ?? '-');
   let detail = '';
   switch (e.type) {
@@ -217,6 +226,7 @@ export function renderEvent(e: ClusterEvent): string {
 }
 
 export function renderAuditTable(entries: AuditEntry[]): string {
+  entries = terminalSafe(entries);
   if (entries.length === 0) return 'No audit entries.';
   const rows = entries.map((e) => [
     isoTime(e.at),

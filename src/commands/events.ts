@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { ClusterCommand } from '../cli/cluster-command.js';
 import { parseDuration } from '../util/duration.js';
+import { safeJsonText } from '../util/text.js';
 import { CLUSTER_EVENT_TYPES, type ClusterEvent, type ClusterEventType } from '../types.js';
 
 /** Each line of `events --json`: one event, the JSON of the API's SSE `data:` line. */
@@ -53,7 +54,7 @@ Through etcd it lists then watches the namespace; through --agent it reads the a
         (event) => {
           if (stop.signal.aborted) return;
           if (render) this.log(render(event));
-          else process.stdout.write(`${JSON.stringify(event)}\n`);
+          else process.stdout.write(`${safeJsonText(JSON.stringify(event))}\n`);
           if (flags.count !== undefined && ++seen >= flags.count) abort();
         },
         stop.signal,

@@ -16,6 +16,7 @@ import {
   type ServiceRecord,
   type ServiceStatus,
 } from '../types.js';
+import { escapeUnsafe, terminalSafe } from '../util/text.js';
 import { eventDetail, eventTone, isDraining, printable, STATUS_RANK, type Tone } from './format.js';
 
 export type SortKey = 'id' | 'status' | 'place' | 'role' | 'enabled' | 'latency' | 'checked' | 'version';
@@ -194,6 +195,10 @@ export class DashboardState {
 
   /** Replaces the whole map with a fresh listing (first load, and after a reconnect or reset). */
   replaceAll(services: readonly ServiceRecord[], leaderId: string | null, now = Date.now()): void {
+    // Registry data is escaped once, here and in applyEvent, rather than in every component that
+    // draws a field: a control character in a name must not move ink's cursor or clear the screen.
+    services = terminalSafe(services);
+    leaderId = terminalSafe(leaderId);
     this.records.clear();
     this.leader = leaderId;
     for (const s of services) this.records.set(s.id, this.withRole(s));
@@ -203,6 +208,7 @@ export class DashboardState {
 
   /** Applies one event to the map and the log (the event reducer). */
   applyEvent(e: ClusterEvent, now = Date.now()): void {
+    e = terminalSafe(e);
     switch (e.type) {
       case 'serviceJoined':
       case 'serviceUpdated':
@@ -247,11 +253,12 @@ export class DashboardState {
 
   /** A line in the event log that is not a cluster event: link lost, resynced, a skipped entry. */
   notice(text: string, tone: Tone = 'warn', now = Date.now()): void {
-    this.pushLog({ at: now, kind: 'notice', text, tone });
+    this.pushLog({ at: now, kind: 'notice', text: escapeUnsafe(text), tone });
     this.dataVersion += 1;
   }
 
   setConnection(update: Partial<ConnectionState>, now = Date.now()): void {
+    update = terminalSafe(update);
     const before = this.connection;
     const next = { ...before, ...update };
     if (before.connected && !next.connected) next.lostAt = next.lostAt ?? now;
@@ -448,19 +455,19 @@ export class DashboardState {
   }
 
   say(text: string, tone: Tone = 'info', now = Date.now(), sticky = tone === 'bad'): void {
-    this.flash = { text, tone, at: now, sticky };
+    this.flash = { text: escapeUnsafe(text), tone, at: now, sticky };
   }
 
   // ── actions' outcomes (called by the controller) ────────────────────────────────────────────
 
   detailLoaded(serviceId: string, data: ServiceDetails): void {
     if (this.detail?.serviceId !== serviceId) return;
-    this.detail = { serviceId, loading: false, data };
+    this.detail = { serviceId, loading: false, data: terminalSafe(data) };
   }
 
   detailFailed(serviceId: string, error: string): void {
     if (this.detail?.serviceId !== serviceId) return;
-    this.detail = { serviceId, loading: false, error };
+    this.detail = { serviceId, loading: false, error: escapeUnsafe(error) };
   }
 
   // ── keys ─────────────────────────────────────────────────────────────────────────────────────
@@ -681,7 +688,7 @@ export class DashboardState {
    */
   refused(serviceId: string, reason: string | undefined, message: string, now = Date.now()): void {
     this.busy = undefined;
-    this.toggle = { serviceId, enabled: false, reason: reason ?? '', force: true, refusal: message };
+    this.toggle = { serviceId, enabled: false, reason: reason ?? '', force: true, refusal: escapeUnsafe(message) };
     this.mode = 'confirm';
     this.say(message, 'bad', now, false);
   }

@@ -21,3 +21,53 @@ export function printable(input: string): string {
 export function escapeUnsafe(input: string): string {
   return input.replace(UNSAFE, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
+
+/**
+ * `value` with every string in it (object keys too) passed through {@link escapeUnsafe}: registry
+ * data on its way to a terminal, made safe once where it enters the view rather than at every place
+ * that prints a field. Objects and arrays are copied only where something changed.
+ */
+export function terminalSafe<T>(value: T): T {
+  return safeCopy(value, 0) as T;
+}
+
+function safeCopy(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') {
+    UNSAFE.lastIndex = 0;
+    return UNSAFE.test(value) ? escapeUnsafe(value) : value;
+  }
+  // Registry data is parsed JSON (a tree); the depth bound only guards against a cycle by mistake.
+  if (typeof value !== 'object' || value === null || depth > 64) return value;
+  if (Array.isArray(value)) {
+    let changed = false;
+    const out = value.map((item) => {
+      const safe = safeCopy(item, depth + 1);
+      if (safe !== item) changed = true;
+      return safe;
+    });
+    return changed ? out : value;
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  let changed = false;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    const key = safeCopy(k, depth) as string;
+    const safe = safeCopy(v, depth + 1);
+    if (key !== k || safe !== v) changed = true;
+    out[key] = safe;
+  }
+  return changed ? out : value;
+}
+
+/**
+ * JSON text for a terminal or a pipe: `JSON.stringify` escapes C0 controls but writes DEL, C1
+ * controls and bidirectional marks as they are; here they are `\uXXXX` escapes too, which any JSON
+ * parser reads back as the same characters.
+ */
+export function safeJsonText(json: string): string {
+  // C0 controls are left alone: inside strings JSON.stringify escaped them already, and outside
+  // them they are the pretty-printer's newlines and the colouring's SGR sequences.
+  return json.replace(JSON_UNSAFE, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+const JSON_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;

@@ -123,6 +123,36 @@ describe('dashboard components', () => {
       expect(lines[2]).to.match(/serviceHealthChanged +node-2 +healthy → unhealthy/);
     });
 
+    it('registry strings are drawn escaped: a control or bidi character cannot move the cursor or reorder text', () => {
+      const hostile = record('evil-1', {
+        name: 'evil\u001b[2Jname',
+        region: 'eu\u202elave',
+        zone: 'z\u0007',
+        version: '1\u009b2J',
+        health: { status: 'unhealthy', responseTime: 3, lastCheck: T0, consecutiveFailures: 2, consecutiveSuccesses: 0, message: 'down\u001b]0;title\u0007' },
+        status: 'unhealthy',
+      });
+      const state = stateWith([...threeServices(), hostile]);
+      state.applyEvent({ type: 'serviceDisabled', serviceId: 'evil-1', reason: 'x\u001b[31mred', actor: 'ops\u2066', timestamp: T0 + 1000 }, T0 + 1000);
+      state.setViewport(6);
+      // What ink itself writes (bold, inverse) is SGR; anything else raw came from the registry.
+      const raw = (text: string) => /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.exec(text.replace(/\u001b\[[\d;]*m/g, ''));
+      app = draw(createElement(ServicesTable, { state, width: COLUMNS, rows: 6, now: NOW }));
+      expect(raw(app.lastFrame() ?? '')).to.equal(null);
+      expect(frame(app)).to.include('eu\\u202elave/z\\u0007');
+      app.unmount();
+      app = draw(createElement(EventLog, { state, width: COLUMNS, rows: 4 }));
+      expect(raw(app.lastFrame() ?? '')).to.equal(null);
+      expect(frame(app)).to.include('x\\u001b[31mred');
+      app.unmount();
+      state.select('evil-1');
+      state.press('', { return: true }, NOW);
+      app = draw(createElement(DetailPane, { state, width: COLUMNS, rows: 20, now: NOW }));
+      expect(raw(app.lastFrame() ?? '')).to.equal(null);
+      expect(frame(app)).to.include('evil\\u001b[2Jname');
+      expect(frame(app)).to.include('down\\u001b]0;title\\u0007');
+    });
+
     it('the banner tells starting up from a lost link', () => {
       const state = new DashboardState({ connection: connection({ connected: false, synced: false }) });
       expect(bannerText(state, NOW)).to.match(/connecting to registry http:\/\/127\.0\.0\.1:2379…/);
