@@ -465,7 +465,7 @@ export class EtcdRegistry implements Registry {
         if (leaderChanged(err) && leaderChanges < MAX_LEADER_CHANGE_RETRIES && !this.closed) {
           leaderChanges++;
           attempt--;
-          await new Promise((r) => setTimeout(r, LEADER_CHANGE_PAUSE_MS).unref());
+          await new Promise((r) => setTimeout(r, LEADER_CHANGE_PAUSE_MS));
           continue;
         }
         const mapped = this.failure(err, attemptMs);
@@ -609,16 +609,16 @@ class EtcdLease implements RegistryLease {
   }
 }
 
-/**
- * Whether an error says the member did not serve the call (no answer in time, connection refused or
- * reset, no raft leader on its side, its breaker open, or left meanwhile), so another member may; not
- * an answer such as "compacted", "permission denied" or "lease not found", which any member would give.
- */
 /** etcd's ErrLeaderChanged: a linearizable read was dropped because raft elected a new leader meanwhile. */
 function leaderChanged(err: unknown): boolean {
   return err instanceof Error && /\bleader changed\b/i.test(err.message);
 }
 
+/**
+ * Whether an error says the member did not serve the call (no answer in time, connection refused or
+ * reset, no raft leader on its side, its breaker open, or left meanwhile), so another member may; not
+ * an answer such as "compacted", "permission denied" or "lease not found", which any member would give.
+ */
 function memberFailed(err: unknown): boolean {
   if (err instanceof RegistryUnavailableError || isBrokenCircuitError(err)) return true;
   if (err instanceof EtcdLeaseInvalidError) return false;
@@ -751,12 +751,15 @@ function asUnavailable(ctx: ErrorContext, err: unknown): RegistryUnavailableErro
   return new RegistryUnavailableError(ctx.endpoint, `${short || 'no connection'}${hint}`);
 }
 
-/** Rejects after `ms` unless the promise settles first; the timer never keeps the process alive. */
+/**
+ * Rejects after `ms` unless the promise settles first. The timer keeps the process alive on purpose
+ * (it is cleared as soon as the promise settles): an awaited call ends in its answer or in this
+ * rejection, never in node exiting mid-call because nothing else held the event loop.
+ */
 export function withTimeout<T>(promise: Promise<T>, ms: number, message = `timed out after ${ms}ms`): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(message)), ms);
-    timer.unref();
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

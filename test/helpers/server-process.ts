@@ -159,6 +159,11 @@ export abstract class ServerProcess {
   private async terminate(): Promise<void> {
     const child = this.child;
     if (!child || this.pid === undefined) return;
+    // The child is unref'd so a test process can exit with it running; while it is stopped here its
+    // exit must keep the loop alive: after the SIGKILL below nothing else may, and node would exit
+    // (13 under a top-level await) before hearing of it. (An etcd leader stopping with its peers can
+    // outlast the grace period, trying to hand its leadership over.)
+    child.ref();
     child.kill('SIGTERM');
     // A SIGSTOPped server would hold SIGTERM pending forever.
     child.kill('SIGCONT');
