@@ -47,7 +47,9 @@ function safeCopy(value: unknown, depth: number): unknown {
     });
     return changed ? out : value;
   }
-  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  // Plain data only (parsed JSON); class instances (a Date, an Error) are passed through as they are.
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
   let changed = false;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
