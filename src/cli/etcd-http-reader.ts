@@ -208,7 +208,9 @@ export class EtcdHttpReader {
   private async post<T>(path: string, body: object, deadline: number, only?: string, withToken = true): Promise<{ body: T; endpoint: string }> {
     const order = only ? [only.replace(/\/+$/, '')] : this.endpoints.map((_, i) => this.endpoints[(this.preferred + i) % this.endpoints.length]!);
     let lastError = 'no endpoint tried';
-    for (const [i, endpoint] of order.entries()) {
+    let leaderChanges = 0;
+    for (let i = 0; i < order.length; i++) {
+      const endpoint = order[i]!;
       const now = Date.now();
       if (now >= deadline) break;
       // Each member gets its share of what is left (at least a second), so a hung member first in
@@ -233,6 +235,15 @@ export class EtcdHttpReader {
       const code = error.body.code;
       if (code === 7 || code === 16 || res.status === 401 || res.status === 403 || AUTH_MESSAGE.test(error.message)) {
         throw new RegistryAuthError(`registry ${this.description} refused: ${error.message.replace(/^etcdserver: /, '')}`);
+      }
+      // "leader changed": the member is fine, raft elected a leader while it served the read (a
+      // frozen leader does that); the same member answers once the election is over.
+      if (/leader changed/i.test(error.message) && leaderChanges < 3 && Date.now() + 50 < deadline) {
+        leaderChanges++;
+        lastError = error.message;
+        await new Promise((r) => setTimeout(r, 50));
+        i--;
+        continue;
       }
       // Unavailable / no leader on this member: another member may answer.
       if (code === 14 || res.status === 503 || res.status === 502) {

@@ -274,25 +274,32 @@ describe('EtcdRegistry on three members: nothing of a member left keeps running'
 describe('EtcdHttpReader (one-shot CLI reads) on three members', function () {
   this.timeout(60_000);
 
-  it('a hung member first in the list gets only its share of the deadline: the read answers from the next', async () => {
-    const c = await cluster();
-    const writer = open(c);
-    const ns = uniqueNamespace('reader');
-    await writer.put(`${ns}/a`, '1');
-    await writer.close();
-    const { EtcdHttpReader } = await import('../../src/cli/etcd-http-reader.js');
-    await c.member(0).freeze();
-    const reader = new EtcdHttpReader({ endpoints: c.endpoints, timeoutMs: 3000 });
-    try {
-      const started = Date.now();
-      const listing = await reader.list(`${ns}/`);
-      expect(listing.kvs.map((kv) => kv.value)).to.deep.equal(['1']);
-      // The frozen member's share: 3000 ms / 3 members.
-      expect(Date.now() - started).to.be.within(900, 2500);
-    } finally {
-      await reader.close();
-      c.member(0).thaw();
-      await c.waitHealthy();
-    }
-  });
+  for (const where of ['a follower', 'the raft leader'] as const) {
+    it(`a hung member first in the list (${where}) gets only its share of the deadline: the read answers from the next`, async () => {
+      const c = await cluster();
+      const writer = open(c);
+      const ns = uniqueNamespace('reader');
+      await writer.put(`${ns}/a`, '1');
+      await writer.close();
+      const { EtcdHttpReader } = await import('../../src/cli/etcd-http-reader.js');
+      const leader = await c.leader();
+      const hung = where === 'the raft leader' ? leader : (leader + 1) % c.members.length;
+      await c.member(hung).freeze();
+      // The hung member first; the others after it.
+      const endpoints = [c.endpoints[hung]!, ...c.endpoints.filter((_, i) => i !== hung)];
+      const reader = new EtcdHttpReader({ endpoints, timeoutMs: 3000 });
+      try {
+        const started = Date.now();
+        const listing = await reader.list(`${ns}/`);
+        expect(listing.kvs.map((kv) => kv.value)).to.deep.equal(['1']);
+        // The hung member's share (3000 ms / 3 members) first; with the raft leader hung, the next
+        // member answers once the others elected a leader ("leader changed" is asked again there).
+        expect(Date.now() - started).to.be.within(900, 3000);
+      } finally {
+        await reader.close();
+        c.member(hung).thaw();
+        await c.waitHealthy();
+      }
+    });
+  }
 });
