@@ -18,6 +18,7 @@
  * @module
  */
 import type { ServiceRecord } from '../types.js';
+import { UNSAFE_CHARACTER } from '../util/text.js';
 
 /** Which address of an instance Prometheus should scrape. */
 export const PROMETHEUS_TARGET_KINDS = ['agent', 'instance'] as const;
@@ -106,8 +107,7 @@ function agentEndpoint(apiUrl: string | undefined): { address: string; scheme: '
  * Control and bidirectional-override characters, which would reach Prometheus's UI, logs and alert
  * notifications, and lone surrogates, which are not text at all.
  */
-const UNSAFE_CHARS =
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const UNSAFE_CHARS = new RegExp(`${UNSAFE_CHARACTER}|[\\ud800-\\udbff](?![\\udc00-\\udfff])|(?<![\\ud800-\\udbff])[\\udc00-\\udfff]`, 'g');
 
 /** A registry value made safe as a label value: no control characters, well-formed, bounded. */
 function labelValue(value: string): string {

@@ -13,7 +13,7 @@
  */
 import Handlebars from 'handlebars';
 import type { ClusterTopology, ServiceRecord } from '../types.js';
-import { escapeUnsafe, printable } from '../util/text.js';
+import { escapeUnsafe, mapStrings, printable } from '../util/text.js';
 import type { TrafficSnapshot } from './feed.js';
 import { hostPort } from './verdict.js';
 
@@ -93,14 +93,7 @@ export function templateContext(snapshot: TrafficSnapshot, namespace: string): T
 }
 
 function clean<T>(value: T): T {
-  if (typeof value === 'string') return printable(value) as T;
-  if (Array.isArray(value)) return value.map((v) => clean(v)) as T;
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[printable(k)] = clean(v);
-    return out as T;
-  }
-  return value;
+  return mapStrings(value, printable);
 }
 
 /** Handlebars' messages, on one line: `line 3: each doesn't match if`, `line 2: syntax error at "{{#each s}" (expecting …)`. */

@@ -6,12 +6,25 @@
  * @module
  */
 
-/** C0 controls, DEL, C1 controls, and the Unicode bidirectional marks, embeddings, overrides and isolates. */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/** The Unicode bidirectional marks, embeddings, overrides and isolates (as a character-class body). */
+const BIDI_CONTROLS = '\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069';
+
+/**
+ * One character a terminal (or a UI showing the text) could act on: C0 controls, DEL, C1 controls
+ * and the bidirectional controls. A regular-expression source, for the places that add to it.
+ */
+export const UNSAFE_CHARACTER = `[\\u0000-\\u001f\\u007f-\\u009f${BIDI_CONTROLS}]`;
+
+const UNSAFE = new RegExp(UNSAFE_CHARACTER, 'g');
 
 /** The text without control or bidirectional-control characters (a keypress, a paste, a value for a config file). */
 export function printable(input: string): string {
   return input.replace(UNSAFE, '');
+}
+
+/** `\u001b` for ESC: the JSON and JavaScript spelling of one UTF-16 code unit. */
+function unicodeEscape(ch: string): string {
+  return `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
 /**
@@ -19,47 +32,55 @@ export function printable(input: string): string {
  * what a hostile value tried to do stays visible on a terminal without being done.
  */
 export function escapeUnsafe(input: string): string {
-  return input.replace(UNSAFE, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return input.replace(UNSAFE, unicodeEscape);
 }
 
 /**
  * `value` with every string in it (object keys too) passed through {@link escapeUnsafe}: registry
  * data on its way to a terminal, made safe once where it enters the view rather than at every place
- * that prints a field. Objects and arrays are copied only where something changed.
+ * that prints a field.
  */
 export function terminalSafe<T>(value: T): T {
-  return safeCopy(value, 0) as T;
+  return mapStrings(value, escapeUnsafe);
 }
 
-function safeCopy(value: unknown, depth: number): unknown {
-  if (typeof value === 'string') {
-    UNSAFE.lastIndex = 0;
-    return UNSAFE.test(value) ? escapeUnsafe(value) : value;
-  }
+/**
+ * `value` with `map` applied to every string in it, object keys included. Plain data only (parsed
+ * JSON): class instances (a Date, an Error) are passed through as they are. Objects and arrays are
+ * copied only where something changed.
+ */
+export function mapStrings<T>(value: T, map: (text: string) => string): T {
+  return mapped(value, map, 0) as T;
+}
+
+function mapped(value: unknown, map: (text: string) => string, depth: number): unknown {
+  if (typeof value === 'string') return map(value);
   // Registry data is parsed JSON (a tree); the depth bound only guards against a cycle by mistake.
   if (typeof value !== 'object' || value === null || depth > 64) return value;
   if (Array.isArray(value)) {
     let changed = false;
     const out = value.map((item) => {
-      const safe = safeCopy(item, depth + 1);
-      if (safe !== item) changed = true;
-      return safe;
+      const next = mapped(item, map, depth + 1);
+      if (next !== item) changed = true;
+      return next;
     });
     return changed ? out : value;
   }
-  // Plain data only (parsed JSON); class instances (a Date, an Error) are passed through as they are.
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return value;
   let changed = false;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    const key = safeCopy(k, depth) as string;
-    const safe = safeCopy(v, depth + 1);
-    if (key !== k || safe !== v) changed = true;
-    out[key] = safe;
+    const key = map(k);
+    const next = mapped(v, map, depth + 1);
+    if (key !== k || next !== v) changed = true;
+    out[key] = next;
   }
   return changed ? out : value;
 }
+
+/** What JSON.stringify leaves raw of {@link UNSAFE_CHARACTER}: DEL, C1 and the bidirectional controls. */
+const JSON_UNSAFE = new RegExp(`[\\u007f-\\u009f${BIDI_CONTROLS}]`, 'g');
 
 /**
  * JSON text for a terminal or a pipe: `JSON.stringify` escapes C0 controls but writes DEL, C1
@@ -69,7 +90,5 @@ function safeCopy(value: unknown, depth: number): unknown {
 export function safeJsonText(json: string): string {
   // C0 controls are left alone: inside strings JSON.stringify escaped them already, and outside
   // them they are the pretty-printer's newlines and the colouring's SGR sequences.
-  return json.replace(JSON_UNSAFE, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return json.replace(JSON_UNSAFE, unicodeEscape);
 }
-
-const JSON_UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
