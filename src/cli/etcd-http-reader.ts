@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { prefixEnd, redactUrl as redact } from '../registry/endpoint.js';
-import { RegistryAuthError, RegistryUnavailableError, tlsRegistryError, type KeyValue, type ListResult } from '../registry/types.js';
+import { isLeaderChange, LEADER_CHANGE_RETRY, RegistryAuthError, RegistryUnavailableError, tlsRegistryError, type KeyValue, type ListResult } from '../registry/types.js';
 import { TargetError } from './cluster-client.js';
 
 export interface EtcdHttpReaderOptions {
@@ -236,12 +236,11 @@ export class EtcdHttpReader {
       if (code === 7 || code === 16 || res.status === 401 || res.status === 403 || AUTH_MESSAGE.test(error.message)) {
         throw new RegistryAuthError(`registry ${this.description} refused: ${error.message.replace(/^etcdserver: /, '')}`);
       }
-      // "leader changed": the member is fine, raft elected a leader while it served the read (a
-      // frozen leader does that); the same member answers once the election is over.
-      if (/leader changed/i.test(error.message) && leaderChanges < 3 && Date.now() + 50 < deadline) {
+      // The same member answers once the election is over.
+      if (isLeaderChange(error) && leaderChanges < LEADER_CHANGE_RETRY.times && Date.now() + LEADER_CHANGE_RETRY.pauseMs < deadline) {
         leaderChanges++;
         lastError = error.message;
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, LEADER_CHANGE_RETRY.pauseMs));
         i--;
         continue;
       }

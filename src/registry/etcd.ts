@@ -22,6 +22,8 @@ import {
   type IKeyValue,
 } from 'etcd3';
 import {
+  isLeaderChange,
+  LEADER_CHANGE_RETRY,
   LeaseLostError,
   RegistryAuthError,
   RegistryRequestError,
@@ -64,9 +66,6 @@ export interface EtcdRegistryOptions {
 
 /** How long a member that failed is passed over when choosing where to go next. */
 const SUSPECT_MS = 10_000;
-/** A call dropped by a leader election is sent to the same member again this often at most, after this pause. */
-const MAX_LEADER_CHANGE_RETRIES = 3;
-const LEADER_CHANGE_PAUSE_MS = 50;
 
 const COMPARE_TARGET = { createRevision: 'Create', modRevision: 'Mod', value: 'Value' } as const;
 
@@ -459,13 +458,12 @@ export class EtcdRegistry implements Registry {
         this.answered(member);
         return result;
       } catch (err) {
-        // "leader changed": the member is fine, the cluster just elected a leader and etcd dropped the
-        // read it was serving. Ask the same member again: leaving it would spend a member on nothing
-        // and, with another member already suspect, could move onto the one that hung.
-        if (leaderChanged(err) && leaderChanges < MAX_LEADER_CHANGE_RETRIES && !this.closed) {
+        // Leaving a member for an election would spend it on nothing and, with another member
+        // already suspect, could move onto the one that hung.
+        if (isLeaderChange(err) && leaderChanges < LEADER_CHANGE_RETRY.times && !this.closed) {
           leaderChanges++;
           attempt--;
-          await new Promise((r) => setTimeout(r, LEADER_CHANGE_PAUSE_MS));
+          await new Promise((r) => setTimeout(r, LEADER_CHANGE_RETRY.pauseMs));
           continue;
         }
         const mapped = this.failure(err, attemptMs);
@@ -607,11 +605,6 @@ class EtcdLease implements RegistryLease {
       if (!(err instanceof LeaseLostError)) throw err;
     });
   }
-}
-
-/** etcd's ErrLeaderChanged: a linearizable read was dropped because raft elected a new leader meanwhile. */
-function leaderChanged(err: unknown): boolean {
-  return err instanceof Error && /\bleader changed\b/i.test(err.message);
 }
 
 /**

@@ -166,6 +166,18 @@ export class RegistryAuthError extends Error {
 }
 
 /**
+ * etcd's ErrLeaderChanged ("etcdserver: leader changed"): raft elected a leader while a member was
+ * serving a linearizable read, and etcd dropped the read. The member itself is fine, so it is asked
+ * again (`times` at most, `pauseMs` apart) rather than left like a member that failed. Here, not in
+ * the etcd module, for the CLI's HTTP reader too.
+ */
+export const LEADER_CHANGE_RETRY = { times: 3, pauseMs: 50 } as const;
+
+export function isLeaderChange(err: unknown): boolean {
+  return err instanceof Error && /\bleader changed\b/i.test(err.message);
+}
+
+/**
  * Classifies a TLS handshake failure from its message (OpenSSL's or Node's, as gRPC and undici pass
  * them on) into one line naming the endpoint, or returns undefined when the message is not one:
  *
