@@ -8,7 +8,7 @@ import { PrometheusTargetsSchema, ServiceListSchema, StatusResponseSchema, Topol
 import { ensureBuilt } from '../cli/fixtures.js';
 import { cleanEnv, LoggedProcess, ROOT } from '../deploy/helpers.js';
 import { freePorts, uniqueNamespace } from '../helpers/etcd.js';
-import { npm, packRepository, registryUnreachable, type NpmResult } from '../helpers/npm-package.js';
+import { npm, packRepository, registryUnreachable, runCommand, type NpmResult } from '../helpers/npm-package.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
 import { SseClient, eventually, http, postJson } from './fixtures.js';
 import { SEED_METRIC_NAMES } from '../helpers/seed.js';
@@ -43,18 +43,7 @@ function expectOk(what: string, res: NpmResult | { code: number | null; stdout: 
 
 /** Runs a command in `cwd` (asynchronously: the agents of other tests in this process keep their keep-alives). */
 function run(command: string, args: string[], cwd: string, timeoutMs: number): Promise<NpmResult> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd, env: cleanEnv({ NO_COLOR: '1' }), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCommand(command, args, cwd, timeoutMs, cleanEnv({ NO_COLOR: '1' }));
 }
 
 describe('embedding: the docs example', function () {

@@ -38,8 +38,13 @@ export function npmEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 /** Runs npm (asynchronously: in-process agents keep their keep-alives meanwhile), killed after `timeoutMs`. */
 export function npm(args: string[], cwd: string, timeoutMs: number): Promise<NpmResult> {
+  return runCommand('npm', args, cwd, timeoutMs, npmEnv());
+}
+
+/** Runs a command to its end in `cwd`, asynchronously, killed after `timeoutMs` (said at the end of stderr). */
+export function runCommand(command: string, args: string[], cwd: string, timeoutMs: number, env: NodeJS.ProcessEnv): Promise<NpmResult> {
   return new Promise((resolve) => {
-    const child = spawn('npm', args, { cwd, env: npmEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
