@@ -18,6 +18,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { markDrained } from '../cluster/intent.js';
+import { isoTime } from '../util/time.js';
 import type { KeyLayout } from '../cluster/keys.js';
 import type { Registry } from '../registry/types.js';
 import type { AdminIntent } from '../types.js';
@@ -123,7 +124,7 @@ export class DrainWatcher {
     this.current = drain;
     this.options.logger.info(
       { event: 'drain.started', serviceId: this.options.serviceId, drainUntil: drain.drainUntil, probe: this.options.probeUrl !== undefined },
-      `draining until ${new Date(drain.drainUntil).toISOString()}${this.options.probeUrl ? ' or until the drain probe says idle' : ''}`,
+      `draining until ${isoTime(drain.drainUntil)}${this.options.probeUrl ? ' or until the drain probe says idle' : ''}`,
     );
     // A deadline that passed while this agent was not running ends the drain at once.
     this.deadlineTimer = setTimeout(() => void this.finish(drain, 'deadline'), Math.min(Math.max(0, drain.drainUntil - now), 0x7fffffff));

@@ -70,10 +70,7 @@ export function ago(epochMs: number | null | undefined, now = Date.now()): strin
   return `${Math.floor(s / 86400)}d ago`;
 }
 
-/** ISO 8601 in UTC, unambiguous across hosts and time zones. */
-export function isoTime(epochMs: number): string {
-  return new Date(epochMs).toISOString();
-}
+export { isoTime } from '../util/time.js';
 
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;

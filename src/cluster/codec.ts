@@ -1,4 +1,5 @@
 import { SERVICE_STATUSES, type AdminIntent, type AdminState, type AuditEntry, type FlapInfo, type HealthInfo, type ServiceRecord } from '../types.js';
+import { isEpochMs, MAX_EPOCH_MS } from '../util/time.js';
 
 /**
  * Registry data is input like any other: another version, a person with etcdctl or a broken writer
@@ -8,7 +9,41 @@ import { SERVICE_STATUSES, type AdminIntent, type AdminState, type AuditEntry, t
  * records, and loading zod (about a hundred modules) cost as much as starting node itself. Semantics
  * follow what a zod object schema would do: unknown keys are dropped, `undefined` takes the default,
  * anything else of the wrong type is an error naming its path.
+ *
+ * Everything is bounded: a value's size, every string's length, every list's and map's count, every
+ * time (a Date holds ±8.64e15 ms; past it formatting throws). A writer that could put a megabyte in a
+ * tag would otherwise have every table padded to it and every agent holding it.
  */
+
+/**
+ * Most a stored value may hold, in UTF-16 code units of its JSON: a record with every field at its
+ * limit below fits in it. Larger values are skipped before they are parsed.
+ */
+export const MAX_VALUE_CHARS = 64 * 1024;
+
+/**
+ * Limits of the fields of a service record, shared with the agent's configuration so that an agent
+ * never registers a record its peers would skip.
+ */
+export const RECORD_LIMITS = {
+  /** The id, as in the API's path parameter. */
+  id: 256,
+  name: 256,
+  /** A DNS name is at most 253 characters; an IPv6 literal with a zone id fits too. */
+  host: 255,
+  version: 128,
+  /** Region and zone. */
+  location: 128,
+  tags: 64,
+  tag: 128,
+  metadataEntries: 64,
+  metadataKey: 128,
+  metadataValue: 512,
+  url: 2048,
+  /** A health message, a reason, an error text. */
+  message: 1024,
+  actor: 256,
+} as const;
 
 /** A value failed validation at `path`. */
 class Invalid extends Error {
@@ -20,7 +55,7 @@ class Invalid extends Error {
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return v.length > 40 ? 'a string' : JSON.stringify(v);
+  if (typeof v === 'string') return v.length > 40 ? `a string of ${v.length} characters` : JSON.stringify(v);
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return typeof v === 'object' ? 'an object' : typeof v;
 }
@@ -30,11 +65,19 @@ type Reader<T> = (v: unknown, path: string) => T;
 const join = (path: string, key: string | number) => (path ? `${path}.${key}` : String(key));
 
 const str =
-  (min = 0): Reader<string> =>
+  (max: number, min = 0): Reader<string> =>
   (v, path) => {
-    if (typeof v !== 'string' || v.length < min) throw new Invalid(path, min > 0 ? 'a non-empty string' : 'a string', v);
+    if (typeof v !== 'string' || v.length < min || v.length > max) {
+      throw new Invalid(path, `${min > 0 ? 'a non-empty string' : 'a string'} of at most ${max} characters`, v);
+    }
     return v;
   };
+
+/** An epoch-ms time a Date can hold and a person can mean (1970 to 9999). */
+const time: Reader<number> = (v, path) => {
+  if (!isEpochMs(v)) throw new Invalid(path, `a time in epoch milliseconds (0-${MAX_EPOCH_MS})`, v);
+  return v;
+};
 
 const num =
   (opts: { int?: boolean; min?: number; max?: number } = {}): Reader<number> =>
@@ -70,18 +113,26 @@ const nullable =
     v === null ? null : read(v, path);
 
 const arrayOf =
-  <T>(read: Reader<T>): Reader<T[]> =>
+  <T>(read: Reader<T>, max: number): Reader<T[]> =>
   (v, path) => {
-    if (!Array.isArray(v)) throw new Invalid(path, 'an array', v);
+    if (!Array.isArray(v) || v.length > max) throw new Invalid(path, `an array of at most ${max} items`, Array.isArray(v) ? `${v.length} items` : v);
     return v.map((item, i) => read(item, join(path, i)));
   };
 
-const stringRecord: Reader<Record<string, string>> = (v, path) => {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Invalid(path, 'an object of strings', v);
-  const out: Record<string, string> = {};
-  for (const [k, item] of Object.entries(v)) out[k] = str()(item, join(path, k));
-  return out;
-};
+const stringRecord =
+  (limits: { entries: number; key: number; value: number }): Reader<Record<string, string>> =>
+  (v, path) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Invalid(path, 'an object of strings', v);
+    const entries = Object.entries(v);
+    if (entries.length > limits.entries) throw new Invalid(path, `at most ${limits.entries} entries`, `${entries.length} entries`);
+    const out: Record<string, string> = {};
+    for (const [k, item] of entries) {
+      if (k.length > limits.key) throw new Invalid(path, `keys of at most ${limits.key} characters`, k);
+      // Defined, not assigned: a key named __proto__ stays data instead of reaching the prototype.
+      Object.defineProperty(out, k, { value: str(limits.value)(item, join(path, k)), enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  };
 
 type Field<T> = { read: Reader<T>; default?: () => T; optional?: boolean };
 type Shape = Record<string, Field<unknown>>;
@@ -116,23 +167,29 @@ function object<S extends Shape>(shape: S): Reader<Out<S>> {
 
 const status = oneOf(SERVICE_STATUSES);
 
+/** A count (failures in a row, transitions, a threshold). */
+const MAX_COUNT = 1_000_000_000;
+const count = num({ int: true, min: 0, max: MAX_COUNT });
+/** A duration in seconds: at most what a timer can wait (2^31-1 ms, about 24.8 days). */
+const seconds = num({ min: 0, max: 2_147_483 });
+
 const storedFlapping = object({
-  since: req(num()),
-  until: req(num()),
-  lastChange: req(num()),
-  transitions: req(num({ int: true, min: 0 })),
-  window: req(num({ min: 0 })),
-  holdDown: req(num({ min: 0 })),
-  threshold: req(num({ int: true, min: 0 })),
+  since: req(time),
+  until: req(time),
+  lastChange: req(time),
+  transitions: req(count),
+  window: req(seconds),
+  holdDown: req(seconds),
+  threshold: req(count),
 });
 
 const storedChecks = object({
-  interval: req(num({ min: 0 })),
-  timeout: req(num({ min: 0 })),
-  retries: req(num({ int: true, min: 1 })),
-  gracePeriod: def(num({ min: 0 }), () => 0),
-  ttl: req(num({ min: 0 })),
-  flap: def(object({ threshold: req(num({ int: true, min: 0 })), window: req(num({ min: 0 })), holdDown: req(num({ min: 0 })) }), () => ({
+  interval: req(seconds),
+  timeout: req(seconds),
+  retries: req(num({ int: true, min: 1, max: MAX_COUNT })),
+  gracePeriod: def(seconds, () => 0),
+  ttl: req(seconds),
+  flap: def(object({ threshold: req(count), window: req(seconds), holdDown: req(seconds) }), () => ({
     threshold: 0,
     window: 0,
     holdDown: 0,
@@ -143,81 +200,83 @@ const storedInstanceMaintenance = object({
   desired: req(oneOf(['serving', 'maintenance'] as const)),
   actual: req(oneOf(['serving', 'maintenance', 'unknown'] as const)),
   inSync: req(bool),
-  lastError: opt(str()),
-  since: def(num(), () => 0),
+  lastError: opt(str(RECORD_LIMITS.message)),
+  since: def(time, () => 0),
 });
 
 const storedHealth = object({
   status: req(status),
-  responseTime: def(nullable(num()), () => null),
-  lastCheck: def(nullable(num()), () => null),
-  consecutiveFailures: def(num({ int: true }), () => 0),
-  consecutiveSuccesses: def(num({ int: true }), () => 0),
-  message: opt(str()),
+  responseTime: def(nullable(num({ min: 0, max: 1e9 })), () => null),
+  lastCheck: def(nullable(time), () => null),
+  consecutiveFailures: def(count, () => 0),
+  consecutiveSuccesses: def(count, () => 0),
+  message: opt(str(RECORD_LIMITS.message)),
   flapping: opt(storedFlapping),
 });
 
 const storedRecord = object({
-  id: req(str(1)),
-  name: req(str()),
-  host: req(str()),
+  id: req(str(RECORD_LIMITS.id, 1)),
+  name: req(str(RECORD_LIMITS.name)),
+  host: req(str(RECORD_LIMITS.host)),
   port: req(num({ int: true, min: 0, max: 65535 })),
-  version: def(str(), () => ''),
-  tags: def(arrayOf(str()), () => []),
-  region: def(str(), () => ''),
-  zone: def(str(), () => ''),
+  version: def(str(RECORD_LIMITS.version), () => ''),
+  tags: def(arrayOf(str(RECORD_LIMITS.tag), RECORD_LIMITS.tags), () => []),
+  region: def(str(RECORD_LIMITS.location), () => ''),
+  zone: def(str(RECORD_LIMITS.location), () => ''),
   status: req(status),
   role: def(oneOf(['leader', 'follower'] as const), () => 'follower' as const),
   enabled: def(bool, () => true),
   health: opt(storedHealth),
-  registeredAt: def(num(), () => 0),
-  updatedAt: def(num(), () => 0),
-  healthUrl: def(str(), () => ''),
-  apiUrl: opt(str()),
-  metadata: def(stringRecord, () => ({})),
+  registeredAt: def(time, () => 0),
+  updatedAt: def(time, () => 0),
+  healthUrl: def(str(RECORD_LIMITS.url), () => ''),
+  apiUrl: opt(str(RECORD_LIMITS.url)),
+  metadata: def(stringRecord({ entries: RECORD_LIMITS.metadataEntries, key: RECORD_LIMITS.metadataKey, value: RECORD_LIMITS.metadataValue }), () => ({})),
   checks: opt(storedChecks),
   instanceMaintenance: opt(storedInstanceMaintenance),
   adminState: opt(oneOf(['enabled', 'draining', 'disabled'] as const)),
-  drainUntil: opt(num()),
-  disabledUntil: opt(num()),
+  drainUntil: opt(time),
+  disabledUntil: opt(time),
 });
 
 const adminIntent = object({
   enabled: req(bool),
-  reason: opt(str()),
-  actor: def(str(), () => 'unknown'),
-  at: req(num()),
-  expiresAt: opt(num()),
-  drainUntil: opt(num()),
-  drainedAt: opt(num()),
+  reason: opt(str(RECORD_LIMITS.message)),
+  actor: def(str(RECORD_LIMITS.actor), () => 'unknown'),
+  at: req(time),
+  expiresAt: opt(time),
+  drainUntil: opt(time),
+  drainedAt: opt(time),
   drainEnd: opt(oneOf(['idle', 'deadline'] as const)),
   forced: opt(bool),
 });
 
 const auditEntry = object({
-  id: req(str()),
-  at: req(num()),
-  actor: req(str()),
+  id: req(str(64)),
+  at: req(time),
+  actor: req(str(RECORD_LIMITS.actor)),
   action: req(oneOf(['enable', 'disable'] as const)),
-  serviceId: req(str()),
-  reason: opt(str()),
-  source: opt(str()),
+  serviceId: req(str(RECORD_LIMITS.id)),
+  reason: opt(str(RECORD_LIMITS.message)),
+  source: opt(str(RECORD_LIMITS.actor)),
   changed: req(bool),
   reasonUpdated: opt(bool),
-  previousReason: opt(str()),
+  previousReason: opt(str(RECORD_LIMITS.message)),
   forced: opt(bool),
   automatic: opt(bool),
   expired: opt(bool),
-  expiresAt: opt(num()),
-  drainUntil: opt(num()),
+  expiresAt: opt(time),
+  drainUntil: opt(time),
   drained: opt(oneOf(['idle', 'deadline'] as const)),
   startDisabled: opt(bool),
-  capacity: opt(str()),
+  capacity: opt(str(4 * RECORD_LIMITS.message)),
+  repaired: opt(str(RECORD_LIMITS.message)),
 });
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
 
 function parseJson<T>(read: Reader<T>, raw: string): ParseResult<T> {
+  if (raw.length > MAX_VALUE_CHARS) return { ok: false, error: `${raw.length} characters: expected a value of at most ${MAX_VALUE_CHARS}` };
   let data: unknown;
   try {
     data = JSON.parse(raw);
@@ -260,7 +319,7 @@ export interface StoredHealthState {
   flapping: FlapInfo;
 }
 
-const storedHealthState = object({ serviceId: req(str(1)), flapping: req(storedFlapping) });
+const storedHealthState = object({ serviceId: req(str(RECORD_LIMITS.id, 1)), flapping: req(storedFlapping) });
 
 export function parseHealthState(raw: string, keyId: string): ParseResult<StoredHealthState> {
   const parsed = parseJson(storedHealthState, raw);

@@ -5,6 +5,7 @@
  * @module
  */
 import type { AdminIntent, FlapInfo, InstanceMaintenanceInfo } from '../types.js';
+import { isoTime } from '../util/time.js';
 
 /** Durations for humans: "1m", "30s", "1.5s", "500ms". */
 export function formatSeconds(ms: number): string {
@@ -26,7 +27,7 @@ export function describeIntent(intent: Pick<AdminIntent, 'enabled' | 'actor' | '
   const verb = intent.enabled ? 'enabled' : 'disabled';
   const by = intent.actor && intent.actor !== 'unknown' ? ` by ${intent.actor}` : '';
   const reason = intent.reason ? `: ${intent.reason}` : '';
-  const until = intent.expiresAt !== undefined ? ` (until ${new Date(intent.expiresAt).toISOString()})` : '';
+  const until = intent.expiresAt !== undefined ? ` (until ${isoTime(intent.expiresAt)})` : '';
   return `${verb}${by}${reason}${until}`;
 }
 

@@ -6,6 +6,7 @@
  */
 import { isIP } from 'node:net';
 import type { ServiceRecord } from '../types.js';
+import { isoTime } from '../util/time.js';
 
 /**
  * - `serving`: healthy and enabled, takes new traffic.
@@ -58,7 +59,7 @@ export function trafficVerdict(s: ServiceRecord, now = Date.now()): TrafficVerdi
       // The agent publishes `draining` while it stops its instance: let in-flight work finish.
       return admin === 'disabled' ? { state: 'out', reason: `disabled${why}` } : { state: 'draining', reason: 'stopping' };
     case 'healthy':
-      if (drainRuns) return { state: 'draining', reason: `operator drain until ${new Date(s.drainUntil!).toISOString()}${why}` };
+      if (drainRuns) return { state: 'draining', reason: `operator drain until ${isoTime(s.drainUntil!)}${why}` };
       if (admin !== 'enabled') return { state: 'out', reason: `disabled${why}` };
       return { state: 'serving', reason: 'healthy' };
   }

@@ -9,14 +9,16 @@ import { keyLayout } from '../../src/cluster/keys.js';
 import type { Registry } from '../../src/registry/types.js';
 import type { ClusterEvent } from '../../src/types.js';
 import { SseClient, TestCluster, eventually, http, postJson, sleep } from './fixtures.js';
-import { sampleRecord } from '../helpers/records.js';
+import { putUnderLease, sampleRecord } from '../helpers/records.js';
 
 const KEY = 'events-operator-key-0001';
 const auth = { Authorization: `Bearer ${KEY}` };
 
 /** A fake record under the namespace: cheap cluster events without more agents. */
+/** A record `padding` characters larger, in metadata values of 512 (the most a reader takes per value). */
 function fakeRecord(id: string, version: string, padding = 0): string {
-  return JSON.stringify(sampleRecord(id, { version, updatedAt: Date.now(), metadata: padding > 0 ? { padding: 'p'.repeat(padding) } : {} }));
+  const metadata = Object.fromEntries(Array.from({ length: Math.ceil(padding / 512) }, (_, i) => [`padding-${i}`, 'p'.repeat(512)]));
+  return JSON.stringify(sampleRecord(id, { version, updatedAt: Date.now(), metadata }));
 }
 
 describe('API server: event stream (SSE)', function () {
@@ -99,13 +101,13 @@ describe('API server: event stream (SSE)', function () {
     const control = open();
     const first = open();
     await Promise.all([control.opened, first.opened]);
-    for (let i = 0; i < 5; i++) await writer.put(layout.service('fake-1'), fakeRecord('fake-1', `v${i}`));
+    for (let i = 0; i < 5; i++) await putUnderLease(writer, layout.service('fake-1'), fakeRecord('fake-1', `v${i}`));
     await first.waitFor('5+ events', (c) => c.events().length >= 5);
     const seen = first.events();
     const lastId = seen[2]!.id!;
     first.close();
     // Events the client misses while away.
-    for (let i = 5; i < 10; i++) await writer.put(layout.service('fake-1'), fakeRecord('fake-1', `v${i}`));
+    for (let i = 5; i < 10; i++) await putUnderLease(writer, layout.service('fake-1'), fakeRecord('fake-1', `v${i}`));
     await writer.delete(layout.service('fake-1'));
     await control.waitFor('all events on the control stream', (c) => c.events().some((e) => e.type === 'serviceLeft' && e.serviceId === 'fake-1'));
 
@@ -127,7 +129,7 @@ describe('API server: event stream (SSE)', function () {
     const control = open();
     await control.opened;
     // historySize is 50: push the start of the history past the first events.
-    for (let i = 0; i < 60; i++) await writer.put(layout.service('fake-2'), fakeRecord('fake-2', `v${i}`));
+    for (let i = 0; i < 60; i++) await putUnderLease(writer, layout.service('fake-2'), fakeRecord('fake-2', `v${i}`));
     await control.waitFor('60 events', (c) => c.events().length >= 60);
     const streamId = control.events()[0]!.id!.split('-')[0]!;
 
@@ -146,7 +148,7 @@ describe('API server: event stream (SSE)', function () {
   it('filters by ?types and rejects unknown types', async function () {
     const sse = open('?types=serviceLeft');
     await sse.opened;
-    await writer.put(layout.service('fake-3'), fakeRecord('fake-3', 'v1'));
+    await putUnderLease(writer, layout.service('fake-3'), fakeRecord('fake-3', 'v1'));
     await writer.delete(layout.service('fake-3'));
     await sse.waitFor('serviceLeft', (c) => c.events().length >= 1);
     expect(sse.events().map((e) => e.type)).to.deep.equal(['serviceLeft']);
@@ -182,7 +184,7 @@ describe('API server: event stream (SSE)', function () {
     // absorb. Paced, so the fast reader (in this same process) keeps up.
     const overflowsBefore = api.events.overflowCount;
     for (let i = 0; i < 300; i++) {
-      await writer.put(layout.service('fake-big'), fakeRecord('fake-big', `v${i}`, 16 * 1024));
+      await putUnderLease(writer, layout.service('fake-big'), fakeRecord('fake-big', `v${i}`, 16 * 1024));
       if (i % 5 === 4) await sleep(2);
     }
     await eventually('the slow client cut off', () => api.events.overflowCount > overflowsBefore, 10_000);

@@ -177,7 +177,7 @@ describe('detection budget and health sentences', () => {
     expect(good.value.instanceMaintenance).to.deep.include({ desired: 'maintenance', inSync: false });
     expect(parseServiceRecord(JSON.stringify({ ...base, checks: { ...checks, retries: 0 } }), 'a')).to.deep.equal({
       ok: false,
-      error: 'checks.retries: expected an integer, got 0',
+      error: 'checks.retries: expected an integer 1-1000000000, got 0',
     });
   });
 });

@@ -5,6 +5,7 @@ import { ago, cell, clock, fit, isDraining, latency, left, STATUS_TONE } from '.
 import { useTone } from './theme.js';
 import { describeBudget } from '../../cluster/detection-budget.js';
 import { describeFlapping, describeInstanceMaintenance } from '../../cluster/explain.js';
+import { isoTime } from '../../util/time.js';
 
 /**
  * Everything about one service: the live record (it keeps updating), then what `services show`
@@ -74,7 +75,7 @@ export function DetailPane({ state, width, rows, now }: { state: DashboardState;
     if (s.tags.length) field('tags', s.tags.join(', '));
     const meta = Object.entries(s.metadata);
     if (meta.length) field('metadata', meta.map(([k, v]) => `${k}=${v}`).join(', '));
-    field('registered', `${new Date(s.registeredAt).toISOString()} (${ago(s.registeredAt, now)})`);
+    field('registered', `${isoTime(s.registeredAt)} (${ago(s.registeredAt, now)})`);
   }
   if (d.loading) lines.push(<Text key="loading" dimColor>loading health history, intent and audit…</Text>);
   if (d.error) lines.push(<Text key="error" color={tone('bad')}>{fit(`could not load the details: ${d.error}`, inner)}</Text>);
