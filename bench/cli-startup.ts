@@ -90,6 +90,10 @@ function median(values: number[]): number {
 
 /** A few service records, written through etcd's HTTP gateway so the bench itself loads no gRPC. */
 async function seed(endpoint: string, ns: string, count: number): Promise<void> {
+  // Under a lease, as agents write them: readers skip a record without one.
+  const granted = await fetch(`${endpoint}/v3/lease/grant`, { method: 'POST', body: JSON.stringify({ TTL: 600 }) });
+  if (!granted.ok) throw new Error(`seeding etcd failed: lease grant HTTP ${granted.status}`);
+  const lease = ((await granted.json()) as { ID: string }).ID;
   for (let i = 1; i <= count; i++) {
     const id = `bench-${i}`;
     const record = {
@@ -111,7 +115,7 @@ async function seed(endpoint: string, ns: string, count: number): Promise<void> 
     };
     const res = await fetch(`${endpoint}/v3/kv/put`, {
       method: 'POST',
-      body: JSON.stringify({ key: b64(`${ns}/services/${id}`), value: b64(JSON.stringify(record)) }),
+      body: JSON.stringify({ key: b64(`${ns}/services/${id}`), value: b64(JSON.stringify(record)), lease }),
     });
     if (!res.ok) throw new Error(`seeding etcd failed: HTTP ${res.status}`);
   }

@@ -147,11 +147,13 @@ export async function scaleBenchmarks(options: ScaleOptions): Promise<Row[]> {
     await view.stop();
 
     options.log(`scale: seeding ${options.records} records`);
+    // Under a lease, as agents write them: readers skip a record without one.
+    const seedLease = await registry.grantLease(600);
     for (let i = 0; i < options.records; i += 100) {
       const ops = [];
       for (let j = i; j < Math.min(options.records, i + 100); j++) {
         const id = `rec-${String(j).padStart(5, '0')}`;
-        ops.push({ type: 'put' as const, key: layout.service(id), value: seedRecord(id, j) });
+        ops.push({ type: 'put' as const, key: layout.service(id), value: seedRecord(id, j), lease: seedLease.id });
       }
       await registry.txn([], ops);
     }

@@ -99,6 +99,8 @@ async function main(): Promise<void> {
     namespace,
   });
   const writer = new EtcdRegistry({ endpoints: [etcd.endpoint], callTimeoutMs: 5000 });
+  // Fake records live under a lease, as agents write them: readers skip a record without one.
+  const fakeLease = writer.grantLease(600).then((l) => l.id);
   const layout = keyLayout(namespace);
   let worker: Worker | undefined;
   try {
@@ -167,7 +169,7 @@ async function main(): Promise<void> {
       await runPhase('warm-up', 5, async (tags) => {
         for (const t of tags) {
           sentAt.set(t, now());
-          await writer.put(layout.service('bench-fake'), fakeRecord('bench-fake', t));
+          await writer.put(layout.service('bench-fake'), fakeRecord('bench-fake', t), { lease: await fakeLease });
         }
       });
       rows.length = 0;
@@ -175,7 +177,7 @@ async function main(): Promise<void> {
       await runPhase(`paced, 1 per ${INTERVAL_MS} ms`, CHANGES, async (tags) => {
         for (const t of tags) {
           sentAt.set(t, now());
-          await writer.put(layout.service('bench-fake'), fakeRecord('bench-fake', t));
+          await writer.put(layout.service('bench-fake'), fakeRecord('bench-fake', t), { lease: await fakeLease });
           await new Promise((r) => setTimeout(r, INTERVAL_MS));
         }
       });
@@ -183,7 +185,7 @@ async function main(): Promise<void> {
         await Promise.all(
           tags.map((t) => {
             sentAt.set(t, now());
-            return writer.put(layout.service(`bench-burst-${t}`), fakeRecord(`bench-burst-${t}`, t));
+            return fakeLease.then((lease) => writer.put(layout.service(`bench-burst-${t}`), fakeRecord(`bench-burst-${t}`, t), { lease }));
           }),
         );
       });

@@ -155,6 +155,11 @@ export interface AuditEntry {
   startDisabled?: boolean;
   /** When the capacity guard was overridden: what it would have refused. */
   capacity?: string;
+  /**
+   * The stored intent this action replaced could not be read (why, as the readers reported it): it
+   * counted as no intent, and this action overwrote it (an enable removes it).
+   */
+  repaired?: string;
 }
 
 export interface TopologyLeader {

@@ -113,6 +113,8 @@ export interface SetEnabledSummary {
   reasonUpdated?: true;
   /** The reason replaced, when `reasonUpdated` and there was one. */
   previousReason?: string;
+  /** The stored intent could not be read (why): this action overwrote it, even with `changed` false. */
+  repaired?: string;
   service?: ServiceRecord;
 }
 
@@ -123,6 +125,7 @@ export function setEnabledSummary(result: {
   changed: boolean;
   reasonUpdated?: boolean;
   previousReason?: string;
+  repaired?: string;
   service?: ServiceRecord;
 }): SetEnabledSummary {
   return {
@@ -131,6 +134,7 @@ export function setEnabledSummary(result: {
     changed: result.changed,
     ...(result.reasonUpdated === true ? { reasonUpdated: true as const } : {}),
     ...(result.reasonUpdated === true && typeof result.previousReason === 'string' ? { previousReason: result.previousReason } : {}),
+    ...(typeof result.repaired === 'string' ? { repaired: result.repaired } : {}),
     ...(result.service ? { service: result.service } : {}),
   };
 }

@@ -1,6 +1,7 @@
 import { Errors, Flags, type Interfaces } from '@oclif/core';
 import { DEFAULT_ETCD_ENDPOINT } from '../registry/endpoint.js';
 import { parseDuration } from '../util/duration.js';
+import { escapeUnsafe } from '../util/text.js';
 import { BaseCommand } from './base-command.js';
 import { openClusterClient, TargetError, type ClusterClient, type ClusterTarget } from './cluster-client.js';
 import { describeError, EXIT } from './errors.js';
@@ -146,7 +147,8 @@ export abstract class ClusterCommand extends BaseCommand {
 
   /** One line on stderr, under --json too: stdout stays clean for the result. */
   protected warnLine(message: string, label = 'Warning'): void {
-    process.stderr.write(`${label}: ${message}\n`);
+    // Warnings quote registry data ("skipping <key>: …"): escaped like every other line on a terminal.
+    process.stderr.write(`${label}: ${escapeUnsafe(message)}\n`);
   }
 
   protected override async finally(err: Error | undefined): Promise<unknown> {
@@ -163,7 +165,7 @@ export abstract class ClusterCommand extends BaseCommand {
     const described = describeError(err);
     if (described.bug) return super.catch(err);
     const hint = described.suggestions[0];
-    process.stderr.write(`Error: ${described.message.split('\n')[0]}${hint ? ` (hint: ${hint})` : ''}\n`);
+    process.stderr.write(`Error: ${escapeUnsafe(described.message.split('\n')[0]!)}${hint ? ` (hint: ${escapeUnsafe(hint)})` : ''}\n`);
     process.exitCode = described.exit;
     return this.exit(described.exit);
   }

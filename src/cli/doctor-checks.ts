@@ -180,8 +180,8 @@ export function doctorChecks(options: DoctorOptions): DoctorPlan {
       if (skipped.length === 0) return { ok: true, detail: listing.kvs.length === 0 ? `${counts}: empty, no agent has registered here` : counts };
       return {
         ok: false,
-        detail: `${counts}; ${skipped.length} unparsable entries skipped: ${skipped.slice(0, 3).join('; ')}${skipped.length > 3 ? '; …' : ''}`,
-        hint: `agents skip these entries; remove them (etcdctl del KEY, or delete the key through an agent's registry) or check what writes them (another version? a typo in --namespace?)`,
+        detail: `${counts}; ${skipped.length} entries skipped: ${skipped.slice(0, 3).join('; ')}${skipped.length > 3 ? '; …' : ''}`,
+        hint: `agents skip these entries (a record without a lease was written by hand and would never expire; an unreadable intent counts as enabled: services enable|disable ID replaces it); remove them (etcdctl del KEY) or check what writes them (another version? a typo in --namespace?)`,
       };
     },
   };

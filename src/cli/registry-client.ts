@@ -215,7 +215,7 @@ export class RegistryClient implements ClusterClient {
       ...(request.force !== undefined ? { force: request.force } : {}),
       ...(request.minHealthy !== undefined ? { minHealthy: request.minHealthy } : {}),
     });
-    return setEnabledSummary({ ...result, reasonUpdated: result.audit.reasonUpdated, previousReason: result.audit.previousReason });
+    return setEnabledSummary({ ...result, reasonUpdated: result.audit.reasonUpdated, previousReason: result.audit.previousReason, repaired: result.audit.repaired });
   }
 
   async audit(options: { serviceId?: string; limit?: number } = {}): Promise<AuditResult> {

@@ -137,6 +137,7 @@ export function renderToggle(r: SetEnabledSummary): string {
     ].filter(Boolean);
     return `${r.serviceId} ${verb}${notes.length ? ` (${notes.join('; ')})` : ''}`;
   }
+  if (r.repaired !== undefined) return `${r.serviceId} ${verb}: its stored intent could not be read (${r.repaired}) and was replaced`;
   if (r.reasonUpdated) return `${r.serviceId} already ${verb}; reason updated${r.previousReason !== undefined ? ` (was: ${r.previousReason})` : ''}`;
   return `${r.serviceId} already ${verb} (no change)`;
 }

@@ -10,9 +10,10 @@ import {
   type CapacityVerdict,
   type MinHealthy,
 } from './capacity.js';
-import { parseAdminIntent, parseAuditEntry, parseServiceRecord, withIntent } from './codec.js';
+import { parseAdminIntent, parseAuditEntry, parseServiceRecord, RECORD_LIMITS, withIntent } from './codec.js';
 import type { KeyLayout } from './keys.js';
 import { ClusterState } from './state.js';
+import { EPOCH_MS_EXPECTATION, isEpochMs } from '../util/time.js';
 
 /** The id names no registered service and no stored intent. */
 export class ServiceNotFoundError extends Error {
@@ -67,7 +68,13 @@ export interface SetEnabledResult {
   intent: AdminIntent;
   /** The live record with the new intent applied, when the service is registered. */
   service?: ServiceRecord;
+  /** What this action was. Written to the trail when it changed something (see {@link audited}). */
   audit: AuditEntry;
+  /**
+   * Whether `audit` was written. A no-op (already in the asked state, same reason) is not: a script
+   * enabling in a loop would otherwise push real entries out of the bounded trail.
+   */
+  audited: boolean;
 }
 
 const MAX_REASON = 500;
@@ -110,7 +117,13 @@ export async function setServiceEnabled(
   if (options.reason !== undefined && options.reason.length > MAX_REASON) {
     throw new RangeError(`reason: expected at most ${MAX_REASON} characters`);
   }
-  const actor = options.actor ?? 'unknown';
+  if (options.expiresAt !== undefined && !isEpochMs(options.expiresAt)) {
+    throw new RangeError(`expiresAt: expected ${EPOCH_MS_EXPECTATION}`);
+  }
+  // Who and where come from the environment (a user name, a key's name): bounded like every stored
+  // string, so the intent stays readable by every agent.
+  const actor = (options.actor ?? 'unknown').slice(0, RECORD_LIMITS.actor);
+  if (options.source !== undefined) options.source = options.source.slice(0, RECORD_LIMITS.actor);
   if (options.drainTimeout !== undefined && !(Number.isFinite(options.drainTimeout) && options.drainTimeout >= 0)) {
     throw new RangeError('drainTimeout: expected a duration of 0 seconds or more');
   }
@@ -119,9 +132,12 @@ export async function setServiceEnabled(
       registry.get(layout.service(serviceId)),
       registry.get(layout.adminOf(serviceId)),
     ]);
-    const record = recordKv ? parseServiceRecord(recordKv.value, serviceId) : undefined;
+    // Read as every view reads: a record without a lease is no instance, an unreadable intent no intent.
+    const record = recordKv && recordKv.lease !== '0' ? parseServiceRecord(recordKv.value, serviceId) : undefined;
     const current = intentKv ? parseAdminIntent(intentKv.value) : undefined;
-    if (!record?.ok && !current?.ok) throw new ServiceNotFoundError(serviceId);
+    // An unreadable intent still names the id, so that an enable or disable can repair it.
+    if (!record?.ok && !intentKv) throw new ServiceNotFoundError(serviceId);
+    const corrupted = current && !current.ok ? current.error : undefined;
     const now = Date.now();
     const active = current?.ok && (current.value.expiresAt === undefined || current.value.expiresAt > now) ? current.value : undefined;
     const wasEnabled = active ? active.enabled : true;
@@ -172,6 +188,7 @@ export async function setServiceEnabled(
       source: options.source,
       changed,
       ...(reasonUpdated ? { reasonUpdated: true, ...(active.reason !== undefined ? { previousReason: active.reason } : {}) } : {}),
+      ...(corrupted !== undefined ? { repaired: corrupted.slice(0, RECORD_LIMITS.message) } : {}),
     };
     if (!enabled && changed) {
       if (options.force) audit.forced = true;
@@ -179,9 +196,11 @@ export async function setServiceEnabled(
       if (intent.expiresAt !== undefined) audit.expiresAt = intent.expiresAt;
       if (intent.drainUntil !== undefined && intent.drainedAt === undefined) audit.drainUntil = intent.drainUntil;
     }
-    const ops: TxnOp[] = [{ type: 'put', key: layout.audit + audit.id, value: JSON.stringify(audit) }];
+    const audited = changed || reasonUpdated || corrupted !== undefined;
+    const ops: TxnOp[] = audited ? [{ type: 'put', key: layout.audit + audit.id, value: JSON.stringify(audit) }] : [];
     // Enabling with no intent stored is already the default; keep the key space clean.
     if (changed || reasonUpdated) ops.push({ type: 'put', key: layout.adminOf(serviceId), value: JSON.stringify(intent) });
+    else if (corrupted !== undefined) ops.push({ type: 'delete', key: layout.adminOf(serviceId) });
     const res = await registry.txn(
       [{ key: layout.adminOf(serviceId), target: 'modRevision', equals: intentKv?.modRevision ?? 0 }, ...guard],
       ops,
@@ -189,7 +208,7 @@ export async function setServiceEnabled(
     // The intent, or what the capacity verdict counted on, changed meanwhile: read and decide again.
     if (!res.succeeded) continue;
     const service = record?.ok ? withIntent(record.value, intent, now) : undefined;
-    return { serviceId, enabled, changed, intent, service, audit };
+    return { serviceId, enabled, changed, intent, service, audit, audited };
   }
   throw new ConcurrentChangeError(serviceId);
 }

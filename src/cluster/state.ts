@@ -2,6 +2,7 @@ import type { KeyValue } from '../registry/types.js';
 import type { AdminIntent, ClusterEvent, ServiceRecord } from '../types.js';
 import { adminStateOf, parseAdminIntent, parseHealthState, parseServiceRecord, withIntent } from './codec.js';
 import { classifyKey, type KeyLayout } from './keys.js';
+import { isoTime } from '../util/time.js';
 
 export interface ElectionCandidate {
   key: string;
@@ -34,6 +35,9 @@ export function parseLeaderRecord(raw: string): LeaderRecord | undefined {
   if (typeof leaderId !== 'string' || leaderId.length === 0 || typeof since !== 'number' || typeof term !== 'number') return undefined;
   return { leaderId, since, term };
 }
+
+/** Why a service record without a lease is skipped (doctor reports it with this text). */
+export const NO_LEASE = 'record has no lease (written by hand?): it would never expire, so it is not served';
 
 /** Whether operator intent enables the service at `now`: a lapsed intent counts as no intent. */
 function effectiveEnabled(intent: AdminIntent | undefined, now: number): boolean {
@@ -83,8 +87,11 @@ export class ClusterState {
     switch (kind) {
       case 'service': {
         const parsed = parseServiceRecord(kv.value, id);
-        if (!parsed.ok) {
-          this.warn(kv, parsed.error);
+        // An agent registers under its lease, which ends with it; a record without one (written by
+        // hand, or by a broken writer) would be served as live and routable forever.
+        const why = !parsed.ok ? parsed.error : kv.lease === '0' || !kv.lease ? NO_LEASE : undefined;
+        if (why !== undefined || !parsed.ok) {
+          this.warn(kv, why ?? NO_LEASE);
           // A record that turned to garbage is no longer a usable instance.
           return this.records.has(id) ? this.changeService(id, () => this.records.delete(id), now) : [];
         }
@@ -93,8 +100,12 @@ export class ClusterState {
       case 'admin': {
         const parsed = parseAdminIntent(kv.value);
         if (!parsed.ok) {
-          this.warn(kv, parsed.error);
-          return [];
+          // One reading on every path: an intent that cannot be read is no intent (the default,
+          // enabled), for an agent that had read the good one before as for a CLI reading it now.
+          // Keeping the last good one would make the answer depend on who read when. Doctor reports
+          // the key; an enable or disable overwrites it.
+          this.warn(kv, `${parsed.error} (read as no intent: enabled)`);
+          return this.changeIntent(id, undefined, now);
         }
         return this.changeIntent(id, parsed.value, now);
       }
@@ -298,7 +309,7 @@ export class ClusterState {
       serviceId: id,
       timestamp: now,
     };
-    if (lapsed) event.reason = `disable expired at ${new Date(intent?.expiresAt ?? now).toISOString()}`;
+    if (lapsed) event.reason = `disable expired at ${isoTime(intent?.expiresAt ?? now)}`;
     else if (intent && is === intent.enabled) {
       if (intent.reason !== undefined) event.reason = intent.reason;
       event.actor = intent.actor;

@@ -8,6 +8,7 @@ import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js
 import { EtcdRegistry } from '../../src/registry/etcd.js';
 import { MemoryRegistry } from '../../src/registry/memory.js';
 import { RegistryUnavailableError, type KeyValue, type Registry, type WatchHandlers } from '../../src/registry/types.js';
+import { putUnderLease } from '../helpers/records.js';
 import type { ClusterEvent } from '../../src/types.js';
 import type { Logger } from '../../src/util/logger.js';
 import { waitFor } from '../helpers/cluster.js';
@@ -364,21 +365,21 @@ describe('ClusterView: a watch that resumes without replay cannot hide a change'
     const view = new ClusterView(lossy.registry, layout, { retryMs: 50 });
     const record = (id: string) => JSON.stringify({ id, name: 'n', host: 'h', port: 1, status: 'healthy', registeredAt: 1, updatedAt: 1 });
     try {
-      await inner.put(layout.service('a'), record('a'));
+      await putUnderLease(inner, layout.service('a'), record('a'));
       await view.start();
       const events: ClusterEvent[] = [];
       view.on('event', (e) => events.push(e));
       lossy.cut();
       await waitFor('stale', () => view.stale, 1000);
       // Changes while the watch is cut off: a join and a leave it will never be told about.
-      await inner.put(layout.service('b'), record('b'));
+      await putUnderLease(inner, layout.service('b'), record('b'));
       await inner.delete(layout.service('a'));
       lossy.restore();
       await waitFor('current again', () => !view.stale, 2000);
       expect(view.services().map((s) => s.id)).to.deep.equal(['b']);
       expect(events.map((e) => `${e.type}:${'serviceId' in e ? e.serviceId : ''}`).sort()).to.deep.equal(['serviceJoined:b', 'serviceLeft:a']);
       // And it keeps watching from there.
-      await inner.put(layout.service('c'), record('c'));
+      await putUnderLease(inner, layout.service('c'), record('c'));
       await waitFor('c seen', () => view.service('c'), 1000);
     } finally {
       await view.stop();

@@ -52,11 +52,11 @@ describe('operator intent (setServiceEnabled)', function () {
     expect((await stored()).modRevision).to.equal(after.modRevision);
     expect((await stored()).intent).to.include({ reason: 'deploy 1.5', actor: 'bob' });
 
-    // The audit trail reads the new fields back.
+    expect([same.audited, none.audited]).to.deep.equal([false, false]);
+
+    // The audit trail reads the new fields back; the two no-ops left no entry.
     const trail = await listAudit(registry, layout, { serviceId: 'svc' });
     expect(trail.map((e) => [e.changed, e.reason, e.reasonUpdated, e.previousReason])).to.deep.equal([
-      [false, undefined, undefined, undefined],
-      [false, 'deploy 1.5', undefined, undefined],
       [false, 'deploy 1.5', true, 'deploy 1.4'],
       [true, 'deploy 1.4', undefined, undefined],
     ]);

@@ -4,7 +4,7 @@ import { prometheusTargets, MAX_LABEL_VALUE_CHARS } from '../../src/api/promethe
 import { PrometheusTargetsSchema } from '../../src/api/schemas.js';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import { keyLayout } from '../../src/cluster/keys.js';
-import { sampleRecord } from '../helpers/records.js';
+import { putUnderLease, sampleRecord } from '../helpers/records.js';
 import { TestCluster, eventually, http } from './fixtures.js';
 
 const KEY = 'prom-sd-viewer-key-42';
@@ -174,7 +174,7 @@ describe('API: GET /service-discovery/prometheus/targets', function () {
     const writer = await cluster.client();
     const layout = keyLayout('proxy-stone');
     const { isHealthy: _derived, ...stored } = sampleRecord('prom-x', { zone: 'zone\u001b]0;pwned\u0007', apiUrl: 'http://127.0.0.1:9' });
-    await writer.put(layout.service('prom-x'), JSON.stringify(stored));
+    await putUnderLease(writer, layout.service('prom-x'), JSON.stringify(stored));
     const url = `${open.url}/service-discovery/prometheus/targets`;
     const withX = await eventually('prom-x listed', async () => {
       const groups = PrometheusTargetsSchema.parse((await http(url)).json);

@@ -138,10 +138,9 @@ describe('CLI commands (built binary, real etcd, in-process agents)', function (
     it('audit --json lists the actions newest first, with actors from the CLI and the API key', async () => {
       const res = await runCli(['audit', '--json', '--service', 'cli-node-3', ...cluster.registryArgs]);
       const { entries } = json<{ entries: AuditEntry[] }>(res);
+      // The repeats changed nothing: they left no entries.
       expect(entries.map((e) => [e.action, e.changed, e.actor])).to.deep.equal([
-        ['enable', false, 'ops'],
         ['enable', true, 'ops'],
-        ['disable', false, `cli:${userInfo().username}`],
         ['disable', true, `cli:${userInfo().username}`],
       ]);
       const viaAgent = json<{ entries: AuditEntry[] }>(await runCli(['audit', '--json', '--service', 'cli-node-3', ...cluster.agentArgs]));

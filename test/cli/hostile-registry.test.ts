@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
+import { putUnderLease } from '../helpers/records.js';
 import { startEtcd, uniqueNamespace, type EtcdServer } from '../helpers/etcd.js';
 import { ensureBuilt, json, runCli, type CliResult } from './fixtures.js';
 
@@ -35,7 +36,8 @@ describe('CLI: hostile registry data never reaches the terminal raw', function (
     const registry = new EtcdRegistry({ endpoints: [etcd.endpoint], callTimeoutMs: 3000 });
     try {
       const now = Date.now();
-      await registry.put(
+      await putUnderLease(
+        registry,
         `${namespace}/services/evil-1`,
         JSON.stringify({
           id: 'evil-1',
@@ -110,7 +112,8 @@ describe('CLI: hostile registry data never reaches the terminal raw', function (
     const registry = new EtcdRegistry({ endpoints: [etcd.endpoint], callTimeoutMs: 3000 });
     try {
       const now = Date.now();
-      await registry.put(
+      await putUnderLease(
+        registry,
         `${namespace}/services/evil-2`,
         JSON.stringify({ id: 'evil-2', name, host: '127.0.0.1', port: 3998, region, zone: 'z', status: 'healthy', registeredAt: now, updatedAt: now }),
       );

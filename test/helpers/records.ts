@@ -1,4 +1,5 @@
 import type { ServiceRecord } from '../../src/types.js';
+import type { Registry } from '../../src/registry/types.js';
 
 /**
  * A complete service record with plain defaults, for the tests and benchmarks that need records
@@ -30,4 +31,19 @@ export function sampleRecord(id: string, overrides: Partial<ServiceRecord> = {})
     enabled,
     isHealthy: overrides.isHealthy ?? (status === 'healthy' && enabled),
   };
+}
+
+const leases = new WeakMap<Registry, Promise<string>>();
+
+/**
+ * Writes a service record as an agent would: under a lease (one long one per registry, shared by
+ * the test's fake records), since readers skip a record without one as written by hand.
+ */
+export async function putUnderLease(registry: Registry, key: string, value: string): Promise<number> {
+  let lease = leases.get(registry);
+  if (!lease) {
+    lease = registry.grantLease(600).then((l) => l.id);
+    leases.set(registry, lease);
+  }
+  return registry.put(key, value, { lease: await lease });
 }

@@ -11,7 +11,7 @@ import type { KeyLayout } from '../../src/cluster/keys.js';
 import type { Registry } from '../../src/registry/types.js';
 import type { ServiceRecord } from '../../src/types.js';
 import { listenOnLoopback, type LoopbackServer } from '../helpers/loopback.js';
-import { sampleRecord } from '../helpers/records.js';
+import { putUnderLease, sampleRecord } from '../helpers/records.js';
 import { ROOT } from '../cli/fixtures.js';
 
 /** An instance: `GET /health` 200, anything else answers `<name>` and counts; `/slow` waits for {@link release}. */
@@ -49,9 +49,9 @@ export async function startInstance(name: string): Promise<CountingInstance> {
   };
 }
 
-/** Writes an instance's record as its agent would (without a lease: the test deletes it to make it leave). */
+/** Writes an instance's record as its agent would (under a long lease: the test deletes it to make it leave). */
 export async function putRecord(registry: Registry, layout: KeyLayout, id: string, port: number, overrides: Partial<ServiceRecord> = {}): Promise<void> {
-  await registry.put(layout.service(id), encodeServiceRecord(sampleRecord(id, { host: '127.0.0.1', port, updatedAt: Date.now(), ...overrides })));
+  await putUnderLease(registry, layout.service(id), encodeServiceRecord(sampleRecord(id, { host: '127.0.0.1', port, updatedAt: Date.now(), ...overrides })));
 }
 
 /** Sends `count` GETs to `url` one after the other; returns how many answers each body (instance name) gave. */
