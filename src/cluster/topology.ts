@@ -3,18 +3,23 @@ import { SERVICE_STATUSES, type ClusterTopology, type ServiceRecord, type Servic
 /** The seed's topology maths, shared by the API, the CLI and the dashboard. */
 export function computeTopology(services: ServiceRecord[], leaderId: string | null): ClusterTopology {
   const servicesByStatus = Object.fromEntries(SERVICE_STATUSES.map((s) => [s, 0])) as Record<ServiceStatus, number>;
-  const servicesByRegion: Record<string, number> = {};
-  const servicesByZone: Record<string, Record<string, number>> = {};
+  // Counted in Maps: regions and zones are registry data, and one named `__proto__` used as an object
+  // key would write into Object.prototype. Object.fromEntries defines own properties, whatever the name.
+  const byRegion = new Map<string, number>();
+  const byZone = new Map<string, Map<string, number>>();
   let healthy = 0;
   let disabled = 0;
   for (const s of services) {
     servicesByStatus[s.status] += 1;
-    servicesByRegion[s.region] = (servicesByRegion[s.region] ?? 0) + 1;
-    const zones = (servicesByZone[s.region] ??= {});
-    zones[s.zone] = (zones[s.zone] ?? 0) + 1;
+    byRegion.set(s.region, (byRegion.get(s.region) ?? 0) + 1);
+    let zones = byZone.get(s.region);
+    if (!zones) byZone.set(s.region, (zones = new Map()));
+    zones.set(s.zone, (zones.get(s.zone) ?? 0) + 1);
     if (s.isHealthy) healthy += 1;
     if (!s.enabled) disabled += 1;
   }
+  const servicesByRegion: Record<string, number> = Object.fromEntries(byRegion);
+  const servicesByZone: Record<string, Record<string, number>> = Object.fromEntries([...byZone].map(([region, zones]) => [region, Object.fromEntries(zones)]));
   const leader = leaderId ? services.find((s) => s.id === leaderId) : undefined;
   return {
     totalServices: services.length,

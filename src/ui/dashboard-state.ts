@@ -314,8 +314,8 @@ export class DashboardState {
     const tree: TopologyRegion[] = [...groups.keys()].sort().map((region) => {
       const zones = [...groups.get(region)!.entries()]
         .sort(([a], [b]) => a.localeCompare(b))
-        .map(([zone, list]) => ({ name: zone, total: t.servicesByZone[region]?.[zone] ?? list.length, healthy: computeTopology(list, null).healthyServices }));
-      return { name: region, total: t.servicesByRegion[region] ?? 0, healthy: zones.reduce((n, z) => n + z.healthy, 0), zones };
+        .map(([zone, list]) => ({ name: zone, total: own(own(t.servicesByZone, region) ?? {}, zone) ?? list.length, healthy: computeTopology(list, null).healthyServices }));
+      return { name: region, total: own(t.servicesByRegion, region) ?? 0, healthy: zones.reduce((n, z) => n + z.healthy, 0), zones };
     });
     this.treeCache = { version: this.dataVersion, tree };
     return tree;
@@ -776,4 +776,9 @@ function comparator(key: SortKey): (a: ServiceRecord, b: ServiceRecord) => numbe
     case 'version':
       return (a, b) => a.version.localeCompare(b.version, undefined, { numeric: true });
   }
+}
+
+/** `obj[key]` when `obj` has it as its own property: a region named `constructor` is not Object's. */
+function own<T>(obj: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
 }

@@ -74,7 +74,8 @@ function mapped(value: unknown, map: (text: string) => string, depth: number): u
     const key = map(k);
     const next = mapped(v, map, depth + 1);
     if (key !== k || next !== v) changed = true;
-    out[key] = next;
+    // Defined, not assigned: a key named __proto__ (registry data) stays a key instead of a prototype.
+    Object.defineProperty(out, key, { value: next, enumerable: true, writable: true, configurable: true });
   }
   return changed ? out : value;
 }

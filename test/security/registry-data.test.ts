@@ -4,6 +4,8 @@ import type { DoctorResult } from '../../src/cli/doctor-checks.js';
 import { listAudit, setServiceEnabled } from '../../src/cluster/admin.js';
 import { MAX_VALUE_CHARS, parseAuditEntry, parseServiceRecord } from '../../src/cluster/codec.js';
 import { keyLayout } from '../../src/cluster/keys.js';
+import { computeTopology } from '../../src/cluster/topology.js';
+import { terminalSafe } from '../../src/util/text.js';
 import { ClusterState, NO_LEASE } from '../../src/cluster/state.js';
 import { configFromPartial } from '../../src/config/load.js';
 import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
@@ -58,6 +60,17 @@ describe('registry data: bounded, one reading on every path', function () {
       const metadata = parsed.ok ? parsed.value.metadata : {};
       expect(Object.getPrototypeOf(metadata)).to.equal(Object.prototype);
       expect(Object.keys(metadata)).to.deep.equal(['__proto__']);
+    });
+
+    it('a region or zone named __proto__ is counted as data and pollutes no prototype', () => {
+      const services = [sampleRecord('a', { region: '__proto__', zone: 'polluted' }), sampleRecord('b', { region: 'constructor', zone: 'name' })];
+      const topology = computeTopology(services, null);
+      expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
+      expect(Object.getPrototypeOf(topology.servicesByZone)).to.equal(Object.prototype);
+      expect(Object.entries(topology.servicesByZone)).to.deep.equal([['__proto__', { polluted: 1 }], ['constructor', { name: 1 }]]);
+      expect(Object.entries(topology.servicesByRegion)).to.deep.equal([['__proto__', 1], ['constructor', 1]]);
+      const escaped = terminalSafe({ metadata: { ['__proto__']: 'x\u0007' } as Record<string, string> });
+      expect(Object.keys(escaped.metadata)).to.deep.equal(['__proto__']);
     });
 
     it('skips a record without a lease, with a warning that says why', () => {
