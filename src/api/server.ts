@@ -25,7 +25,15 @@ import type { ServiceAgent } from '../agent/agent.js';
 import { advertisedApiUrl } from '../agent/run.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { ApiAuthenticator, type ApiAuthOptions, type Principal } from './auth.js';
-import { ApiError, MAX_BODY_BYTES, errorHandler, notFoundHandler, validationError } from './errors.js';
+import {
+  ApiError,
+  MAX_BODY_BYTES,
+  clientErrorHandler,
+  errorHandler,
+  frameworkErrorHandler,
+  notFoundHandler,
+  validationError,
+} from './errors.js';
 import { EventStream, type EventStreamOptions } from './events.js';
 import { AgentMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -265,6 +273,9 @@ async function buildApp(
     trustProxy: options.trustProxy ?? false,
     // Fastify's own 503-while-closing body is not in the API's error shape; close() ends streams first anyway.
     return503OnClosing: false,
+    // What the router and Node's HTTP parser refuse, before any route runs, in the API's shape too.
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
   } satisfies FastifyServerOptions;
   // The https variant changes fastify's server type parameter only; routes and plugins are the same.
   const app = (https ? Fastify({ ...serverOptions, https }) : Fastify(serverOptions)) as unknown as FastifyInstance;

@@ -1,0 +1,140 @@
+/**
+ * Issue 16, "Hostile input: found in an attack session", the API's part: times out of range, long
+ * ids, error shapes of every layer (Node's HTTP parser, Fastify, the routes), refused writes in the
+ * log, credentials in logged URLs, and bodies that are not plain objects. Each test here failed
+ * before its fix.
+ */
+import { expect } from 'chai';
+import type { ServiceAgent } from '../../src/agent/agent.js';
+import { startApiServer, type ApiServer } from '../../src/api/server.js';
+import { AuditResponseSchema, ServiceRecordSchema, SetEnabledResponseSchema } from '../../src/api/schemas.js';
+import { keyLayout } from '../../src/cluster/keys.js';
+import type { MemoryRegistry } from '../../src/registry/memory.js';
+import { UNSAFE_CHARACTER } from '../../src/util/text.js';
+import { TestCluster, capturingLogger, http, postJson, type HttpResult } from '../api/fixtures.js';
+import { raw, rawRequest, type RawResponse } from './raw-http.js';
+
+const OPERATOR = 'hostile-operator-key-7c2e91';
+const VIEWER = 'hostile-viewer-key-55ab0d';
+const op = { Authorization: `Bearer ${OPERATOR}` };
+const DAY = 24 * 60 * 60 * 1000;
+/** A 256-character id: the longest the API takes. */
+const LONG_ID = `long-${'x'.repeat(251)}`;
+const UNSAFE = new RegExp(UNSAFE_CHARACTER);
+
+/** The documented error shape, and nothing raw or echoed in it. */
+function expectError(res: HttpResult | RawResponse, status: number, code: string, message?: RegExp | string): void {
+  expect(res.status, res.text).to.equal(status);
+  const ct = (res.headers as Record<string, string | string[] | undefined>)['content-type'];
+  expect(String(ct), res.text).to.match(/^application\/json/);
+  const body = res.json as { error: string; message: string };
+  expect(body, res.text).to.have.keys(['error', 'message']);
+  expect(body.error).to.equal(code);
+  expect(body.message).to.be.a('string').and.not.equal('');
+  if (typeof message === 'string') expect(body.message).to.equal(message);
+  else if (message) expect(body.message).to.match(message);
+  expect(res.text, 'no raw control character in the answer').to.not.match(UNSAFE);
+  expect(res.text).to.not.match(/\n\s+at /);
+}
+
+describe('API: hostile input (issue 16)', function () {
+  let cluster: TestCluster;
+  let a: ServiceAgent;
+  let api: ApiServer;
+  let base: string;
+  let store: MemoryRegistry;
+  const logger = capturingLogger();
+  const layout = keyLayout('proxy-stone');
+
+  /** Every intent and audit entry in the registry, to show a refused request wrote nothing. */
+  async function writes(): Promise<string[]> {
+    const [admin, audit] = await Promise.all([store.list(layout.admin), store.list(layout.audit)]);
+    return [...admin.kvs, ...audit.kvs].map((kv) => `${kv.key}@${kv.modRevision}`);
+  }
+
+  before(async function () {
+    cluster = await TestCluster.memory();
+    store = cluster.clients.get('__root__') as MemoryRegistry;
+    a = await cluster.addAgent({ id: 'svc-a', zone: 'us-east-1a' });
+    await cluster.addAgent({ id: 'svc-b', zone: 'us-east-1b' });
+    await cluster.addAgent({ id: LONG_ID, zone: 'us-east-1c' });
+    await cluster.settled(3);
+    api = await startApiServer(a, {
+      host: '127.0.0.1',
+      port: 0,
+      logger,
+      auth: {
+        keys: [
+          { name: 'ops', role: 'operator', key: OPERATOR },
+          { name: 'watcher', role: 'viewer', key: VIEWER },
+        ],
+        readAccess: 'open',
+      },
+    });
+    base = api.url;
+  });
+
+  after(async function () {
+    await api?.close();
+    await cluster?.stop();
+    const log = logger.lines.join('\n');
+    for (const secret of [OPERATOR, VIEWER, 'query-secret-1', 'query-secret-2', 'query-secret-3', 'userinfo-secret']) {
+      expect(log, `${secret} in the log`).to.not.include(secret);
+    }
+  });
+
+
+
+  describe('item 9: every error in the documented shape, nothing echoed', function () {
+    it('431: headers larger than Node accepts', async function () {
+      const res = await raw(base, 'GET', '/service-discovery/status', [['X-Filler', 'f'.repeat(20_000)]]);
+      expectError(res, 431, 'headers_too_large');
+      expect(res.text).to.not.include('ffff');
+    });
+
+    it('414: a path segment too long to be any id, without echoing the URL', async function () {
+      const segment = 'z'.repeat(5000);
+      const res = await raw(base, 'GET', `/service-discovery/services/${segment}`);
+      expectError(res, 414, 'uri_too_long');
+      expect(res.text).to.not.include('zzzz');
+    });
+
+    it('400: a malformed request line, and a bad header, from the HTTP parser', async function () {
+      expectError(await rawRequest(base, { head: 'THIS IS NOT HTTP' }), 400, 'bad_request');
+      expectError(await rawRequest(base, { head: 'GET /health HTTP/1.1\r\nHost: x\r\nBad Header: y' }), 400, 'bad_request');
+    });
+
+    it('400: a bad percent-encoding in the path, without echoing it', async function () {
+      const res = await raw(base, 'GET', '/service-discovery/services/%zz-evil%');
+      expectError(res, 400, 'bad_request', /^path: /);
+      expect(res.text).to.not.include('evil');
+    });
+
+    it('415, 413, malformed JSON, a bad Content-Length: the shape, and no body echoed', async function () {
+      const url = '/service-discovery/services/svc-a/disable';
+      const auth: [string, string] = ['Authorization', `Bearer ${OPERATOR}`];
+      expectError(await raw(base, 'POST', url, [auth, ['Content-Type', 'text/xml']], '<evil/>'), 415, 'unsupported_media_type');
+      expectError(await raw(base, 'POST', url, [auth, ['Content-Type', 'application/json']], `{"reason":"${'e'.repeat(20_000)}"}`), 413, 'payload_too_large');
+      const malformed = await raw(base, 'POST', url, [auth, ['Content-Type', 'application/json']], '{"reason": evil');
+      expectError(malformed, 400, 'bad_request', 'body: malformed JSON');
+      expect(malformed.text).to.not.include('evil');
+      expectError(await raw(base, 'POST', url, [auth, ['Content-Type', 'application/json'], ['Content-Length', 'abc']], '{}'), 400, 'bad_request');
+      expect(a.view.service('svc-a')?.enabled).to.equal(true);
+    });
+
+    it('404: the path is shown escaped and cut short, the query not at all', async function () {
+      const res = await raw(base, 'GET', `/nowhere/%1b[2J${'q'.repeat(400)}?password=query-secret-1`);
+      expectError(res, 404, 'not_found', /^no route GET \/nowhere\/%1b\[2Jq+…$/);
+      expect(res.text).to.not.include('query-secret-1');
+      expect((res.json as { message: string }).message.length).to.be.at.most(300);
+      // Raw control bytes never get that far: Node's parser refuses the request line.
+      expectError(await raw(base, 'GET', '/nowhere/\x1b[2J'), 400, 'bad_request');
+      expectError(await raw(base, 'GET', '/nowhere/\x85'), 400, 'bad_request');
+      const id = await raw(base, 'GET', '/service-discovery/services/%C2%85%E2%80%AEevil');
+      expectError(id, 404, 'not_found', 'service \\u0085\\u202eevil not found');
+    });
+  });
+
+
+
+});
