@@ -11,6 +11,7 @@ export {
   startApiServer,
   serviceDiscoveryPlugin,
   createRequestHandler,
+  apiServerOptions,
   type ApiOptions,
   type ApiServerOptions,
   type ApiTlsOptions,

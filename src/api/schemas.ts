@@ -359,8 +359,22 @@ export const ClusterEventSchema = named(
 
 // ---- inputs (query strings and path parameters are strings) ----
 
+/** Longest service id the API takes, in characters (UTF-16 code units, as JavaScript counts them). */
+export const MAX_ID_LENGTH = 256;
+
+/**
+ * Longest path segment that can still be an id of {@link MAX_ID_LENGTH} characters once
+ * percent-encoded: a character of the Basic Multilingual Plane is up to three UTF-8 bytes of three
+ * characters each (`%E2%82%AC`). The router's `maxParamLength`, so that every id that could be valid
+ * reaches the route, whose schema answers 400 for one too long; longer segments get 414.
+ */
+export const MAX_ENCODED_ID_LENGTH = 9 * MAX_ID_LENGTH;
+
 export const IdParamsSchema = z.object({
-  id: z.string().min(1, { error: 'expected a service id' }).max(256, { error: 'expected a service id of at most 256 characters' }),
+  id: z
+    .string()
+    .min(1, { error: 'expected a service id' })
+    .max(MAX_ID_LENGTH, { error: `expected a service id of at most ${MAX_ID_LENGTH} characters` }),
 });
 
 export const ServicesQuerySchema = z.object({

@@ -38,6 +38,7 @@ import { EventStream, type EventStreamOptions } from './events.js';
 import { AgentMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { ROUTES, SD_PREFIX, type RouteContext, type RouteSpec } from './routes.js';
+import { MAX_ENCODED_ID_LENGTH } from './schemas.js';
 
 /** Options shared by every way of serving the API. */
 export interface ApiOptions {
@@ -142,6 +143,14 @@ interface MountedApi {
  */
 export const serviceDiscoveryPlugin: FastifyPluginAsync<ServiceDiscoveryPluginOptions> = fastifyPlugin(
   async (instance: FastifyInstance, options: ServiceDiscoveryPluginOptions) => {
+    const maxParamLength = instance.initialConfig.routerOptions?.maxParamLength ?? instance.initialConfig.maxParamLength;
+    if (maxParamLength !== undefined && maxParamLength < MAX_ENCODED_ID_LENGTH) {
+      (options.logger ?? silentLogger).warn(
+        { event: 'api.max_param_length', maxParamLength, wanted: MAX_ENCODED_ID_LENGTH },
+        `the host's maxParamLength (${maxParamLength}) answers 414 for longer service ids in paths; ` +
+          `pass routerOptions: { maxParamLength: ${MAX_ENCODED_ID_LENGTH} } (or apiServerOptions()) to Fastify()`,
+      );
+    }
     await mountApi(instance, options.agent, {
       ...options,
       healthRoutes: options.healthRoutes ?? false,
@@ -155,6 +164,27 @@ export const serviceDiscoveryPlugin: FastifyPluginAsync<ServiceDiscoveryPluginOp
   // encapsulate: fastify-plugin only for its metadata (name, Fastify version check), not to share our hooks with the host.
   { name: 'proxy-stone-sd', fastify: '5.x', encapsulate: true },
 );
+
+/**
+ * Server options the API needs from the Fastify instance it runs on, which a plugin cannot set for
+ * its host: a `maxParamLength` that lets every valid service id (up to 256 characters, however it is
+ * percent-encoded) reach the routes, and error handlers that answer what the router and Node's HTTP
+ * parser refuse (a bad percent-encoding, an over-long path segment, oversized headers, a malformed
+ * request) in the API's `{error, message}` shape without echoing the request. The standalone server
+ * and the request handler use them; a host mounting {@link serviceDiscoveryPlugin} may pass them to
+ * `Fastify()` (they then apply to its own routes too):
+ *
+ * ```ts
+ * const app = Fastify({ logger: true, ...apiServerOptions() });
+ * ```
+ */
+export function apiServerOptions(): {
+  routerOptions: { maxParamLength: number };
+  frameworkErrors: typeof frameworkErrorHandler;
+  clientErrorHandler: typeof clientErrorHandler;
+} {
+  return { routerOptions: { maxParamLength: MAX_ENCODED_ID_LENGTH }, frameworkErrors: frameworkErrorHandler, clientErrorHandler };
+}
 
 /** Advertises the address the host listens on as the agent's API URL, unless it has one. */
 function advertiseHost(instance: FastifyInstance, agent: ServiceAgent): void {
@@ -273,9 +303,7 @@ async function buildApp(
     trustProxy: options.trustProxy ?? false,
     // Fastify's own 503-while-closing body is not in the API's error shape; close() ends streams first anyway.
     return503OnClosing: false,
-    // What the router and Node's HTTP parser refuse, before any route runs, in the API's shape too.
-    frameworkErrors: frameworkErrorHandler,
-    clientErrorHandler,
+    ...apiServerOptions(),
   } satisfies FastifyServerOptions;
   // The https variant changes fastify's server type parameter only; routes and plugins are the same.
   const app = (https ? Fastify({ ...serverOptions, https }) : Fastify(serverOptions)) as unknown as FastifyInstance;

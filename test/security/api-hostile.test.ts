@@ -5,8 +5,9 @@
  * before its fix.
  */
 import { expect } from 'chai';
+import Fastify from 'fastify';
 import type { ServiceAgent } from '../../src/agent/agent.js';
-import { startApiServer, type ApiServer } from '../../src/api/server.js';
+import { apiServerOptions, serviceDiscoveryPlugin, startApiServer, type ApiServer } from '../../src/api/server.js';
 import { AuditResponseSchema, ServiceRecordSchema, SetEnabledResponseSchema } from '../../src/api/schemas.js';
 import { keyLayout } from '../../src/cluster/keys.js';
 import type { MemoryRegistry } from '../../src/registry/memory.js';
@@ -84,6 +85,66 @@ describe('API: hostile input (issue 16)', function () {
   });
 
 
+  describe('item 4: one id limit (256 characters) everywhere', function () {
+    it('serves, disables and enables a service whose id has exactly 256 characters', async function () {
+      expect(LONG_ID).to.have.length(256);
+      const got = await http(`${base}/service-discovery/services/${LONG_ID}`);
+      expect(got.status, got.text).to.equal(200);
+      expect(ServiceRecordSchema.parse(got.json).id).to.equal(LONG_ID);
+      const off = await postJson(`${base}/service-discovery/services/${LONG_ID}/disable`, { reason: 'long id' }, op);
+      expect(off.status, off.text).to.equal(200);
+      expect(SetEnabledResponseSchema.parse(off.json)).to.include({ serviceId: LONG_ID, enabled: false, changed: true });
+      expect((await http(`${base}/service-discovery/services/${LONG_ID}/health`)).status).to.equal(200);
+      const on = await postJson(`${base}/service-discovery/services/${LONG_ID}/enable`, {}, op);
+      expect(on.status, on.text).to.equal(200);
+      const audit = AuditResponseSchema.parse((await http(`${base}/service-discovery/audit?serviceId=${LONG_ID}`)).json);
+      expect(audit.entries.map((e) => e.action)).to.deep.equal(['enable', 'disable']);
+    });
+
+    it('answers 400 naming id for 257 characters, on every route with an id', async function () {
+      const id = 'y'.repeat(257);
+      const message = 'id: expected a service id of at most 256 characters';
+      expectError(await http(`${base}/service-discovery/services/${id}`), 400, 'bad_request', message);
+      expectError(await http(`${base}/service-discovery/services/${id}/health`), 400, 'bad_request', message);
+      expectError(await postJson(`${base}/service-discovery/services/${id}/disable`, {}, op), 400, 'bad_request', message);
+      expectError(await postJson(`${base}/service-discovery/services/${id}/enable`, {}, op), 400, 'bad_request', message);
+    });
+
+    it('counts characters, not their percent-encoding: 256 two-byte characters reach the route, 257 are refused', async function () {
+      const at = (n: number) => `${base}/service-discovery/services/${encodeURIComponent('é'.repeat(n))}`;
+      expectError(await http(at(256)), 404, 'not_found', /^service é+ not found$/);
+      expectError(await http(at(257)), 400, 'bad_request', 'id: expected a service id of at most 256 characters');
+      // Three-byte characters: the longest encoding of a 256-character id (9 characters each).
+      expectError(await http(`${base}/service-discovery/services/${encodeURIComponent('€'.repeat(256))}`), 404, 'not_found');
+    });
+  });
+
+  describe('item 4 (plugin): the host\'s Fastify decides the path limit', function () {
+    it('warns on a host with the default maxParamLength; apiServerOptions() lets a 256-character id through', async function () {
+      const warned = capturingLogger();
+      const plain = Fastify();
+      await plain.register(serviceDiscoveryPlugin, { agent: a, auth: { keys: [], readAccess: 'open' }, logger: warned, advertise: false });
+      await plain.ready();
+      await plain.close();
+      expect(warned.lines.join('\n')).to.include('"event":"api.max_param_length"');
+
+      const quiet = capturingLogger();
+      const host = Fastify({ ...apiServerOptions() });
+      await host.register(serviceDiscoveryPlugin, { agent: a, auth: { keys: [], readAccess: 'open' }, logger: quiet, advertise: false });
+      try {
+        const ok = await host.inject({ method: 'GET', url: `/service-discovery/services/${LONG_ID}` });
+        expect(ok.statusCode, ok.body).to.equal(200);
+        const tooLong = await host.inject({ method: 'GET', url: `/service-discovery/services/${'y'.repeat(257)}` });
+        expect(tooLong.statusCode).to.equal(400);
+        expect(tooLong.json()).to.deep.equal({ error: 'bad_request', message: 'id: expected a service id of at most 256 characters' });
+        const bad = await host.inject({ method: 'GET', url: '/service-discovery/services/%zz' });
+        expect(bad.json()).to.deep.equal({ error: 'bad_request', message: 'path: invalid percent-encoding' });
+      } finally {
+        await host.close();
+      }
+      expect(quiet.lines.join('\n')).to.not.include('api.max_param_length');
+    });
+  });
 
   describe('item 9: every error in the documented shape, nothing echoed', function () {
     it('431: headers larger than Node accepts', async function () {
