@@ -14,6 +14,8 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, {
+  type FastifyBodyParser,
+  type FastifyError,
   type FastifyInstance,
   type FastifyPluginAsync,
   type FastifyReply,
@@ -334,6 +336,8 @@ async function mountApi(instance: FastifyInstance, agent: ServiceAgent, options:
   instance.setErrorHandler(errorHandler(logger));
   // JSON only: fastify also parses text/plain by default, which no endpoint takes (415 instead).
   instance.removeContentTypeParser('text/plain');
+  instance.removeContentTypeParser('application/json');
+  instance.addContentTypeParser('application/json', { parseAs: 'string' }, jsonBodyParser(instance));
   // Streams never end by themselves: end them before the server waits for open connections.
   instance.addHook('preClose', async () => {
     agent.off('event', publish);
@@ -390,7 +394,8 @@ function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext,
       const input = {
         query: parse(spec.query, request.query, 'query'),
         params: parse(spec.params, request.params, 'path'),
-        body: parse(spec.body, request.body ?? {}, 'body'),
+        // No body at all is an empty request (the seed's `curl -X POST`); a JSON `null` is not an object.
+        body: parse(spec.body, request.body === undefined ? {} : request.body, 'body'),
         principal,
         request,
         reply,
@@ -398,6 +403,33 @@ function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext,
       return spec.handle(ctx, input);
     },
   });
+}
+
+/**
+ * Fastify's own JSON parser (secure-json-parse, refusing `__proto__` and `constructor.prototype`
+ * keys), whose one error for both malformed JSON and such keys is told apart here: a body that is
+ * valid JSON but was refused is refused for its keys, and says so.
+ */
+function jsonBodyParser(instance: FastifyInstance): FastifyBodyParser<string> {
+  const secure = instance.getDefaultJsonParser('error', 'error');
+  return (request, body, done) => {
+    void secure(request, body, (err, value) => {
+      if (err && (err as Partial<FastifyError>).code === 'FST_ERR_CTP_INVALID_JSON_BODY' && isJson(body)) {
+        done(new ApiError(400, 'bad_request', 'body: "__proto__" and "constructor.prototype" keys are not allowed'), undefined);
+        return;
+      }
+      done(err, value);
+    });
+  };
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function parse(schema: RouteSpec['query'], value: unknown, where: 'query' | 'path' | 'body'): unknown {

@@ -197,5 +197,32 @@ describe('API: hostile input (issue 16)', function () {
   });
 
 
+  describe('item 11: a body must be a plain JSON object', function () {
+    const url = () => `${base}/service-discovery/services/svc-b/disable`;
+    const send = (body: string) => http(url(), { method: 'POST', headers: { ...op, 'content-type': 'application/json' }, body });
+
+    it('null, a string, a number, a boolean or an array: 400 "body: expected a JSON object", nothing written', async function () {
+      const before = await writes();
+      for (const body of ['null', '"disable"', '42', 'true', '[]']) {
+        expectError(await send(body), 400, 'bad_request', 'body: expected a JSON object');
+      }
+      expect(await writes()).to.deep.equal(before);
+      expect(a.view.service('svc-b')?.enabled).to.equal(true);
+    });
+
+    it('"__proto__" and constructor.prototype keys: a clear 400, not "malformed JSON"', async function () {
+      const before = await writes();
+      expectError(await send('{"__proto__": {"enabled": false}}'), 400, 'bad_request', 'body: "__proto__" and "constructor.prototype" keys are not allowed');
+      expectError(await send('{"constructor": {"prototype": {"x": 1}}}'), 400, 'bad_request', 'body: "__proto__" and "constructor.prototype" keys are not allowed');
+      expect(await writes()).to.deep.equal(before);
+    });
+
+    it('no body at all (the seed\'s curl form) is still an empty request', async function () {
+      const res = await http(url().replace('/disable', '/enable'), { method: 'POST', headers: op });
+      expect(res.status, res.text).to.equal(200);
+      const zero = await raw(base, 'POST', '/service-discovery/services/svc-b/enable', [['Authorization', `Bearer ${OPERATOR}`], ['Content-Length', '0']]);
+      expect(zero.status, zero.text).to.equal(200);
+    });
+  });
 
 });
