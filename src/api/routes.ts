@@ -174,9 +174,6 @@ function setEnabledRoute(enabled: boolean): RouteSpec {
       503: NOT_STARTED,
     },
     async handle(ctx, { params, body, principal, request }) {
-      if (body.expiresAt !== undefined && body.expiresAt <= Date.now()) {
-        throw new ApiError(400, 'bad_request', 'expiresAt: expected a time in the future (epoch milliseconds)');
-      }
       viewOf(ctx.agent);
       const result = await ctx.agent.setServiceEnabled(params.id, enabled, {
         reason: body.reason,

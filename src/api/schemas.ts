@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from 'zod';
+import { MAX_DRAIN_TIMEOUT, MAX_INTENT_HORIZON_MS } from '../cluster/admin.js';
 import { CLUSTER_EVENT_TYPES, SERVICE_STATUSES, type ClusterEventType } from '../types.js';
 import { PROMETHEUS_TARGET_KINDS } from './prometheus-sd.js';
 
@@ -20,6 +21,7 @@ function named<T extends z.ZodType>(id: string, schema: T, description?: string)
 }
 
 const statusList = SERVICE_STATUSES.join(', ');
+const HORIZON_DAYS = MAX_INTENT_HORIZON_MS / (24 * 60 * 60 * 1000);
 const eventTypeList = CLUSTER_EVENT_TYPES.join(', ');
 
 export const ServiceStatusSchema = named(
@@ -221,12 +223,19 @@ export const SetEnabledBodySchema = named(
         .number({ error: 'expected a time in epoch milliseconds' })
         .int({ error: 'expected a time in epoch milliseconds' })
         .positive({ error: 'expected a time in epoch milliseconds' })
+        // Against the clock at each request: the JSON Schema of the document states it in words.
+        .refine((at) => at > Date.now(), { error: 'expected a time in the future (epoch milliseconds)' })
+        .refine((at) => at <= Date.now() + MAX_INTENT_HORIZON_MS, {
+          error: `expected a time in epoch milliseconds at most ${HORIZON_DAYS} days ahead`,
+        })
         .optional()
-        .describe('Epoch ms after which the intent lapses and the service counts as enabled again.'),
+        .describe(
+          `Epoch ms after which the intent lapses and the service counts as enabled again: an integer, in the future, at most ${HORIZON_DAYS} days ahead.`,
+        ),
       drainTimeout: z
         .number({ error: 'expected seconds (0 or more)' })
         .min(0, { error: 'expected seconds (0 or more)' })
-        .max(86400, { error: 'expected seconds, at most 86400' })
+        .max(MAX_DRAIN_TIMEOUT, { error: `expected seconds, at most ${MAX_DRAIN_TIMEOUT}` })
         .optional()
         .describe('Disable only: seconds the instance drains before it counts as disabled (default 30; 0 = none; capped by expiresAt).'),
       force: z

@@ -84,6 +84,41 @@ describe('API: hostile input (issue 16)', function () {
     }
   });
 
+  describe('item 2: times in bodies are bounded', function () {
+    const disable = (id: string) => `${base}/service-discovery/services/${id}/disable`;
+    const enable = (id: string) => `${base}/service-discovery/services/${id}/enable`;
+
+    it('refuses an expiresAt beyond what a Date holds (9e15), on disable and enable, and writes nothing', async function () {
+      const before = await writes();
+      expectError(await postJson(disable('svc-b'), { expiresAt: 9e15 }, op), 400, 'bad_request', /^expiresAt: /);
+      expectError(await postJson(enable('svc-b'), { expiresAt: 9e15 }, op), 400, 'bad_request', /^expiresAt: /);
+      expectError(await postJson(disable('svc-b'), { expiresAt: Number.MAX_SAFE_INTEGER }, op), 400, 'bad_request', /^expiresAt: /);
+      expect(await writes()).to.deep.equal(before);
+    });
+
+    it('refuses an expiresAt more than 366 days ahead, takes one within the horizon', async function () {
+      const before = await writes();
+      expectError(
+        await postJson(disable('svc-b'), { expiresAt: Date.now() + 367 * DAY }, op),
+        400,
+        'bad_request',
+        'expiresAt: expected a time in epoch milliseconds at most 366 days ahead',
+      );
+      expectError(await postJson(disable('svc-b'), { expiresAt: Date.now() + 60_000 + 0.5 }, op), 400, 'bad_request', /^expiresAt: expected a time in epoch milliseconds/);
+      expectError(await postJson(disable('svc-b'), { expiresAt: -5 }, op), 400, 'bad_request', /^expiresAt: /);
+      expect(await writes()).to.deep.equal(before);
+      const ok = await postJson(disable('svc-b'), { expiresAt: Date.now() + 365 * DAY, reason: 'long maintenance' }, op);
+      expect(ok.status, ok.text).to.equal(200);
+      expect((await postJson(enable('svc-b'), {}, op)).status).to.equal(200);
+    });
+
+    it('bounds drainTimeout to 0..86400 seconds', async function () {
+      const before = await writes();
+      expectError(await postJson(disable('svc-b'), { drainTimeout: 1e12 }, op), 400, 'bad_request', 'drainTimeout: expected seconds, at most 86400');
+      expectError(await postJson(disable('svc-b'), { drainTimeout: -1 }, op), 400, 'bad_request', 'drainTimeout: expected seconds (0 or more)');
+      expect(await writes()).to.deep.equal(before);
+    });
+  });
 
   describe('item 4: one id limit (256 characters) everywhere', function () {
     it('serves, disables and enables a service whose id has exactly 256 characters', async function () {
