@@ -23,6 +23,8 @@ import {
   AuditQuerySchema,
   AuditResponseSchema,
   ClusterEventSchema,
+  EVENT_ID_EXPECTATION,
+  EventIdSchema,
   EventsQuerySchema,
   IdParamsSchema,
   LivenessSchema,
@@ -325,7 +327,11 @@ export const ROUTES: readonly RouteSpec[] = [
     },
     handle(ctx, { query, request, reply }) {
       const header = request.headers['last-event-id'];
-      const lastEventId = (Array.isArray(header) ? header[0] : header) ?? query.lastEventId;
+      const fromHeader = Array.isArray(header) ? header.join(', ') : header?.trim();
+      if (fromHeader !== undefined && !EventIdSchema.safeParse(fromHeader).success) {
+        throw new ApiError(400, 'bad_request', `Last-Event-ID: ${EVENT_ID_EXPECTATION}`);
+      }
+      const lastEventId = fromHeader ?? query.lastEventId;
       const types = query.types === undefined ? undefined : parseEventTypes(query.types);
       void reply.hijack();
       ctx.events.serve(request.raw, reply.raw, { lastEventId, types });

@@ -386,37 +386,73 @@ export const IdParamsSchema = z.object({
     .max(MAX_ID_LENGTH, { error: `expected a service id of at most ${MAX_ID_LENGTH} characters` }),
 });
 
+/** Longest region, zone or other free-text filter a query string may carry. */
+export const MAX_FILTER_LENGTH = 256;
+
+/** A free-text filter: one value (not repeated), at most {@link MAX_FILTER_LENGTH} characters. */
+function filter(what: string) {
+  const error = `expected one ${what} of at most ${MAX_FILTER_LENGTH} characters`;
+  return z.string({ error }).max(MAX_FILTER_LENGTH, { error });
+}
+
 export const ServicesQuerySchema = z.object({
   status: z.enum(SERVICE_STATUSES, { error: `expected one of ${statusList}` }).optional().describe('Only services with this status.'),
-  region: z.string({ error: 'expected one region' }).optional().describe('Only services in this region.'),
-  zone: z.string({ error: 'expected one zone' }).optional().describe('Only services in this zone.'),
+  region: filter('region').optional().describe('Only services in this region.'),
+  zone: filter('zone').optional().describe('Only services in this zone.'),
   healthy: z
     .enum(['true', 'false'], { error: 'expected true or false' })
     .optional()
     .describe('true: only services taking traffic (healthy and enabled); false: only the others.'),
 });
 
+const LIMIT_ERROR = 'expected an integer from 1 to 1000';
+
 export const AuditQuerySchema = z.object({
-  serviceId: z.string({ error: 'expected one service id' }).optional().describe('Only entries about this service.'),
-  limit: z.coerce
-    .number({ error: 'expected an integer from 1 to 1000' })
-    .int({ error: 'expected an integer from 1 to 1000' })
-    .min(1, { error: 'expected an integer from 1 to 1000' })
-    .max(1000, { error: 'expected an integer from 1 to 1000' })
+  serviceId: z
+    .string({ error: `expected one service id of at most ${MAX_ID_LENGTH} characters` })
+    .max(MAX_ID_LENGTH, { error: `expected one service id of at most ${MAX_ID_LENGTH} characters` })
+    .optional()
+    .describe('Only entries about this service.'),
+  // Decimal digits only: a plain number coercion would also take "0x10", "1e2" and " 5".
+  limit: z
+    .string({ error: LIMIT_ERROR })
+    .refine((v) => /^[0-9]{1,4}$/.test(v), { error: LIMIT_ERROR })
+    .transform(Number)
+    .pipe(z.number().int().min(1, { error: LIMIT_ERROR }).max(1000, { error: LIMIT_ERROR }))
+    // Documented as what it is on the wire's other side: an integer in range.
+    .meta({ type: 'integer', minimum: 1, maximum: 1000 })
     .optional()
     .describe('Newest entries to return (default 100).'),
 });
 
+/** Longest event id a client may resume from; ours are `<8 hex>-<seq>`, at most 24 characters. */
+export const MAX_EVENT_ID_LENGTH = 64;
+
+/** What a `Last-Event-ID` (header or `?lastEventId=`) must look like; empty means "no resume". */
+export const EVENT_ID_EXPECTATION = `expected an event id of at most ${MAX_EVENT_ID_LENGTH} printable ASCII characters`;
+
+/**
+ * An event id to resume after. Bounded in length and to printable ASCII; within that, an id that is
+ * not from this stream's history is not an error but a `reset` (documented).
+ */
+export const EventIdSchema = z
+  .string({ error: EVENT_ID_EXPECTATION })
+  .max(MAX_EVENT_ID_LENGTH, { error: EVENT_ID_EXPECTATION })
+  .regex(/^[\x21-\x7e]*$/, { error: EVENT_ID_EXPECTATION });
+
+/** Longest `?types=` list: every type once is about 120 characters. */
+const MAX_TYPES_LENGTH = 512;
+
 export const EventsQuerySchema = z.object({
   types: z
     .string({ error: `expected a comma-separated list of ${eventTypeList}` })
+    .max(MAX_TYPES_LENGTH, { error: `expected a comma-separated list of ${eventTypeList}` })
     .refine((v) => parseEventTypes(v) !== undefined, { error: `expected a comma-separated list of ${eventTypeList}` })
     .optional()
     .describe(`Only these event types, comma-separated (${eventTypeList}).`),
-  lastEventId: z
-    .string({ error: 'expected one event id' })
-    .optional()
-    .describe('Resume after this event id, for clients that cannot send the Last-Event-ID header.'),
+  lastEventId: EventIdSchema.optional().describe(
+    'Resume after this event id, for clients that cannot send the Last-Event-ID header.',
+  ),
 });
 
 export const PrometheusTargetsQuerySchema = z.object({

@@ -260,4 +260,32 @@ describe('API: hostile input (issue 16)', function () {
     });
   });
 
+  describe('query strings and headers are bounded', function () {
+    it('audit limit: digits only, 1..1000', async function () {
+      for (const limit of ['0x10', '1e2', '+5', '5.0', ' 5', '', '1001', '99999999999999999999']) {
+        expectError(await http(`${base}/service-discovery/audit?limit=${encodeURIComponent(limit)}`), 400, 'bad_request', 'limit: expected an integer from 1 to 1000');
+      }
+      expect((await http(`${base}/service-discovery/audit?limit=1000`)).status).to.equal(200);
+    });
+
+    it('filters and ids in the query are at most 256 characters', async function () {
+      const long = 'r'.repeat(257);
+      expectError(await http(`${base}/service-discovery/services?region=${long}`), 400, 'bad_request', /^region: /);
+      expectError(await http(`${base}/service-discovery/services?zone=${long}`), 400, 'bad_request', /^zone: /);
+      expectError(await http(`${base}/service-discovery/audit?serviceId=${long}`), 400, 'bad_request', /^serviceId: /);
+      expectError(await http(`${base}/service-discovery/events?types=${'serviceJoined,'.repeat(100)}`), 400, 'bad_request', /^types: /);
+      expect((await http(`${base}/service-discovery/services?region=${'r'.repeat(256)}`)).status).to.equal(200);
+    });
+
+    it('Last-Event-ID (header or query): at most 64 printable characters, else 400 before the stream opens', async function () {
+      const long = 'f'.repeat(65);
+      expectError(await raw(base, 'GET', '/service-discovery/events', [['Last-Event-ID', long]]), 400, 'bad_request', /^Last-Event-ID: /);
+      expectError(await raw(base, 'GET', `/service-discovery/events?lastEventId=${long}`), 400, 'bad_request', /^lastEventId: /);
+      expectError(await raw(base, 'GET', '/service-discovery/events', [['Last-Event-ID', 'caf\xe9']]), 400, 'bad_request', /^Last-Event-ID: /);
+      // Within the bound, an id from elsewhere still resumes with a reset, as documented.
+      const ok = await raw(base, 'GET', '/service-discovery/events', [['Last-Event-ID', 'not-one-of-ours']]);
+      expect(ok.status).to.equal(200);
+      expect(ok.headers['content-type']).to.match(/^text\/event-stream/);
+    });
+  });
 });
