@@ -26,13 +26,15 @@ import fastifyPlugin from 'fastify-plugin';
 import type { ServiceAgent } from '../agent/agent.js';
 import { advertisedApiUrl } from '../agent/run.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { ApiAuthenticator, type ApiAuthOptions, type Principal } from './auth.js';
+import { escapeUnsafe } from '../util/text.js';
+import { AccessRefusedError, ApiAuthenticator, type ApiAuthOptions, type Principal } from './auth.js';
 import {
   ApiError,
   MAX_BODY_BYTES,
   clientErrorHandler,
   errorHandler,
   frameworkErrorHandler,
+  logUrl,
   notFoundHandler,
   validationError,
 } from './errors.js';
@@ -40,7 +42,7 @@ import { EventStream, type EventStreamOptions } from './events.js';
 import { AgentMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { ROUTES, SD_PREFIX, type RouteContext, type RouteSpec } from './routes.js';
-import { MAX_ENCODED_ID_LENGTH } from './schemas.js';
+import { MAX_ENCODED_ID_LENGTH, MAX_ID_LENGTH } from './schemas.js';
 
 /** Options shared by every way of serving the API. */
 export interface ApiOptions {
@@ -365,6 +367,8 @@ async function mountApi(instance: FastifyInstance, agent: ServiceAgent, options:
 
 function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext, prefix: string): void {
   const principals = new WeakMap<FastifyRequest, Principal>();
+  // Who a refused request came as: a key's name (a viewer key on a write), or null.
+  const refused = new WeakMap<FastifyRequest, string | null>();
   instance.route({
     method: spec.method,
     url: spec.path.slice(prefix.length),
@@ -372,19 +376,28 @@ function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext,
     bodyLimit: MAX_BODY_BYTES,
     // Authorisation runs before the body is read, so a refused caller cannot make us parse anything.
     onRequest: async (request: FastifyRequest) => {
-      principals.set(request, ctx.auth.authorize(spec.access, request.headers));
+      try {
+        principals.set(request, ctx.auth.authorize(spec.access, request.headers));
+      } catch (err) {
+        if (err instanceof AccessRefusedError) {
+          refused.set(request, err.actor);
+          logRefusal(ctx.logger, spec, request, err);
+        }
+        throw err;
+      }
     },
     onResponse: async (request: FastifyRequest, reply: FastifyReply) => {
+      const url = logUrl(request.url);
       const fields = {
         event: 'api.request',
         method: request.method,
-        url: request.url,
+        url,
         statusCode: reply.statusCode,
         ms: Math.round(reply.elapsedTime),
-        actor: principals.get(request)?.name,
+        actor: principals.get(request)?.name ?? refused.get(request) ?? null,
         remote: request.ip,
       };
-      const line = `${request.method} ${request.url} ${reply.statusCode}`;
+      const line = `${request.method} ${url} ${reply.statusCode}`;
       if (spec.access === 'write') ctx.logger.info(fields, line);
       else ctx.logger.debug(fields, line);
     },
@@ -403,6 +416,30 @@ function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext,
       return spec.handle(ctx, input);
     },
   });
+}
+
+/**
+ * A refused request, in the log: who (the key's name, never its secret; null without a valid key),
+ * what it tried (method, route, service id) and why. Not in the registry's audit trail: anyone who
+ * can reach the API could fill it. Refused writes at warn, refused reads at info.
+ */
+function logRefusal(logger: Logger, spec: RouteSpec, request: FastifyRequest, err: AccessRefusedError): void {
+  const params = request.params as Record<string, unknown> | undefined;
+  const id = typeof params?.id === 'string' ? escapeUnsafe(params.id.slice(0, MAX_ID_LENGTH)) : undefined;
+  const fields = {
+    event: 'api.refused',
+    actor: err.actor,
+    method: request.method,
+    route: spec.path,
+    ...(id !== undefined ? { id } : {}),
+    statusCode: err.statusCode,
+    error: err.code,
+    remote: request.ip,
+  };
+  const who = err.actor === null ? 'a request without a valid API key' : `API key "${err.actor}"`;
+  const line = `refused ${request.method} ${spec.path}${id !== undefined ? ` (${id})` : ''} from ${who}: ${err.statusCode} ${err.code}`;
+  if (spec.access === 'write') logger.warn(fields, line);
+  else logger.info(fields, line);
 }
 
 /**

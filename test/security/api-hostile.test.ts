@@ -231,6 +231,48 @@ describe('API: hostile input (issue 16)', function () {
     });
   });
 
+  describe('item 10: refusals are logged with the key name; credentials never', function () {
+    it('a viewer key refused a write is named in the log (event api.refused), never its secret', async function () {
+      logger.lines.length = 0;
+      const res = await postJson(`${base}/service-discovery/services/svc-b/disable`, { reason: 'nope' }, { Authorization: `Bearer ${VIEWER}` });
+      expectError(res, 403, 'forbidden');
+      const refused = logger.lines.find((l) => l.includes('"event":"api.refused"'));
+      expect(refused, logger.lines.join('\n')).to.not.equal(undefined);
+      expect(refused).to.include('"actor":"watcher"');
+      expect(refused).to.include('"id":"svc-b"');
+      expect(refused).to.include('"statusCode":403');
+      const request = logger.lines.find((l) => l.includes('"event":"api.request"'));
+      expect(request).to.include('"actor":"watcher"');
+    });
+
+    it('an anonymous refused write is logged too', async function () {
+      logger.lines.length = 0;
+      expectError(await postJson(`${base}/service-discovery/services/svc-b/disable`, {}), 401, 'unauthorized');
+      const refused = logger.lines.find((l) => l.includes('"event":"api.refused"'));
+      expect(refused, logger.lines.join('\n')).to.include('"actor":null');
+      expect(refused).to.include('"statusCode":401');
+    });
+
+    it('redacts credentials in logged URLs (query parameters named like keys, tokens, passwords)', async function () {
+      logger.lines.length = 0;
+      const q = '?key=query-secret-1&api_key=query-secret-2&access_token=query-secret-3&Token=t&apikey=k&password=p&region=us-east-1';
+      expect((await http(`${base}/service-discovery/services${q}`)).status).to.equal(200);
+      expect((await postJson(`${base}/service-discovery/services/svc-b/enable${q}`, {}, op)).status).to.equal(200);
+      const lines = logger.lines.filter((l) => l.includes('"event":"api.request"'));
+      expect(lines, logger.lines.join('\n')).to.have.length(2);
+      for (const line of lines) {
+        expect(line).to.include('key=[REDACTED]&api_key=[REDACTED]&access_token=[REDACTED]&Token=[REDACTED]&apikey=[REDACTED]&password=[REDACTED]&region=us-east-1');
+      }
+    });
+
+    it('redacts the userinfo of an absolute-form request target', async function () {
+      logger.lines.length = 0;
+      const res = await raw(base, 'GET', `http://admin:userinfo-secret@127.0.0.1/service-discovery/services?token=query-secret-1`);
+      expect(res.status).to.equal(200);
+      const line = logger.lines.find((l) => l.includes('"event":"api.request"'));
+      expect(line, logger.lines.join('\n')).to.include('"url":"http://[REDACTED]@127.0.0.1/service-discovery/services?token=[REDACTED]"');
+    });
+  });
 
   describe('item 11: a body must be a plain JSON object', function () {
     const url = () => `${base}/service-discovery/services/svc-b/disable`;
