@@ -216,7 +216,16 @@ export async function startApiServer(agent: ServiceAgent, options: ApiServerOpti
   const url = `${https ? 'https' : 'http'}://${urlHost(options.host)}:${address.port}`;
   const { auth } = mounted;
   logger.info(
-    { event: 'api.listening', url, tls: https !== null, clientCerts: https?.requestCert === true, keys: auth.keyCount, readAccess: auth.readAccess },
+    {
+      event: 'api.listening',
+      url,
+      tls: https !== null,
+      clientCerts: https?.requestCert === true,
+      keys: auth.keyCount,
+      readAccess: auth.readAccess,
+      maxStreams: mounted.events.maxClients,
+      maxStreamsPerClient: mounted.events.maxClientsPerAddress,
+    },
     `API listening on ${url}`,
   );
   if (auth.keyCount === 0) {
