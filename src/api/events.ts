@@ -33,6 +33,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClusterEvent, ClusterEventType } from '../types.js';
+import { safeJsonText } from '../util/text.js';
 
 /** Tuning of an {@link EventStream}. */
 export interface EventStreamOptions {
@@ -205,7 +206,8 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
   publish(event: ClusterEvent): void {
     if (this.#closed) return;
     const seq = ++this.#seq;
-    const stored: StoredEvent = { seq, type: event.type, frame: `id: ${this.#id(seq)}\ndata: ${JSON.stringify(event)}\n\n` };
+    // Escaped as the API's JSON answers are (registry data: reasons, ids); the data line parses the same.
+    const stored: StoredEvent = { seq, type: event.type, frame: `id: ${this.#id(seq)}\ndata: ${safeJsonText(JSON.stringify(event))}\n\n` };
     this.#history.push(stored);
     if (this.#history.length > this.historySize) this.#history.shift();
     for (const client of this.#clients) this.#send(client, stored);

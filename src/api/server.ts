@@ -26,7 +26,7 @@ import fastifyPlugin from 'fastify-plugin';
 import type { ServiceAgent } from '../agent/agent.js';
 import { advertisedApiUrl } from '../agent/run.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { escapeUnsafe } from '../util/text.js';
+import { escapeUnsafe, safeJsonText } from '../util/text.js';
 import { AccessRefusedError, ApiAuthenticator, type ApiAuthOptions, type Principal } from './auth.js';
 import {
   ApiError,
@@ -345,6 +345,9 @@ async function mountApi(instance: FastifyInstance, agent: ServiceAgent, options:
   const ctx: RouteContext = { agent, auth, events, metrics, logger, openapi: openApiDocument };
 
   instance.setErrorHandler(errorHandler(logger));
+  // Answers carry registry data (reasons, ids): JSON.stringify leaves C1 and bidirectional controls raw,
+  // which a terminal running curl would act on; escaped, any JSON parser reads the same strings back.
+  instance.setReplySerializer((payload) => safeJsonText(JSON.stringify(payload)));
   // JSON only: fastify also parses text/plain by default, which no endpoint takes (415 instead).
   instance.removeContentTypeParser('text/plain');
   instance.removeContentTypeParser('application/json');

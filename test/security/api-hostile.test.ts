@@ -6,13 +6,14 @@
  */
 import { expect } from 'chai';
 import Fastify from 'fastify';
+import { request as httpRequest } from 'node:http';
 import type { ServiceAgent } from '../../src/agent/agent.js';
 import { apiServerOptions, serviceDiscoveryPlugin, startApiServer, type ApiServer } from '../../src/api/server.js';
 import { AuditResponseSchema, ServiceRecordSchema, SetEnabledResponseSchema } from '../../src/api/schemas.js';
 import { keyLayout } from '../../src/cluster/keys.js';
 import type { MemoryRegistry } from '../../src/registry/memory.js';
 import { UNSAFE_CHARACTER } from '../../src/util/text.js';
-import { TestCluster, capturingLogger, http, postJson, type HttpResult } from '../api/fixtures.js';
+import { TestCluster, capturingLogger, eventually, http, postJson, type HttpResult } from '../api/fixtures.js';
 import { raw, rawRequest, type RawResponse } from './raw-http.js';
 
 const OPERATOR = 'hostile-operator-key-7c2e91';
@@ -299,6 +300,37 @@ describe('API: hostile input (issue 16)', function () {
       expect(res.status, res.text).to.equal(200);
       const zero = await raw(base, 'POST', '/service-discovery/services/svc-b/enable', [['Authorization', `Bearer ${OPERATOR}`], ['Content-Length', '0']]);
       expect(zero.status, zero.text).to.equal(200);
+    });
+  });
+
+  describe('answers carry no raw control characters', function () {
+    it('a reason with C1 and bidirectional controls is stored as given and served escaped, in JSON and on the event stream', async function () {
+      const reason = 'kernel\u0085patch \u202eevil\u202c \u009b2J';
+      const sse = await new Promise<{ text: () => string; close: () => void }>((resolve, reject) => {
+        let text = '';
+        const req = httpRequest(`${base}/service-discovery/events?types=serviceDisabled`, (res) => {
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          resolve({ text: () => text, close: () => req.destroy() });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      try {
+        const res = await postJson(`${base}/service-discovery/services/svc-b/disable`, { reason }, op);
+        expect(res.status, res.text).to.equal(200);
+        expect(res.text).to.not.match(UNSAFE);
+        expect((res.json as { service: { disabledReason: string } }).service.disabledReason).to.equal(reason);
+        const audit = await http(`${base}/service-discovery/audit?serviceId=svc-b&limit=1`);
+        expect(audit.text).to.not.match(UNSAFE);
+        expect(AuditResponseSchema.parse(audit.json).entries[0]!.reason).to.equal(reason);
+        await eventually('the event on the stream', () => sse.text().includes('serviceDisabled'));
+        // Line feeds frame the stream; nothing else of its text may be a control character.
+        expect(sse.text().replace(/\n/g, '')).to.not.match(UNSAFE);
+      } finally {
+        sse.close();
+      }
+      expect((await postJson(`${base}/service-discovery/services/svc-b/enable`, {}, op)).status).to.equal(200);
     });
   });
 
