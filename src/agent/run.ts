@@ -76,6 +76,8 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
         tls: config.api.tls,
         logger,
         metrics,
+        // Caps on event streams (unset: the stream's defaults, sized from the open-file limit).
+        events: { maxClients: config.api.maxStreams, maxClientsPerAddress: config.api.maxStreamsPerClient },
       });
       api = server;
       agent.setApiUrl(config.api.advertiseUrl ?? advertisedApiUrl(server.url, config.api.host, config.service.host));

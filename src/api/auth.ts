@@ -55,6 +55,22 @@ export interface Principal {
   role: ApiRole | 'anonymous';
 }
 
+/**
+ * A request {@link ApiAuthenticator.authorize} refused: the 401 or 403 to send, and who was refused,
+ * for the log: the name of the key presented (a viewer key on a write), or null when no valid key was.
+ */
+export class AccessRefusedError extends ApiError {
+  constructor(
+    statusCode: 401 | 403,
+    code: 'unauthorized' | 'forbidden' | 'writes_disabled',
+    message: string,
+    readonly actor: string | null,
+    headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(statusCode, code, message, headers);
+  }
+}
+
 /** The key configuration is unusable (bad file, duplicate names, …). Never contains a secret. */
 export class ApiAuthConfigError extends Error {
   override name = 'ApiAuthConfigError';
@@ -101,7 +117,7 @@ export class ApiAuthenticator {
 
   /**
    * Decides whether a request with these headers may use a route of this access level.
-   * Returns the principal, or throws the {@link ApiError} (401/403) to send.
+   * Returns the principal, or throws the {@link AccessRefusedError} (401/403) to send.
    */
   authorize(access: RouteAccess, headers: IncomingHttpHeaders): Principal {
     if (access === 'public') return ANONYMOUS;
@@ -109,7 +125,7 @@ export class ApiAuthenticator {
     // A wrong key is refused even where no key is needed: a misconfigured client should learn it at once.
     const principal = presented === undefined ? undefined : this.#match(presented);
     if (presented !== undefined && principal === undefined) {
-      throw new ApiError(401, 'unauthorized', 'invalid API key', { 'www-authenticate': `${REALM}, error="invalid_token"` });
+      throw new AccessRefusedError(401, 'unauthorized', 'invalid API key', null, { 'www-authenticate': `${REALM}, error="invalid_token"` });
     }
     if (access === 'read') {
       if (principal) return principal;
@@ -119,15 +135,21 @@ export class ApiAuthenticator {
     // access === 'write'
     if (this.#keys.length === 0) {
       if (this.allowUnauthenticatedWrites) return ANONYMOUS;
-      throw new ApiError(
+      throw new AccessRefusedError(
         403,
         'writes_disabled',
         `management endpoints are disabled because no API key is configured: set ${ENV_KEY} (or a key file) and send it as "Authorization: Bearer <key>"`,
+        null,
       );
     }
     if (!principal) throw missingCredentials();
     if (principal.role !== 'operator') {
-      throw new ApiError(403, 'forbidden', `API key "${principal.name}" has role ${principal.role}; this action needs role operator`);
+      throw new AccessRefusedError(
+        403,
+        'forbidden',
+        `API key "${principal.name}" has role ${principal.role}; this action needs role operator`,
+        principal.name,
+      );
     }
     return principal;
   }
@@ -145,8 +167,8 @@ export class ApiAuthenticator {
 
 const ANONYMOUS: Principal = Object.freeze({ name: 'anonymous', role: 'anonymous' });
 
-function missingCredentials(): ApiError {
-  return new ApiError(401, 'unauthorized', 'missing API key: send "Authorization: Bearer <key>" or "X-API-Key: <key>"', {
+function missingCredentials(): AccessRefusedError {
+  return new AccessRefusedError(401, 'unauthorized', 'missing API key: send "Authorization: Bearer <key>" or "X-API-Key: <key>"', null, {
     'www-authenticate': REALM,
   });
 }
@@ -157,7 +179,7 @@ function credentialsOf(headers: IncomingHttpHeaders): string | undefined {
   if (typeof authorization === 'string' && authorization.trim() !== '') {
     const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization.trim());
     if (!m) {
-      throw new ApiError(401, 'unauthorized', 'unsupported Authorization header: expected "Bearer <key>"', {
+      throw new AccessRefusedError(401, 'unauthorized', 'unsupported Authorization header: expected "Bearer <key>"', null, {
         'www-authenticate': `${REALM}, error="invalid_request"`,
       });
     }

@@ -20,13 +20,20 @@
  * - A client whose unsent data exceeds `maxBufferedBytes` gets `event: overflow` and is disconnected,
  *   so one stalled reader costs bounded memory and never slows the agent or the other clients. The
  *   overflow frame names the last event queued to it; it may resume from what it actually processed.
+ * - Streams are capped, in total (`maxClients`) and per client address (`maxClientsPerAddress`): each
+ *   holds a socket, a file descriptor, for as long as the client likes, and readers may be anonymous.
+ *   Without a cap they could take every descriptor the process may open, and the agent's own health
+ *   probe would then fail with EMFILE. Past a cap a client gets 503 (total) or 429 (its address) in
+ *   the API's error shape, with Retry-After; the default total stays far below the process's limit.
  *
  * @module
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClusterEvent, ClusterEventType } from '../types.js';
+import { safeJsonText } from '../util/text.js';
 
 /** Tuning of an {@link EventStream}. */
 export interface EventStreamOptions {
@@ -40,12 +47,69 @@ export interface EventStreamOptions {
   maxBufferedBytes?: number;
   /** How long a cut-off client gets to take its last bytes before its socket is destroyed (default 1000 ms). */
   overflowGraceMs?: number;
+  /**
+   * Most streams open at once (default {@link defaultMaxStreams} of the process's file-descriptor
+   * limit: a quarter of it, at most 1000). Past it a new client gets 503 with Retry-After.
+   */
+  maxClients?: number;
+  /** Most streams open at once from one client address (default 20). Past it: 429 with Retry-After. */
+  maxClientsPerAddress?: number;
+}
+
+/** Default of {@link EventStreamOptions.maxClientsPerAddress}. */
+export const DEFAULT_MAX_STREAMS_PER_ADDRESS = 20;
+
+/** Seconds a refused client is told to wait (Retry-After) before it tries again. */
+export const STREAM_RETRY_AFTER_SECONDS = 5;
+
+/** Why a new client was not served: which cap it hit, and the answer it gets. */
+export interface StreamRefusal {
+  limit: 'total' | 'client';
+  /** The cap that was reached. */
+  max: number;
+  statusCode: 503 | 429;
+  /** One line for the client (the `message` of the API's error shape). */
+  message: string;
+  /** Seconds to wait before trying again (the Retry-After header). */
+  retryAfter: number;
+}
+
+/**
+ * The default cap on streams for a process that may open `fdLimit` files: a quarter of them, so
+ * the registry connections, the health probe, the API's other requests and the host application
+ * keep the rest, and at most 1000. Without a known limit (not Linux): 1000.
+ */
+export function defaultMaxStreams(fdLimit: number | undefined): number {
+  if (fdLimit === undefined || !Number.isFinite(fdLimit) || fdLimit <= 0) return 1000;
+  return Math.max(1, Math.min(1000, Math.floor(fdLimit / 4)));
+}
+
+/**
+ * The soft limit on open files of this process (`ulimit -n`), from /proc/self/limits, or undefined
+ * where that cannot be read or says unlimited. Node has no call for getrlimit; Node itself raises
+ * the soft limit to the hard one at startup, so this is the limit that holds.
+ */
+export function openFileLimit(): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+    return soft !== undefined && /^\d+$/.test(soft) ? Number(soft) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** How one client wants its stream. */
 export interface EventSubscription {
   /** The `Last-Event-ID` to resume after, if any. */
   lastEventId?: string;
+  /**
+   * The client's address, for the per-address cap (the API passes the request's `ip`, which honours
+   * trustProxy); the socket's remote address when absent.
+   */
+  address?: string;
   /** Only these event types (all when absent). */
   types?: ReadonlySet<ClusterEventType>;
 }
@@ -56,6 +120,8 @@ export interface EventStreamEvents {
   clientDisconnected: [];
   /** A client was cut off for falling too far behind. */
   overflow: [];
+  /** A new client was refused: it would have passed this cap. */
+  refused: [limit: StreamRefusal['limit']];
 }
 
 interface StoredEvent {
@@ -70,6 +136,8 @@ interface Client {
   /** Id of the last event queued to this client. */
   lastQueuedId: string;
   closed: boolean;
+  /** Address counted against the per-address cap. */
+  address: string;
 }
 
 const ID_RE = /^([0-9a-f]{8})-(\d{1,15})$/;
@@ -86,9 +154,13 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
   readonly retryMs: number;
   readonly maxBufferedBytes: number;
   readonly overflowGraceMs: number;
+  readonly maxClients: number;
+  readonly maxClientsPerAddress: number;
   #seq = 0;
   #history: StoredEvent[] = [];
   readonly #clients = new Set<Client>();
+  /** Open streams per client address. */
+  readonly #perAddress = new Map<string, number>();
   #heartbeat: NodeJS.Timeout | undefined;
   #closed = false;
   #overflows = 0;
@@ -100,11 +172,24 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
     this.retryMs = positiveInt(options.retryMs ?? 2000, 'retryMs');
     this.maxBufferedBytes = positiveInt(options.maxBufferedBytes ?? 1024 * 1024, 'maxBufferedBytes');
     this.overflowGraceMs = Math.max(0, options.overflowGraceMs ?? 1000);
+    this.maxClients = positiveInt(options.maxClients ?? defaultMaxStreams(openFileLimit()), 'maxClients');
+    this.maxClientsPerAddress = positiveInt(options.maxClientsPerAddress ?? DEFAULT_MAX_STREAMS_PER_ADDRESS, 'maxClientsPerAddress');
   }
 
   /** Connected clients. */
   get clientCount(): number {
     return this.#clients.size;
+  }
+
+  /**
+   * Whether a new client from `address` may be served now: undefined when it may, else which cap it
+   * would pass and what to answer (counted as `refused`). Check before answering the request, so the
+   * refusal is an ordinary error response; {@link serve} checks again.
+   */
+  admit(address: string): StreamRefusal | undefined {
+    const refusal = this.#refusal(normalAddress(address));
+    if (refusal) this.emit('refused', refusal.limit);
+    return refusal;
   }
 
   /** Clients cut off for falling behind, since start. */
@@ -121,7 +206,8 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
   publish(event: ClusterEvent): void {
     if (this.#closed) return;
     const seq = ++this.#seq;
-    const stored: StoredEvent = { seq, type: event.type, frame: `id: ${this.#id(seq)}\ndata: ${JSON.stringify(event)}\n\n` };
+    // Escaped as the API's JSON answers are (registry data: reasons, ids); the data line parses the same.
+    const stored: StoredEvent = { seq, type: event.type, frame: `id: ${this.#id(seq)}\ndata: ${safeJsonText(JSON.stringify(event))}\n\n` };
     this.#history.push(stored);
     if (this.#history.length > this.historySize) this.#history.shift();
     for (const client of this.#clients) this.#send(client, stored);
@@ -137,6 +223,13 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
       res.end(JSON.stringify({ error: 'not_started', message: 'the event stream is closed' }));
       return;
     }
+    const address = normalAddress(subscription.address ?? req.socket.remoteAddress ?? 'unknown');
+    const refusal = this.admit(address);
+    if (refusal) {
+      res.writeHead(refusal.statusCode, { 'content-type': 'application/json; charset=utf-8', 'retry-after': String(refusal.retryAfter) });
+      res.end(JSON.stringify({ error: 'too_many_streams', message: refusal.message }));
+      return;
+    }
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true);
     res.writeHead(200, {
@@ -146,10 +239,11 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
       // nginx buffers responses unless told otherwise.
       'x-accel-buffering': 'no',
     });
-    const client: Client = { res, types: subscription.types, lastQueuedId: this.lastEventId, closed: false };
+    const client: Client = { res, types: subscription.types, lastQueuedId: this.lastEventId, closed: false, address };
     res.on('error', () => this.#drop(client));
     res.on('close', () => this.#drop(client));
     this.#clients.add(client);
+    this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
     this.emit('clientConnected');
     this.#write(client, `retry: ${this.retryMs}\n: connected to stream ${this.streamId}\n\n`);
 
@@ -194,6 +288,28 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
         }),
     );
     await Promise.all(ends);
+  }
+
+  #refusal(address: string): StreamRefusal | undefined {
+    if (this.#clients.size >= this.maxClients) {
+      return {
+        limit: 'total',
+        max: this.maxClients,
+        statusCode: 503,
+        message: `the agent serves its maximum of ${this.maxClients} event streams; retry later`,
+        retryAfter: STREAM_RETRY_AFTER_SECONDS,
+      };
+    }
+    if ((this.#perAddress.get(address) ?? 0) >= this.maxClientsPerAddress) {
+      return {
+        limit: 'client',
+        max: this.maxClientsPerAddress,
+        statusCode: 429,
+        message: `this client already has ${this.maxClientsPerAddress} event streams open (the most per client); close one or retry later`,
+        retryAfter: STREAM_RETRY_AFTER_SECONDS,
+      };
+    }
+    return undefined;
   }
 
   /** The stored events after `lastEventId`, or undefined when that id cannot be resumed from. */
@@ -248,6 +364,9 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
     if (client.closed) return;
     client.closed = true;
     this.#clients.delete(client);
+    const open = (this.#perAddress.get(client.address) ?? 1) - 1;
+    if (open > 0) this.#perAddress.set(client.address, open);
+    else this.#perAddress.delete(client.address);
     this.emit('clientDisconnected');
     if (this.#clients.size === 0) {
       clearInterval(this.#heartbeat);
@@ -266,6 +385,11 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
   #id(seq: number): string {
     return `${this.streamId}-${seq}`;
   }
+}
+
+/** An IPv4 client on a dual-stack socket is one client, whether seen as `::ffff:10.0.0.1` or `10.0.0.1`. */
+function normalAddress(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice('::ffff:'.length) : address;
 }
 
 function positiveInt(value: number, name: string): number {

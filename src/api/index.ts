@@ -11,6 +11,7 @@ export {
   startApiServer,
   serviceDiscoveryPlugin,
   createRequestHandler,
+  apiServerOptions,
   type ApiOptions,
   type ApiServerOptions,
   type ApiTlsOptions,
@@ -33,7 +34,13 @@ export {
   type Principal,
   type RouteAccess,
 } from './auth.js';
-export { EventStream, type EventStreamOptions, type EventSubscription } from './events.js';
+export {
+  EventStream,
+  defaultMaxStreams,
+  type EventStreamOptions,
+  type EventSubscription,
+  type StreamRefusal,
+} from './events.js';
 export { AgentMetrics, processMetricsRegistry, type AgentMetricsOptions, type RegistryOperation } from './metrics.js';
 export { openApiDocument } from './openapi.js';
 export {

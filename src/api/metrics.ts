@@ -94,6 +94,7 @@ export class AgentMetrics {
   readonly #watchReconnects: Counter;
   readonly #events: Counter<'type'>;
   readonly #sseOverflows: Counter;
+  readonly #sseRefused: Counter<'limit'>;
   readonly #streams = new Set<EventStream>();
   #agent: ServiceAgent | undefined;
   #view: ClusterView | undefined;
@@ -272,6 +273,13 @@ export class AgentMetrics {
       help: 'Event stream clients disconnected for falling too far behind.',
       registers,
     });
+    this.#sseRefused = new Counter({
+      name: 'proxy_stone_sse_refused_total',
+      help: 'Event stream clients refused past a cap: limit="total" (the agent\'s maximum, 503) or "client" (one address\'s maximum, 429).',
+      labelNames: ['limit'],
+      registers,
+    });
+    for (const limit of ['total', 'client']) this.#sseRefused.inc({ limit }, 0);
     // Known label values start at 0, so dashboards and rate() see them before the first increment.
     for (const outcome of ['success', 'failure']) {
       this.#healthChecks.inc({ outcome }, 0);
@@ -329,14 +337,17 @@ export class AgentMetrics {
     return this.#detach;
   }
 
-  /** Counts the clients of an event stream in `proxy_stone_sse_clients` and its overflows. */
+  /** Counts the clients of an event stream in `proxy_stone_sse_clients`, its overflows and the clients it refused. */
   trackEventStream(stream: EventStream): () => void {
     const onOverflow = (): void => this.#sseOverflows.inc();
+    const onRefused = (limit: 'total' | 'client'): void => this.#sseRefused.inc({ limit });
     this.#streams.add(stream);
     stream.on('overflow', onOverflow);
+    stream.on('refused', onRefused);
     return () => {
       this.#streams.delete(stream);
       stream.off('overflow', onOverflow);
+      stream.off('refused', onRefused);
     };
   }
 

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { MAX_BODY_BYTES } from './errors.js';
 import { ROUTES, type ResponseSpec, type RouteSpec } from './routes.js';
-import { ErrorResponseSchema, schemaRegistry } from './schemas.js';
+import { ErrorResponseSchema, EventIdSchema, schemaRegistry } from './schemas.js';
 
 /** A JSON value, as the document is plain data. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -77,7 +77,7 @@ function operation(spec: RouteSpec): JsonObject {
       in: 'header',
       required: false,
       description: 'Resume after this event id (sent by EventSource on reconnect).',
-      schema: { type: 'string' },
+      schema: inputSchema(EventIdSchema),
     });
   }
   if (parameters.length > 0) op.parameters = parameters;

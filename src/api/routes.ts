@@ -23,6 +23,8 @@ import {
   AuditQuerySchema,
   AuditResponseSchema,
   ClusterEventSchema,
+  EVENT_ID_EXPECTATION,
+  EventIdSchema,
   EventsQuerySchema,
   IdParamsSchema,
   LivenessSchema,
@@ -174,9 +176,6 @@ function setEnabledRoute(enabled: boolean): RouteSpec {
       503: NOT_STARTED,
     },
     async handle(ctx, { params, body, principal, request }) {
-      if (body.expiresAt !== undefined && body.expiresAt <= Date.now()) {
-        throw new ApiError(400, 'bad_request', 'expiresAt: expected a time in the future (epoch milliseconds)');
-      }
       viewOf(ctx.agent);
       const result = await ctx.agent.setServiceEnabled(params.id, enabled, {
         reason: body.reason,
@@ -319,19 +318,32 @@ export const ROUTES: readonly RouteSpec[] = [
       'Each event is a `data:` line with the JSON of a ClusterEvent and an `id:` line. Reconnect with ' +
       '`Last-Event-ID` (or `?lastEventId=`) to resume without gaps or duplicates; when that is no longer ' +
       'possible the stream sends `event: reset` (list the services again). `: ping` comments are heartbeats. ' +
-      'A client that falls too far behind gets `event: overflow` and is disconnected.',
+      'A client that falls too far behind gets `event: overflow` and is disconnected. Streams are capped in total ' +
+      '(503) and per client address (429), both with Retry-After (SERVICE_DISCOVERY_API_MAX_STREAMS, ' +
+      'SERVICE_DISCOVERY_API_MAX_STREAMS_PER_CLIENT).',
     tag: 'discovery',
     query: EventsQuerySchema,
     streaming: true,
     responses: {
       200: { description: 'An endless event stream; each data line is a ClusterEvent.', schema: ClusterEventSchema, contentType: 'text/event-stream' },
+      429: { description: 'This client address has the most streams it may open (`too_many_streams`); see Retry-After.' },
+      503: { description: 'The agent serves the most streams it may (`too_many_streams`); see Retry-After.' },
     },
     handle(ctx, { query, request, reply }) {
       const header = request.headers['last-event-id'];
-      const lastEventId = (Array.isArray(header) ? header[0] : header) ?? query.lastEventId;
+      const fromHeader = Array.isArray(header) ? header.join(', ') : header?.trim();
+      if (fromHeader !== undefined && !EventIdSchema.safeParse(fromHeader).success) {
+        throw new ApiError(400, 'bad_request', `Last-Event-ID: ${EVENT_ID_EXPECTATION}`);
+      }
+      const lastEventId = fromHeader ?? query.lastEventId;
       const types = query.types === undefined ? undefined : parseEventTypes(query.types);
+      // Refused here, past a cap, as an ordinary error response; serve() would refuse too.
+      const refusal = ctx.events.admit(request.ip);
+      if (refusal) {
+        throw new ApiError(refusal.statusCode, 'too_many_streams', refusal.message, { 'retry-after': String(refusal.retryAfter) });
+      }
       void reply.hijack();
-      ctx.events.serve(request.raw, reply.raw, { lastEventId, types });
+      ctx.events.serve(request.raw, reply.raw, { lastEventId, types, address: request.ip });
     },
   }),
   route<z.infer<typeof PrometheusTargetsQuerySchema>>({

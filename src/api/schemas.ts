@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from 'zod';
+import { MAX_DRAIN_TIMEOUT, MAX_INTENT_HORIZON_MS } from '../cluster/admin.js';
 import { CLUSTER_EVENT_TYPES, SERVICE_STATUSES, type ClusterEventType } from '../types.js';
 import { PROMETHEUS_TARGET_KINDS } from './prometheus-sd.js';
 
@@ -20,6 +21,7 @@ function named<T extends z.ZodType>(id: string, schema: T, description?: string)
 }
 
 const statusList = SERVICE_STATUSES.join(', ');
+const HORIZON_DAYS = MAX_INTENT_HORIZON_MS / (24 * 60 * 60 * 1000);
 const eventTypeList = CLUSTER_EVENT_TYPES.join(', ');
 
 export const ServiceStatusSchema = named(
@@ -221,12 +223,19 @@ export const SetEnabledBodySchema = named(
         .number({ error: 'expected a time in epoch milliseconds' })
         .int({ error: 'expected a time in epoch milliseconds' })
         .positive({ error: 'expected a time in epoch milliseconds' })
+        // Against the clock at each request: the JSON Schema of the document states it in words.
+        .refine((at) => at > Date.now(), { error: 'expected a time in the future (epoch milliseconds)' })
+        .refine((at) => at <= Date.now() + MAX_INTENT_HORIZON_MS, {
+          error: `expected a time in epoch milliseconds at most ${HORIZON_DAYS} days ahead`,
+        })
         .optional()
-        .describe('Epoch ms after which the intent lapses and the service counts as enabled again.'),
+        .describe(
+          `Epoch ms after which the intent lapses and the service counts as enabled again: an integer, in the future, at most ${HORIZON_DAYS} days ahead.`,
+        ),
       drainTimeout: z
         .number({ error: 'expected seconds (0 or more)' })
         .min(0, { error: 'expected seconds (0 or more)' })
-        .max(86400, { error: 'expected seconds, at most 86400' })
+        .max(MAX_DRAIN_TIMEOUT, { error: `expected seconds, at most ${MAX_DRAIN_TIMEOUT}` })
         .optional()
         .describe('Disable only: seconds the instance drains before it counts as disabled (default 30; 0 = none; capped by expiresAt).'),
       force: z
@@ -323,7 +332,7 @@ export const PrometheusTargetsSchema = named(
 export const ErrorResponseSchema = named(
   'Error',
   z.looseObject({
-    error: z.string().describe('Machine-readable code: bad_request, unauthorized, forbidden, writes_disabled, not_found, payload_too_large, unsupported_media_type, not_started, registry_unavailable, internal, refused (409: the capacity guard refused a disable), conflict (409: what the write depended on kept changing; nothing was written, retry).'),
+    error: z.string().describe('Machine-readable code: bad_request, unauthorized, forbidden, writes_disabled, not_found, payload_too_large, unsupported_media_type, uri_too_long (414), headers_too_large (431), request_timeout (408), too_many_streams (429/503: an event-stream cap; see Retry-After), not_started, registry_unavailable, internal, refused (409: the capacity guard refused a disable), conflict (409: what the write depended on kept changing; nothing was written, retry).'),
     message: z.string().describe('One line for humans, naming the offending field for validation errors.'),
   }),
 );
@@ -359,41 +368,91 @@ export const ClusterEventSchema = named(
 
 // ---- inputs (query strings and path parameters are strings) ----
 
+/** Longest service id the API takes, in characters (UTF-16 code units, as JavaScript counts them). */
+export const MAX_ID_LENGTH = 256;
+
+/**
+ * Longest path segment that can still be an id of {@link MAX_ID_LENGTH} characters once
+ * percent-encoded: a character of the Basic Multilingual Plane is up to three UTF-8 bytes of three
+ * characters each (`%E2%82%AC`). The router's `maxParamLength`, so that every id that could be valid
+ * reaches the route, whose schema answers 400 for one too long; longer segments get 414.
+ */
+export const MAX_ENCODED_ID_LENGTH = 9 * MAX_ID_LENGTH;
+
 export const IdParamsSchema = z.object({
-  id: z.string().min(1, { error: 'expected a service id' }).max(256, { error: 'expected a service id of at most 256 characters' }),
+  id: z
+    .string()
+    .min(1, { error: 'expected a service id' })
+    .max(MAX_ID_LENGTH, { error: `expected a service id of at most ${MAX_ID_LENGTH} characters` }),
 });
+
+/** Longest region, zone or other free-text filter a query string may carry. */
+export const MAX_FILTER_LENGTH = 256;
+
+/** A free-text filter: one value (not repeated), at most {@link MAX_FILTER_LENGTH} characters. */
+function filter(what: string) {
+  const error = `expected one ${what} of at most ${MAX_FILTER_LENGTH} characters`;
+  return z.string({ error }).max(MAX_FILTER_LENGTH, { error });
+}
 
 export const ServicesQuerySchema = z.object({
   status: z.enum(SERVICE_STATUSES, { error: `expected one of ${statusList}` }).optional().describe('Only services with this status.'),
-  region: z.string({ error: 'expected one region' }).optional().describe('Only services in this region.'),
-  zone: z.string({ error: 'expected one zone' }).optional().describe('Only services in this zone.'),
+  region: filter('region').optional().describe('Only services in this region.'),
+  zone: filter('zone').optional().describe('Only services in this zone.'),
   healthy: z
     .enum(['true', 'false'], { error: 'expected true or false' })
     .optional()
     .describe('true: only services taking traffic (healthy and enabled); false: only the others.'),
 });
 
+const LIMIT_ERROR = 'expected an integer from 1 to 1000';
+
 export const AuditQuerySchema = z.object({
-  serviceId: z.string({ error: 'expected one service id' }).optional().describe('Only entries about this service.'),
-  limit: z.coerce
-    .number({ error: 'expected an integer from 1 to 1000' })
-    .int({ error: 'expected an integer from 1 to 1000' })
-    .min(1, { error: 'expected an integer from 1 to 1000' })
-    .max(1000, { error: 'expected an integer from 1 to 1000' })
+  serviceId: z
+    .string({ error: `expected one service id of at most ${MAX_ID_LENGTH} characters` })
+    .max(MAX_ID_LENGTH, { error: `expected one service id of at most ${MAX_ID_LENGTH} characters` })
+    .optional()
+    .describe('Only entries about this service.'),
+  // Decimal digits only: a plain number coercion would also take "0x10", "1e2" and " 5".
+  limit: z
+    .string({ error: LIMIT_ERROR })
+    .refine((v) => /^[0-9]{1,4}$/.test(v), { error: LIMIT_ERROR })
+    .transform(Number)
+    .pipe(z.number().int().min(1, { error: LIMIT_ERROR }).max(1000, { error: LIMIT_ERROR }))
+    // Documented as what it is on the wire's other side: an integer in range.
+    .meta({ type: 'integer', minimum: 1, maximum: 1000 })
     .optional()
     .describe('Newest entries to return (default 100).'),
 });
 
+/** Longest event id a client may resume from; ours are `<8 hex>-<seq>`, at most 24 characters. */
+export const MAX_EVENT_ID_LENGTH = 64;
+
+/** What a `Last-Event-ID` (header or `?lastEventId=`) must look like; empty means "no resume". */
+export const EVENT_ID_EXPECTATION = `expected an event id of at most ${MAX_EVENT_ID_LENGTH} printable ASCII characters`;
+
+/**
+ * An event id to resume after. Bounded in length and to printable ASCII; within that, an id that is
+ * not from this stream's history is not an error but a `reset` (documented).
+ */
+export const EventIdSchema = z
+  .string({ error: EVENT_ID_EXPECTATION })
+  .max(MAX_EVENT_ID_LENGTH, { error: EVENT_ID_EXPECTATION })
+  .regex(/^[\x21-\x7e]*$/, { error: EVENT_ID_EXPECTATION });
+
+/** Longest `?types=` list: every type once is about 120 characters. */
+const MAX_TYPES_LENGTH = 512;
+
 export const EventsQuerySchema = z.object({
   types: z
     .string({ error: `expected a comma-separated list of ${eventTypeList}` })
+    .max(MAX_TYPES_LENGTH, { error: `expected a comma-separated list of ${eventTypeList}` })
     .refine((v) => parseEventTypes(v) !== undefined, { error: `expected a comma-separated list of ${eventTypeList}` })
     .optional()
     .describe(`Only these event types, comma-separated (${eventTypeList}).`),
-  lastEventId: z
-    .string({ error: 'expected one event id' })
-    .optional()
-    .describe('Resume after this event id, for clients that cannot send the Last-Event-ID header.'),
+  lastEventId: EventIdSchema.optional().describe(
+    'Resume after this event id, for clients that cannot send the Last-Event-ID header.',
+  ),
 });
 
 export const PrometheusTargetsQuerySchema = z.object({

@@ -14,6 +14,8 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify, {
+  type FastifyBodyParser,
+  type FastifyError,
   type FastifyInstance,
   type FastifyPluginAsync,
   type FastifyReply,
@@ -24,12 +26,23 @@ import fastifyPlugin from 'fastify-plugin';
 import type { ServiceAgent } from '../agent/agent.js';
 import { advertisedApiUrl } from '../agent/run.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { ApiAuthenticator, type ApiAuthOptions, type Principal } from './auth.js';
-import { ApiError, MAX_BODY_BYTES, errorHandler, notFoundHandler, validationError } from './errors.js';
+import { escapeUnsafe, safeJsonText } from '../util/text.js';
+import { AccessRefusedError, ApiAuthenticator, type ApiAuthOptions, type Principal } from './auth.js';
+import {
+  ApiError,
+  MAX_BODY_BYTES,
+  clientErrorHandler,
+  errorHandler,
+  frameworkErrorHandler,
+  logUrl,
+  notFoundHandler,
+  validationError,
+} from './errors.js';
 import { EventStream, type EventStreamOptions } from './events.js';
 import { AgentMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { ROUTES, SD_PREFIX, type RouteContext, type RouteSpec } from './routes.js';
+import { MAX_ENCODED_ID_LENGTH, MAX_ID_LENGTH } from './schemas.js';
 
 /** Options shared by every way of serving the API. */
 export interface ApiOptions {
@@ -134,6 +147,14 @@ interface MountedApi {
  */
 export const serviceDiscoveryPlugin: FastifyPluginAsync<ServiceDiscoveryPluginOptions> = fastifyPlugin(
   async (instance: FastifyInstance, options: ServiceDiscoveryPluginOptions) => {
+    const maxParamLength = instance.initialConfig.routerOptions?.maxParamLength ?? instance.initialConfig.maxParamLength;
+    if (maxParamLength !== undefined && maxParamLength < MAX_ENCODED_ID_LENGTH) {
+      (options.logger ?? silentLogger).warn(
+        { event: 'api.max_param_length', maxParamLength, wanted: MAX_ENCODED_ID_LENGTH },
+        `the host's maxParamLength (${maxParamLength}) answers 414 for longer service ids in paths; ` +
+          `pass routerOptions: { maxParamLength: ${MAX_ENCODED_ID_LENGTH} } (or apiServerOptions()) to Fastify()`,
+      );
+    }
     await mountApi(instance, options.agent, {
       ...options,
       healthRoutes: options.healthRoutes ?? false,
@@ -147,6 +168,27 @@ export const serviceDiscoveryPlugin: FastifyPluginAsync<ServiceDiscoveryPluginOp
   // encapsulate: fastify-plugin only for its metadata (name, Fastify version check), not to share our hooks with the host.
   { name: 'proxy-stone-sd', fastify: '5.x', encapsulate: true },
 );
+
+/**
+ * Server options the API needs from the Fastify instance it runs on, which a plugin cannot set for
+ * its host: a `maxParamLength` that lets every valid service id (up to 256 characters, however it is
+ * percent-encoded) reach the routes, and error handlers that answer what the router and Node's HTTP
+ * parser refuse (a bad percent-encoding, an over-long path segment, oversized headers, a malformed
+ * request) in the API's `{error, message}` shape without echoing the request. The standalone server
+ * and the request handler use them; a host mounting {@link serviceDiscoveryPlugin} may pass them to
+ * `Fastify()` (they then apply to its own routes too):
+ *
+ * ```ts
+ * const app = Fastify({ logger: true, ...apiServerOptions() });
+ * ```
+ */
+export function apiServerOptions(): {
+  routerOptions: { maxParamLength: number };
+  frameworkErrors: typeof frameworkErrorHandler;
+  clientErrorHandler: typeof clientErrorHandler;
+} {
+  return { routerOptions: { maxParamLength: MAX_ENCODED_ID_LENGTH }, frameworkErrors: frameworkErrorHandler, clientErrorHandler };
+}
 
 /** Advertises the address the host listens on as the agent's API URL, unless it has one. */
 function advertiseHost(instance: FastifyInstance, agent: ServiceAgent): void {
@@ -174,7 +216,16 @@ export async function startApiServer(agent: ServiceAgent, options: ApiServerOpti
   const url = `${https ? 'https' : 'http'}://${urlHost(options.host)}:${address.port}`;
   const { auth } = mounted;
   logger.info(
-    { event: 'api.listening', url, tls: https !== null, clientCerts: https?.requestCert === true, keys: auth.keyCount, readAccess: auth.readAccess },
+    {
+      event: 'api.listening',
+      url,
+      tls: https !== null,
+      clientCerts: https?.requestCert === true,
+      keys: auth.keyCount,
+      readAccess: auth.readAccess,
+      maxStreams: mounted.events.maxClients,
+      maxStreamsPerClient: mounted.events.maxClientsPerAddress,
+    },
     `API listening on ${url}`,
   );
   if (auth.keyCount === 0) {
@@ -265,6 +316,7 @@ async function buildApp(
     trustProxy: options.trustProxy ?? false,
     // Fastify's own 503-while-closing body is not in the API's error shape; close() ends streams first anyway.
     return503OnClosing: false,
+    ...apiServerOptions(),
   } satisfies FastifyServerOptions;
   // The https variant changes fastify's server type parameter only; routes and plugins are the same.
   const app = (https ? Fastify({ ...serverOptions, https }) : Fastify(serverOptions)) as unknown as FastifyInstance;
@@ -293,8 +345,13 @@ async function mountApi(instance: FastifyInstance, agent: ServiceAgent, options:
   const ctx: RouteContext = { agent, auth, events, metrics, logger, openapi: openApiDocument };
 
   instance.setErrorHandler(errorHandler(logger));
+  // Answers carry registry data (reasons, ids): JSON.stringify leaves C1 and bidirectional controls raw,
+  // which a terminal running curl would act on; escaped, any JSON parser reads the same strings back.
+  instance.setReplySerializer((payload) => safeJsonText(JSON.stringify(payload)));
   // JSON only: fastify also parses text/plain by default, which no endpoint takes (415 instead).
   instance.removeContentTypeParser('text/plain');
+  instance.removeContentTypeParser('application/json');
+  instance.addContentTypeParser('application/json', { parseAs: 'string' }, jsonBodyParser(instance));
   // Streams never end by themselves: end them before the server waits for open connections.
   instance.addHook('preClose', async () => {
     agent.off('event', publish);
@@ -322,6 +379,8 @@ async function mountApi(instance: FastifyInstance, agent: ServiceAgent, options:
 
 function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext, prefix: string): void {
   const principals = new WeakMap<FastifyRequest, Principal>();
+  // Who a refused request came as: a key's name (a viewer key on a write), or null.
+  const refused = new WeakMap<FastifyRequest, string | null>();
   instance.route({
     method: spec.method,
     url: spec.path.slice(prefix.length),
@@ -329,19 +388,28 @@ function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext,
     bodyLimit: MAX_BODY_BYTES,
     // Authorisation runs before the body is read, so a refused caller cannot make us parse anything.
     onRequest: async (request: FastifyRequest) => {
-      principals.set(request, ctx.auth.authorize(spec.access, request.headers));
+      try {
+        principals.set(request, ctx.auth.authorize(spec.access, request.headers));
+      } catch (err) {
+        if (err instanceof AccessRefusedError) {
+          refused.set(request, err.actor);
+          logRefusal(ctx.logger, spec, request, err);
+        }
+        throw err;
+      }
     },
     onResponse: async (request: FastifyRequest, reply: FastifyReply) => {
+      const url = logUrl(request.url);
       const fields = {
         event: 'api.request',
         method: request.method,
-        url: request.url,
+        url,
         statusCode: reply.statusCode,
         ms: Math.round(reply.elapsedTime),
-        actor: principals.get(request)?.name,
+        actor: principals.get(request)?.name ?? refused.get(request) ?? null,
         remote: request.ip,
       };
-      const line = `${request.method} ${request.url} ${reply.statusCode}`;
+      const line = `${request.method} ${url} ${reply.statusCode}`;
       if (spec.access === 'write') ctx.logger.info(fields, line);
       else ctx.logger.debug(fields, line);
     },
@@ -351,7 +419,8 @@ function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext,
       const input = {
         query: parse(spec.query, request.query, 'query'),
         params: parse(spec.params, request.params, 'path'),
-        body: parse(spec.body, request.body ?? {}, 'body'),
+        // No body at all is an empty request (the seed's `curl -X POST`); a JSON `null` is not an object.
+        body: parse(spec.body, request.body === undefined ? {} : request.body, 'body'),
         principal,
         request,
         reply,
@@ -359,6 +428,57 @@ function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext,
       return spec.handle(ctx, input);
     },
   });
+}
+
+/**
+ * A refused request, in the log: who (the key's name, never its secret; null without a valid key),
+ * what it tried (method, route, service id) and why. Not in the registry's audit trail: anyone who
+ * can reach the API could fill it. Refused writes at warn, refused reads at info.
+ */
+function logRefusal(logger: Logger, spec: RouteSpec, request: FastifyRequest, err: AccessRefusedError): void {
+  const params = request.params as Record<string, unknown> | undefined;
+  const id = typeof params?.id === 'string' ? escapeUnsafe(params.id.slice(0, MAX_ID_LENGTH)) : undefined;
+  const fields = {
+    event: 'api.refused',
+    actor: err.actor,
+    method: request.method,
+    route: spec.path,
+    ...(id !== undefined ? { id } : {}),
+    statusCode: err.statusCode,
+    error: err.code,
+    remote: request.ip,
+  };
+  const who = err.actor === null ? 'a request without a valid API key' : `API key "${err.actor}"`;
+  const line = `refused ${request.method} ${spec.path}${id !== undefined ? ` (${id})` : ''} from ${who}: ${err.statusCode} ${err.code}`;
+  if (spec.access === 'write') logger.warn(fields, line);
+  else logger.info(fields, line);
+}
+
+/**
+ * Fastify's own JSON parser (secure-json-parse, refusing `__proto__` and `constructor.prototype`
+ * keys), whose one error for both malformed JSON and such keys is told apart here: a body that is
+ * valid JSON but was refused is refused for its keys, and says so.
+ */
+function jsonBodyParser(instance: FastifyInstance): FastifyBodyParser<string> {
+  const secure = instance.getDefaultJsonParser('error', 'error');
+  return (request, body, done) => {
+    void secure(request, body, (err, value) => {
+      if (err && (err as Partial<FastifyError>).code === 'FST_ERR_CTP_INVALID_JSON_BODY' && isJson(body)) {
+        done(new ApiError(400, 'bad_request', 'body: "__proto__" and "constructor.prototype" keys are not allowed'), undefined);
+        return;
+      }
+      done(err, value);
+    });
+  };
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function parse(schema: RouteSpec['query'], value: unknown, where: 'query' | 'path' | 'body'): unknown {

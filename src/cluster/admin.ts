@@ -60,6 +60,16 @@ export interface SetEnabledOptions {
 /** Seconds a disable drains by default before it counts as `disabled`. */
 export const DEFAULT_DRAIN_TIMEOUT = 30;
 
+/** Longest drain a disable may ask for, in seconds (24 h). */
+export const MAX_DRAIN_TIMEOUT = 86_400;
+
+/**
+ * Furthest ahead a timed intent may lapse (`expiresAt`), in milliseconds from now: 366 days, a year
+ * with room for a leap day. Longer is a permanent change in disguise, and a far-off time (9e15) is
+ * beyond what a JavaScript Date holds.
+ */
+export const MAX_INTENT_HORIZON_MS = 366 * 24 * 60 * 60 * 1000;
+
 export interface SetEnabledResult {
   serviceId: string;
   enabled: boolean;

@@ -556,6 +556,30 @@ const TABLE = [
       'PEM CA file for mutual TLS on the API: when set, clients must present a certificate it signed (the API key checks still apply). Requires the TLS certificate and key.',
     group: 'API',
   },
+  {
+    path: 'api.maxStreams',
+    env: 'SERVICE_DISCOVERY_API_MAX_STREAMS',
+    flag: 'api-max-streams',
+    kind: 'integer',
+    min: 1,
+    max: 100000,
+    default: undefined,
+    description:
+      "Most event streams (`GET /service-discovery/events`) the API serves at once; past it a new one gets 503 `too_many_streams` with Retry-After. Each stream holds a file descriptor for as long as its client likes, so the cap keeps readers from taking the descriptors the agent's health probe and registry connections need. Unset: a quarter of the process's open-file limit (`ulimit -n`), at most 1000.",
+    group: 'API',
+  },
+  {
+    path: 'api.maxStreamsPerClient',
+    env: 'SERVICE_DISCOVERY_API_MAX_STREAMS_PER_CLIENT',
+    flag: 'api-max-streams-per-client',
+    kind: 'integer',
+    min: 1,
+    max: 100000,
+    default: undefined,
+    description:
+      'Most event streams one client address may hold open at once; past it a new one gets 429 `too_many_streams` with Retry-After. Unset: 20.',
+    group: 'API',
+  },
   // --- Logging ---
   {
     path: 'log.level',

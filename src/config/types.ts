@@ -78,6 +78,10 @@ export interface SdConfig {
     readAccess: 'open' | 'viewer';
     /** HTTPS for the API (PEM paths): `cert` and `key` together; `ca` adds client-certificate checks (mTLS). */
     tls?: { cert?: string; key?: string; ca?: string };
+    /** Most event streams (SSE) served at once; unset: a quarter of the process's open-file limit, at most 1000. */
+    maxStreams?: number;
+    /** Most event streams one client address may hold open at once; unset: 20. */
+    maxStreamsPerClient?: number;
   };
   log: {
     level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
