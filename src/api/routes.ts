@@ -185,7 +185,7 @@ function setEnabledRoute(enabled: boolean): RouteSpec {
         actor: principal.name,
         source: request.ip,
       });
-      const out: { serviceId: string; enabled: boolean; changed: boolean; reasonUpdated?: true; previousReason?: string; service?: ServiceRecord } = {
+      const out: { serviceId: string; enabled: boolean; changed: boolean; reasonUpdated?: true; previousReason?: string; repaired?: string; service?: ServiceRecord } = {
         serviceId: result.serviceId,
         enabled: result.enabled,
         changed: result.changed,
@@ -195,6 +195,7 @@ function setEnabledRoute(enabled: boolean): RouteSpec {
         out.reasonUpdated = true;
         if (result.audit.previousReason !== undefined) out.previousReason = result.audit.previousReason;
       }
+      if (result.audit.repaired !== undefined) out.repaired = result.audit.repaired;
       if (result.service) out.service = result.service;
       return out;
     },

@@ -258,6 +258,10 @@ export const SetEnabledResponseSchema = named(
       .optional()
       .describe('True (else absent) when the service already was in the asked state but the given reason replaced the stored one.'),
     previousReason: z.string().optional().describe('The reason replaced, when reasonUpdated and there was one.'),
+    repaired: z
+      .string()
+      .optional()
+      .describe('The stored intent could not be read (why): this request replaced it (an enable removes it), even with changed false.'),
     service: ServiceRecordSchema.optional().describe('The record with the new intent applied, when the service is registered.'),
   }),
 );
@@ -280,6 +284,7 @@ export const AuditEntrySchema = named(
     previousReason: z.string().optional().describe('The reason replaced, when reasonUpdated.'),
     forced: z.boolean().optional().describe('A disable that overrode the capacity guard.'),
     capacity: z.string().optional().describe('When forced past a refusal: what the capacity guard would have refused.'),
+    repaired: z.string().optional().describe('The stored intent this action replaced could not be read: why.'),
     automatic: z.boolean().optional().describe('Written by the system: an expiry, the end of a drain, a start-disabled agent.'),
     expired: z.boolean().optional().describe('An enable by the leader because a timed disable expired.'),
     expiresAt: z.number().optional().describe('A timed disable: when it lapses.'),

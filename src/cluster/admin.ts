@@ -127,15 +127,15 @@ export async function setServiceEnabled(
   if (options.reason !== undefined && options.reason.length > MAX_REASON) {
     throw new RangeError(`reason: expected at most ${MAX_REASON} characters`);
   }
-  if (options.expiresAt !== undefined && !isEpochMs(options.expiresAt)) {
-    throw new RangeError(`expiresAt: expected ${EPOCH_MS_EXPECTATION}`);
+  if (options.expiresAt !== undefined && !(isEpochMs(options.expiresAt) && options.expiresAt <= Date.now() + MAX_INTENT_HORIZON_MS)) {
+    throw new RangeError(`expiresAt: expected ${EPOCH_MS_EXPECTATION}, at most 366 days ahead`);
   }
   // Who and where come from the environment (a user name, a key's name): bounded like every stored
   // string, so the intent stays readable by every agent.
   const actor = (options.actor ?? 'unknown').slice(0, RECORD_LIMITS.actor);
   if (options.source !== undefined) options.source = options.source.slice(0, RECORD_LIMITS.actor);
-  if (options.drainTimeout !== undefined && !(Number.isFinite(options.drainTimeout) && options.drainTimeout >= 0)) {
-    throw new RangeError('drainTimeout: expected a duration of 0 seconds or more');
+  if (options.drainTimeout !== undefined && !(Number.isFinite(options.drainTimeout) && options.drainTimeout >= 0 && options.drainTimeout <= MAX_DRAIN_TIMEOUT)) {
+    throw new RangeError(`drainTimeout: expected a duration from 0 to ${MAX_DRAIN_TIMEOUT} seconds`);
   }
   for (let attempt = 0; attempt < 5; attempt++) {
     const [recordKv, intentKv] = await Promise.all([

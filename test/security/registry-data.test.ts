@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { ServiceAgent } from '../../src/agent/agent.js';
+import { startApiServer } from '../../src/api/index.js';
 import type { DoctorResult } from '../../src/cli/doctor-checks.js';
 import { listAudit, setServiceEnabled } from '../../src/cluster/admin.js';
 import { MAX_VALUE_CHARS, parseAuditEntry, parseServiceRecord } from '../../src/cluster/codec.js';
@@ -239,6 +240,17 @@ describe('registry data: bounded, one reading on every path', function () {
       await waitFor('the agent sees the repaired disable', () => a.view.service('ps-1')?.enabled === false, 5000);
       const [second] = await listAudit(registry, layout);
       expect(second?.repaired).to.match(/^at: expected a time/);
+
+      // Through the agent's API: the answer says what it repaired.
+      await registry.put(layout.adminOf('ps-1'), '[]');
+      const api = await startApiServer(a, { host: '127.0.0.1', port: 0, auth: { keys: [{ name: 'ops', role: 'operator', key: 'registry-data-key' }], readAccess: 'open' } });
+      try {
+        const res = await fetch(`${api.url}/service-discovery/services/ps-1/enable`, { method: 'POST', headers: { authorization: 'Bearer registry-data-key' } });
+        expect(res.status).to.equal(200);
+        expect(await res.json()).to.include({ changed: false, repaired: 'value: expected an object, got an array' });
+      } finally {
+        await api.close();
+      }
     });
   });
 });
