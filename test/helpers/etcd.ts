@@ -10,7 +10,7 @@
  * process-wide one from `sharedEtcd()` (./shared-etcd.ts) with a {@link uniqueNamespace}.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -56,6 +56,8 @@ export interface StartEtcdOptions {
   own?: boolean;
   /** Extra etcd flags (e.g. `--max-txn-ops=2`) for a server started here; implies `own`. */
   flags?: string[];
+  /** Start it in Docker through testcontainers even where a binary exists (the Docker path's own test). */
+  docker?: boolean;
 }
 
 const HEALTH_TIMEOUT_MS = 15_000;
@@ -66,6 +68,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdSer
   const external = process.env.ETCD_ENDPOINTS?.trim();
   const flags = options.flags ?? [];
   if (external && !options.own && flags.length === 0) return externalServer(external);
+  if (options.docker) return DockerEtcd.start(options.dataDir, flags);
   const binary = findEtcdBinary();
   if (binary) return ProcessEtcd.start(binary, options.dataDir, flags);
   const docker = await dockerUsable();
@@ -294,6 +297,14 @@ class DockerEtcd implements EtcdServer {
   async stop(): Promise<void> {
     await this.container.stop().catch(() => undefined);
   }
+}
+
+/**
+ * Whether a Docker engine may be reachable, decided without loading testcontainers: `DOCKER_HOST`
+ * set, or a Docker socket present. Tests of the Docker path are defined only then.
+ */
+export function dockerConfigured(): boolean {
+  return Boolean(process.env.DOCKER_HOST) || existsSync('/var/run/docker.sock');
 }
 
 async function dockerUsable(): Promise<boolean> {

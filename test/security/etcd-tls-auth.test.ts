@@ -24,13 +24,20 @@ import { RegistryAuthError, RegistryUnavailableError, type WatchEvent } from '..
 import type { SdConfig } from '../../src/config/types.js';
 import { capturingLogger, eventually, startUpstream, type Upstream } from '../api/fixtures.js';
 import { uniqueNamespace } from '../helpers/etcd.js';
+import { findExecutable } from '../helpers/server-process.js';
 import { makePki, type Pki } from './pki.js';
 
 const execFileAsync = promisify(execFile);
 const ROOT = resolvePath(fileURLToPath(new URL('../..', import.meta.url)));
 const BIN = join(ROOT, 'bin/run.js');
-const ETCD = process.env.ETCD_BIN ?? '/usr/bin/etcd';
-const ETCDCTL = process.env.ETCDCTL_BIN ?? '/usr/bin/etcdctl';
+/** Found as every helper finds its server (ETCD_BIN, PATH, /usr/bin, /usr/local/bin); a missing one fails the suite. */
+function required(name: string, envVar: string): string {
+  const found = findExecutable(name, { envVar, dirs: ['/usr/bin', '/usr/local/bin'], pathFirst: true });
+  if (!found) throw new Error(`the TLS and auth tests need ${name}: install etcd-server and etcd-client (apt-get) or set ${envVar}`);
+  return found;
+}
+const ETCD = required('etcd', 'ETCD_BIN');
+const ETCDCTL = required('etcdctl', 'ETCDCTL_BIN');
 
 // Distinctive secrets, so a grep over every output finds any leak.
 const ROOT_PASSWORD = 'root-Pw-8c1e55d0';
@@ -185,7 +192,6 @@ describe('etcd with TLS, client certificates and authentication', function () {
   };
 
   before(async function () {
-    if (!existsSync(ETCD) || !existsSync(ETCDCTL)) this.skip();
     dir = await mkdtemp(join(tmpdir(), 'sd-etcd-security-'));
     pki = makePki(dir);
     [tlsEtcd, authEtcd] = await Promise.all([startOwnEtcd(dir, 'sd-tls', pki), startOwnEtcd(dir, 'sd-auth')]);
