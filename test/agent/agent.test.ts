@@ -7,55 +7,23 @@ import { EtcdRegistry } from '../../src/registry/etcd.js';
 import type { Registry } from '../../src/registry/types.js';
 import { ProxyStoneServiceDiscovery } from '../../src/service-discovery.js';
 import type { ClusterEvent, ServiceRecord } from '../../src/types.js';
-import { uniqueNamespace } from '../helpers/etcd.js';
-import { sharedEtcd } from '../helpers/shared-etcd.js';
 import { waitFor } from '../helpers/cluster.js';
+import { useTestAgents } from '../helpers/agents.js';
 
 /** In-process agents, run on both registries: the memory one must behave as etcd does. */
 for (const backend of ['memory', 'etcd'] as const) {
   describe(`agents in-process on ${backend}`, function () {
     this.timeout(30_000);
+    const t = useTestAgents(backend, 'agent');
     let registry: Registry;
     let namespace: string;
     let upstreams: SampleUpstream[];
     let agents: ServiceAgent[];
+    beforeEach(() => ({ registry, namespace, upstreams, agents } = t));
 
-    beforeEach(async () => {
-      namespace = uniqueNamespace('agent');
-      registry =
-        backend === 'memory'
-          ? new MemoryRegistry()
-          : new EtcdRegistry({ endpoints: [(await sharedEtcd()).endpoint], callTimeoutMs: 2000 });
-      upstreams = [];
-      agents = [];
-    });
-
-    afterEach(async () => {
-      await Promise.all(agents.map((a) => a.stop()));
-      await Promise.all(upstreams.map((u) => u.close()));
-      await registry.close();
-    });
-
-    async function agent(id: string, region = 'us-east-1', extra: { ttl?: number } = {}): Promise<ServiceAgent> {
-      const upstream = await startSampleUpstream();
-      upstreams.push(upstream);
-      const a = new ServiceAgent({
-        registry,
-        config: configFromPartial({
-          cluster: {
-            leaderElection: { enabled: true, ttl: extra.ttl ?? 2, renewInterval: 0.3 },
-            healthCheck: { interval: 0.2, timeout: 0.2, retries: 2, gracePeriod: 1, refreshInterval: 0 },
-            discovery: backend === 'etcd' ? { registry: 'etcd', endpoints: ['http://127.0.0.1:1'], namespace } : { registry: 'memory', namespace },
-            // One instance per region here; the capacity guard has its own tests (drain.test.ts).
-            minHealthyPerZone: '0',
-          },
-          service: { id, host: '127.0.0.1', port: upstream.port, region, zone: `${region}a` },
-        }),
-      });
-      agents.push(a);
-      await a.start();
-      return a;
-    }
+    // One instance per region here; the capacity guard has its own tests (drain.test.ts).
+    const agent = (id: string, region = 'us-east-1', extra: { ttl?: number } = {}): Promise<ServiceAgent> =>
+      t.agent(id, { region, zone: `${region}a`, ...extra });
 
     const leaders = () => agents.filter((a) => a.isLeader());
 
@@ -135,7 +103,8 @@ for (const backend of ['memory', 'etcd'] as const) {
       // The agent writes the intent into its own record too, for etcdctl readers.
       await waitFor('record says disabled', async () => JSON.parse((await registry.get(a.layout.service('a')))!.value).enabled === false, 3000);
       await a.stop();
-      agents = agents.filter((x) => x !== a);
+      t.remove(a);
+      agents = t.agents;
       await agent('a', 'us-east-1');
       await waitFor('a back, still disabled', () => b.view.service('a')?.enabled === false && b.view.service('a')?.status === 'healthy', 5000);
       const audit = await b.getAudit({ serviceId: 'a' });

@@ -5,15 +5,13 @@ import { ClusterState } from '../../src/cluster/state.js';
 import { ClusterView } from '../../src/cluster/view.js';
 import { configFromPartial } from '../../src/config/load.js';
 import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
-import { EtcdRegistry } from '../../src/registry/etcd.js';
 import { MemoryRegistry } from '../../src/registry/memory.js';
 import { RegistryUnavailableError, type KeyValue, type Registry, type WatchHandlers } from '../../src/registry/types.js';
 import { putUnderLease } from '../helpers/records.js';
+import { useTestAgents } from '../helpers/agents.js';
 import type { ClusterEvent } from '../../src/types.js';
 import type { Logger } from '../../src/util/logger.js';
 import { waitFor } from '../helpers/cluster.js';
-import { uniqueNamespace } from '../helpers/etcd.js';
-import { sharedEtcd } from '../helpers/shared-etcd.js';
 
 /** A logger that keeps the `event` field of every line, to assert on what an agent reported. */
 function captureLogger(): Logger & { events: string[] } {
@@ -34,49 +32,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 for (const backend of ['memory', 'etcd'] as const) {
   describe(`agent core fixes on ${backend}`, function () {
     this.timeout(20_000);
+    const t = useTestAgents(backend, 'core');
     let registry: Registry;
     let namespace: string;
-    let upstreams: SampleUpstream[];
     let agents: ServiceAgent[];
+    beforeEach(() => ({ registry, namespace, agents } = t));
 
-    beforeEach(async () => {
-      namespace = uniqueNamespace('core');
-      registry =
-        backend === 'memory'
-          ? new MemoryRegistry()
-          : new EtcdRegistry({ endpoints: [(await sharedEtcd()).endpoint], callTimeoutMs: 2000 });
-      upstreams = [];
-      agents = [];
-    });
-
-    afterEach(async () => {
-      await Promise.all(agents.map((a) => a.stop()));
-      await Promise.all(upstreams.map((u) => u.close()));
-      await registry.close();
-    });
-
-    async function agent(id: string, options: { logger?: Logger; view?: ClusterView; start?: boolean; ttl?: number } = {}): Promise<ServiceAgent> {
-      const upstream = await startSampleUpstream();
-      upstreams.push(upstream);
-      const a = new ServiceAgent({
-        registry,
-        view: options.view,
-        logger: options.logger,
-        config: configFromPartial({
-          cluster: {
-            leaderElection: { enabled: true, ttl: options.ttl ?? 2, renewInterval: 0.3 },
-            healthCheck: { interval: 0.2, timeout: 0.2, retries: 2, gracePeriod: 1, refreshInterval: 0 },
-            discovery: backend === 'etcd' ? { registry: 'etcd', endpoints: ['http://127.0.0.1:1'], namespace } : { registry: 'memory', namespace },
-            // These tests disable before both are known healthy; the guard has its own tests (drain.test.ts).
-            minHealthyPerZone: '0',
-          },
-          service: { id, host: '127.0.0.1', port: upstream.port },
-        }),
-      });
-      agents.push(a);
-      if (options.start !== false) await a.start();
-      return a;
-    }
+    // These tests disable before both are known healthy; the guard has its own tests (drain.test.ts).
+    const agent = (id: string, options: { logger?: Logger; view?: ClusterView; start?: boolean; ttl?: number } = {}): Promise<ServiceAgent> => t.agent(id, options);
 
     async function storedRecord(id: string): Promise<Record<string, unknown> | undefined> {
       const kv = await registry.get(keyLayout(namespace).service(id));

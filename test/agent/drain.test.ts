@@ -12,14 +12,12 @@ import { toApiError } from '../../src/api/errors.js';
 import { describeError } from '../../src/cli/errors.js';
 import { CapacityError } from '../../src/cluster/capacity.js';
 import { keyLayout } from '../../src/cluster/keys.js';
-import { configFromPartial } from '../../src/config/load.js';
 import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
 import type { Registry } from '../../src/registry/types.js';
 import type { AdminIntent, ClusterEvent, ServiceRecord } from '../../src/types.js';
 import { waitFor } from '../helpers/cluster.js';
-import { uniqueNamespace } from '../helpers/etcd.js';
-import { sharedEtcd } from '../helpers/shared-etcd.js';
+import { useTestAgents } from '../helpers/agents.js';
 import { listenOnLoopback } from '../helpers/loopback.js';
 
 /** A drain probe stand-in: answers `{inflight: n}` until told it is idle. */
@@ -42,57 +40,24 @@ async function startDrainProbe(): Promise<{ url: string; setInflight(n: number):
 
 describe('drain, timed disables, start-disabled and the capacity guard (etcd)', function () {
   this.timeout(30_000);
+  const t = useTestAgents('etcd', 'drain');
   let registry: EtcdRegistry;
-  let endpoint: string;
   let namespace: string;
   let upstreams: SampleUpstream[];
   let agents: ServiceAgent[];
-
-  beforeEach(async () => {
-    endpoint = (await sharedEtcd()).endpoint;
-    registry = new EtcdRegistry({ endpoints: [endpoint], callTimeoutMs: 2000 });
-    namespace = uniqueNamespace('drain');
-    upstreams = [];
-    agents = [];
-  });
-
-  afterEach(async () => {
-    await Promise.all(agents.map((a) => a.stop()));
-    await Promise.all(upstreams.map((u) => u.close()));
-    await registry.close();
+  beforeEach(() => {
+    ({ namespace, upstreams, agents } = t);
+    registry = t.registry as EtcdRegistry;
   });
 
   const layout = () => keyLayout(namespace);
 
-  async function agent(
+  // Each agent opens its own registry client, as `proxy-stone-sd agent` does; the guard is on (1) unless asked.
+  const agent = (
     id: string,
     options: { zone?: string; startDisabled?: boolean; drainProbeUrl?: string; minHealthy?: string; upstream?: SampleUpstream } = {},
-  ): Promise<ServiceAgent> {
-    const upstream = options.upstream ?? (await startSampleUpstream());
-    if (!options.upstream) upstreams.push(upstream);
-    const a = new ServiceAgent({
-      config: configFromPartial({
-        cluster: {
-          leaderElection: { enabled: true, ttl: 2, renewInterval: 0.3 },
-          healthCheck: { interval: 0.2, timeout: 0.5, retries: 2, gracePeriod: 1, refreshInterval: 0 },
-          discovery: { registry: 'etcd', endpoints: [endpoint], namespace },
-          minHealthyPerZone: options.minHealthy ?? '1',
-        },
-        service: {
-          id,
-          host: '127.0.0.1',
-          port: upstream.port,
-          region: 'us-east-1',
-          zone: options.zone ?? 'us-east-1a',
-          startDisabled: options.startDisabled ?? false,
-          ...(options.drainProbeUrl ? { drainProbeUrl: options.drainProbeUrl } : {}),
-        },
-      }),
-    });
-    agents.push(a);
-    await a.start();
-    return a;
-  }
+  ): Promise<ServiceAgent> =>
+    t.agent(id, { ownRegistry: true, checkTimeout: 0.5, region: 'us-east-1', zone: 'us-east-1a', startDisabled: false, minHealthy: '1', ...options });
 
   async function intent(id: string): Promise<AdminIntent | undefined> {
     const kv = await registry.get(layout().adminOf(id));
