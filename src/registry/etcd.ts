@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readCredentialFile } from './credential-files.js';
 import {
   ConstantBackoff,
   ConsecutiveBreaker,
@@ -637,17 +637,10 @@ function loadCredentials(tls: EtcdRegistryOptions['tls']) {
   if (!tls || (!tls.ca && !tls.cert && !tls.key)) return undefined;
   if (!tls.ca) throw new Error('etcd TLS needs a CA file (--etcd-ca)');
   if (Boolean(tls.cert) !== Boolean(tls.key)) throw new Error('etcd client TLS needs both --etcd-cert and --etcd-key');
-  const read = (path: string, what: string) => {
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      throw new Error(`cannot read etcd ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-  };
   return {
-    rootCertificate: read(tls.ca, 'CA'),
-    privateKey: tls.key ? read(tls.key, 'key') : undefined,
-    certChain: tls.cert ? read(tls.cert, 'certificate') : undefined,
+    rootCertificate: readCredentialFile('etcd', 'CA', tls.ca),
+    privateKey: tls.key ? readCredentialFile('etcd', 'key', tls.key) : undefined,
+    certChain: tls.cert ? readCredentialFile('etcd', 'certificate', tls.cert) : undefined,
   };
 }
 

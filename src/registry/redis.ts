@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readCredentialFile } from './credential-files.js';
 import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import { prefixEnd } from './endpoint.js';
@@ -530,19 +530,12 @@ function cloneEvent(event: WatchEvent): WatchEvent {
 }
 
 function tlsOptions(tls: RedisRegistryOptions['tls'], servername: string): NonNullable<RedisOptions['tls']> {
-  const read = (path: string, what: string) => {
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      throw new Error(`cannot read Redis ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-  };
   return {
     // SNI takes host names only (RFC 6066); an IP address is checked against the certificate's IP SANs.
     ...(isIP(servername) === 0 ? { servername } : {}),
-    ...(tls?.ca ? { ca: read(tls.ca, 'CA') } : {}),
-    ...(tls?.cert ? { cert: read(tls.cert, 'certificate') } : {}),
-    ...(tls?.key ? { key: read(tls.key, 'key') } : {}),
+    ...(tls?.ca ? { ca: readCredentialFile('Redis', 'CA', tls.ca) } : {}),
+    ...(tls?.cert ? { cert: readCredentialFile('Redis', 'certificate', tls.cert) } : {}),
+    ...(tls?.key ? { key: readCredentialFile('Redis', 'key', tls.key) } : {}),
   };
 }
 
