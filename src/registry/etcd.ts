@@ -1,4 +1,12 @@
-import { readCredentialFile } from './credential-files.js';
+/**
+ * The registry contract on etcd v3 (etcd3 1.1.2 over gRPC), with member failover: a call, a lease
+ * keep-alive or a watch that a member leaves unanswered moves everything to the next member.
+ *
+ * Why this file is long: one class holds the member in use, and calls, leases and watches all move
+ * with it; split apart, each piece would need the others' state. Error mapping sits at the bottom.
+ *
+ * @module
+ */
 import {
   ConstantBackoff,
   ConsecutiveBreaker,
@@ -42,6 +50,7 @@ import {
   type WatchHandlers,
   tlsRegistryError,
 } from './types.js';
+import { readCredentialFile } from './credential-files.js';
 import { prefixEnd, redactUrl } from './endpoint.js';
 
 export { redactUrl } from './endpoint.js';

@@ -1,3 +1,12 @@
+/**
+ * The registry contract in memory: the embedded default for standalone and demo mode, held to the
+ * same contract suite as etcd (test/registry/contract.ts).
+ *
+ * Why this file is long: it is a small etcd (revisions, leases with expiry, transactions, a watch
+ * history with compaction) and reads best whole, as the model the other registries are checked against.
+ *
+ * @module
+ */
 import {
   LeaseLostError,
   RegistryUnavailableError,

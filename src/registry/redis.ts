@@ -1,4 +1,12 @@
-import { readCredentialFile } from './credential-files.js';
+/**
+ * The registry contract on Redis 7 (ioredis): one Lua script per operation (src/registry/redis-scripts.ts),
+ * leases on Redis's clock, and a revision log in a Stream that watches read, woken by Pub/Sub.
+ *
+ * Why this file is long: the client, its leases and its watches share one connection pair and its
+ * error mapping; the scripts themselves live apart.
+ *
+ * @module
+ */
 import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import { prefixEnd } from './endpoint.js';
@@ -21,6 +29,7 @@ import {
   type WatchHandle,
   type WatchHandlers,
 } from './types.js';
+import { readCredentialFile } from './credential-files.js';
 
 export interface RedisRegistryOptions {
   /** One `redis://[user:password@]host:port[/db]` or `rediss://` URL. */

@@ -4,6 +4,9 @@
  * prompts and the detail pane. No I/O and no ink: keys return {@link DashboardAction}s that the
  * controller carries out, so the whole behaviour is testable without a terminal.
  *
+ * Why this file is long: it is the dashboard's state machine (modes, keys, prompts) over its data,
+ * and a key's effect is read best beside the state it changes.
+ *
  * @module
  */
 import type { ServiceDetails } from '../cli/cluster-client.js';
