@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_ETCD_ENDPOINT } from '../registry/endpoint.js';
-import { parseDuration } from '../util/duration.js';
+import { DURATION_MAX_EXPECTATION, DurationTooLongError, MAX_DURATION_SECONDS, parseDuration } from '../util/duration.js';
 import {
   CONFIG_FILE_ENV,
   CONFIG_FILE_FLAG,
@@ -162,7 +162,7 @@ function leafSchema(setting: Setting): z.ZodType {
     case 'number':
       return bounded(z.number());
     case 'duration': {
-      const seconds = bounded(z.number().gte(0));
+      const seconds = bounded(z.number().gte(0)).lte(Math.min(max ?? MAX_DURATION_SECONDS, MAX_DURATION_SECONDS));
       return setting.wholeSeconds ? seconds.int() : seconds;
     }
     case 'string':
@@ -510,7 +510,8 @@ function structuredLayer(data: Record<string, unknown>, origin: SourceOrigin, is
 // Converting raw values per kind.
 // ---------------------------------------------------------------------------------------------------
 
-type Conversion = { ok: true; value: unknown } | { ok: false; text?: string };
+/** A failed conversion says why in `text`, or replaces the setting's usual expectation with `expected`. */
+type Conversion = { ok: true; value: unknown } | { ok: false; text?: string; expected?: string };
 
 const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
 const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
@@ -549,8 +550,8 @@ function convert(c: Candidate): Conversion {
       if (typeof raw !== 'number' && typeof raw !== 'string') return fail;
       try {
         return { ok: true, value: parseDuration(raw) };
-      } catch {
-        return fail;
+      } catch (err) {
+        return err instanceof DurationTooLongError ? { ok: false, expected: DURATION_MAX_EXPECTATION } : fail;
       }
     }
     case 'string':
@@ -642,7 +643,7 @@ function resolveLayers(layers: readonly Layer[], structureIssues: readonly Confi
     const result = convert(c);
     if (result.ok) values.set(setting.path, result.value);
     else {
-      const expected = `expected ${describeExpectation(setting, { range: false })}`;
+      const expected = `expected ${result.expected ?? describeExpectation(setting, { range: false })}`;
       issues.push(issueFor(c, result.text ? `${expected}; ${result.text}` : expected));
     }
   }
@@ -735,9 +736,10 @@ function schemaIssue(
   const ruleId = issue.code === 'custom' ? (issue.params as { rule?: unknown } | undefined)?.rule : undefined;
   if (CROSS_RULES.some((r) => r.id === ruleId)) return { issue: issueFor(candidateOf(setting), issue.message), cross: true };
 
-  let text = `expected ${describeExpectation(setting)}`;
-  const item = parts[depth]; // index of the offending list item, when the issue is inside the list
   const value = getIn(input, setting.path);
+  const tooLong = setting.kind === 'duration' && typeof value === 'number' && value > MAX_DURATION_SECONDS;
+  let text = `expected ${tooLong ? DURATION_MAX_EXPECTATION : describeExpectation(setting)}`;
+  const item = parts[depth]; // index of the offending list item, when the issue is inside the list
   if (setting.kind === 'list' && item !== undefined && Array.isArray(value) && value.length > 1) {
     text += `; got ${JSON.stringify(value[Number(item)])}`;
   }

@@ -93,6 +93,18 @@ describe('config', () => {
       expect(() => parseDuration(Number.POSITIVE_INFINITY)).to.throw();
     });
 
+    it("refuses durations past a timer's range (2^31-1 ms, about 24.8 days), which Node would fire after 1 ms", () => {
+      for (const bad of ['600h', '577h', '2073601', '34561m', '99999999999999999999', '9'.repeat(400), '2073600001ms']) {
+        expect(() => parseDuration(bad), bad).to.throw(/^invalid duration "[^"]{1,40}": expected a duration of at most 576h \(24 days\)$/);
+      }
+      expect(() => parseDuration(1e20)).to.throw('invalid duration 100000000000000000000: expected a duration of at most 576h (24 days)');
+      expect(() => parseDuration(Number.MAX_VALUE)).to.throw(/at most 576h/);
+      expect(parseDuration('576h')).to.equal(2_073_600);
+      expect(parseDuration(2_073_600)).to.equal(2_073_600);
+      // The bound keeps every duration a timer can hold, in milliseconds, plus slack.
+      expect(2_073_600 * 1000 + 1000).to.be.below(2 ** 31 - 1);
+    });
+
     it('formats in a form parseDuration reads back', () => {
       const cases: Array<[number, string]> = [
         [0, '0s'],
@@ -546,6 +558,32 @@ describe('config', () => {
       expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_LEADER_TTL: '0' } })).message).to.equal(
         'SERVICE_DISCOVERY_LEADER_TTL=0 (env): expected a whole number of seconds >= 1 (e.g. 30, 1m)',
       );
+    });
+
+    it("refuses every duration setting past a timer's range, naming it as given (env, flag, file, override)", () => {
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_HEALTH_INTERVAL: '600h' } })).message).to.equal(
+        'SERVICE_DISCOVERY_HEALTH_INTERVAL=600h (env): expected a duration of at most 576h (24 days)',
+      );
+      for (const setting of SETTINGS.filter((s) => s.kind === 'duration')) {
+        const env = canonicalEnv(setting);
+        const err = configError(() => resolve({ env: { [env]: '99999999999999999999' } }));
+        expect(err.message, env).to.equal(`${env}=99999999999999999999 (env): expected a duration of at most 576h (24 days)`);
+        expect(configError(() => resolve({ flags: { [setting.flag]: '600h' } })).message, setting.flag).to.equal(
+          `--${setting.flag}=600h (flag): expected a duration of at most 576h (24 days)`,
+        );
+      }
+      expect(configError(() => resolve({ file: file({ cluster: { leaderElection: { ttl: 1e10 } } }) })).message).to.equal(
+        `cluster.leaderElection.ttl=10000000000 (file ${FILE}): expected a duration of at most 576h (24 days)`,
+      );
+      expect(configError(() => configFromPartial({ cluster: { discovery: { callTimeout: 3e6 } } })).message).to.equal(
+        'cluster.discovery.callTimeout=3000000 (override): expected a duration of at most 576h (24 days)',
+      );
+      // The largest valid value is taken as it is.
+      expect(resolve({ env: { SERVICE_DISCOVERY_FLAP_WINDOW: '576h' } }).config.cluster.healthCheck.flapWindow).to.equal(2_073_600);
+      // The schema alone (for values already converted) holds the same bound.
+      const base = resolve().config;
+      const tooLong = { ...base, cluster: { ...base.cluster, healthCheck: { ...base.cluster.healthCheck, interval: 3e6 } } };
+      expect(sdConfigSchema.safeParse(tooLong).success).to.equal(false);
     });
 
     it('does not require health timeout <= interval', () => {
