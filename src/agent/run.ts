@@ -1,3 +1,4 @@
+import { apiListenError, checkApiHost } from '../config/listen.js';
 import { describeSource, loadConfig, type FlagValue } from '../config/load.js';
 import { openRegistry, RegistryUnavailableError } from '../registry/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
@@ -22,6 +23,8 @@ export interface RunAgentOptions {
  */
 export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const loaded = await loadConfig({ flags: options.flags, env: options.env ?? process.env });
+  // A host that does not resolve is a bad value like a malformed one: refused before anything starts.
+  await checkApiHost(loaded);
   const { config } = loaded;
   const logger = options.logger ?? createLogger({ level: config.log.level, destination: process.stdout });
   for (const warning of loaded.warnings) logger.warn({ event: 'config.warning' }, warning);
@@ -76,6 +79,9 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
         tls: config.api.tls,
         logger,
         metrics,
+      }).catch((err: unknown) => {
+        // An address or port this machine will not listen on names its setting (exit 2).
+        throw apiListenError(err, loaded) ?? err;
       });
       api = server;
       agent.setApiUrl(config.api.advertiseUrl ?? advertisedApiUrl(server.url, config.api.host, config.service.host));

@@ -1,6 +1,7 @@
 import { Errors, Flags, type Interfaces } from '@oclif/core';
-import { DEFAULT_ETCD_ENDPOINT } from '../registry/endpoint.js';
+import { DEFAULT_ETCD_ENDPOINT, isHttpUrl, isRedisUrl, isRegistryUrl } from '../registry/endpoint.js';
 import { parseDuration } from '../util/duration.js';
+import { escapeUnsafe } from '../util/text.js';
 import { BaseCommand } from './base-command.js';
 import { openClusterClient, TargetError, type ClusterClient, type ClusterTarget } from './cluster-client.js';
 import { describeError, EXIT } from './errors.js';
@@ -100,15 +101,16 @@ export abstract class ClusterCommand extends BaseCommand {
       endpoints = [DEFAULT_ETCD_ENDPOINT];
       if (process.stderr.isTTY && !options.quiet) this.warnLine(`no --endpoints or --agent given: using etcd at ${DEFAULT_ETCD_ENDPOINT}`, 'Note');
     }
-    const redis = endpoints.some((e) => /^rediss?:\/\//i.test(e));
+    // The agent's own rules (src/registry/endpoint.ts): a URL that could not be connected to is a usage error.
+    const endpointsName = this.givenAs('endpoints', 'SERVICE_DISCOVERY_ENDPOINTS');
+    const redis = endpoints.some(isRedisUrl);
     if (redis) {
-      const e = endpoints[0]!;
-      if (endpoints.length !== 1 || !/^rediss?:\/\/[^/\s]+(\/\d{1,2})?$/i.test(e)) {
-        throw new TargetError(`--endpoints ${redactUserinfo(endpoints.join(','))}: expected one Redis URL such as redis://127.0.0.1:6379`);
+      if (endpoints.length !== 1 || !isRegistryUrl(endpoints[0]!)) {
+        throw new TargetError(`${endpointsName} ${shown(endpoints.join(','))}: expected one Redis URL such as redis://127.0.0.1:6379`);
       }
     } else {
       for (const e of endpoints) {
-        if (!/^https?:\/\/[^/\s]+/.test(e)) throw new TargetError(`--endpoints ${redactUserinfo(e)}: expected http(s) URLs such as http://127.0.0.1:2379, or one redis:// URL`);
+        if (!isHttpUrl(e)) throw new TargetError(`${endpointsName} ${shown(e)}: expected http(s) URLs such as http://127.0.0.1:2379, or one redis:// URL`);
       }
     }
     const tls = { ca: this.credential(flags, 'ca'), cert: this.credential(flags, 'cert'), key: this.credential(flags, 'key') };
@@ -163,9 +165,15 @@ export abstract class ClusterCommand extends BaseCommand {
     const described = describeError(err);
     if (described.bug) return super.catch(err);
     const hint = described.suggestions[0];
-    process.stderr.write(`Error: ${described.message.split('\n')[0]}${hint ? ` (hint: ${hint})` : ''}\n`);
+    // A message can quote what was typed or read (an endpoint, registry data): shown, never obeyed.
+    process.stderr.write(`Error: ${escapeUnsafe(described.message.split('\n')[0]!)}${hint ? ` (hint: ${escapeUnsafe(hint)})` : ''}\n`);
     process.exitCode = described.exit;
     return this.exit(described.exit);
+  }
+
+  /** How the user gave a flag bound to an environment variable: `--flag` when typed, else the variable's name. */
+  protected givenAs(flag: string, env: string): string {
+    return this.onCommandLine(flag) || process.env[env] === undefined ? `--${flag}` : env;
   }
 
   /** Whether `--flag` was typed on the command line (not taken from the environment or a default). */
@@ -179,6 +187,12 @@ export abstract class ClusterCommand extends BaseCommand {
 /** An endpoint for a message: the password of a URL never appears. */
 function redactUserinfo(text: string): string {
   return text.replace(/\/\/[^@/\s]*@/g, '//');
+}
+
+/** A typed value for a one-line message: credentials removed, at most 120 characters (escaped where printed). */
+function shown(text: string): string {
+  const redacted = redactUserinfo(text);
+  return redacted.length > 120 ? `${redacted.slice(0, 117)}...` : redacted;
 }
 
 export type ClusterFlags = Interfaces.InferredFlags<typeof ClusterCommand.baseFlags>;

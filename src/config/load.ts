@@ -8,7 +8,8 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_ETCD_ENDPOINT } from '../registry/endpoint.js';
+import { DEFAULT_ETCD_ENDPOINT, isHostOrIp, isHttpUrl, isRedisUrl, isRegistryUrl } from '../registry/endpoint.js';
+import { escapeUnsafe, UNSAFE_CHARACTER } from '../util/text.js';
 import { DURATION_MAX_EXPECTATION, DurationTooLongError, MAX_DURATION_SECONDS, parseDuration } from '../util/duration.js';
 import {
   CONFIG_FILE_ENV,
@@ -124,27 +125,6 @@ const ENDPOINTS_PATH = 'cluster.discovery.endpoints';
 // The schema: leaves generated from the settings table, plus the cross-field rules.
 // ---------------------------------------------------------------------------------------------------
 
-function isHttpUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
-  } catch {
-    return false;
-  }
-}
-
-function isRegistryUrl(value: string): boolean {
-  if (isHttpUrl(value)) return true;
-  try {
-    const url = new URL(value);
-    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && /^(\/\d{0,2})?$/.test(url.pathname);
-  } catch {
-    return false;
-  }
-}
-
-const isRedisUrl = (value: string): boolean => /^rediss?:\/\//i.test(value);
-
 function leafSchema(setting: Setting): z.ZodType {
   const { min, max, minExclusive } = setting;
   const bounded = (n: z.ZodNumber): z.ZodNumber => {
@@ -169,6 +149,8 @@ function leafSchema(setting: Setting): z.ZodType {
       return setting.pattern ? z.string().regex(setting.pattern) : z.string().min(1);
     case 'url':
       return z.string().refine(isHttpUrl);
+    case 'host':
+      return z.string().refine(isHostOrIp);
     case 'list':
       return z.array(
         setting.itemKind === 'url'
@@ -340,23 +322,35 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/** Shows a raw value in a message: strings as typed, others as JSON, secrets masked, long ones cut. */
+const UNSAFE = new RegExp(UNSAFE_CHARACTER);
+
+/**
+ * Shows a raw value in a message: strings as typed, others as JSON, secrets masked, long ones cut.
+ * What could act on a terminal or break the one line (a newline, an escape sequence, a bidirectional
+ * override) is shown as a `\u` escape, inside quotes.
+ */
 function showValue(setting: Setting | undefined, raw: unknown): string {
   if (setting?.secret) return SECRET_MASK;
   let text: string;
   if (typeof raw === 'string') {
     // Quote what would otherwise be invisible or break the one-line message.
-    text = raw === '' || /[\u0000-\u001f\u007f]/.test(raw) || raw.trim() !== raw ? JSON.stringify(raw) : raw;
+    text = raw === '' || UNSAFE.test(raw) || raw.trim() !== raw ? JSON.stringify(raw) : raw;
   } else if (raw === undefined) {
     text = 'undefined';
   } else {
     text = JSON.stringify(raw) ?? String(raw);
   }
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+  return shortSafe(text);
+}
+
+/** One line of at most 120 characters, with nothing a terminal could act on. */
+function shortSafe(text: string): string {
+  const safe = escapeUnsafe(text);
+  return safe.length > 120 ? `${safe.slice(0, 117)}...` : safe;
 }
 
 function sourceText(origin: SourceOrigin): string {
-  return origin.source === 'file' ? `file ${origin.file ?? '?'}` : origin.source;
+  return origin.source === 'file' ? `file ${escapeUnsafe(origin.file ?? '?')}` : origin.source;
 }
 
 /** `SERVICE_PORT=abc (env)`, `--health-interval=fast (flag)`, `cluster.x=1 (file /p)`. */
@@ -497,7 +491,7 @@ function structuredLayer(data: Record<string, unknown>, origin: SourceOrigin, is
         issues.push({
           path,
           source: origin.source,
-          message: `${path} (${where}): unknown setting${hint ? `; did you mean ${hint}?` : ''}`,
+          message: `${shortSafe(path)} (${where}): unknown setting${hint ? `; did you mean ${hint}?` : ''}`,
         });
       }
     }
@@ -556,6 +550,7 @@ function convert(c: Candidate): Conversion {
     }
     case 'string':
     case 'url':
+    case 'host':
     case 'enum': {
       if (typeof raw !== 'string') return fail;
       // Secrets are taken verbatim; a trailing space may be part of a password.
@@ -763,7 +758,7 @@ function warningsFor(config: SdConfig, origins: Readonly<Record<string, SourceOr
 // ---------------------------------------------------------------------------------------------------
 
 function fileIssue(path: string, text: string): ConfigError {
-  return new ConfigError([{ path: '', source: 'file', message: `config file ${path}: ${text}` }]);
+  return new ConfigError([{ path: '', source: 'file', message: `config file ${escapeUnsafe(path)}: ${text}` }]);
 }
 
 /**
@@ -869,6 +864,20 @@ export function describeSource(path: string, sources: Readonly<Record<string, Co
     case 'override':
       return 'override';
   }
+}
+
+/**
+ * A problem with one setting's value found after loading (its host does not resolve, its port is
+ * taken), as a {@link ConfigError} labelled like every other: the env var, flag or file key that set
+ * it, e.g. `SERVICE_DISCOVERY_API_HOST=no-such-host (env): expected …`.
+ *
+ * @throws Error when `path` is not a setting
+ */
+export function settingError(loaded: LoadedConfig, path: string, text: string): ConfigError {
+  const setting = settingByPath(path);
+  if (!setting) throw new Error(`unknown setting ${path}`);
+  const origin = loaded.origins[path] ?? { source: 'default' };
+  return new ConfigError([issueFor({ setting, raw: getIn(loaded.config, path), origin }, text)]);
 }
 
 /** A copy of `config` with every secret setting that is set replaced by `***`, safe to log or print. */

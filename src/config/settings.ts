@@ -20,6 +20,7 @@ export type SettingKind =
   | 'string'
   | 'list'
   | 'url'
+  | 'host'
   | 'port'
   | 'enum'
   | 'keyvalue';
@@ -371,7 +372,7 @@ const TABLE = [
     path: 'service.host',
     env: 'SERVICE_HOST',
     flag: 'service-host',
-    kind: 'string',
+    kind: 'host',
     default: 'localhost',
     description: 'Host other instances and the health check use to reach this Proxy-Stone instance.',
     group: 'Service',
@@ -467,7 +468,7 @@ const TABLE = [
     path: 'api.host',
     env: 'SERVICE_DISCOVERY_API_HOST',
     flag: 'api-host',
-    kind: 'string',
+    kind: 'host',
     default: '127.0.0.1',
     description: 'Address the API listens on. Use 0.0.0.0 to expose it beyond the host or container.',
     group: 'API',
@@ -497,6 +498,10 @@ const TABLE = [
     env: 'SERVICE_DISCOVERY_API_KEY',
     flag: 'api-key',
     kind: 'string',
+    // A key travels in an HTTP header (`Authorization: Bearer KEY`): one token. Surrounding
+    // whitespace is a paste accident, trimmed where the key is used.
+    pattern: /^\s*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+\s*$/,
+    patternHint: 'a key without spaces or control characters',
     secret: true,
     default: undefined,
     description:
@@ -689,6 +694,8 @@ export function describeExpectation(setting: Setting, options: { range?: boolean
       return setting.file ? 'a path to a readable file' : 'a non-empty string';
     case 'url':
       return 'an http(s) URL (e.g. http://host:3000/path)';
+    case 'host':
+      return 'a host name or an IP address without brackets (e.g. proxy-stone-1.internal, 10.0.0.7, fd00::7)';
     case 'list':
       return setting.itemKind === 'url'
         ? 'a comma-separated list of http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379)'
@@ -722,6 +729,8 @@ export function describeKind(setting: Setting): string {
       return setting.file ? 'file path' : 'string';
     case 'url':
       return 'http(s) URL';
+    case 'host':
+      return 'host name or IP';
     default:
       return setting.kind;
   }

@@ -51,6 +51,67 @@ describe('CLI: hostile input is refused with exit 2, naming the setting', functi
     dead = `http://127.0.0.1:${await deadPort()}`;
   });
 
+  describe('values that used to end in exit 1 with a bare message from deep inside', () => {
+    const HOST = 'expected a host name or an IP address without brackets (e.g. proxy-stone-1.internal, 10.0.0.7, fd00::7)';
+
+    it('--endpoints redis://:bad, from the flag or the environment', async () => {
+      await runAll([
+        { args: ['status', '--endpoints', 'redis://:bad'], line: /^Error: --endpoints redis:\/\/:bad: expected one Redis URL such as redis:\/\/127\.0\.0\.1:6379$/ },
+        { args: ['services', 'list'], env: { SERVICE_DISCOVERY_ENDPOINTS: 'redis://:bad' }, line: /^Error: SERVICE_DISCOVERY_ENDPOINTS redis:\/\/:bad: expected one Redis URL/ },
+        { args: ['agent', '--endpoints', 'redis://:bad'], line: /^Error: --endpoints=redis:\/\/:bad \(flag\): expected comma-separated http\(s\) URLs/ },
+      ]);
+    });
+
+    it('agent: a SERVICE_HOST with control characters or a space', async () => {
+      await runAll([
+        { args: ['agent', '--registry', 'memory', '--api-port', '0'], env: { SERVICE_HOST: 'a\u0001b' }, line: `Error: SERVICE_HOST="a\\u0001b" (env): ${HOST}` },
+        { args: ['agent', '--registry', 'memory', '--api-port', '0', '--service-host', 'a b'], line: `Error: --service-host=a b (flag): ${HOST}` },
+        { args: ['agent', '--registry', 'memory', '--api-port', '0'], env: { SERVICE_DISCOVERY_API_HOST: 'a\u202eb' }, line: `Error: SERVICE_DISCOVERY_API_HOST="a\\u202eb" (env): ${HOST}` },
+      ]);
+    });
+
+    it('agent: an API key with a space, from the environment or a flag (never shown)', async () => {
+      await runAll([
+        { args: ['agent', '--registry', 'memory', '--api-port', '0'], env: { SERVICE_DISCOVERY_API_KEY: 'secret part' }, line: 'Error: SERVICE_DISCOVERY_API_KEY=*** (env): expected a key without spaces or control characters' },
+        { args: ['agent', '--registry', 'memory', '--api-port', '0', '--api-key', 'secret part'], line: 'Error: --api-key=*** (flag): expected a key without spaces or control characters' },
+      ]);
+    });
+
+    it('agent: an API host that does not resolve is refused before anything starts', async () => {
+      const args = ['agent', '--registry', 'memory', '--api-port', '0'];
+      await runAll([
+        { args, env: { SERVICE_DISCOVERY_API_HOST: 'no-such-host.invalid' }, line: /^Error: SERVICE_DISCOVERY_API_HOST=no-such-host\.invalid \(env\): expected a host name of this machine that resolves; no-such-host\.invalid does not \(ENOTFOUND\)$/ },
+        { args: [...args, '--api-host', 'no-such-host.invalid'], line: /^Error: --api-host=no-such-host\.invalid \(flag\): expected a host name of this machine that resolves/ },
+      ]);
+    });
+
+    it('agent: an API address this machine cannot listen on names the setting (exit 2)', async () => {
+      // A documentation address (RFC 5737) is no address of this machine.
+      const res = await runCli(['agent', '--registry', 'memory', '--api-port', '0', '--api-host', '192.0.2.1']);
+      const all = `exit ${res.code}\nstdout: ${res.stdout}\nstderr: ${res.stderr}`;
+      expect(res.code, all).to.equal(2);
+      expect(res.stderr.trimEnd().split('\n'), all).to.have.length(1);
+      expect(res.stderr.trimEnd(), all).to.match(/^Error: --api-host=192\.0\.2\.1 \(flag\): expected an address of this machine; cannot listen on 192\.0\.2\.1:0 \(EADDRNOTAVAIL\)$/);
+      // What the agent logged as it stopped is JSON lines on stdout; it never registered.
+      expect(res.stdout, all).not.to.include('agent.started');
+
+      const taken = net.createServer();
+      await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+      const port = (taken.address() as net.AddressInfo).port;
+      try {
+        const inUse = await runCli(['agent', '--registry', 'memory', '--api-host', '127.0.0.1'], { env: { SERVICE_DISCOVERY_API_PORT: String(port) } });
+        const what = `exit ${inUse.code}\nstdout: ${inUse.stdout}\nstderr: ${inUse.stderr}`;
+        expect(inUse.code, what).to.equal(2);
+        expect(inUse.stderr.trimEnd().split('\n'), what).to.have.length(1);
+        expect(inUse.stderr.trimEnd(), what).to.equal(
+          `Error: SERVICE_DISCOVERY_API_PORT=${port} (env): expected a free port (or 0 for any); cannot listen on 127.0.0.1:${port}: in use (EADDRINUSE)`,
+        );
+      } finally {
+        taken.close();
+      }
+    });
+  });
+
   describe("durations past a timer's range (Node fires a delay above 2^31-1 ms after 1 ms)", () => {
     const MAX = 'expected a duration of at most 576h (24 days)';
 

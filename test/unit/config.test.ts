@@ -54,6 +54,8 @@ function resolve(options: Parameters<typeof resolveConfig>[0] = {}): LoadedConfi
 }
 
 const FILE = '/path/x.json';
+/** A character a terminal could act on, raw: C0 and C1 controls, DEL, bidirectional controls. */
+const RAW_UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 const file = (data: unknown) => ({ path: FILE, data });
 
 describe('config', () => {
@@ -437,6 +439,37 @@ describe('config', () => {
       );
       expect(configError(() => resolve({ file: file({ service: { version: 2 } }) })).message).to.equal(
         `service.version=2 (file ${FILE}): expected a non-empty string`,
+      );
+    });
+
+    it('host: a host name or an IP address, nothing a URL or a socket could not use (issue 16)', () => {
+      for (const ok of ['localhost', 'proxy-stone-1', 'ps-1.internal', 'ps-1.internal.', 'my_service', '10.0.0.7', '0.0.0.0', '::', '::1', 'fd00::7', ' 10.0.0.7 ']) {
+        const { config } = resolve({ env: { SERVICE_HOST: ok, SERVICE_DISCOVERY_API_HOST: ok } });
+        expect(config.service.host, ok).to.equal(ok.trim());
+        expect(config.api.host, ok).to.equal(ok.trim());
+      }
+      const hint = 'expected a host name or an IP address without brackets (e.g. proxy-stone-1.internal, 10.0.0.7, fd00::7)';
+      for (const bad of ['a\u0001b', 'a b', 'a\u202eb', '[::1]', 'http://x', 'x:3000', 'a/b', '-a', 'a..b', `${'a'.repeat(64)}.x`, `${'a.'.repeat(127)}a`]) {
+        const err = configError(() => resolve({ env: { SERVICE_HOST: bad } }));
+        expect(err.message, bad).to.match(/^SERVICE_HOST=\S.* \(env\): /);
+        expect(err.message, bad).to.include(hint);
+        expect(err.message, bad).not.to.match(RAW_UNSAFE);
+      }
+      expect(configError(() => resolve({ env: { SERVICE_HOST: 'a\u0001b' } })).message).to.equal(`SERVICE_HOST="a\\u0001b" (env): ${hint}`);
+      expect(configError(() => resolve({ flags: { 'api-host': 'a b' } })).message).to.equal(`--api-host=a b (flag): ${hint}`);
+      expect(configError(() => resolve({ file: file({ api: { host: 'http://0.0.0.0' } }) })).message).to.equal(`api.host=http://0.0.0.0 (file ${FILE}): ${hint}`);
+    });
+
+    it('API key: no spaces or control characters inside (surrounding whitespace is a paste accident, trimmed)', () => {
+      expect(resolve({ env: { SERVICE_DISCOVERY_API_KEY: 'k-123' } }).config.api.apiKey).to.equal('k-123');
+      expect(resolve({ env: { SERVICE_DISCOVERY_API_KEY: 'k-123\n' } }).config.api.apiKey).to.equal('k-123\n');
+      for (const bad of ['a b', 'a\tb', 'a\u0000b', 'a\u202eb']) {
+        expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_API_KEY: bad } })).message, JSON.stringify(bad)).to.equal(
+          'SERVICE_DISCOVERY_API_KEY=*** (env): expected a key without spaces or control characters',
+        );
+      }
+      expect(configError(() => resolve({ flags: { 'api-key': 'two words' } })).message).to.equal(
+        '--api-key=*** (flag): expected a key without spaces or control characters',
       );
     });
 
