@@ -64,9 +64,9 @@ describe('CLI: hostile input is refused with exit 2, naming the setting', functi
 
     it('agent: a SERVICE_HOST with control characters or a space', async () => {
       await runAll([
-        { args: ['agent', '--registry', 'memory', '--api-port', '0'], env: { SERVICE_HOST: 'a\u0001b' }, line: `Error: SERVICE_HOST="a\\u0001b" (env): ${HOST}` },
+        { args: ['agent', '--registry', 'memory', '--api-port', '0'], env: { SERVICE_HOST: 'a\u0001b' }, line: `Error: SERVICE_HOST="a\\u0001b" (env): ${HOST}; contains a control character (U+0001)` },
         { args: ['agent', '--registry', 'memory', '--api-port', '0', '--service-host', 'a b'], line: `Error: --service-host=a b (flag): ${HOST}` },
-        { args: ['agent', '--registry', 'memory', '--api-port', '0'], env: { SERVICE_DISCOVERY_API_HOST: 'a\u202eb' }, line: `Error: SERVICE_DISCOVERY_API_HOST="a\\u202eb" (env): ${HOST}` },
+        { args: ['agent', '--registry', 'memory', '--api-port', '0'], env: { SERVICE_DISCOVERY_API_HOST: 'a\u202eb' }, line: `Error: SERVICE_DISCOVERY_API_HOST="a\\u202eb" (env): ${HOST}; contains a bidirectional control character (U+202E)` },
       ]);
     });
 
@@ -109,6 +109,25 @@ describe('CLI: hostile input is refused with exit 2, naming the setting', functi
       } finally {
         taken.close();
       }
+    });
+  });
+
+  describe("the commands' target flags: what could not be used is a usage error, not exit 4 from the network", () => {
+    it('--endpoints, --agent, --api-key, --namespace, --timeout, --etcd-username', async () => {
+      const endpoints = ['--endpoints', dead];
+      await runAll([
+        { args: ['status', '--endpoints', 'http://127.0.0.1:0'], line: 'Error: --endpoints http://127.0.0.1:0: expected http(s) URLs such as http://127.0.0.1:2379, or one redis:// URL' },
+        { args: ['status', '--endpoints', 'http://a b'], line: 'Error: --endpoints http://a b: expected http(s) URLs' },
+        { args: ['status', '--endpoints', `${dead},http://e\u0007:2379`], line: 'Error: --endpoints http://e\\u0007:2379: expected http(s) URLs' },
+        { args: ['status', '--agent', `${dead}/\u0001`], line: `Error: --agent ${dead}/\\u0001: expected an http(s) URL such as http://127.0.0.1:8790` },
+        { args: ['status'], env: { PROXY_STONE_SD_AGENT: 'http://127.0.0.1:0' }, line: 'Error: PROXY_STONE_SD_AGENT http://127.0.0.1:0: expected an http(s) URL such as http://127.0.0.1:8790' },
+        { args: ['status', '--agent', dead, '--api-key', 'a\nb'], line: 'Error: --api-key: expected a key without spaces or control characters' },
+        { args: ['audit', '--agent', dead], env: { SERVICE_DISCOVERY_API_KEY: 'two words' }, line: 'Error: SERVICE_DISCOVERY_API_KEY: expected a key without spaces or control characters' },
+        { args: ['status', ...endpoints, '--namespace', 'a\u0001b'], line: 'Error: --namespace "a\\u0001b": expected a key prefix without spaces, not starting with / (e.g. proxy-stone); contains a control character (U+0001)' },
+        { args: ['services', 'list', ...endpoints], env: { SERVICE_DISCOVERY_NAMESPACE: 'x'.repeat(300) }, line: /^Error: SERVICE_DISCOVERY_NAMESPACE x{117}\.\.\.: expected at most 256 characters \(got 300\)$/ },
+        { args: ['status', ...endpoints, '--timeout', '0.0001'], line: 'Error: --timeout: expected a duration of at least 1ms (e.g. 5, 500ms, 2s)' },
+        { args: ['status', ...endpoints, '--etcd-username', 'u\u0001', '--etcd-password', 'p'], line: 'Error: --etcd-username "u\\u0001": expected a non-empty string; contains a control character (U+0001)' },
+      ]);
     });
   });
 
