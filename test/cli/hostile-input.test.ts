@@ -112,6 +112,18 @@ describe('CLI: hostile input is refused with exit 2, naming the setting', functi
     });
   });
 
+  describe("the agent's own flag parser", () => {
+    it('shows what was typed escaped, on one line', async () => {
+      await runAll([
+        {
+          args: ['agent', '--log-level', 'x\ny\u001b[2J'],
+          line: 'Error: Expected --log-level=x\\u000ay\\u001b[2J to be one of: trace, debug, info, warn, error, fatal, silent (hint: see proxy-stone-sd agent --help)',
+        },
+        { args: ['agent', '--bo\u0007gus'], line: 'Error: Nonexistent flag: --bo\\u0007gus (hint: see proxy-stone-sd agent --help)' },
+      ]);
+    });
+  });
+
   describe("the commands' target flags: what could not be used is a usage error, not exit 4 from the network", () => {
     it('--endpoints, --agent, --api-key, --namespace, --timeout, --etcd-username', async () => {
       const endpoints = ['--endpoints', dead];
