@@ -139,6 +139,8 @@ describe('CLI: hostile input is refused with exit 2, naming the setting', functi
         { args: ['services', 'list', ...endpoints], env: { SERVICE_DISCOVERY_NAMESPACE: 'x'.repeat(300) }, line: /^Error: SERVICE_DISCOVERY_NAMESPACE x{117}\.\.\.: expected at most 256 characters \(got 300\)$/ },
         { args: ['status', ...endpoints, '--timeout', '0.0001'], line: 'Error: --timeout: expected a duration of at least 1ms (e.g. 5, 500ms, 2s)' },
         { args: ['status', ...endpoints, '--etcd-username', 'u\u0001', '--etcd-password', 'p'], line: 'Error: --etcd-username "u\\u0001": expected a non-empty string; contains a control character (U+0001)' },
+        { args: ['services', 'disable', 'x', ...endpoints, '--reason', 'r'.repeat(501)], line: 'Error: --reason: expected at most 500 characters (got 501)' },
+        { args: ['services', 'enable', 'x', ...endpoints, '--reason', 'ok\u001b[2J'], line: 'Error: --reason: expected text without control characters; contains U+001B' },
       ]);
     });
   });
