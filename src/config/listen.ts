@@ -11,9 +11,9 @@ import { settingError, type ConfigError, type LoadedConfig } from './load.js';
 
 const UNRESOLVED = new Set(['ENOTFOUND', 'EAI_NONAME', 'EAI_NODATA']);
 
-function unresolved(loaded: LoadedConfig, code: string): ConfigError {
+function unresolved(loaded: LoadedConfig, code: string, cause: unknown): ConfigError {
   const { host } = loaded.config.api;
-  return settingError(loaded, 'api.host', `expected a host name of this machine that resolves; ${host} does not (${code})`);
+  return settingError(loaded, 'api.host', `expected a host name of this machine that resolves; ${host} does not (${code})`, cause);
 }
 
 /**
@@ -30,23 +30,24 @@ export async function checkApiHost(loaded: LoadedConfig): Promise<void> {
     await lookup(api.host);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    if (UNRESOLVED.has(code)) throw unresolved(loaded, code);
+    if (UNRESOLVED.has(code)) throw unresolved(loaded, code, err);
   }
 }
 
 /**
  * What a failed listen on `api.host`:`api.port` says about those settings, as a ConfigError naming the
- * one at fault; undefined for any other failure (which is then not a configuration problem).
+ * one at fault (the failure itself as its `cause`); undefined for any other failure (which is then not
+ * a configuration problem).
  */
 export function apiListenError(err: unknown, loaded: LoadedConfig): ConfigError | undefined {
   const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
   const { host, port } = loaded.config.api;
   const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  if (UNRESOLVED.has(code)) return unresolved(loaded, code);
-  if (code === 'EADDRNOTAVAIL') return settingError(loaded, 'api.host', `expected an address of this machine; cannot listen on ${where} (EADDRNOTAVAIL)`);
-  if (code === 'EADDRINUSE') return settingError(loaded, 'api.port', `expected a free port (or 0 for any); cannot listen on ${where}: in use (EADDRINUSE)`);
+  if (UNRESOLVED.has(code)) return unresolved(loaded, code, err);
+  if (code === 'EADDRNOTAVAIL') return settingError(loaded, 'api.host', `expected an address of this machine; cannot listen on ${where} (EADDRNOTAVAIL)`, err);
+  if (code === 'EADDRINUSE') return settingError(loaded, 'api.port', `expected a free port (or 0 for any); cannot listen on ${where}: in use (EADDRINUSE)`, err);
   if (code === 'EACCES') {
-    return settingError(loaded, 'api.port', `expected a port this user may listen on (1024 and above, or 0 for any); cannot listen on ${where} (EACCES)`);
+    return settingError(loaded, 'api.port', `expected a port this user may listen on (1024 and above, or 0 for any); cannot listen on ${where} (EACCES)`, err);
   }
   return undefined;
 }

@@ -110,10 +110,11 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly issues: readonly ConfigIssue[];
 
-  constructor(issues: readonly ConfigIssue[]) {
+  /** `options.cause`: what showed the value unusable, when that came from outside (a failed listen). */
+  constructor(issues: readonly ConfigIssue[], options?: ErrorOptions) {
     const [first] = issues;
     const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
-    super(`${first?.message ?? 'invalid configuration'}${more}`);
+    super(`${first?.message ?? 'invalid configuration'}${more}`, options);
     this.issues = issues;
   }
 }
@@ -938,11 +939,11 @@ export function describeSource(path: string, sources: Readonly<Record<string, Co
  *
  * @throws Error when `path` is not a setting
  */
-export function settingError(loaded: LoadedConfig, path: string, text: string): ConfigError {
+export function settingError(loaded: LoadedConfig, path: string, text: string, cause?: unknown): ConfigError {
   const setting = settingByPath(path);
   if (!setting) throw new Error(`unknown setting ${path}`);
   const origin = loaded.origins[path] ?? { source: 'default' };
-  return new ConfigError([issueFor({ setting, raw: getIn(loaded.config, path), origin }, text)]);
+  return new ConfigError([issueFor({ setting, raw: getIn(loaded.config, path), origin }, text)], cause === undefined ? undefined : { cause });
 }
 
 /** A copy of `config` with every secret setting that is set replaced by `***`, safe to log or print. */
