@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { expect } from 'chai';
 import { ensureBuilt, runCli, type CliResult } from './fixtures.js';
 
@@ -75,6 +78,23 @@ describe('CLI: hostile input is refused with exit 2, naming the setting', functi
         { args: ['agent', '--registry', 'memory', '--api-port', '0'], env: { SERVICE_DISCOVERY_API_KEY: 'secret part' }, line: 'Error: SERVICE_DISCOVERY_API_KEY=*** (env): expected a key without spaces or control characters' },
         { args: ['agent', '--registry', 'memory', '--api-port', '0', '--api-key', 'secret part'], line: 'Error: --api-key=*** (flag): expected a key without spaces or control characters' },
       ]);
+    });
+
+    it('agent: a key file with a key holding a space names the key file setting, never the key', async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'sd-keys-'));
+      try {
+        const file = path.join(dir, 'keys');
+        writeFileSync(file, '# keys\nops:operator:secret part\n');
+        const expected = `(env): expected a file of name:role:key lines or JSON [{name, role, key}]; API key 1 ("ops"): the key must be a non-empty string without whitespace`;
+        await runAll([
+          { args: ['agent', '--registry', 'memory', '--api-port', '0'], env: { SERVICE_DISCOVERY_API_KEY_FILE: file }, line: `Error: SERVICE_DISCOVERY_API_KEY_FILE=${file} ${expected}` },
+          { args: ['agent', '--registry', 'memory', '--api-port', '0', '--api-key-file', file], line: `Error: --api-key-file=${file} ${expected.replace('(env)', '(flag)')}` },
+        ]);
+        writeFileSync(file, 'ops:admin:k1\n');
+        await runAll([{ args: ['agent', '--registry', 'memory', '--api-port', '0', '--api-key-file', file], line: `Error: --api-key-file=${file} (flag): expected a file of name:role:key lines or JSON [{name, role, key}]; ${file}: line 1: role must be viewer or operator` }]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('agent: an API host that does not resolve is refused before anything starts', async () => {

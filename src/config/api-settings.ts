@@ -1,6 +1,7 @@
 /**
- * The API's address is a setting like any other: a host that does not resolve, or an address or port
- * this machine will not listen on, is refused as a bad value (exit 2, naming the env var, flag or file
+ * The API's settings checked against the world: its address, and its key file, are settings like any
+ * other. A host that does not resolve, an address or port this machine will not listen on, a key file
+ * whose keys cannot be used: each is refused as a bad value (exit 2, naming the env var, flag or file
  * key that set it), not reported as a bare `getaddrinfo ENOTFOUND` from deep inside the server.
  *
  * @module
@@ -50,4 +51,23 @@ export function apiListenError(err: unknown, loaded: LoadedConfig): ConfigError 
     return settingError(loaded, 'api.port', `expected a port this user may listen on (1024 and above, or 0 for any); cannot listen on ${where} (EACCES)`, err);
   }
   return undefined;
+}
+
+/**
+ * The API's keys (`loadApiAuth(config.api)`, from the API module) refused as a setting: a key file
+ * whose lines or keys cannot be used, or keys that clash with the API key, name the key file setting
+ * (else the API key's). Its messages never hold a secret (src/api/auth.ts). Matched by name, so that
+ * this module does not load the API's.
+ *
+ * @throws ConfigError for an `ApiAuthConfigError`; anything else as it is
+ */
+export function apiKeys<T>(load: () => T, loaded: LoadedConfig): T {
+  try {
+    return load();
+  } catch (err) {
+    if (!(err instanceof Error) || err.name !== 'ApiAuthConfigError') throw err;
+    const path = loaded.config.api.keyFile !== undefined ? 'api.keyFile' : 'api.apiKey';
+    const expected = path === 'api.keyFile' ? 'a file of name:role:key lines or JSON [{name, role, key}]' : 'a key without spaces or control characters';
+    throw settingError(loaded, path, `expected ${expected}; ${err.message}`, err);
+  }
 }
