@@ -2,6 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import v8 from 'node:v8';
 import type { FlagValue } from '../config/load.js';
 import { CONFIG_FILE_FLAG, SETTINGS, flagNames } from '../config/settings.js';
+import { escapeUnsafe } from '../util/text.js';
 
 /**
  * `proxy-stone-sd agent` without the CLI framework. The agent is the one long-running process of the
@@ -116,13 +117,14 @@ export async function runAgentCommandLine(args: readonly string[], bin = 'proxy-
     const { runAgent } = await import('./run.js');
     return await runAgent({ flags, onStarted: startUpIsOver });
   } catch (err) {
+    // Messages quote what was typed: shown escaped, on one line (a newline becomes \u000a).
     if (err instanceof AgentUsageError) {
-      process.stderr.write(`Error: ${err.message} (hint: see ${bin} agent --help)\n`);
+      process.stderr.write(`Error: ${escapeUnsafe(err.message)} (hint: see ${bin} agent --help)\n`);
       return 2;
     }
     const { describeError } = await import('../cli/errors.js');
     const described = describeError(err);
-    process.stderr.write(`Error: ${described.message}\n`);
+    process.stderr.write(`Error: ${escapeUnsafe(described.message)}\n`);
     // A bug keeps its stack, shown on request as with the other commands.
     if (described.bug && process.env.DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     return described.exit;

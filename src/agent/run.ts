@@ -1,3 +1,4 @@
+import { apiKeys, apiListenError, checkApiHost } from '../config/api-settings.js';
 import { describeSource, loadConfig, type FlagValue } from '../config/load.js';
 import { openRegistry, RegistryUnavailableError } from '../registry/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
@@ -22,6 +23,8 @@ export interface RunAgentOptions {
  */
 export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const loaded = await loadConfig({ flags: options.flags, env: options.env ?? process.env });
+  // A host that does not resolve is a bad value like a malformed one: refused before anything starts.
+  await checkApiHost(loaded);
   const { config } = loaded;
   const logger = options.logger ?? createLogger({ level: config.log.level, destination: process.stdout });
   for (const warning of loaded.warnings) logger.warn({ event: 'config.warning' }, warning);
@@ -29,6 +32,9 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     logger.info({ event: 'disabled' }, 'service discovery is disabled (SERVICE_DISCOVERY_ENABLED=false); nothing to do');
     return 0;
   }
+  // The API's keys too (its key file is read here): keys that cannot be used are refused before anything starts.
+  const authModule = config.api.enabled ? await import('../api/auth.js') : undefined;
+  const apiAuth = authModule && apiKeys(() => authModule.loadApiAuth(config.api), loaded);
 
   const discovery = config.cluster.discovery;
   // Where the registry came from, said first: an agent alone on the memory registry, or looking for
@@ -60,24 +66,27 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   const stopSignal = options.until ?? waitForSignal(logger);
   let api: { url: string; close(): Promise<void> } | undefined;
   try {
-    if (api$) {
+    if (api$ && apiAuth) {
       // The API serves before the agent starts, so the URL is known when the first registration is
       // written: a start is then one serviceJoined for watchers, not a join and a serviceUpdated.
       // Until it has registered, /health and /health/ready answer 503 (registered: false) and the
       // cluster routes 503 not_started, as for a host that mounts the plugin before starting its agent.
       // Not "bind now, serve later": a listening Node server accepts at once, so requests would hang
       // meanwhile, and binding, closing and binding again to learn the port races others for it.
-      const { startApiServer, loadApiAuth } = await api$;
+      const { startApiServer } = await api$;
       const server = await startApiServer(agent, {
         host: config.api.host,
         port: config.api.port,
         // Key, key file, read access and TLS are settings: flag > env > config file > default, as every setting.
-        auth: loadApiAuth(config.api),
+        auth: apiAuth,
         tls: config.api.tls,
         logger,
         metrics,
         // Caps on event streams (unset: the stream's defaults, sized from the open-file limit).
         events: { maxClients: config.api.maxStreams, maxClientsPerAddress: config.api.maxStreamsPerClient },
+      }).catch((err: unknown) => {
+        // An address or port this machine will not listen on names its setting (exit 2).
+        throw apiListenError(err, loaded) ?? err;
       });
       api = server;
       agent.setApiUrl(config.api.advertiseUrl ?? advertisedApiUrl(server.url, config.api.host, config.service.host));

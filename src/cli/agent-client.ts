@@ -3,9 +3,24 @@ import { ServiceNotFoundError } from '../cluster/admin.js';
 import type { ServiceFilter, ServiceList } from '../cluster/topology.js';
 import type { AdminIntent, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
 import {
+  agentHealthAnswer,
+  AnswerShapeError,
+  auditAnswer,
+  checked,
+  clusterEvent,
+  serviceHealthAnswer,
+  serviceListAnswer,
+  serviceRecord,
+  setEnabledAnswer,
+  statusAnswer,
+  topologyAnswer,
+  type Check,
+} from './agent-answers.js';
+import {
   AgentRequestError,
   AgentUnavailableError,
   intentFromAudit,
+  NOT_AN_AGENT,
   setEnabledSummary,
   TargetError,
   type AgentStatus,
@@ -72,7 +87,7 @@ export class AgentClient implements ClusterClient {
   }
 
   status(): Promise<AgentStatus> {
-    return this.json<AgentStatus>('GET', '/status');
+    return this.json<AgentStatus>('GET', '/status', statusAnswer);
   }
 
   listServices(filter: ServiceFilter = {}): Promise<ServiceList> {
@@ -82,15 +97,15 @@ export class AgentClient implements ClusterClient {
     if (filter.zone !== undefined) query.set('zone', filter.zone);
     if (filter.healthy) query.set('healthy', 'true');
     const qs = query.toString();
-    return this.json<ServiceList>('GET', `/services${qs ? `?${qs}` : ''}`);
+    return this.json<ServiceList>('GET', `/services${qs ? `?${qs}` : ''}`, serviceListAnswer);
   }
 
   getService(id: string): Promise<ServiceRecord> {
-    return this.json<ServiceRecord>('GET', `/services/${encodeURIComponent(id)}`, undefined, id);
+    return this.json<ServiceRecord>('GET', `/services/${encodeURIComponent(id)}`, serviceRecord, undefined, id);
   }
 
   getServiceHealth(id: string): Promise<ServiceHealthResult> {
-    return this.json<ServiceHealthResult>('GET', `/services/${encodeURIComponent(id)}/health`, undefined, id);
+    return this.json<ServiceHealthResult>('GET', `/services/${encodeURIComponent(id)}/health`, serviceHealthAnswer, undefined, id);
   }
 
   async getIntent(id: string): Promise<AdminIntent | null> {
@@ -99,7 +114,7 @@ export class AgentClient implements ClusterClient {
   }
 
   topology(): Promise<ClusterTopology> {
-    return this.json<ClusterTopology>('GET', '/topology');
+    return this.json<ClusterTopology>('GET', '/topology', topologyAnswer);
   }
 
   async setEnabled(id: string, enabled: boolean, request: SetEnabledRequest = {}): Promise<SetEnabledSummary> {
@@ -113,6 +128,7 @@ export class AgentClient implements ClusterClient {
     const res = await this.json<SetEnabledSummary & Record<string, unknown>>(
       'POST',
       `/services/${encodeURIComponent(id)}/${enabled ? 'enable' : 'disable'}`,
+      setEnabledAnswer,
       body,
       id,
     );
@@ -129,11 +145,17 @@ export class AgentClient implements ClusterClient {
     const text = await res.body.text().catch((err: unknown) => {
       throw this.unavailable(err);
     });
-    const body = parseJson(text) as Omit<AgentHealthResult, 'httpStatus'> | undefined;
-    if ((res.statusCode === 200 || res.statusCode === 503) && body && typeof body === 'object' && (body.status === 'ok' || body.status === 'degraded')) {
-      return { ...body, httpStatus: res.statusCode };
+    const body = parseJson(text);
+    if (res.statusCode === 200 || res.statusCode === 503) {
+      if (body === undefined) throw this.notAnAgent('GET', '/health', `answered ${mediaType(res)}, not JSON`);
+      try {
+        return { ...checked<Omit<AgentHealthResult, 'httpStatus'>>(agentHealthAnswer, body), httpStatus: res.statusCode };
+      } catch (err) {
+        if (err instanceof AnswerShapeError) throw this.notAnAgent('GET', '/health', `answered: ${err.message}`);
+        throw err;
+      }
     }
-    const message = (body as { message?: string } | undefined)?.message ?? `HTTP ${res.statusCode}`;
+    const message = textField(body, 'message') ?? `HTTP ${res.statusCode}`;
     throw new AgentRequestError(this.description, res.statusCode, `http_${res.statusCode}`, `agent ${this.description} answered /health with ${message}`);
   }
 
@@ -145,16 +167,17 @@ export class AgentClient implements ClusterClient {
    */
   async keyAccess(): Promise<KeyAccess> {
     const read = await this.send('GET', '/audit?limit=1');
-    const readBody = parseJson(await read.body.text().catch(() => '')) as { message?: string } | undefined;
+    const readBody = parseJson(await read.body.text().catch(() => ''));
     if (read.statusCode === 401 || read.statusCode === 403) {
-      return { read: false, write: 'refused', message: readBody?.message ?? `HTTP ${read.statusCode}` };
+      return { read: false, write: 'refused', message: textField(readBody, 'message') ?? `HTTP ${read.statusCode}` };
     }
     const write = await this.send('POST', `/services/${encodeURIComponent(KEY_PROBE_ID)}/disable`, { keyProbe: true });
-    const writeBody = parseJson(await write.body.text().catch(() => '')) as { error?: string; message?: string } | undefined;
-    const message = writeBody?.message ?? `HTTP ${write.statusCode}`;
+    const writeBody = parseJson(await write.body.text().catch(() => ''));
+    const message = textField(writeBody, 'message') ?? `HTTP ${write.statusCode}`;
+    const code = textField(writeBody, 'error');
     // Authorised, then refused for the body (or, were the body ever accepted, for the unknown id).
-    if (write.statusCode === 400 || (write.statusCode === 404 && writeBody?.error === 'not_found')) return { read: true, write: 'allowed' };
-    if (write.statusCode === 403 && writeBody?.error === 'writes_disabled') return { read: true, write: 'disabled', message };
+    if (write.statusCode === 400 || (write.statusCode === 404 && code === 'not_found')) return { read: true, write: 'allowed' };
+    if (write.statusCode === 403 && code === 'writes_disabled') return { read: true, write: 'disabled', message };
     if (write.statusCode === 401 || write.statusCode === 403) return { read: true, write: 'refused', message };
     return { read: true, write: 'unknown', message };
   }
@@ -163,7 +186,7 @@ export class AgentClient implements ClusterClient {
     const query = new URLSearchParams();
     if (options.serviceId) query.set('serviceId', options.serviceId);
     query.set('limit', String(Math.min(1000, Math.max(1, options.limit ?? 100))));
-    return this.json<AuditResult>('GET', `/audit?${query.toString()}`);
+    return this.json<AuditResult>('GET', `/audit?${query.toString()}`, auditAnswer);
   }
 
   async events(onEvent: (event: ClusterEvent) => void, signal: AbortSignal, options: EventsOptions = {}): Promise<void> {
@@ -193,7 +216,12 @@ export class AgentClient implements ClusterClient {
             }
             if (frame.event !== 'message' || frame.data === '') return;
             const event = parseEvent(frame.data);
-            if (event && (!options.types || options.types.has(event.type))) onEvent(event);
+            if (typeof event === 'string') {
+              // One event this client cannot read (another version?) is skipped, said once per event.
+              options.onNotice?.(`skipped an event from ${this.description} that this CLI cannot read (${event})`);
+              return;
+            }
+            if (!options.types || options.types.has(event.type)) onEvent(event);
           },
         });
         if (!signal.aborted) options.onNotice?.(`event stream from ${this.description} ended; reconnecting`);
@@ -211,18 +239,26 @@ export class AgentClient implements ClusterClient {
     await this.dispatcher.destroy().catch(() => undefined);
   }
 
-  /** One JSON request. A 404 on a route naming `serviceId` is a ServiceNotFoundError. */
-  private async json<T>(method: 'GET' | 'POST', path: string, body?: object, serviceId?: string): Promise<T> {
+  /**
+   * One JSON request; a 2xx answer must pass `check` (else this is no agent). A 404 on a route naming
+   * `serviceId` is a ServiceNotFoundError.
+   */
+  private async json<T>(method: 'GET' | 'POST', path: string, check: Check, body?: object, serviceId?: string): Promise<T> {
     const res = await this.send(method, path, body);
     const text = await res.body.text().catch((err: unknown) => {
       throw this.unavailable(err);
     });
     const parsed = parseJson(text);
     if (res.statusCode >= 200 && res.statusCode < 300) {
-      if (parsed === undefined) throw new AgentRequestError(this.description, res.statusCode, 'bad_response', `agent ${this.description} answered ${path} with something that is not JSON; is this a proxy-stone-sd agent?`);
-      return parsed as T;
+      if (parsed === undefined) throw this.notAnAgent(method, `/service-discovery${path}`, `answered ${mediaType(res)}, not JSON`);
+      try {
+        return checked<T>(check, parsed);
+      } catch (err) {
+        if (err instanceof AnswerShapeError) throw this.notAnAgent(method, `/service-discovery${path}`, `answered: ${err.message}`);
+        throw err;
+      }
     }
-    const error = (parsed ?? {}) as { error?: string; message?: string };
+    const error = { error: textField(parsed, 'error'), message: textField(parsed, 'message') };
     if (res.statusCode === 404 && serviceId !== undefined && error.error === 'not_found' && !/^no route/.test(error.message ?? '')) {
       throw new ServiceNotFoundError(serviceId);
     }
@@ -279,13 +315,19 @@ export class AgentClient implements ClusterClient {
     }
     if (res.statusCode !== 200) {
       const text = await res.body.text().catch(() => '');
-      const error = (parseJson(text) ?? {}) as { error?: string; message?: string };
+      const error = parseJson(text);
       throw new AgentRequestError(
         this.description,
         res.statusCode,
-        error.error ?? `http_${res.statusCode}`,
-        `agent ${this.description} refused the event stream: ${error.message ?? `HTTP ${res.statusCode}`}`,
+        textField(error, 'error') ?? `http_${res.statusCode}`,
+        `agent ${this.description} refused the event stream: ${textField(error, 'message') ?? `HTTP ${res.statusCode}`}`,
       );
+    }
+    if (mediaType(res) !== 'text/event-stream') {
+      // Not read: it may never end. Destroying it must not become an unhandled error event.
+      res.body.on('error', () => undefined);
+      res.body.destroy();
+      throw this.notAnAgent('GET', `/service-discovery${path.split('?')[0]}`, `answered ${mediaType(res)}, not an event stream`);
     }
     handlers.onOpen();
     const parser = new SseParser(handlers.onFrame);
@@ -295,6 +337,11 @@ export class AgentClient implements ClusterClient {
       if (signal.aborted) return;
       throw this.unavailable(err);
     }
+  }
+
+  /** The URL answers, but not as an agent: what it answered instead, and to what. Exit 1. */
+  private notAnAgent(method: string, path: string, what: string): AgentRequestError {
+    return new AgentRequestError(this.description, 200, NOT_AN_AGENT, `not a proxy-stone-sd agent at ${this.description} (${method} ${path} ${what})`);
   }
 
   private unavailable(err: unknown): Error {
@@ -317,8 +364,13 @@ export async function fetchServiceHealth(url: string, timeoutMs: number): Promis
     );
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new AgentRequestError(url, res.statusCode, `http_${res.statusCode}`, `HTTP ${res.statusCode}`);
-    const parsed = parseJson(text) as ServiceHealthResult | undefined;
-    if (!parsed || !Array.isArray(parsed.history)) throw new AgentRequestError(url, res.statusCode, 'bad_response', 'not a health history');
+    let parsed: ServiceHealthResult;
+    try {
+      parsed = checked<ServiceHealthResult>(serviceHealthAnswer, parseJson(text));
+    } catch (err) {
+      if (!(err instanceof AnswerShapeError)) throw err;
+      throw new AgentRequestError(url, res.statusCode, NOT_AN_AGENT, `not a health history (${err.message})`);
+    }
     return parsed;
   } finally {
     await dispatcher.destroy().catch(() => undefined);
@@ -350,9 +402,35 @@ function parseJson(text: string): unknown {
   }
 }
 
-function parseEvent(data: string): ClusterEvent | undefined {
-  const event = parseJson(data) as ClusterEvent | undefined;
-  return event && typeof event === 'object' && typeof event.type === 'string' ? event : undefined;
+/** The event of one `data:` line, or why it is none. */
+function parseEvent(data: string): ClusterEvent | string {
+  const parsed = parseJson(data);
+  if (parsed === undefined) return 'not JSON';
+  try {
+    return checked<ClusterEvent>(clusterEvent, parsed);
+  } catch (err) {
+    if (err instanceof AnswerShapeError) return err.message;
+    throw err;
+  }
+}
+
+/**
+ * A string field of an answer's body (`message`, `error`), if it is one: cut to one short line, since
+ * the body may come from anything that answers HTTP.
+ */
+function textField(body: unknown, key: string): string | undefined {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return undefined;
+  const value = (body as Record<string, unknown>)[key];
+  if (typeof value !== 'string') return undefined;
+  const line = value.replace(/\s+/g, ' ');
+  return line.length > 300 ? `${line.slice(0, 297)}...` : line;
+}
+
+/** The media type of a response (`text/html`), for a message; `no content type` when it has none. */
+function mediaType(res: Dispatcher.ResponseData): string {
+  const header = res.headers['content-type'];
+  const value = (Array.isArray(header) ? header[0] : header)?.split(';')[0]?.trim().toLowerCase();
+  return value ? value.slice(0, 60) : 'no content type';
 }
 
 function reason(err: unknown, timeoutMs: number): string {

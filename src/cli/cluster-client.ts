@@ -220,6 +220,9 @@ export class AgentUnavailableError extends Error {
   }
 }
 
+/** The code of an {@link AgentRequestError} from a URL that answers, but not as an agent (exit 1). */
+export const NOT_AN_AGENT = 'not_an_agent';
+
 /** The agent answered with an error (`{error, message}` body). 401/403 map to exit 5, 400 to 2. */
 export class AgentRequestError extends Error {
   override name = 'AgentRequestError';

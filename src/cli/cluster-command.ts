@@ -1,5 +1,6 @@
 import { Errors, Flags, type Interfaces } from '@oclif/core';
-import { DEFAULT_ETCD_ENDPOINT } from '../registry/endpoint.js';
+import { describeExpectation, quoteValue, settingByPath, textProblem } from '../config/settings.js';
+import { DEFAULT_ETCD_ENDPOINT, isHttpUrl, isRedisUrl, isRegistryUrl } from '../registry/endpoint.js';
 import { parseDuration } from '../util/duration.js';
 import { escapeUnsafe } from '../util/text.js';
 import { BaseCommand } from './base-command.js';
@@ -16,7 +17,8 @@ const timeoutFlag = Flags.custom<number>({
   // A parser's error is a usage error (exit 2) through oclif's exitCodes.failedFlagParsing in package.json.
   async parse(input) {
     const seconds = parseDuration(input);
-    if (seconds <= 0) throw new Error('expected a duration above 0 (e.g. 5, 500ms, 2s)');
+    // Below a millisecond every call would time out at once ("no answer within 0ms").
+    if (seconds < 0.001) throw new Error('expected a duration of at least 1ms (e.g. 5, 500ms, 2s)');
     return seconds;
   },
 });
@@ -95,23 +97,36 @@ export abstract class ClusterCommand extends BaseCommand {
       }
       useAgent = agentArg;
     }
-    if (useAgent) return { kind: 'agent', url: agent!, apiKey: flags['api-key'] || undefined, timeoutMs, onWarning };
+    if (useAgent) {
+      if (!isHttpUrl(agent!)) {
+        throw new TargetError(`${this.givenAs('agent', 'PROXY_STONE_SD_AGENT')} ${shown(agent!)}: expected an http(s) URL such as http://127.0.0.1:8790`);
+      }
+      // Sent in a header: one token, as the agent takes it (surrounding whitespace is a paste accident).
+      const apiKey = flags['api-key']?.trim() || undefined;
+      const keySetting = settingByPath('api.apiKey')!;
+      if (apiKey !== undefined && !keySetting.pattern!.test(apiKey)) {
+        throw new TargetError(`${this.givenAs('api-key', 'SERVICE_DISCOVERY_API_KEY')}: expected ${keySetting.patternHint}`);
+      }
+      return { kind: 'agent', url: agent!, apiKey, timeoutMs, onWarning };
+    }
     let endpoints = (endpointList ?? '').split(',').map((e) => e.trim()).filter(Boolean);
     if (endpoints.length === 0) {
       endpoints = [DEFAULT_ETCD_ENDPOINT];
       if (process.stderr.isTTY && !options.quiet) this.warnLine(`no --endpoints or --agent given: using etcd at ${DEFAULT_ETCD_ENDPOINT}`, 'Note');
     }
-    const redis = endpoints.some((e) => /^rediss?:\/\//i.test(e));
+    // The agent's own rules (src/registry/endpoint.ts): a URL that could not be connected to is a usage error.
+    const endpointsName = this.givenAs('endpoints', 'SERVICE_DISCOVERY_ENDPOINTS');
+    const redis = endpoints.some(isRedisUrl);
     if (redis) {
-      const e = endpoints[0]!;
-      if (endpoints.length !== 1 || !/^rediss?:\/\/[^/\s]+(\/\d{1,2})?$/i.test(e)) {
-        throw new TargetError(`--endpoints ${redactUserinfo(endpoints.join(','))}: expected one Redis URL such as redis://127.0.0.1:6379`);
+      if (endpoints.length !== 1 || !isRegistryUrl(endpoints[0]!)) {
+        throw new TargetError(`${endpointsName} ${shown(endpoints.join(','))}: expected one Redis URL such as redis://127.0.0.1:6379`);
       }
     } else {
       for (const e of endpoints) {
-        if (!/^https?:\/\/[^/\s]+/.test(e)) throw new TargetError(`--endpoints ${redactUserinfo(e)}: expected http(s) URLs such as http://127.0.0.1:2379, or one redis:// URL`);
+        if (!isHttpUrl(e)) throw new TargetError(`${endpointsName} ${shown(e)}: expected http(s) URLs such as http://127.0.0.1:2379, or one redis:// URL`);
       }
     }
+    this.checkSetting('cluster.discovery.namespace', flags.namespace, this.givenAs('namespace', 'SERVICE_DISCOVERY_NAMESPACE'));
     const tls = { ca: this.credential(flags, 'ca'), cert: this.credential(flags, 'cert'), key: this.credential(flags, 'key') };
     const username = this.credential(flags, 'username');
     const password = this.credential(flags, 'password');
@@ -138,11 +153,29 @@ export abstract class ClusterCommand extends BaseCommand {
     const etcd = `etcd-${name}` as const;
     const neutral = `registry-${name}` as const;
     const value = flags[neutral];
-    if (value === undefined) return flags[etcd];
+    const path = name === 'username' || name === 'password' ? `cluster.discovery.${name}` : `cluster.discovery.tls.${name}`;
+    if (value === undefined) {
+      this.checkSetting(path, flags[etcd], this.givenAs(etcd, CREDENTIAL_ENV[name]));
+      return flags[etcd];
+    }
     if (this.onCommandLine(etcd) && flags[etcd] !== value) {
       throw new TargetError(`--${etcd} and --${neutral} both given, with different values: they are the same setting, give one of them`);
     }
+    this.checkSetting(path, value, `--${neutral}`);
     return value;
+  }
+
+  /**
+   * A target flag that is also an agent setting takes what the agent's setting takes: no control
+   * characters, no more characters than it holds, its pattern. `name` is the flag or env var as given.
+   */
+  private checkSetting(path: string, value: string | undefined, name: string): void {
+    const setting = settingByPath(path);
+    if (value === undefined || !setting) return;
+    const problem = textProblem(setting, value) ?? (setting.pattern && !setting.pattern.test(value.trim()) ? {} : undefined);
+    if (!problem) return;
+    const expected = problem.expected ?? describeExpectation(setting, { range: false });
+    throw new TargetError(`${name}${setting.secret ? '' : ` ${quoteValue(value)}`}: expected ${expected}${problem.reason ? `; ${problem.reason}` : ''}`);
   }
 
   /** One line on stderr, under --json too: stdout stays clean for the result. */
@@ -165,9 +198,15 @@ export abstract class ClusterCommand extends BaseCommand {
     const described = describeError(err);
     if (described.bug) return super.catch(err);
     const hint = described.suggestions[0];
+    // A message can quote what was typed or read (an endpoint, registry data): shown, never obeyed.
     process.stderr.write(`Error: ${escapeUnsafe(described.message.split('\n')[0]!)}${hint ? ` (hint: ${escapeUnsafe(hint)})` : ''}\n`);
     process.exitCode = described.exit;
     return this.exit(described.exit);
+  }
+
+  /** How the user gave a flag bound to an environment variable: `--flag` when typed, else the variable's name. */
+  protected givenAs(flag: string, env: string): string {
+    return this.onCommandLine(flag) || process.env[env] === undefined ? `--${flag}` : env;
   }
 
   /** Whether `--flag` was typed on the command line (not taken from the environment or a default). */
@@ -178,9 +217,24 @@ export abstract class ClusterCommand extends BaseCommand {
   }
 }
 
+/** The environment variable of each registry credential, bound to its etcd-named flag. */
+const CREDENTIAL_ENV = {
+  username: 'SERVICE_DISCOVERY_USERNAME',
+  password: 'SERVICE_DISCOVERY_PASSWORD',
+  ca: 'SERVICE_DISCOVERY_CA_FILE',
+  cert: 'SERVICE_DISCOVERY_CERT_FILE',
+  key: 'SERVICE_DISCOVERY_KEY_FILE',
+} as const;
+
 /** An endpoint for a message: the password of a URL never appears. */
 function redactUserinfo(text: string): string {
   return text.replace(/\/\/[^@/\s]*@/g, '//');
+}
+
+/** A typed value for a one-line message: credentials removed, at most 120 characters (escaped where printed). */
+function shown(text: string): string {
+  const redacted = redactUserinfo(text);
+  return redacted.length > 120 ? `${redacted.slice(0, 117)}...` : redacted;
 }
 
 export type ClusterFlags = Interfaces.InferredFlags<typeof ClusterCommand.baseFlags>;

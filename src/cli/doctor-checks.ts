@@ -11,7 +11,7 @@ import https from 'node:https';
 import type { FlagValue, LoadedConfig } from '../config/load.js';
 import { RegistryAuthError, RegistryUnavailableError } from '../registry/types.js';
 import type { AgentClient, AgentHealthResult, KeyAccess } from './agent-client.js';
-import type { AgentStatus, AgentTarget, ClusterTarget } from './cluster-client.js';
+import { NOT_AN_AGENT, type AgentStatus, type AgentTarget, type ClusterTarget } from './cluster-client.js';
 import type { EtcdHttpReader } from './etcd-http-reader.js';
 
 /** One check's verdict. */
@@ -320,7 +320,12 @@ function agentChecks(target: AgentTarget, configFlags: Record<string, FlagValue>
   const unreachable = () => ({
     ok: false,
     skipped: true,
-    detail: statusError?.name === 'AgentRequestError' ? 'not checked: the agent refused GET /service-discovery/status (see agent API)' : 'not checked: the agent API does not answer',
+    detail:
+      (statusError as { code?: unknown } | undefined)?.code === NOT_AN_AGENT
+        ? 'not checked: the URL answers, but not as a proxy-stone-sd agent (see agent API)'
+        : statusError?.name === 'AgentRequestError'
+          ? 'not checked: the agent refused GET /service-discovery/status (see agent API)'
+          : 'not checked: the agent API does not answer',
   });
   const ignored = Object.keys(configFlags).filter((f) => f !== 'endpoints' && f !== 'health-url');
   const checks: DoctorCheck[] = [

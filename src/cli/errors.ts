@@ -1,7 +1,7 @@
 import { ConcurrentChangeError, ServiceNotFoundError } from '../cluster/admin.js';
 import { CapacityError, describeShortfall } from '../cluster/capacity.js';
 import { RegistryAuthError, RegistryRequestError, RegistryUnavailableError } from '../registry/types.js';
-import { AgentRequestError, AgentUnavailableError, TargetError } from './cluster-client.js';
+import { AgentRequestError, AgentUnavailableError, NOT_AN_AGENT, TargetError } from './cluster-client.js';
 
 /** Exit codes, documented in the README. */
 export const EXIT = {
@@ -102,6 +102,10 @@ function describeAgentError(err: AgentRequestError): { message: string; exit: nu
     };
   }
   if (err.statusCode === 400) return { message: err.message, exit: EXIT.usage, suggestions: [], bug: false };
+  // Something answers at the URL, but not as an agent (a web server, another API): exit 1.
+  if (err.code === NOT_AN_AGENT) {
+    return { message: err.message, exit: EXIT.failure, suggestions: ["check the agent URL (--agent or PROXY_STONE_SD_AGENT): an agent's API, e.g. http://127.0.0.1:8790"], bug: false };
+  }
   if (err.statusCode === 409 && err.code === 'refused') {
     return { message: err.message.replace('send "force": true', 'use --force'), exit: EXIT.refused, suggestions: [], bug: false };
   }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { stripVTControlCharacters } from 'node:util';
 import { Chalk, type ChalkInstance } from 'chalk';
 import Table from 'cli-table3';
 import type { ServiceStatus } from '../types.js';
@@ -42,22 +43,108 @@ export function enabledText(enabled: boolean): string {
   return enabled ? 'yes' : c.yellow('no');
 }
 
-/** A plain table: no colour codes in headers or borders unless colour is on. */
-export function table(head: string[], rows: (string | number)[][]): string {
+/**
+ * Widest a table column gets, in characters: registry data can be a megabyte in one field, and a
+ * table pads every row to its widest cell. Longer cells are cut with `…` (`--json` stays exact).
+ */
+export const MAX_COLUMN_WIDTH = 48;
+/** Narrowest a column is squeezed to when fitting a terminal: statuses, times and short ids stay whole. */
+const MIN_COLUMN_WIDTH = 12;
+/** Longest value `fields` shows (`services show`); the rest is counted, not shown. */
+export const MAX_FIELD_LENGTH = 1000;
+
+const SGR = /\u001b\[[0-9;]*m/y;
+
+/** Characters of `text` a terminal shows: colour codes left out, a surrogate pair counted once. */
+export function visibleLength(text: string): number {
+  const plain = stripVTControlCharacters(text);
+  let n = 0;
+  for (let i = 0; i < plain.length; i++) {
+    n++;
+    const code = plain.charCodeAt(i);
+    if (code >= 0xd800 && code <= 0xdbff && i + 1 < plain.length) i++;
+  }
+  return n;
+}
+
+/**
+ * `text` cut to `max` visible characters, the cut marked by `tail(hidden)` (default `…`, counted in
+ * `max`); colour codes are kept and closed. Unchanged when it fits.
+ */
+export function clip(text: string, max: number, tail: (hidden: number) => string = () => '…'): string {
+  // Fast path: fewer UTF-16 units than `max` means fewer visible characters too.
+  if (text.length <= max) return text;
+  const total = visibleLength(text);
+  if (total <= max) return text;
+  const keep = Math.max(0, max - visibleLength(tail(total)));
+  let out = '';
+  let kept = 0;
+  let coloured = false;
+  for (let i = 0; i < text.length && kept < keep; ) {
+    SGR.lastIndex = i;
+    const sgr = text.charCodeAt(i) === 0x1b ? SGR.exec(text) : null;
+    if (sgr) {
+      out += sgr[0];
+      coloured = true;
+      i += sgr[0].length;
+      continue;
+    }
+    const code = text.charCodeAt(i);
+    const width = code >= 0xd800 && code <= 0xdbff && i + 1 < text.length ? 2 : 1;
+    out += text.slice(i, i + width);
+    i += width;
+    kept++;
+  }
+  return `${out}${coloured ? '\u001b[0m' : ''}${tail(total - kept)}`;
+}
+
+/**
+ * Column widths: each column as wide as its widest cell, at most {@link MAX_COLUMN_WIDTH}; on a
+ * terminal narrower than that, the widest columns give way first, down to {@link MIN_COLUMN_WIDTH}.
+ */
+export function columnWidths(natural: readonly number[], terminalColumns?: number): number[] {
+  const widths = natural.map((n) => Math.min(n, MAX_COLUMN_WIDTH));
+  if (!terminalColumns) return widths;
+  // Each column has a space either side, and a border on its right; one more border on the left.
+  const total = () => widths.reduce((sum, w) => sum + w + 3, 1);
+  while (total() > terminalColumns) {
+    const widest = widths.indexOf(Math.max(...widths));
+    if (widths[widest]! <= MIN_COLUMN_WIDTH) break;
+    widths[widest]! -= 1;
+  }
+  return widths;
+}
+
+/**
+ * A plain table: no colour codes in headers or borders unless colour is on. Cells are cut to their
+ * column's width ({@link columnWidths}), so one huge value neither floods the output nor pads every row.
+ */
+export function table(head: string[], rows: (string | number)[][], terminalColumns = process.stdout.isTTY ? process.stdout.columns : undefined): string {
+  const cells = rows.map((row) => row.map(String));
+  const natural = head.map((h, i) => Math.max(visibleLength(h), ...cells.map((row) => visibleLength(row[i] ?? ''))));
+  const widths = columnWidths(natural, terminalColumns);
   const t = new Table({
-    head: head.map((h) => c.bold(h)),
+    head: head.map((h, i) => c.bold(clip(h, widths[i]!))),
     style: { head: [], border: [], compact: true },
     chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
   });
-  for (const row of rows) t.push(row.map(String));
+  for (const row of cells) t.push(row.map((cell, i) => clip(cell, widths[i] ?? MAX_COLUMN_WIDTH)));
   return t.toString();
 }
 
-/** `key: value` lines with the keys aligned. */
+/**
+ * `key: value` lines with the keys aligned. A value longer than {@link MAX_FIELD_LENGTH} is cut,
+ * saying how much is left: `… (999000 more characters)`.
+ */
 export function fields(entries: [string, string | number | undefined | null][]): string {
   const shown = entries.filter(([, v]) => v !== undefined && v !== null && v !== '');
   const width = Math.max(0, ...shown.map(([k]) => k.length));
-  return shown.map(([k, v]) => `${c.dim(`${k}:`.padEnd(width + 1))} ${String(v)}`).join('\n');
+  return shown.map(([k, v]) => `${c.dim(`${k}:`.padEnd(width + 1))} ${clipField(String(v))}`).join('\n');
+}
+
+/** A detail value cut at {@link MAX_FIELD_LENGTH} visible characters, with how many more there are. */
+export function clipField(text: string): string {
+  return clip(text, MAX_FIELD_LENGTH, (hidden) => `… (${hidden} more characters)`);
 }
 
 /** `12s ago`, `3m ago`, `2h ago`, `4d ago`; `never` for null or 0. */

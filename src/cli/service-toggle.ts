@@ -1,9 +1,22 @@
 import { userInfo } from 'node:os';
 import { Args, Flags } from '@oclif/core';
 import { SERVICE_STATUSES, type ServiceStatus } from '../types.js';
+import { UNSAFE_CHARACTER } from '../util/text.js';
 import type { ClusterClient, SetEnabledRequest, SetEnabledSummary } from './cluster-client.js';
 import { ClusterCommand } from './cluster-command.js';
 import { bulkExitCode, capacityRefusal, describeError, EXIT, UserError } from './errors.js';
+
+/** Longest `--reason`: what the agent's API and the registry path (src/cluster/admin.ts) take. */
+const MAX_REASON = 500;
+const UNSAFE = new RegExp(UNSAFE_CHARACTER);
+
+/** Why a `--reason` cannot be recorded, or undefined: too long, or a control character (the audit trail is shown on terminals). */
+function reasonProblem(reason: string): string | undefined {
+  if (reason.length > MAX_REASON) return `expected at most ${MAX_REASON} characters (got ${reason.length})`;
+  const bad = UNSAFE.exec(reason);
+  if (bad) return `expected text without control characters; contains U+${bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+  return undefined;
+}
 
 /** A service the capacity guard kept in traffic during a bulk disable: not disabled, and not a failure. */
 export interface KeptService {
@@ -72,6 +85,8 @@ export abstract class ServiceToggleCommand extends ClusterCommand {
     if (args.id === undefined && !flags.all) {
       throw new UserError('missing service id: give one, or --all (optionally with --region, --zone, --status)', EXIT.usage);
     }
+    const reasonError = flags.reason === undefined ? undefined : reasonProblem(flags.reason);
+    if (reasonError) throw new UserError(`--reason: ${reasonError}`, EXIT.usage);
     // Disable's own options (--for, --drain-timeout, --force, --min-healthy-per-zone), checked before connecting.
     const extra = this.requestOptions(flags as Record<string, unknown>);
     const client = await this.connect(flags);

@@ -7,10 +7,13 @@
 import type { ServiceList } from '../cluster/topology.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
 import { isRegistrySummary, type ServiceDetails, type SetEnabledSummary, type StatusResult } from './cluster-client.js';
-import { ago, c, enabledText, fields, isoTime, plural, statusText, table, timeLeft } from './render.js';
+import { ago, c, clip, enabledText, fields, isoTime, MAX_COLUMN_WIDTH, plural, statusText, table, timeLeft } from './render.js';
 import { terminalSafe } from '../util/text.js';
 import { describeBudget } from '../cluster/detection-budget.js';
 import { describeFlapping, describeInstanceMaintenance, describeIntent } from '../cluster/explain.js';
+
+/** Registry data inside a line (a tree, an event): cut like a table cell, so one huge value stays short. */
+const cut = (text: string): string => clip(text, MAX_COLUMN_WIDTH);
 
 export function renderStatus(result: StatusResult): string {
   result = terminalSafe(result);
@@ -135,24 +138,24 @@ export function renderToggle(r: SetEnabledSummary): string {
       s?.adminState === 'draining' && s.drainUntil !== undefined ? `draining until ${isoTime(s.drainUntil)}` : '',
       s?.disabledUntil !== undefined ? `re-enabled automatically at ${isoTime(s.disabledUntil)}` : '',
     ].filter(Boolean);
-    return `${r.serviceId} ${verb}${notes.length ? ` (${notes.join('; ')})` : ''}`;
+    return `${cut(r.serviceId)} ${verb}${notes.length ? ` (${notes.join('; ')})` : ''}`;
   }
-  if (r.repaired !== undefined) return `${r.serviceId} ${verb}: its stored intent could not be read (${r.repaired}) and was replaced`;
-  if (r.reasonUpdated) return `${r.serviceId} already ${verb}; reason updated${r.previousReason !== undefined ? ` (was: ${r.previousReason})` : ''}`;
-  return `${r.serviceId} already ${verb} (no change)`;
+  if (r.repaired !== undefined) return `${cut(r.serviceId)} ${verb}: its stored intent could not be read (${cut(r.repaired)}) and was replaced`;
+  if (r.reasonUpdated) return `${cut(r.serviceId)} already ${verb}; reason updated${r.previousReason !== undefined ? ` (was: ${cut(r.previousReason)})` : ''}`;
+  return `${cut(r.serviceId)} already ${verb} (no change)`;
 }
 
 /** A bulk disable's line for a service the capacity guard kept: why, and how to disable it anyway. */
 export function renderKept(k: { serviceId: string; reason: string; override: string }): string {
   k = terminalSafe(k);
-  return `${k.serviceId} kept by the capacity guard: ${k.reason}; ${k.override} disables it anyway`;
+  return `${cut(k.serviceId)} kept by the capacity guard: ${k.reason}; ${k.override} disables it anyway`;
 }
 
 /** The topology as a tree: region, zone, instance, with counts at each level and the leader marked. */
 export function renderTopology(t: ClusterTopology, services: ServiceRecord[]): string {
   t = terminalSafe(t);
   services = terminalSafe(services);
-  const leader = t.leader ? `leader ${c.bold(t.leader.id)} ★` : c.yellow('no leader');
+  const leader = t.leader ? `leader ${c.bold(cut(t.leader.id))} ★` : c.yellow('no leader');
   const lines = [
     `${c.bold('Cluster')}: ${plural(t.totalServices, 'service')}, ${c.green(`${t.healthyServices} healthy`)}, ${t.unhealthyServices} not taking traffic, ${t.disabledServices} disabled; ${leader}`,
   ];
@@ -161,20 +164,20 @@ export function renderTopology(t: ClusterTopology, services: ServiceRecord[]): s
   regionNames.forEach((region, ri) => {
     const inRegion = regions.get(region)!;
     const lastRegion = ri === regionNames.length - 1;
-    lines.push(`${lastRegion ? '└─' : '├─'} ${c.bold(region || '(no region)')} ${counts(inRegion)}`);
+    lines.push(`${lastRegion ? '└─' : '├─'} ${c.bold(cut(region) || '(no region)')} ${counts(inRegion)}`);
     const zones = groupBy(inRegion, (s) => s.zone);
     const zoneNames = [...zones.keys()].sort();
     const pad1 = lastRegion ? '   ' : '│  ';
     zoneNames.forEach((zone, zi) => {
       const inZone = zones.get(zone)!;
       const lastZone = zi === zoneNames.length - 1;
-      lines.push(`${pad1}${lastZone ? '└─' : '├─'} ${zone || '(no zone)'} ${counts(inZone)}`);
+      lines.push(`${pad1}${lastZone ? '└─' : '├─'} ${cut(zone) || '(no zone)'} ${counts(inZone)}`);
       const pad2 = `${pad1}${lastZone ? '   ' : '│  '}`;
       inZone.forEach((s, si) => {
         const branch = si === inZone.length - 1 ? '└─' : '├─';
         const mark = s.id === t.leader?.id ? ` ${c.yellow('★')} (leader)` : '';
-        const off = s.enabled ? '' : ` ${c.yellow('disabled')}${s.disabledReason ? ` (${s.disabledReason})` : ''}`;
-        lines.push(`${pad2}${branch} ${s.id} ${c.dim(`${s.host}:${s.port}`)} ${statusText(s.status)}${off}${mark}`);
+        const off = s.enabled ? '' : ` ${c.yellow('disabled')}${s.disabledReason ? ` (${cut(s.disabledReason)})` : ''}`;
+        lines.push(`${pad2}${branch} ${cut(s.id)} ${c.dim(cut(`${s.host}:${s.port}`))} ${statusText(s.status)}${off}${mark}`);
       });
     });
   });
@@ -200,27 +203,27 @@ function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
 /** One line per event: time, type, service id, what changed. */
 export function renderEvent(e: ClusterEvent): string {
   e = terminalSafe(e);
-  const id = 'serviceId' in e ? e.serviceId : (e.leaderId ?? '-');
+  const id = cut('serviceId' in e ? e.serviceId : (e.leaderId ?? '-'));
   let detail = '';
   switch (e.type) {
     case 'serviceJoined':
-      detail = `${e.service.host}:${e.service.port} ${e.service.region}/${e.service.zone} ${statusText(e.service.status)}`;
+      detail = `${cut(`${e.service.host}:${e.service.port}`)} ${cut(`${e.service.region}/${e.service.zone}`)} ${statusText(e.service.status)}`;
       break;
     case 'serviceLeft':
-      detail = e.service ? `${e.service.host}:${e.service.port}` : '';
+      detail = e.service ? cut(`${e.service.host}:${e.service.port}`) : '';
       break;
     case 'serviceHealthChanged':
-      detail = `${statusText(e.previousStatus)} → ${statusText(e.status)}${e.service.health.message ? ` (${e.service.health.message})` : ''}`;
+      detail = `${statusText(e.previousStatus)} → ${statusText(e.status)}${e.service.health.message ? ` (${cut(e.service.health.message)})` : ''}`;
       break;
     case 'serviceEnabled':
     case 'serviceDisabled':
-      detail = [e.actor ? `by ${e.actor}` : '', e.reason ? `reason: ${e.reason}` : ''].filter(Boolean).join(', ');
+      detail = [e.actor ? `by ${cut(e.actor)}` : '', e.reason ? `reason: ${cut(e.reason)}` : ''].filter(Boolean).join(', ');
       break;
     case 'serviceUpdated':
-      detail = `${e.service.host}:${e.service.port} v${e.service.version}${e.service.health.flapping ? ` (${describeFlapping(e.service.health.flapping, e.timestamp)})` : ''}`;
+      detail = `${cut(`${e.service.host}:${e.service.port}`)} v${cut(e.service.version)}${e.service.health.flapping ? ` (${describeFlapping(e.service.health.flapping, e.timestamp)})` : ''}`;
       break;
     case 'leaderElected':
-      detail = `previous: ${e.previousLeaderId ?? 'none'}`;
+      detail = `previous: ${cut(e.previousLeaderId ?? 'none')}`;
       break;
   }
   return `${c.dim(isoTime(e.timestamp))}  ${e.type.padEnd(20)}  ${id}${detail ? `  ${detail}` : ''}`;

@@ -8,19 +8,25 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_ETCD_ENDPOINT } from '../registry/endpoint.js';
-import { parseDuration } from '../util/duration.js';
+import { DEFAULT_ETCD_ENDPOINT, isHostOrIp, isHttpUrl, isRedisUrl, isRegistryUrl } from '../registry/endpoint.js';
+import { escapeUnsafe, UNSAFE_CHARACTER } from '../util/text.js';
+import { DURATION_MAX_EXPECTATION, DurationTooLongError, MAX_DURATION_SECONDS, parseDuration } from '../util/duration.js';
 import {
   CONFIG_FILE_ENV,
   CONFIG_FILE_FLAG,
+  MAX_ITEMS,
+  MAX_KEY_LENGTH,
   SETTINGS,
   SETTING_GROUP_PATHS,
   canonicalEnv,
   describeExpectation,
   envNames,
+  maxLengthOf,
+  quoteValue,
   settingByEnv,
   settingByFlag,
   settingByPath,
+  textProblem,
   type Setting,
 } from './settings.js';
 import type { ConfigSource, SdConfig } from './types.js';
@@ -104,10 +110,11 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly issues: readonly ConfigIssue[];
 
-  constructor(issues: readonly ConfigIssue[]) {
+  /** `options.cause`: what showed the value unusable, when that came from outside (a failed listen). */
+  constructor(issues: readonly ConfigIssue[], options?: ErrorOptions) {
     const [first] = issues;
     const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
-    super(`${first?.message ?? 'invalid configuration'}${more}`);
+    super(`${first?.message ?? 'invalid configuration'}${more}`, options);
     this.issues = issues;
   }
 }
@@ -117,6 +124,8 @@ export { CONFIG_FILE_ENV, CONFIG_FILE_FLAG };
 export const CONFIG_WRAPPER_KEY = 'serviceDiscoveryConfig';
 
 const SECRET_MASK = '***';
+/** A character a terminal could act on: control characters (tab and newline too), DEL, C1, bidi controls. */
+const UNSAFE = new RegExp(UNSAFE_CHARACTER);
 const REGISTRY_PATH = 'cluster.discovery.registry';
 const ENDPOINTS_PATH = 'cluster.discovery.endpoints';
 
@@ -124,29 +133,14 @@ const ENDPOINTS_PATH = 'cluster.discovery.endpoints';
 // The schema: leaves generated from the settings table, plus the cross-field rules.
 // ---------------------------------------------------------------------------------------------------
 
-function isHttpUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
-  } catch {
-    return false;
-  }
-}
-
-function isRegistryUrl(value: string): boolean {
-  if (isHttpUrl(value)) return true;
-  try {
-    const url = new URL(value);
-    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && /^(\/\d{0,2})?$/.test(url.pathname);
-  } catch {
-    return false;
-  }
-}
-
-const isRedisUrl = (value: string): boolean => /^rediss?:\/\//i.test(value);
+/** Whether text holds a character a terminal could act on, past any surrounding whitespace (a paste's newline). */
+const hasUnsafe = (text: string): boolean => UNSAFE.test(text.trim());
 
 function leafSchema(setting: Setting): z.ZodType {
   const { min, max, minExclusive } = setting;
+  const maxLength = maxLengthOf(setting) ?? Number.POSITIVE_INFINITY;
+  // Every string a setting holds: no control characters, not longer than anything can use.
+  const text = (base: z.ZodString = z.string(), length = maxLength) => base.max(length).refine((v) => !hasUnsafe(v));
   const bounded = (n: z.ZodNumber): z.ZodNumber => {
     let out = n;
     if (min !== undefined) out = minExclusive ? out.gt(min) : out.gte(min);
@@ -162,28 +156,34 @@ function leafSchema(setting: Setting): z.ZodType {
     case 'number':
       return bounded(z.number());
     case 'duration': {
-      const seconds = bounded(z.number().gte(0));
+      const seconds = bounded(z.number().gte(0)).lte(Math.min(max ?? MAX_DURATION_SECONDS, MAX_DURATION_SECONDS));
       return setting.wholeSeconds ? seconds.int() : seconds;
     }
     case 'string':
-      return setting.pattern ? z.string().regex(setting.pattern) : z.string().min(1);
+      return text(setting.pattern ? z.string().regex(setting.pattern) : z.string().min(1));
     case 'url':
-      return z.string().refine(isHttpUrl);
+      return text().refine(isHttpUrl);
+    case 'host':
+      return text().refine(isHostOrIp);
     case 'list':
-      return z.array(
-        setting.itemKind === 'url'
-          ? z.string().refine(isHttpUrl)
-          : setting.itemKind === 'registryUrl'
-            ? z.string().refine(isRegistryUrl)
-            : z.string().min(1),
-      );
+      return z
+        .array(
+          setting.itemKind === 'url'
+            ? text().refine(isHttpUrl)
+            : setting.itemKind === 'registryUrl'
+              ? text().refine(isRegistryUrl)
+              : text(z.string().min(1)),
+        )
+        .max(MAX_ITEMS);
     case 'enum': {
       const [first, ...rest] = setting.enumValues ?? [];
       if (first === undefined) throw new Error(`setting ${setting.path}: enum without values`);
       return z.enum([first, ...rest]);
     }
     case 'keyvalue':
-      return z.record(z.string().min(1), z.string());
+      return z
+        .record(text(z.string().min(1), MAX_KEY_LENGTH).refine((k) => k !== '__proto__'), text())
+        .refine((r) => Object.keys(r).length <= MAX_ITEMS);
   }
 }
 
@@ -215,6 +215,11 @@ interface CrossRule {
   path: string;
   violated(c: SdConfig): boolean;
   message(c: SdConfig): string;
+  /**
+   * The same rule said about the other setting it involves, used when `path` was left at its default
+   * and the other one was set: the message then names what the user actually gave.
+   */
+  other?: { path: string; message(c: SdConfig): string };
 }
 
 const mention = (path: string): string => {
@@ -228,6 +233,10 @@ const CROSS_RULES: readonly CrossRule[] = [
     path: 'cluster.leaderElection.renewInterval',
     violated: (c) => c.cluster.leaderElection.renewInterval >= c.cluster.leaderElection.ttl,
     message: (c) => `must be less than cluster.leaderElection.ttl (${c.cluster.leaderElection.ttl})`,
+    other: {
+      path: 'cluster.leaderElection.ttl',
+      message: (c) => `must be more than ${mention('cluster.leaderElection.renewInterval')}, ${c.cluster.leaderElection.renewInterval}`,
+    },
   },
   {
     id: 'etcd-needs-http-endpoints',
@@ -316,7 +325,12 @@ export const sdConfigSchema: z.ZodType<SdConfig> = (groupSchema('') as unknown a
   (config, ctx) => {
     for (const rule of CROSS_RULES) {
       if (rule.violated(config)) {
-        ctx.addIssue({ code: 'custom', path: rule.path.split('.'), message: rule.message(config), params: { rule: rule.id } });
+        ctx.addIssue({
+          code: 'custom',
+          path: rule.path.split('.'),
+          message: rule.message(config),
+          params: { rule: rule.id, ...(rule.other ? { other: rule.other.path, otherMessage: rule.other.message(config) } : {}) },
+        });
       }
     }
   },
@@ -340,23 +354,34 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/** Shows a raw value in a message: strings as typed, others as JSON, secrets masked, long ones cut. */
+/**
+ * Shows a raw value in a message: strings as typed, others as JSON, secrets masked, long ones cut.
+ * What could act on a terminal or break the one line (a newline, an escape sequence, a bidirectional
+ * override) is shown as a `\u` escape, inside quotes.
+ */
 function showValue(setting: Setting | undefined, raw: unknown): string {
   if (setting?.secret) return SECRET_MASK;
   let text: string;
   if (typeof raw === 'string') {
     // Quote what would otherwise be invisible or break the one-line message.
-    text = raw === '' || /[\u0000-\u001f\u007f]/.test(raw) || raw.trim() !== raw ? JSON.stringify(raw) : raw;
+    text = quoteValue(raw);
   } else if (raw === undefined) {
     text = 'undefined';
   } else {
     text = JSON.stringify(raw) ?? String(raw);
   }
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+  return shortSafe(text);
+}
+
+/** One line of at most 120 characters, with nothing a terminal could act on. */
+function shortSafe(text: string): string {
+  // Line and paragraph separators too: a log viewer or a JSON-lines reader may break the line there.
+  const safe = escapeUnsafe(text).replace(/[\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16)}`);
+  return safe.length > 120 ? `${safe.slice(0, 117)}...` : safe;
 }
 
 function sourceText(origin: SourceOrigin): string {
-  return origin.source === 'file' ? `file ${origin.file ?? '?'}` : origin.source;
+  return origin.source === 'file' ? `file ${escapeUnsafe(origin.file ?? '?')}` : origin.source;
 }
 
 /** `SERVICE_PORT=abc (env)`, `--health-interval=fast (flag)`, `cluster.x=1 (file /p)`. */
@@ -497,7 +522,7 @@ function structuredLayer(data: Record<string, unknown>, origin: SourceOrigin, is
         issues.push({
           path,
           source: origin.source,
-          message: `${path} (${where}): unknown setting${hint ? `; did you mean ${hint}?` : ''}`,
+          message: `${shortSafe(path)} (${where}): unknown setting${hint ? `; did you mean ${hint}?` : ''}`,
         });
       }
     }
@@ -510,7 +535,8 @@ function structuredLayer(data: Record<string, unknown>, origin: SourceOrigin, is
 // Converting raw values per kind.
 // ---------------------------------------------------------------------------------------------------
 
-type Conversion = { ok: true; value: unknown } | { ok: false; text?: string };
+/** A failed conversion says why in `text`, or replaces the setting's usual expectation with `expected`. */
+type Conversion = { ok: true; value: unknown } | { ok: false; text?: string; expected?: string };
 
 const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
 const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
@@ -549,16 +575,19 @@ function convert(c: Candidate): Conversion {
       if (typeof raw !== 'number' && typeof raw !== 'string') return fail;
       try {
         return { ok: true, value: parseDuration(raw) };
-      } catch {
-        return fail;
+      } catch (err) {
+        return err instanceof DurationTooLongError ? { ok: false, expected: DURATION_MAX_EXPECTATION } : fail;
       }
     }
     case 'string':
     case 'url':
+    case 'host':
     case 'enum': {
       if (typeof raw !== 'string') return fail;
       // Secrets are taken verbatim; a trailing space may be part of a password.
       let value = setting.secret ? raw : raw.trim();
+      const unusable = unusableText(setting, value, 'value');
+      if (unusable) return unusable;
       if (setting.kind === 'enum') value = value.toLowerCase();
       // Paths in a config file are relative to the file, as in kubeconfig.
       if (setting.file && origin.source === 'file' && origin.file && value !== '') {
@@ -568,29 +597,52 @@ function convert(c: Candidate): Conversion {
     }
     case 'list': {
       const items = splitList(raw);
-      return items ? { ok: true, value: items } : fail;
+      if (!items) return fail;
+      if (items.length > MAX_ITEMS) return { ok: false, expected: `at most ${MAX_ITEMS} items (got ${items.length})` };
+      for (const item of items) {
+        const unusable = unusableText(setting, item, 'item');
+        if (unusable) return unusable;
+      }
+      return { ok: true, value: items };
     }
     case 'keyvalue': {
+      let pairs: [string, string][];
       if (isPlainObject(raw)) {
-        const out: Record<string, string> = {};
+        pairs = [];
         for (const [k, v] of Object.entries(raw)) {
           if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return fail;
-          out[k.trim()] = String(v);
+          pairs.push([k.trim(), String(v)]);
         }
-        return { ok: true, value: out };
+      } else {
+        const items = splitList(raw);
+        if (!items) return fail;
+        pairs = [];
+        for (const item of items) {
+          if (item === '') continue;
+          const eq = item.indexOf('=');
+          if (eq <= 0) return { ok: false, text: `"${shortSafe(item)}" is not key=value` };
+          pairs.push([item.slice(0, eq).trim(), item.slice(eq + 1).trim()]);
+        }
       }
-      const items = splitList(raw);
-      if (!items) return fail;
-      const out: Record<string, string> = {};
-      for (const item of items) {
-        if (item === '') continue;
-        const eq = item.indexOf('=');
-        if (eq <= 0) return { ok: false, text: `"${item}" is not key=value` };
-        out[item.slice(0, eq).trim()] = item.slice(eq + 1).trim();
+      if (pairs.length > MAX_ITEMS) return { ok: false, expected: `at most ${MAX_ITEMS} key=value pairs (got ${pairs.length})` };
+      // A null-prototype object: `__proto__` would otherwise be silently dropped; it is refused instead.
+      const out: Record<string, string> = Object.create(null) as Record<string, string>;
+      for (const [k, v] of pairs) {
+        if (k === '__proto__') return { ok: false, text: '"__proto__" is not a usable key' };
+        const unusable = unusableText(setting, k, 'key') ?? unusableText(setting, v, 'pair value');
+        if (unusable) return unusable;
+        out[k] = v;
       }
-      return { ok: true, value: out };
+      return { ok: true, value: { ...out } };
     }
   }
+}
+
+/** {@link textProblem} as a failed conversion. */
+function unusableText(setting: Setting, text: string, part: 'value' | 'item' | 'key' | 'pair value'): Conversion | undefined {
+  const problem = textProblem(setting, text, part);
+  if (!problem) return undefined;
+  return { ok: false, ...(problem.reason !== undefined ? { text: problem.reason } : {}), ...(problem.expected !== undefined ? { expected: problem.expected } : {}) };
 }
 
 function setIn(target: Record<string, unknown>, path: string, value: unknown): void {
@@ -642,7 +694,7 @@ function resolveLayers(layers: readonly Layer[], structureIssues: readonly Confi
     const result = convert(c);
     if (result.ok) values.set(setting.path, result.value);
     else {
-      const expected = `expected ${describeExpectation(setting, { range: false })}`;
+      const expected = `expected ${result.expected ?? describeExpectation(setting, { range: false })}`;
       issues.push(issueFor(c, result.text ? `${expected}; ${result.text}` : expected));
     }
   }
@@ -676,6 +728,8 @@ function resolveLayers(layers: readonly Layer[], structureIssues: readonly Confi
     for (const zodIssue of parsed.error?.issues ?? []) {
       const { issue, cross } = schemaIssue(zodIssue, input, winners, origins);
       if (reported.has(issue.path)) continue; // one line per setting
+      // A group whose every value failed conversion is missing from the input: its settings said why.
+      if (!settingByPath(issue.path) && [...reported].some((p) => p.startsWith(`${issue.path}.`))) continue;
       reported.add(issue.path);
       (cross ? crossIssues : leafIssues).push(issue);
     }
@@ -732,12 +786,21 @@ function schemaIssue(
   };
 
   // Cross-field rules carry their own message, already naming the other setting.
-  const ruleId = issue.code === 'custom' ? (issue.params as { rule?: unknown } | undefined)?.rule : undefined;
-  if (CROSS_RULES.some((r) => r.id === ruleId)) return { issue: issueFor(candidateOf(setting), issue.message), cross: true };
+  const params = issue.code === 'custom' ? (issue.params as { rule?: unknown; other?: unknown; otherMessage?: unknown } | undefined) : undefined;
+  if (CROSS_RULES.some((r) => r.id === params?.rule)) {
+    // Said about the setting the user gave, when the rule's own one is a default.
+    const other = typeof params?.other === 'string' ? settingByPath(params.other) : undefined;
+    const given = (path: string): boolean => (winners.get(path)?.origin.source ?? 'default') !== 'default';
+    if (other && typeof params?.otherMessage === 'string' && !given(setting.path) && given(other.path)) {
+      return { issue: issueFor(candidateOf(other), params.otherMessage), cross: true };
+    }
+    return { issue: issueFor(candidateOf(setting), issue.message), cross: true };
+  }
 
-  let text = `expected ${describeExpectation(setting)}`;
-  const item = parts[depth]; // index of the offending list item, when the issue is inside the list
   const value = getIn(input, setting.path);
+  const tooLong = setting.kind === 'duration' && typeof value === 'number' && value > MAX_DURATION_SECONDS;
+  let text = `expected ${tooLong ? DURATION_MAX_EXPECTATION : describeExpectation(setting)}`;
+  const item = parts[depth]; // index of the offending list item, when the issue is inside the list
   if (setting.kind === 'list' && item !== undefined && Array.isArray(value) && value.length > 1) {
     text += `; got ${JSON.stringify(value[Number(item)])}`;
   }
@@ -761,7 +824,7 @@ function warningsFor(config: SdConfig, origins: Readonly<Record<string, SourceOr
 // ---------------------------------------------------------------------------------------------------
 
 function fileIssue(path: string, text: string): ConfigError {
-  return new ConfigError([{ path: '', source: 'file', message: `config file ${path}: ${text}` }]);
+  return new ConfigError([{ path: '', source: 'file', message: `config file ${escapeUnsafe(path)}: ${text}` }]);
 }
 
 /**
@@ -867,6 +930,20 @@ export function describeSource(path: string, sources: Readonly<Record<string, Co
     case 'override':
       return 'override';
   }
+}
+
+/**
+ * A problem with one setting's value found after loading (its host does not resolve, its port is
+ * taken), as a {@link ConfigError} labelled like every other: the env var, flag or file key that set
+ * it, e.g. `SERVICE_DISCOVERY_API_HOST=no-such-host (env): expected …`.
+ *
+ * @throws Error when `path` is not a setting
+ */
+export function settingError(loaded: LoadedConfig, path: string, text: string, cause?: unknown): ConfigError {
+  const setting = settingByPath(path);
+  if (!setting) throw new Error(`unknown setting ${path}`);
+  const origin = loaded.origins[path] ?? { source: 'default' };
+  return new ConfigError([issueFor({ setting, raw: getIn(loaded.config, path), origin }, text)], cause === undefined ? undefined : { cause });
 }
 
 /** A copy of `config` with every secret setting that is set replaced by `***`, safe to log or print. */

@@ -3,7 +3,7 @@
  */
 import { DEFAULT_ETCD_ENDPOINT } from '../registry/endpoint.js';
 import { CONFIG_FILE_ENV, CONFIG_FILE_FLAG, CONFIG_WRAPPER_KEY } from './load.js';
-import { SETTINGS, describeKind, envNames, flagNames, formatDefault, type Setting, type SettingGroup } from './settings.js';
+import { MAX_ITEMS, MAX_KEY_LENGTH, SETTINGS, describeKind, envNames, flagNames, formatDefault, type Setting, type SettingGroup } from './settings.js';
 
 /** Escapes a table cell: pipes would split it, newlines would end the row. */
 function cell(text: string): string {
@@ -35,9 +35,10 @@ export function renderConfigReference(): string {
     '',
     `Precedence, lowest first: default < JSON config file (${code(`--${CONFIG_FILE_FLAG}`)} or ${code(CONFIG_FILE_ENV)}) < environment variable < flag.`,
     `The config file uses the setting paths below as nested keys (the seed's shape, optionally wrapped in ${code(CONFIG_WRAPPER_KEY)}); unknown keys are errors.`,
-    'Durations are seconds (`30`, `0.5`) or a number with one unit: `500ms`, `2s`, `1.5m`, `1h`.',
+    'Durations are seconds (`30`, `0.5`) or a number with one unit: `500ms`, `2s`, `1.5m`, `1h`; at most `576h` (24 days), the longest a timer can wait.',
     'Booleans accept `true/false`, `1/0`, `yes/no`, `on/off`. Lists are comma-separated in env vars and flags, arrays in the file;',
     '`key=value` lists are objects in the file. Empty environment variables count as unset.',
+    `Text values hold no control or bidirectional-control characters and at most 256 characters (secrets and metadata values 1024, URLs 2048, file paths 4096, metadata keys ${MAX_KEY_LENGTH}); lists and \`key=value\` lists hold at most ${MAX_ITEMS} items.`,
     'A setting with two flags (`--etcd-password`, `--registry-password`) takes either; both given with different values is an error naming both.',
     'Relative file paths in the config file are resolved against the file\'s directory.',
     '',

@@ -4,6 +4,7 @@
  * an env var, a flag, validation and documentation at once.
  */
 import { DURATION_EXPECTATION, formatDuration } from '../util/duration.js';
+import { UNSAFE_CHARACTER } from '../util/text.js';
 import type { SdConfig } from './types.js';
 
 /** Environment variable naming the config file when neither `configFile` nor a `config` flag is given. */
@@ -20,12 +21,18 @@ export type SettingKind =
   | 'string'
   | 'list'
   | 'url'
+  | 'host'
   | 'port'
   | 'enum'
   | 'keyvalue';
 
 /** Section of the reference and oclif help group a setting belongs to. */
 export type SettingGroup = 'General' | 'Leader election' | 'Health check' | 'Registry' | 'Service' | 'API' | 'Logging';
+
+/** Most items a list or key=value setting takes (tags, endpoints, metadata pairs). */
+export const MAX_ITEMS = 64;
+/** Longest key of a key=value setting (metadata). */
+export const MAX_KEY_LENGTH = 128;
 
 /** Paths to leaves of `T`; arrays and string-keyed records (`metadata`) are leaves. */
 type LeafPaths<T, P extends string = ''> = {
@@ -59,8 +66,13 @@ export interface Setting {
   /** Smallest allowed value (numbers, durations, ports); inclusive unless `minExclusive`. */
   min?: number;
   minExclusive?: boolean;
-  /** Largest allowed value, inclusive. */
+  /** Largest allowed value, inclusive. Durations are bounded by MAX_DURATION_SECONDS in any case. */
   max?: number;
+  /**
+   * Longest value in characters (`string`, `url`), of each item (`list`) or each value (`keyvalue`);
+   * see {@link maxLengthOf} for the default of each kind.
+   */
+  maxLength?: number;
   /** `duration` only: whole seconds (etcd lease TTLs are integers). */
   wholeSeconds?: boolean;
   /** `list` only: each item must be an http(s) URL (`url`), or an http(s) or redis(s) URL (`registryUrl`). */
@@ -133,8 +145,7 @@ const TABLE = [
     env: 'SERVICE_DISCOVERY_RENEW_INTERVAL',
     flag: 'renew-interval',
     kind: 'duration',
-    min: 0,
-    minExclusive: true,
+    min: 0.001,
     default: 10,
     description: 'Time between lease keep-alives. Must be less than the lease TTL; a third of it leaves room for two missed renewals.',
     group: 'Leader election',
@@ -145,8 +156,7 @@ const TABLE = [
     env: 'SERVICE_DISCOVERY_HEALTH_INTERVAL',
     flag: 'health-interval',
     kind: 'duration',
-    min: 0,
-    minExclusive: true,
+    min: 0.001,
     default: 30,
     description: 'Time between HTTP health checks of the local instance.',
     group: 'Health check',
@@ -156,8 +166,7 @@ const TABLE = [
     env: 'SERVICE_DISCOVERY_HEALTH_TIMEOUT',
     flag: 'health-timeout',
     kind: 'duration',
-    min: 0,
-    minExclusive: true,
+    min: 0.001,
     default: 5,
     description: 'Timeout of one health check; a check that takes longer is a failure.',
     group: 'Health check',
@@ -168,6 +177,7 @@ const TABLE = [
     flag: 'health-retries',
     kind: 'integer',
     min: 1,
+    max: 1000,
     default: 3,
     description: 'Consecutive failed checks that turn a healthy instance unhealthy.',
     group: 'Health check',
@@ -189,6 +199,7 @@ const TABLE = [
     kind: 'string',
     pattern: /^\/\S*$/,
     patternHint: 'a URL path starting with / (e.g. /health)',
+    maxLength: 2048,
     default: '/health',
     description: 'Path probed at `http://<service host>:<service port>` when no health URL is set.',
     group: 'Health check',
@@ -219,6 +230,7 @@ const TABLE = [
     flag: 'flap-threshold',
     kind: 'integer',
     min: 0,
+    max: 1000,
     default: 0,
     description:
       'Flap damping: this many healthy/unhealthy changes within the flap window hold the instance `unhealthy` until it has gone the hold-down time without a change; 0 = off (the default: a fleet-wide flaky dependency would otherwise hold every instance down at once). 4 is a good start.',
@@ -229,8 +241,7 @@ const TABLE = [
     env: 'SERVICE_DISCOVERY_FLAP_WINDOW',
     flag: 'flap-window',
     kind: 'duration',
-    min: 0,
-    minExclusive: true,
+    min: 0.001,
     default: 600,
     description: 'Flap damping: the window the flap threshold counts changes in.',
     group: 'Health check',
@@ -240,8 +251,7 @@ const TABLE = [
     env: 'SERVICE_DISCOVERY_FLAP_HOLD_DOWN',
     flag: 'flap-hold-down',
     kind: 'duration',
-    min: 0,
-    minExclusive: true,
+    min: 0.001,
     default: 300,
     description: 'Flap damping: time without a health change that releases an instance held down as flapping.',
     group: 'Health check',
@@ -339,8 +349,7 @@ const TABLE = [
     env: 'SERVICE_DISCOVERY_CALL_TIMEOUT',
     flag: 'call-timeout',
     kind: 'duration',
-    min: 0,
-    minExclusive: true,
+    min: 0.001,
     default: 5,
     description: 'Time allowed for one registry call before it fails.',
     group: 'Registry',
@@ -371,7 +380,7 @@ const TABLE = [
     path: 'service.host',
     env: 'SERVICE_HOST',
     flag: 'service-host',
-    kind: 'string',
+    kind: 'host',
     default: 'localhost',
     description: 'Host other instances and the health check use to reach this Proxy-Stone instance.',
     group: 'Service',
@@ -467,7 +476,7 @@ const TABLE = [
     path: 'api.host',
     env: 'SERVICE_DISCOVERY_API_HOST',
     flag: 'api-host',
-    kind: 'string',
+    kind: 'host',
     default: '127.0.0.1',
     description: 'Address the API listens on. Use 0.0.0.0 to expose it beyond the host or container.',
     group: 'API',
@@ -497,6 +506,10 @@ const TABLE = [
     env: 'SERVICE_DISCOVERY_API_KEY',
     flag: 'api-key',
     kind: 'string',
+    // A key travels in an HTTP header (`Authorization: Bearer KEY`): one token. Surrounding
+    // whitespace is a paste accident, trimmed where the key is used.
+    pattern: /^\s*[^\s\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+\s*$/,
+    patternHint: 'a key without spaces or control characters',
     secret: true,
     default: undefined,
     description:
@@ -649,6 +662,69 @@ export function envNames(setting: Setting): readonly string[] {
   return typeof setting.env === 'string' ? [setting.env] : setting.env;
 }
 
+/**
+ * Longest value of a setting in characters (each item of a list, each value of a key=value list), or
+ * undefined when its kind has no length (numbers, booleans, enums). A record carries these strings to
+ * every reader (and etcd takes requests up to 1.5 MiB), a key travels in an HTTP header, a path is a
+ * path: 256 for names and the like, 1024 for secrets and metadata values, 2048 for URLs, 4096 for
+ * file paths. (A host name's 253 characters are part of what a host name is.)
+ */
+export function maxLengthOf(setting: Setting): number | undefined {
+  if (setting.maxLength !== undefined) return setting.maxLength;
+  switch (setting.kind) {
+    case 'string':
+      return setting.file ? 4096 : setting.secret ? 1024 : 256;
+    case 'url':
+      return 2048;
+    case 'list':
+      return setting.itemKind ? 2048 : 256;
+    case 'keyvalue':
+      return 1024;
+    default:
+      return undefined;
+  }
+}
+
+const UNSAFE = new RegExp(UNSAFE_CHARACTER);
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+/** What is wrong with a value, for the tail of a message: `expected <expected>; <reason>`. */
+export interface TextProblem {
+  /** Replaces the setting's usual expectation ({@link describeExpectation}), e.g. `at most 256 characters (got 300)`. */
+  expected?: string;
+  /** Said after the expectation, e.g. `contains a control character (U+0007)`. */
+  reason?: string;
+}
+
+/**
+ * Why one string of a setting cannot be used, or undefined: a control or bidirectional-control
+ * character (past surrounding whitespace, which a secret keeps and everything else trims), or more
+ * characters than the setting takes ({@link maxLengthOf}). `part` says which string of a list or
+ * key=value setting it is. The loader and the CLI's own target flags both ask this, so both refuse the same values.
+ */
+export function textProblem(setting: Setting, text: string, part: 'value' | 'item' | 'key' | 'pair value' = 'value'): TextProblem | undefined {
+  const bad = UNSAFE.exec(text.trim());
+  if (bad) {
+    const code = bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+    return { reason: `contains a ${BIDI.test(bad[0]) ? 'bidirectional ' : ''}control character (U+${code})` };
+  }
+  const max = part === 'key' ? MAX_KEY_LENGTH : maxLengthOf(setting);
+  if (max !== undefined && text.length > max) {
+    const each = part === 'item' ? ' in each item' : part === 'key' ? ' in each key' : part === 'pair value' ? ' in each value' : '';
+    return { expected: `at most ${max} characters${each} (got ${text.length})` };
+  }
+  return undefined;
+}
+
+/**
+ * A typed value for a one-line message: as typed, or quoted (JSON) when it would otherwise be
+ * invisible or act on a terminal; at most 120 characters. The caller escapes what JSON leaves raw.
+ */
+export function quoteValue(text: string): string {
+  const quoted = text === '' || UNSAFE.test(text) || /[\u2028\u2029]/.test(text) || text.trim() !== text ? JSON.stringify(text) : text;
+  return quoted.length > 120 ? `${quoted.slice(0, 117)}...` : quoted;
+}
+
 /** The canonical (documented first) environment variable of a setting. */
 export function canonicalEnv(setting: Setting): string {
   return envNames(setting)[0]!;
@@ -706,6 +782,7 @@ export function describeExpectation(setting: Setting, options: { range?: boolean
       if (setting.wholeSeconds) return `a whole number of seconds${r ? ` ${r}` : ''} (e.g. 30, 1m)`;
       // ">= 0" is implied for durations, so only a stricter minimum is worth stating.
       if (setting.min === undefined || (setting.min === 0 && !setting.minExclusive)) return DURATION_EXPECTATION;
+      if (!setting.minExclusive) return `a duration of at least ${formatDuration(setting.min)} (e.g. 30, 500ms, 2s)`;
       return `a duration in seconds ${r} (e.g. 30, 500ms, 2s)`;
     }
     case 'string':
@@ -713,6 +790,8 @@ export function describeExpectation(setting: Setting, options: { range?: boolean
       return setting.file ? 'a path to a readable file' : 'a non-empty string';
     case 'url':
       return 'an http(s) URL (e.g. http://host:3000/path)';
+    case 'host':
+      return 'a host name or an IP address without brackets (e.g. proxy-stone-1.internal, 10.0.0.7, fd00::7)';
     case 'list':
       return setting.itemKind === 'url'
         ? 'a comma-separated list of http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379)'
@@ -746,6 +825,8 @@ export function describeKind(setting: Setting): string {
       return setting.file ? 'file path' : 'string';
     case 'url':
       return 'http(s) URL';
+    case 'host':
+      return 'host name or IP';
     default:
       return setting.kind;
   }

@@ -1,7 +1,8 @@
 /**
  * Durations in configuration are seconds (fractions allowed), as in the seed (`interval: 30`). Strings may
  * carry one unit: `500ms`, `2s`, `1.5m`, `1h`. Compound forms (`1m30s`) and negative values are rejected
- * so that a typo never silently becomes a different duration.
+ * so that a typo never silently becomes a different duration, and so are durations no timer can wait
+ * for ({@link MAX_DURATION_SECONDS}).
  */
 
 const UNIT_SECONDS: Readonly<Record<string, number>> = { ms: 0.001, s: 1, m: 60, h: 3600 };
@@ -13,25 +14,54 @@ const DURATION_RE = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)?$/;
 export const DURATION_EXPECTATION = 'a duration in seconds (e.g. 30, 500ms, 2s)';
 
 /**
+ * The longest duration anything here takes: 24 days (576h). Every duration ends up in a timer
+ * (`setTimeout`, an abort signal, a lease deadline), and Node's timers hold at most 2^31-1 ms (24.8
+ * days): a longer delay fires after 1 ms, so `600h` would be a busy loop of health checks or
+ * keep-alives, or every call timing out at once. Whole days, with room below the limit for what a
+ * caller adds (the lease deadline's few milliseconds).
+ */
+export const MAX_DURATION_SECONDS = 24 * 86_400;
+
+/** The error message's expectation for a duration above {@link MAX_DURATION_SECONDS}. */
+export const DURATION_MAX_EXPECTATION = 'a duration of at most 576h (24 days)';
+
+/** A well-formed duration above {@link MAX_DURATION_SECONDS}. */
+export class DurationTooLongError extends Error {
+  override name = 'DurationTooLongError';
+}
+
+/**
  * Parses a duration into seconds.
  *
  * @param raw - a number of seconds (`30`, `0.5`), or a string: plain seconds (`"30"`) or a number with
  *   one of the units `ms`, `s`, `m`, `h` (`"500ms"`, `"2s"`, `"1.5m"`). Surrounding whitespace is ignored.
- * @returns seconds, possibly fractional
+ * @returns seconds, possibly fractional, at most {@link MAX_DURATION_SECONDS}
+ * @throws DurationTooLongError when the value is above {@link MAX_DURATION_SECONDS} (`600h`, a 20-digit number)
  * @throws Error when the value is negative, not finite, or not in one of the forms above
  */
 export function parseDuration(raw: string | number): number {
   if (typeof raw === 'number') {
-    if (!Number.isFinite(raw) || raw < 0) throw new Error(`invalid duration ${String(raw)}: expected ${DURATION_EXPECTATION}`);
-    return raw;
+    if (Number.isNaN(raw) || raw < 0) throw new Error(`invalid duration ${String(raw)}: expected ${DURATION_EXPECTATION}`);
+    return bounded(raw, String(raw));
   }
   if (typeof raw !== 'string') throw new Error(`invalid duration: expected ${DURATION_EXPECTATION}`);
   const match = DURATION_RE.exec(raw.trim());
-  if (!match) throw new Error(`invalid duration ${JSON.stringify(raw)}: expected ${DURATION_EXPECTATION}`);
+  if (!match) throw new Error(`invalid duration ${quote(raw)}: expected ${DURATION_EXPECTATION}`);
   const value = Number(match[1]);
   const unit = match[2] ?? 's';
   // Multiply then round away binary noise (0.1 * 3 = 0.30000000000000004) at microsecond precision.
-  return roundMicro(value * UNIT_SECONDS[unit]!);
+  return bounded(roundMicro(value * UNIT_SECONDS[unit]!), quote(raw));
+}
+
+function bounded(seconds: number, shown: string): number {
+  // Infinity too: 400 digits are a well-formed number that Number() makes infinite.
+  if (!(seconds <= MAX_DURATION_SECONDS)) throw new DurationTooLongError(`invalid duration ${shown}: expected ${DURATION_MAX_EXPECTATION}`);
+  return seconds;
+}
+
+/** The raw value for a message: quoted, and cut so that a pasted megabyte stays one short line. */
+function quote(raw: string): string {
+  return JSON.stringify(raw.length > 40 ? `${raw.slice(0, 37)}...` : raw);
 }
 
 /**

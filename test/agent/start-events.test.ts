@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { advertisedApiUrl, runAgent } from '../../src/agent/run.js';
 import { keyLayout } from '../../src/cluster/keys.js';
 import { ClusterView } from '../../src/cluster/view.js';
-import type { FlagValue } from '../../src/config/load.js';
+import { ConfigError, type FlagValue } from '../../src/config/load.js';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
 import type { ClusterEvent } from '../../src/types.js';
 import { capturingLogger } from '../api/fixtures.js';
@@ -115,7 +115,10 @@ describe('agent start: one serviceJoined carrying the API URL, no serviceUpdated
         logger: capturingLogger(),
         flags: { endpoints: endpoint, namespace, 'service-id': 'start-taken', 'service-port': '1', 'api-host': '127.0.0.1', 'api-port': String(port) },
       }).catch((err: unknown) => (error = err));
-      expect((error as NodeJS.ErrnoException | undefined)?.code).to.equal('EADDRINUSE');
+      // A setting that cannot be used, named as given (exit 2 from the CLI); the listen error is its cause.
+      expect(error).to.be.instanceOf(ConfigError);
+      expect((error as Error).message).to.equal(`--api-port=${port} (flag): expected a free port (or 0 for any); cannot listen on 127.0.0.1:${port}: in use (EADDRINUSE)`);
+      expect(((error as Error).cause as NodeJS.ErrnoException | undefined)?.code).to.equal('EADDRINUSE');
     } finally {
       await new Promise<void>((resolve) => blocker.close(() => resolve()));
     }

@@ -7,8 +7,9 @@ import { oneLine } from '../../src/cli/base-command.js';
 import { doctorChecks } from '../../src/cli/doctor-checks.js';
 import { AgentRequestError, intentFromAudit, setEnabledSummary } from '../../src/cli/cluster-client.js';
 import { prefixEnd } from '../../src/registry/endpoint.js';
-import { c, colorLevel } from '../../src/cli/render.js';
-import { renderEvent, renderKept, renderToggle, renderTopology } from '../../src/cli/views.js';
+import { Chalk } from 'chalk';
+import { c, clip, clipField, colorLevel, columnWidths, fields, table, visibleLength } from '../../src/cli/render.js';
+import { renderEvent, renderKept, renderServiceList, renderToggle, renderTopology } from '../../src/cli/views.js';
 import { computeTopology } from '../../src/cluster/topology.js';
 import type { AuditEntry, ClusterEvent, ServiceRecord } from '../../src/types.js';
 import { sampleRecord } from '../helpers/records.js';
@@ -123,6 +124,56 @@ describe('CLI units', () => {
       expect(capacityRefusal(viaAgent)).to.equal(why);
       expect(capacityRefusal(new AgentRequestError('http://a:8790', 403, 'forbidden', 'agent http://a:8790 refused the request'))).to.equal(undefined);
       expect(capacityRefusal(new Error('refusing to disable a: something else'))).to.equal(undefined);
+    });
+  });
+
+  describe('oversized values in human output (issue 16)', () => {
+    const huge = 'x'.repeat(1_000_000);
+
+    it('clip cuts to a visible width with an ellipsis, keeping colour codes whole and closed', () => {
+      expect(clip('short', 10)).to.equal('short');
+      expect(clip('abcdefghij', 5)).to.equal('abcd…');
+      expect(clip(huge, 48)).to.have.length(48);
+      const red = new Chalk({ level: 1 }).red(`ab${'c'.repeat(20)}`);
+      const cut = clip(red, 6);
+      expect(visibleLength(cut)).to.equal(6);
+      expect(cut).to.match(/^\u001b\[31mabccc…$|^\u001b\[31mabccc\u001b\[0m…$/);
+      expect(cut.endsWith('…')).to.equal(true);
+      // A surrogate pair is one character, never split.
+      expect(clip('😀'.repeat(10), 4)).to.equal('😀😀😀…');
+    });
+
+    it('clipField keeps 1000 characters and says how many more there are', () => {
+      const shown = clipField(huge);
+      expect(visibleLength(shown)).to.be.at.most(1000);
+      const more = Number(/… \((\d+) more characters\)$/.exec(shown)![1]);
+      expect(shown.length - `… (${more} more characters)`.length + more).to.equal(huge.length);
+      expect(fields([['message', huge]])).to.have.length.below(1100);
+    });
+
+    it('table: each column at most 48 wide, so a huge cell neither floods the output nor pads the other rows', () => {
+      const text = table(['ID', 'PLACE'], [['a', huge], ['b', 'eu/z']]);
+      expect(text.length).to.be.below(1000);
+      for (const line of text.split('\n')) expect(visibleLength(line)).to.be.at.most(2 + 48 + 2 + 3 + 3);
+      expect(text).to.include(`${'x'.repeat(47)}…`);
+    });
+
+    it('columnWidths caps each column, and on a narrow terminal narrows the widest first, keeping short columns whole', () => {
+      expect(columnWidths([5, 500, 10])).to.deep.equal([5, 48, 10]);
+      expect(columnWidths([5, 500, 30], 60)).to.deep.equal([5, 22, 23]);
+      // Never below 12, even if the table then stays wider than the terminal.
+      expect(columnWidths([10, 60, 48, 9, 9, 20, 7, 10], 80)).to.deep.equal([10, 12, 12, 9, 9, 12, 7, 10]);
+    });
+
+    it('services list, topology and event lines stay short with a megabyte in a record', () => {
+      const big = record('big', { region: `eu-${huge}`, host: `h${huge}`, enabled: false, disabledReason: huge });
+      const list = renderServiceList({ services: [record('a'), big], total: 2, healthy: 1, unhealthy: 1 });
+      expect(list.length).to.be.below(2000);
+      const topology = renderTopology(computeTopology([record('a'), big], 'a'), [record('a'), big]);
+      for (const line of topology.split('\n')) expect(line.length, line.slice(0, 80)).to.be.below(300);
+      const event = renderEvent({ type: 'serviceJoined', serviceId: 'big', service: big, timestamp: 0 });
+      expect(event.length).to.be.below(300);
+      expect(renderToggle({ serviceId: huge, enabled: true, changed: false, reasonUpdated: true, previousReason: huge }).length).to.be.below(200);
     });
   });
 

@@ -54,6 +54,8 @@ function resolve(options: Parameters<typeof resolveConfig>[0] = {}): LoadedConfi
 }
 
 const FILE = '/path/x.json';
+/** A character a terminal could act on, raw: C0 and C1 controls, DEL, bidirectional controls. */
+const RAW_UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 const file = (data: unknown) => ({ path: FILE, data });
 
 describe('config', () => {
@@ -91,6 +93,18 @@ describe('config', () => {
       expect(() => parseDuration(-1)).to.throw();
       expect(() => parseDuration(Number.NaN)).to.throw();
       expect(() => parseDuration(Number.POSITIVE_INFINITY)).to.throw();
+    });
+
+    it("refuses durations past a timer's range (2^31-1 ms, about 24.8 days), which Node would fire after 1 ms", () => {
+      for (const bad of ['600h', '577h', '2073601', '34561m', '99999999999999999999', '9'.repeat(400), '2073600001ms']) {
+        expect(() => parseDuration(bad), bad).to.throw(/^invalid duration "[^"]{1,40}": expected a duration of at most 576h \(24 days\)$/);
+      }
+      expect(() => parseDuration(1e20)).to.throw('invalid duration 100000000000000000000: expected a duration of at most 576h (24 days)');
+      expect(() => parseDuration(Number.MAX_VALUE)).to.throw(/at most 576h/);
+      expect(parseDuration('576h')).to.equal(2_073_600);
+      expect(parseDuration(2_073_600)).to.equal(2_073_600);
+      // The bound keeps every duration a timer can hold, in milliseconds, plus slack.
+      expect(2_073_600 * 1000 + 1000).to.be.below(2 ** 31 - 1);
     });
 
     it('formats in a form parseDuration reads back', () => {
@@ -380,10 +394,10 @@ describe('config', () => {
       expect(resolve({ env: { SERVICE_DISCOVERY_HEALTH_RETRIES: ' 5 ' } }).config.cluster.healthCheck.retries).to.equal(5);
       expect(resolve({ flags: { 'health-retries': 7 } }).config.cluster.healthCheck.retries).to.equal(7);
       expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_HEALTH_RETRIES: '1.5' } })).message).to.equal(
-        'SERVICE_DISCOVERY_HEALTH_RETRIES=1.5 (env): expected an integer >= 1',
+        'SERVICE_DISCOVERY_HEALTH_RETRIES=1.5 (env): expected an integer 1-1000',
       );
       expect(configError(() => resolve({ file: file({ cluster: { healthCheck: { retries: 2.5 } } }) })).message).to.equal(
-        `cluster.healthCheck.retries=2.5 (file ${FILE}): expected an integer >= 1`,
+        `cluster.healthCheck.retries=2.5 (file ${FILE}): expected an integer 1-1000`,
       );
     });
 
@@ -401,7 +415,7 @@ describe('config', () => {
       });
       expect(resolve({ env: { SERVICE_DISCOVERY_LEADER_TTL: '1m' } }).config.cluster.leaderElection.ttl).to.equal(60);
       expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_HEALTH_TIMEOUT: '0' } })).message).to.equal(
-        'SERVICE_DISCOVERY_HEALTH_TIMEOUT=0 (env): expected a duration in seconds > 0 (e.g. 30, 500ms, 2s)',
+        'SERVICE_DISCOVERY_HEALTH_TIMEOUT=0 (env): expected a duration of at least 1ms (e.g. 30, 500ms, 2s)',
       );
       expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_LEADER_TTL: '1500ms' } })).message).to.equal(
         'SERVICE_DISCOVERY_LEADER_TTL=1500ms (env): expected a whole number of seconds >= 1 (e.g. 30, 1m)',
@@ -425,6 +439,39 @@ describe('config', () => {
       );
       expect(configError(() => resolve({ file: file({ service: { version: 2 } }) })).message).to.equal(
         `service.version=2 (file ${FILE}): expected a non-empty string`,
+      );
+    });
+
+    it('host: a host name or an IP address, nothing a URL or a socket could not use (issue 16)', () => {
+      for (const ok of ['localhost', 'proxy-stone-1', 'ps-1.internal', 'ps-1.internal.', 'my_service', '10.0.0.7', '0.0.0.0', '::', '::1', 'fd00::7', ' 10.0.0.7 ']) {
+        const { config } = resolve({ env: { SERVICE_HOST: ok, SERVICE_DISCOVERY_API_HOST: ok } });
+        expect(config.service.host, ok).to.equal(ok.trim());
+        expect(config.api.host, ok).to.equal(ok.trim());
+      }
+      const hint = 'expected a host name or an IP address without brackets (e.g. proxy-stone-1.internal, 10.0.0.7, fd00::7)';
+      for (const bad of ['a\u0001b', 'a b', 'a\u202eb', '[::1]', 'http://x', 'x:3000', 'a/b', '-a', 'a..b', `${'a'.repeat(64)}.x`, `${'a.'.repeat(127)}a`]) {
+        const err = configError(() => resolve({ env: { SERVICE_HOST: bad } }));
+        expect(err.message, bad).to.match(/^SERVICE_HOST=\S.* \(env\): /);
+        expect(err.message, bad).to.include(hint);
+        expect(err.message, bad).not.to.match(RAW_UNSAFE);
+      }
+      expect(configError(() => resolve({ env: { SERVICE_HOST: 'a\u0001b' } })).message).to.equal(
+        `SERVICE_HOST="a\\u0001b" (env): ${hint}; contains a control character (U+0001)`,
+      );
+      expect(configError(() => resolve({ flags: { 'api-host': 'a b' } })).message).to.equal(`--api-host=a b (flag): ${hint}`);
+      expect(configError(() => resolve({ file: file({ api: { host: 'http://0.0.0.0' } }) })).message).to.equal(`api.host=http://0.0.0.0 (file ${FILE}): ${hint}`);
+    });
+
+    it('API key: no spaces or control characters inside (surrounding whitespace is a paste accident, trimmed)', () => {
+      expect(resolve({ env: { SERVICE_DISCOVERY_API_KEY: 'k-123' } }).config.api.apiKey).to.equal('k-123');
+      expect(resolve({ env: { SERVICE_DISCOVERY_API_KEY: 'k-123\n' } }).config.api.apiKey).to.equal('k-123\n');
+      for (const bad of ['a b', 'a\tb', 'a\u0000b', 'a\u202eb']) {
+        expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_API_KEY: bad } })).message, JSON.stringify(bad)).to.match(
+          /^SERVICE_DISCOVERY_API_KEY=\*\*\* \(env\): expected a key without spaces or control characters(; contains a (bidirectional )?control character \(U\+[0-9A-F]{4}\))?$/,
+        );
+      }
+      expect(configError(() => resolve({ flags: { 'api-key': 'two words' } })).message).to.equal(
+        '--api-key=*** (flag): expected a key without spaces or control characters',
       );
     });
 
@@ -516,7 +563,7 @@ describe('config', () => {
 
     it('file', () => {
       expect(configError(() => resolve({ file: file({ cluster: { healthCheck: { retries: 0 } } }) })).message).to.equal(
-        'cluster.healthCheck.retries=0 (file /path/x.json): expected an integer >= 1',
+        'cluster.healthCheck.retries=0 (file /path/x.json): expected an integer 1-1000',
       );
     });
 
@@ -528,7 +575,7 @@ describe('config', () => {
 
     it('cross-field: renewInterval < ttl, reported on renewInterval', () => {
       expect(configError(() => resolve({ file: file({ cluster: { leaderElection: { ttl: 10 } } }) })).message).to.equal(
-        'cluster.leaderElection.renewInterval=10 (default): must be less than cluster.leaderElection.ttl (10)',
+        `cluster.leaderElection.ttl=10 (file ${FILE}): must be more than cluster.leaderElection.renewInterval (--renew-interval / SERVICE_DISCOVERY_RENEW_INTERVAL), 10`,
       );
       expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_RENEW_INTERVAL: '30' } })).message).to.equal(
         'SERVICE_DISCOVERY_RENEW_INTERVAL=30 (env): must be less than cluster.leaderElection.ttl (30)',
@@ -546,6 +593,32 @@ describe('config', () => {
       expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_LEADER_TTL: '0' } })).message).to.equal(
         'SERVICE_DISCOVERY_LEADER_TTL=0 (env): expected a whole number of seconds >= 1 (e.g. 30, 1m)',
       );
+    });
+
+    it("refuses every duration setting past a timer's range, naming it as given (env, flag, file, override)", () => {
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_HEALTH_INTERVAL: '600h' } })).message).to.equal(
+        'SERVICE_DISCOVERY_HEALTH_INTERVAL=600h (env): expected a duration of at most 576h (24 days)',
+      );
+      for (const setting of SETTINGS.filter((s) => s.kind === 'duration')) {
+        const env = canonicalEnv(setting);
+        const err = configError(() => resolve({ env: { [env]: '99999999999999999999' } }));
+        expect(err.message, env).to.equal(`${env}=99999999999999999999 (env): expected a duration of at most 576h (24 days)`);
+        expect(configError(() => resolve({ flags: { [setting.flag]: '600h' } })).message, setting.flag).to.equal(
+          `--${setting.flag}=600h (flag): expected a duration of at most 576h (24 days)`,
+        );
+      }
+      expect(configError(() => resolve({ file: file({ cluster: { leaderElection: { ttl: 1e10 } } }) })).message).to.equal(
+        `cluster.leaderElection.ttl=10000000000 (file ${FILE}): expected a duration of at most 576h (24 days)`,
+      );
+      expect(configError(() => configFromPartial({ cluster: { discovery: { callTimeout: 3e6 } } })).message).to.equal(
+        'cluster.discovery.callTimeout=3000000 (override): expected a duration of at most 576h (24 days)',
+      );
+      // The largest valid value is taken as it is.
+      expect(resolve({ env: { SERVICE_DISCOVERY_FLAP_WINDOW: '576h' } }).config.cluster.healthCheck.flapWindow).to.equal(2_073_600);
+      // The schema alone (for values already converted) holds the same bound.
+      const base = resolve().config;
+      const tooLong = { ...base, cluster: { ...base.cluster, healthCheck: { ...base.cluster.healthCheck, interval: 3e6 } } };
+      expect(sdConfigSchema.safeParse(tooLong).success).to.equal(false);
     });
 
     it('does not require health timeout <= interval', () => {
@@ -635,6 +708,118 @@ describe('config', () => {
       expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_API_KEY_FILE: join(dir, 'no-keys.txt') } })).message).to.equal(
         `SERVICE_DISCOVERY_API_KEY_FILE=${join(dir, 'no-keys.txt')} (env): file not found`,
       );
+    });
+  });
+
+  describe('hostile values (issue 16): accepted before, unusable after', () => {
+    it('refuses control and bidirectional characters in every string, list item, key and value, naming the setting', () => {
+      const cases: Record<string, string> = {
+        SERVICE_DISCOVERY_CLUSTER_NAME: 'c\u202eluster',
+        SERVICE_NAME: 'ps\u0007',
+        SERVICE_VERSION: '1.0\u2066',
+        SERVICE_REGION: 'eu\u001b[2J',
+        SERVICE_ZONE: 'z\u0085a',
+        SERVICE_TAGS: 'a,b\u0000',
+        SERVICE_METADATA: 'team=edge,k=v\u0001',
+        SERVICE_DISCOVERY_NAMESPACE: 'ns\u0001',
+        SERVICE_DISCOVERY_HEALTH_PATH: '/health\u0007',
+        SERVICE_DISCOVERY_USERNAME: 'root\u0000',
+        SERVICE_DISCOVERY_CA_FILE: '/etc/ssl/ca\u0000.pem',
+        SERVICE_DISCOVERY_API_KEY_FILE: '/etc/keys\u200f',
+        SERVICE_DISCOVERY_HEALTH_URL: 'http://127.0.0.1:3000/he\u0007alth',
+        SERVICE_DISCOVERY_ENDPOINTS: 'http://127.0.0.1:2379,http://e\u009b:2379',
+        SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE: '1\u0001',
+      };
+      for (const [name, value] of Object.entries(cases)) {
+        const err = configError(() => resolve({ env: { [name]: value } }));
+        expect(err.message, name).to.match(new RegExp(`^${name}="[^"]+" \\(env\\): expected .*; contains a (bidirectional )?control character \\(U\\+[0-9A-F]{4}\\)$`));
+        expect(err.message, name).not.to.match(RAW_UNSAFE);
+      }
+      // A secret: masked, and still told what is wrong. Kept verbatim, so only what is inside counts:
+      // a trailing newline (a secret mounted from a file) is no reason to refuse it.
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_USERNAME: 'root', SERVICE_DISCOVERY_PASSWORD: 'p\u0000w' } })).message).to.equal(
+        'SERVICE_DISCOVERY_PASSWORD=*** (env): expected a non-empty string; contains a control character (U+0000)',
+      );
+      expect(resolve({ env: { SERVICE_DISCOVERY_USERNAME: 'root', SERVICE_DISCOVERY_PASSWORD: 'pw\r\n' } }).config.cluster.discovery.password).to.equal('pw\r\n');
+      // In the file, keys of a metadata object too.
+      expect(configError(() => resolve({ file: file({ service: { metadata: { 'k\u001b': 'v' } } }) })).message).to.equal(
+        `service.metadata={"k\\u001b":"v"} (file ${FILE}): expected comma-separated key=value pairs (e.g. team=edge,tier=1); contains a control character (U+001B)`,
+      );
+      // Surrounding whitespace is still just trimmed.
+      expect(resolve({ env: { SERVICE_NAME: ' ps \n' } }).config.service.name).to.equal('ps');
+    });
+
+    it('refuses values longer than a record, a header or a path can carry', () => {
+      const long = (n: number) => 'a'.repeat(n);
+      expect(resolve({ env: { SERVICE_NAME: long(256) } }).config.service.name).to.have.length(256);
+      expect(configError(() => resolve({ env: { SERVICE_NAME: long(300_000) } })).message).to.equal(
+        `SERVICE_NAME=${long(117)}... (env): expected at most 256 characters (got 300000)`,
+      );
+      expect(configError(() => resolve({ env: { SERVICE_TAGS: `a,${long(257)}` } })).message).to.match(/^SERVICE_TAGS=a,a+\.\.\. \(env\): expected at most 256 characters in each item \(got 257\)$/);
+      expect(configError(() => resolve({ env: { SERVICE_TAGS: Array.from({ length: 65 }, (_, i) => `t${i}`).join(',') } })).message).to.match(
+        /^SERVICE_TAGS=t0,t1,.* \(env\): expected at most 64 items \(got 65\)$/,
+      );
+      expect(configError(() => resolve({ env: { SERVICE_METADATA: `k=${long(1025)}` } })).message).to.match(/^SERVICE_METADATA=k=a+\.\.\. \(env\): expected at most 1024 characters in each value \(got 1025\)$/);
+      expect(configError(() => resolve({ env: { SERVICE_METADATA: `${long(129)}=v` } })).message).to.match(/ \(env\): expected at most 128 characters in each key \(got 129\)$/);
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_HEALTH_URL: `http://h/${long(2048)}` } })).message).to.match(/ \(env\): expected at most 2048 characters \(got 2057\)$/);
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_PASSWORD: long(5000) } })).message).to.equal('SERVICE_DISCOVERY_PASSWORD=*** (env): expected at most 1024 characters (got 5000)');
+      // A service id the API could not address (its routes take ids of at most 256 characters).
+      expect(configError(() => resolve({ env: { SERVICE_ID: long(257) } })).message).to.match(/^SERVICE_ID=a+\.\.\. \(env\): expected at most 256 characters \(got 257\)$/);
+    });
+
+    it('refuses counts no instance could ever reach', () => {
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_HEALTH_RETRIES: '1000000000000000' } })).message).to.equal(
+        'SERVICE_DISCOVERY_HEALTH_RETRIES=1000000000000000 (env): expected an integer 1-1000',
+      );
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_FLAP_THRESHOLD: '99999999999999999999' } })).message).to.equal(
+        'SERVICE_DISCOVERY_FLAP_THRESHOLD=99999999999999999999 (env): expected an integer 0-1000',
+      );
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_FLAP_THRESHOLD: '-1' } })).message).to.equal(
+        'SERVICE_DISCOVERY_FLAP_THRESHOLD=-1 (env): expected an integer 0-1000',
+      );
+      expect(resolve({ env: { SERVICE_DISCOVERY_HEALTH_RETRIES: '1000' } }).config.cluster.healthCheck.retries).to.equal(1000);
+    });
+
+    it('refuses durations a timer cannot wait for: below 1 ms where 0 is not allowed', () => {
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_HEALTH_INTERVAL: '0.0001' } })).message).to.equal(
+        'SERVICE_DISCOVERY_HEALTH_INTERVAL=0.0001 (env): expected a duration of at least 1ms (e.g. 30, 500ms, 2s)',
+      );
+      expect(resolve({ env: { SERVICE_DISCOVERY_HEALTH_TIMEOUT: '1ms' } }).config.cluster.healthCheck.timeout).to.equal(0.001);
+      // Where 0 means "never", 0 stays valid.
+      expect(resolve({ env: { SERVICE_DISCOVERY_HEALTH_REFRESH_INTERVAL: '0' } }).config.cluster.healthCheck.refreshInterval).to.equal(0);
+    });
+
+    it('refuses a metadata key that an object cannot hold', () => {
+      expect(configError(() => resolve({ env: { SERVICE_METADATA: '__proto__=x' } })).message).to.equal(
+        'SERVICE_METADATA=__proto__=x (env): expected comma-separated key=value pairs (e.g. team=edge,tier=1); "__proto__" is not a usable key',
+      );
+      expect(configError(() => resolve({ file: file({ service: { metadata: JSON.parse('{"__proto__": "x"}') as Record<string, string> } }) })).message).to.match(
+        /"__proto__" is not a usable key$/,
+      );
+    });
+
+    it('refuses URLs that cannot be connected to: port 0, a space, a tab the URL parser would drop', () => {
+      for (const bad of ['http://127.0.0.1:0/health', 'http://a b/health', 'http://ho\tst/health', 'ftp://127.0.0.1/health', 'http://:80/health']) {
+        const err = configError(() => resolve({ env: { SERVICE_DISCOVERY_HEALTH_URL: bad } }));
+        expect(err.message, JSON.stringify(bad)).to.match(/^SERVICE_DISCOVERY_HEALTH_URL=.* \(env\): expected an http\(s\) URL/);
+      }
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_ENDPOINTS: 'http://127.0.0.1:0' } })).message).to.match(/^SERVICE_DISCOVERY_ENDPOINTS=http:\/\/127\.0\.0\.1:0 \(env\): expected comma-separated http\(s\) URLs/);
+    });
+
+    it('names the variable that was set when a rule between two settings fails, not the default beside it', () => {
+      expect(configError(() => resolve({ env: { SERVICE_DISCOVERY_LEADER_TTL: '5' } })).message).to.equal(
+        'SERVICE_DISCOVERY_LEADER_TTL=5 (env): must be more than cluster.leaderElection.renewInterval (--renew-interval / SERVICE_DISCOVERY_RENEW_INTERVAL), 10',
+      );
+      // Every value of a group failing: one line per setting, never "cluster.leaderElection: expected object".
+      const err = configError(() =>
+        resolve({ env: { SERVICE_DISCOVERY_LEADER_ELECTION: 'x', SERVICE_DISCOVERY_LEADER_TTL: 'x', SERVICE_DISCOVERY_RENEW_INTERVAL: 'x' } }),
+      );
+      expect(err.message).to.equal('SERVICE_DISCOVERY_LEADER_ELECTION=x (env): expected a boolean (true/false, 1/0, yes/no, on/off) (and 2 more)');
+      expect(err.issues.map((i) => i.path)).to.deep.equal(['cluster.leaderElection.enabled', 'cluster.leaderElection.ttl', 'cluster.leaderElection.renewInterval']);
+    });
+
+    it('shows a line or paragraph separator escaped, so the message stays one line anywhere', () => {
+      expect(configError(() => resolve({ env: { SERVICE_PORT: '1\u20282' } })).message).to.equal('SERVICE_PORT="1\\u20282" (env): expected an integer 1-65535');
     });
   });
 
@@ -841,7 +1026,7 @@ describe('config', () => {
 
     it('validates and rejects unknown keys', () => {
       expect(configError(() => configFromPartial({ cluster: { healthCheck: { retries: 0 } } })).message).to.equal(
-        'cluster.healthCheck.retries=0 (override): expected an integer >= 1',
+        'cluster.healthCheck.retries=0 (override): expected an integer 1-1000',
       );
       const unknownKey = { service: { prot: 3000 } } as unknown as Parameters<typeof configFromPartial>[0];
       expect(configError(() => configFromPartial(unknownKey)).message).to.equal(
