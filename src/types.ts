@@ -218,3 +218,28 @@ export const CLUSTER_EVENT_TYPES: readonly ClusterEventType[] = [
   'serviceUpdated',
   'leaderElected',
 ];
+
+/**
+ * Limits of the fields of a service record, shared by the registry codec (src/cluster/codec.ts) and
+ * the agent's settings (src/config/settings.ts), so that an agent never registers a record its peers
+ * would skip.
+ */
+export const RECORD_LIMITS = {
+  /** The id, as in the API's path parameter. */
+  id: 256,
+  name: 256,
+  /** A DNS name is at most 253 characters; an IPv6 literal with a zone id fits too. */
+  host: 255,
+  version: 128,
+  /** Region and zone. */
+  location: 128,
+  tags: 64,
+  tag: 128,
+  metadataEntries: 64,
+  metadataKey: 128,
+  metadataValue: 1024,
+  url: 2048,
+  /** A health message, a reason, an error text. */
+  message: 1024,
+  actor: 256,
+} as const;

@@ -1,5 +1,7 @@
-import { SERVICE_STATUSES, type AdminIntent, type AdminState, type AuditEntry, type FlapInfo, type HealthInfo, type ServiceRecord } from '../types.js';
+import { RECORD_LIMITS, SERVICE_STATUSES, type AdminIntent, type AdminState, type AuditEntry, type FlapInfo, type HealthInfo, type ServiceRecord } from '../types.js';
 import { isEpochMs, MAX_EPOCH_MS } from '../util/time.js';
+
+export { RECORD_LIMITS };
 
 /**
  * Registry data is input like any other: another version, a person with etcdctl or a broken writer
@@ -19,31 +21,8 @@ import { isEpochMs, MAX_EPOCH_MS } from '../util/time.js';
  * Most a stored value may hold, in UTF-16 code units of its JSON: a record with every field at its
  * limit below fits in it. Larger values are skipped before they are parsed.
  */
-export const MAX_VALUE_CHARS = 64 * 1024;
+export const MAX_VALUE_CHARS = 128 * 1024;
 
-/**
- * Limits of the fields of a service record, shared with the agent's configuration so that an agent
- * never registers a record its peers would skip.
- */
-export const RECORD_LIMITS = {
-  /** The id, as in the API's path parameter. */
-  id: 256,
-  name: 256,
-  /** A DNS name is at most 253 characters; an IPv6 literal with a zone id fits too. */
-  host: 255,
-  version: 128,
-  /** Region and zone. */
-  location: 128,
-  tags: 64,
-  tag: 128,
-  metadataEntries: 64,
-  metadataKey: 128,
-  metadataValue: 512,
-  url: 2048,
-  /** A health message, a reason, an error text. */
-  message: 1024,
-  actor: 256,
-} as const;
 
 /** A value failed validation at `path`. */
 class Invalid extends Error {

@@ -5,6 +5,7 @@
  */
 import { DURATION_EXPECTATION, formatDuration } from '../util/duration.js';
 import { UNSAFE_CHARACTER } from '../util/text.js';
+import { RECORD_LIMITS } from '../types.js';
 import type { SdConfig } from './types.js';
 
 /** Environment variable naming the config file when neither `configFile` nor a `config` flag is given. */
@@ -29,10 +30,10 @@ export type SettingKind =
 /** Section of the reference and oclif help group a setting belongs to. */
 export type SettingGroup = 'General' | 'Leader election' | 'Health check' | 'Registry' | 'Service' | 'API' | 'Logging';
 
-/** Most items a list or key=value setting takes (tags, endpoints, metadata pairs). */
-export const MAX_ITEMS = 64;
+/** Most items a list or key=value setting takes (tags, endpoints, metadata pairs): what a record holds. */
+export const MAX_ITEMS = Math.min(RECORD_LIMITS.tags, RECORD_LIMITS.metadataEntries);
 /** Longest key of a key=value setting (metadata). */
-export const MAX_KEY_LENGTH = 128;
+export const MAX_KEY_LENGTH = RECORD_LIMITS.metadataKey;
 
 /** Paths to leaves of `T`; arrays and string-keyed records (`metadata`) are leaves. */
 type LeafPaths<T, P extends string = ''> = {
@@ -355,6 +356,8 @@ const TABLE = [
     group: 'Registry',
   },
   // --- Service (the instance this agent sits beside) ---
+  // Fields of the record are bounded by RECORD_LIMITS, what every reader of a record takes
+  // (src/cluster/codec.ts): an agent must never register a record its peers would skip.
   {
     path: 'service.id',
     env: 'SERVICE_ID',
@@ -365,6 +368,7 @@ const TABLE = [
     default: undefined,
     description:
       'Stable service id. When unset it is derived from the service name, host and port, so it survives restarts.',
+    maxLength: RECORD_LIMITS.id,
     group: 'Service',
   },
   {
@@ -374,6 +378,7 @@ const TABLE = [
     kind: 'string',
     default: 'proxy-stone',
     description: 'Service name in the record.',
+    maxLength: RECORD_LIMITS.name,
     group: 'Service',
   },
   {
@@ -423,6 +428,7 @@ const TABLE = [
     kind: 'string',
     default: '1.0.0',
     description: 'Version in the record.',
+    maxLength: RECORD_LIMITS.version,
     group: 'Service',
   },
   {
@@ -432,6 +438,7 @@ const TABLE = [
     kind: 'list',
     default: ['proxy-stone', 'backend'],
     description: 'Tags in the record, comma-separated.',
+    maxLength: RECORD_LIMITS.tag,
     group: 'Service',
   },
   {
@@ -441,6 +448,7 @@ const TABLE = [
     kind: 'string',
     default: 'us-east-1',
     description: 'Region, used by the topology breakdown.',
+    maxLength: RECORD_LIMITS.location,
     group: 'Service',
   },
   {
@@ -450,6 +458,7 @@ const TABLE = [
     kind: 'string',
     default: 'us-east-1a',
     description: 'Availability zone, used by the topology breakdown.',
+    maxLength: RECORD_LIMITS.location,
     group: 'Service',
   },
   {
@@ -459,6 +468,7 @@ const TABLE = [
     kind: 'keyvalue',
     default: {},
     description: 'Extra metadata in the record, comma-separated `key=value` pairs (an object in the config file).',
+    maxLength: RECORD_LIMITS.metadataValue,
     group: 'Service',
   },
   // --- API ---

@@ -3,12 +3,12 @@ import { ServiceAgent } from '../../src/agent/agent.js';
 import { startApiServer } from '../../src/api/index.js';
 import type { DoctorResult } from '../../src/cli/doctor-checks.js';
 import { listAudit, setServiceEnabled } from '../../src/cluster/admin.js';
-import { MAX_VALUE_CHARS, parseAuditEntry, parseServiceRecord } from '../../src/cluster/codec.js';
+import { encodeServiceRecord, MAX_VALUE_CHARS, parseAuditEntry, parseServiceRecord, RECORD_LIMITS } from '../../src/cluster/codec.js';
 import { keyLayout } from '../../src/cluster/keys.js';
 import { computeTopology } from '../../src/cluster/topology.js';
 import { terminalSafe } from '../../src/util/text.js';
 import { ClusterState, NO_LEASE } from '../../src/cluster/state.js';
-import { configFromPartial } from '../../src/config/load.js';
+import { configFromPartial, resolveConfig } from '../../src/config/load.js';
 import { startSampleUpstream, type SampleUpstream } from '../../src/demo/demo.js';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
 import type { KeyValue } from '../../src/registry/types.js';
@@ -46,13 +46,36 @@ describe('registry data: bounded, one reading on every path', function () {
     });
 
     it('refuses oversized values, strings and lists before they reach a view', () => {
-      const big = JSON.stringify({ ...sampleRecord('a'), metadata: { blob: 'x'.repeat(MAX_VALUE_CHARS) } });
+      const big = JSON.stringify({ ...sampleRecord('a'), tags: Array.from({ length: 64 }, () => 'x'.repeat(128 * 1024 / 64)) });
       const parsed = parseServiceRecord(big, 'a');
-      expect(!parsed.ok && parsed.error).to.match(/expected a value of at most 65536/);
+      expect(!parsed.ok && parsed.error).to.match(new RegExp(`expected a value of at most ${MAX_VALUE_CHARS}`));
       const tags = parseServiceRecord(JSON.stringify({ ...sampleRecord('a'), tags: Array.from({ length: 65 }, (_, i) => `t${i}`) }), 'a');
       expect(!tags.ok && tags.error).to.match(/^tags: expected an array of at most 64 items/);
       const name = parseServiceRecord(JSON.stringify({ ...sampleRecord('a'), name: 'n'.repeat(257) }), 'a');
       expect(!name.ok && name.error).to.match(/^name: expected a string of at most 256 characters, got a string of 257 characters/);
+    });
+
+    it('the largest record an agent may be configured with is one every reader takes', () => {
+      const L = RECORD_LIMITS;
+      const env = {
+        SERVICE_ID: 'i'.repeat(L.id),
+        SERVICE_NAME: 'n'.repeat(L.name),
+        SERVICE_VERSION: 'v'.repeat(L.version),
+        SERVICE_REGION: 'r'.repeat(L.location),
+        SERVICE_ZONE: 'z'.repeat(L.location),
+        SERVICE_TAGS: Array.from({ length: L.tags }, (_, i) => `${i}`.padEnd(L.tag, 't')).join(','),
+        SERVICE_METADATA: Array.from({ length: L.metadataEntries }, (_, i) => `${`${i}`.padEnd(L.metadataKey, 'k')}=${'m'.repeat(L.metadataValue)}`).join(','),
+      };
+      const { config } = resolveConfig({ env });
+      const s = config.service;
+      const record = sampleRecord(s.id!, { name: s.name, version: s.version, region: s.region, zone: s.zone, tags: s.tags, metadata: s.metadata, healthUrl: 'h'.repeat(L.url) });
+      record.health.message = 'm'.repeat(L.message);
+      const parsed = parseServiceRecord(encodeServiceRecord(record), s.id!);
+      expect(parsed.ok, parsed.ok ? '' : parsed.error).to.equal(true);
+      // One more character anywhere is refused at load, naming the setting.
+      for (const [name, value] of Object.entries(env)) {
+        expect(() => resolveConfig({ env: { ...env, [name]: `${value}x` } }), name).to.throw(new RegExp(name));
+      }
     });
 
     it('keeps a metadata key named __proto__ as data', () => {
