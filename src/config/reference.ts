@@ -2,8 +2,8 @@
  * The configuration reference, generated from the settings table so the docs cannot drift from the code.
  */
 import { DEFAULT_ETCD_ENDPOINT } from '../registry/endpoint.js';
-import { CONFIG_FILE_ENV, CONFIG_FILE_FLAG, CONFIG_WRAPPER_KEY } from './load.js';
-import { MAX_ITEMS, MAX_KEY_LENGTH, SETTINGS, describeKind, envNames, flagNames, formatDefault, type Setting, type SettingGroup } from './settings.js';
+import { CONFIG_WRAPPER_KEY } from './layers.js';
+import { CONFIG_FILE_ENV, CONFIG_FILE_FLAG, MAX_ITEMS, MAX_KEY_LENGTH, SETTINGS, describeKind, envNames, flagNames, formatDefault, type Setting, type SettingGroup } from './settings.js';
 
 /** Escapes a table cell: pipes would split it, newlines would end the row. */
 function cell(text: string): string {

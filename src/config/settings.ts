@@ -2,6 +2,10 @@
  * The one table of every configuration setting. The loader (`load.ts`), the `agent` command's flags
  * and the generated reference (`reference.ts`) are all derived from it, so a setting added here gets
  * an env var, a flag, validation and documentation at once.
+ *
+ * Why this file is long: it is one table, a row per setting (about 560 of its lines), followed by the
+ * lookups and wording derived from it; the rows read best side by side, and the cluster commands load
+ * the whole table at start-up anyway (their flags and value checks come from it).
  */
 import { DURATION_EXPECTATION, formatDuration } from '../util/duration.js';
 import { UNSAFE_CHARACTER } from '../util/text.js';
