@@ -31,7 +31,7 @@ import {
   type ServiceHealthResult,
   type SetEnabledRequest,
   type SetEnabledSummary,
-} from './cluster-client.js';
+} from './cluster-contract.js';
 
 /** The id {@link AgentClient.keyAccess} asks to disable: no service has it, and the request is refused before that matters. */
 const KEY_PROBE_ID = 'proxy-stone-sd-key-probe';

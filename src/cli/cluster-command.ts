@@ -4,7 +4,8 @@ import { DEFAULT_ETCD_ENDPOINT, isHttpUrl, isRedisUrl, isRegistryUrl } from '../
 import { parseDuration } from '../util/duration.js';
 import { escapeUnsafe } from '../util/text.js';
 import { BaseCommand } from './base-command.js';
-import { openClusterClient, TargetError, type ClusterClient, type ClusterTarget } from './cluster-client.js';
+import { openClusterClient } from './cluster-client.js';
+import { TargetError, type ClusterClient, type ClusterTarget } from './cluster-contract.js';
 import { describeError, EXIT } from './errors.js';
 
 const DEFAULT_TIMEOUT_SECONDS = 5;

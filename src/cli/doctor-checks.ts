@@ -11,7 +11,7 @@ import https from 'node:https';
 import type { FlagValue, LoadedConfig } from '../config/load.js';
 import { RegistryAuthError, RegistryUnavailableError } from '../registry/types.js';
 import type { AgentClient, AgentHealthResult, KeyAccess } from './agent-client.js';
-import { NOT_AN_AGENT, type AgentStatus, type AgentTarget, type ClusterTarget } from './cluster-client.js';
+import { NOT_AN_AGENT, type AgentStatus, type AgentTarget, type ClusterTarget } from './cluster-contract.js';
 import type { EtcdHttpReader } from './etcd-http-reader.js';
 
 /** One check's verdict. */

@@ -1,7 +1,7 @@
 import { ConcurrentChangeError, ServiceNotFoundError } from '../cluster/admin.js';
 import { CapacityError, describeShortfall } from '../cluster/capacity.js';
 import { RegistryAuthError, RegistryRequestError, RegistryUnavailableError } from '../registry/types.js';
-import { AgentRequestError, AgentUnavailableError, NOT_AN_AGENT, TargetError } from './cluster-client.js';
+import { AgentRequestError, AgentUnavailableError, NOT_AN_AGENT, TargetError } from './cluster-contract.js';
 
 /** Exit codes, documented in the README. */
 export const EXIT = {

@@ -13,7 +13,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { prefixEnd, redactUrl as redact } from '../registry/endpoint.js';
 import { isLeaderChange, LEADER_CHANGE_RETRY, RegistryAuthError, RegistryUnavailableError, tlsRegistryError, type KeyValue, type ListResult } from '../registry/types.js';
-import { TargetError } from './cluster-client.js';
+import { TargetError } from './cluster-contract.js';
 
 export interface EtcdHttpReaderOptions {
   endpoints: string[];

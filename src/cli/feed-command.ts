@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import type { Logger, LogLevel } from '../util/logger.js';
-import type { RegistryTarget } from './cluster-client.js';
+import type { RegistryTarget } from './cluster-contract.js';
 import { ClusterCommand, EXIT, type ClusterFlags } from './cluster-command.js';
 import { UserError } from './errors.js';
 

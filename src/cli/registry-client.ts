@@ -17,7 +17,7 @@ import {
   type ServiceHealthResult,
   type SetEnabledRequest,
   type SetEnabledSummary,
-} from './cluster-client.js';
+} from './cluster-contract.js';
 import { EtcdHttpReader } from './etcd-http-reader.js';
 
 /** What one-shot reads need from the registry: consistent listings and the server version. */

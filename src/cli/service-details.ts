@@ -1,4 +1,4 @@
-import type { ClusterClient, ServiceDetails } from './cluster-client.js';
+import type { ClusterClient, ServiceDetails } from './cluster-contract.js';
 
 export interface DescribeOptions {
   /** Newest audit entries about the service (default 20). */

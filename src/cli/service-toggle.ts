@@ -2,7 +2,7 @@ import { userInfo } from 'node:os';
 import { Args, Flags } from '@oclif/core';
 import { SERVICE_STATUSES, type ServiceStatus } from '../types.js';
 import { UNSAFE_CHARACTER } from '../util/text.js';
-import type { ClusterClient, SetEnabledRequest, SetEnabledSummary } from './cluster-client.js';
+import type { ClusterClient, SetEnabledRequest, SetEnabledSummary } from './cluster-contract.js';
 import { ClusterCommand } from './cluster-command.js';
 import { bulkExitCode, capacityRefusal, describeError, EXIT, UserError } from './errors.js';
 

@@ -6,7 +6,7 @@
  */
 import type { ServiceList } from '../cluster/topology.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
-import { isRegistrySummary, type ServiceDetails, type SetEnabledSummary, type StatusResult } from './cluster-client.js';
+import { isRegistrySummary, type ServiceDetails, type SetEnabledSummary, type StatusResult } from './cluster-contract.js';
 import { ago, c, clip, enabledText, fields, isoTime, MAX_COLUMN_WIDTH, plural, statusText, table, timeLeft } from './render.js';
 import { terminalSafe } from '../util/text.js';
 import { describeBudget } from '../cluster/detection-budget.js';

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { ClusterCommand } from '../cli/cluster-command.js';
-import type { AuditResult } from '../cli/cluster-client.js';
+import type { AuditResult } from '../cli/cluster-contract.js';
 
 /** The agent API's `GET /service-discovery/audit` body: `{entries}`, newest first. */
 export type AuditCommandResult = AuditResult;

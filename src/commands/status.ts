@@ -1,5 +1,5 @@
 import { ClusterCommand, EXIT } from '../cli/cluster-command.js';
-import { isRegistrySummary, type StatusResult } from '../cli/cluster-client.js';
+import { isRegistrySummary, type StatusResult } from '../cli/cluster-contract.js';
 
 export type { StatusResult };
 

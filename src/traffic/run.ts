@@ -9,7 +9,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { RegistryTarget } from '../cli/cluster-client.js';
+import type { RegistryTarget } from '../cli/cluster-contract.js';
 import { RegistryClient } from '../cli/registry-client.js';
 import { RegistryAuthError, RegistryUnavailableError, type Registry } from '../registry/types.js';
 import type { Logger } from '../util/logger.js';

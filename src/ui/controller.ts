@@ -7,7 +7,7 @@
  * @module
  */
 import type { MinHealthy } from '../cluster/capacity.js';
-import type { ClusterClient } from '../cli/cluster-client.js';
+import type { ClusterClient } from '../cli/cluster-contract.js';
 import { capacityRefusal, describeError } from '../cli/errors.js';
 import { describeService } from '../cli/service-details.js';
 import type { DashboardAction, DashboardState, KeyPress } from './dashboard-state.js';

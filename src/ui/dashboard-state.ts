@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { ServiceDetails } from '../cli/cluster-client.js';
+import type { ServiceDetails } from '../cli/cluster-contract.js';
 import { computeTopology } from '../cluster/topology.js';
 import {
   SERVICE_STATUSES,

@@ -10,8 +10,8 @@
  *
  * @module
  */
-import type { AgentStatus, ClusterClient, RegistryTarget } from '../cli/cluster-client.js';
-import { isRegistrySummary } from '../cli/cluster-client.js';
+import type { AgentStatus, ClusterClient, RegistryTarget } from '../cli/cluster-contract.js';
+import { isRegistrySummary } from '../cli/cluster-contract.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Registry } from '../registry/types.js';
 import type { ClusterEvent, ServiceRecord } from '../types.js';

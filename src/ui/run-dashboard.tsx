@@ -6,7 +6,8 @@
  * @module
  */
 import { render } from 'ink';
-import { openClusterClient, type ClusterClient, type ClusterTarget } from '../cli/cluster-client.js';
+import { openClusterClient } from '../cli/cluster-client.js';
+import type { ClusterClient, ClusterTarget } from '../cli/cluster-contract.js';
 import { DashboardApp } from './components/dashboard-app.js';
 import type { MinHealthy } from '../cluster/capacity.js';
 import { DashboardController } from './controller.js';

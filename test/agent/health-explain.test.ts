@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import http from 'node:http';
 import type { HealthHistoryEntry } from '../../src/agent/health-state.js';
 import { InstanceMaintenanceHook, type InstanceMode } from '../../src/agent/maintenance-hook.js';
-import type { ServiceDetails } from '../../src/cli/cluster-client.js';
+import type { ServiceDetails } from '../../src/cli/cluster-contract.js';
 import { keyLayout } from '../../src/cluster/keys.js';
 import type { InstanceMaintenanceInfo, ServiceRecord } from '../../src/types.js';
 import { startEtcd, uniqueNamespace, type EtcdServer } from '../helpers/etcd.js';

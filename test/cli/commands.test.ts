@@ -4,7 +4,7 @@ import net from 'node:net';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import type { ServiceDetails, ServiceList } from '../../src/cli/cluster-client.js';
+import type { ServiceDetails, ServiceList } from '../../src/cli/cluster-contract.js';
 import type { DoctorResult } from '../../src/cli/doctor-checks.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology } from '../../src/types.js';
 import { API_KEY, BIN, ROOT, binOnPath, cliEnv, ensureBuilt, followProbe, json, runCli, runShell, shapeOf, startCluster, waitFor, type TestCluster } from './fixtures.js';

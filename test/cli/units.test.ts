@@ -5,7 +5,7 @@ import { bulkExitCode, capacityRefusal } from '../../src/cli/errors.js';
 import { CapacityError } from '../../src/cluster/capacity.js';
 import { oneLine } from '../../src/cli/base-command.js';
 import { doctorChecks } from '../../src/cli/doctor-checks.js';
-import { AgentRequestError, intentFromAudit, setEnabledSummary } from '../../src/cli/cluster-client.js';
+import { AgentRequestError, intentFromAudit, setEnabledSummary } from '../../src/cli/cluster-contract.js';
 import { prefixEnd } from '../../src/registry/endpoint.js';
 import { Chalk } from 'chalk';
 import { c, clip, clipField, colorLevel, columnWidths, fields, table, visibleLength } from '../../src/cli/render.js';

@@ -15,7 +15,7 @@ import { ColorScope } from '../../src/ui/components/theme.js';
 import { TopologyPane } from '../../src/ui/components/topology-pane.js';
 import { DashboardController } from '../../src/ui/controller.js';
 import { DashboardState } from '../../src/ui/dashboard-state.js';
-import { AgentRequestError } from '../../src/cli/cluster-client.js';
+import { AgentRequestError } from '../../src/cli/cluster-contract.js';
 import { connection, FakeClient, healthChanged, ManualSource, record, stateWith, stripAnsi, T0, threeServices } from './fixtures.js';
 
 const COLUMNS = 100;

@@ -1,5 +1,5 @@
 /** Records, events and fakes for the dashboard tests that need no cluster. */
-import type { ClusterClient, ServiceDetails, SetEnabledRequest, SetEnabledSummary } from '../../src/cli/cluster-client.js';
+import type { ClusterClient, ServiceDetails, SetEnabledRequest, SetEnabledSummary } from '../../src/cli/cluster-contract.js';
 import type { ClusterEvent, ServiceRecord, ServiceStatus } from '../../src/types.js';
 import { DashboardState, type ConnectionState } from '../../src/ui/dashboard-state.js';
 import type { LiveSink, LiveSource } from '../../src/ui/live-source.js';

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { parseMinHealthy } from '../../cluster/capacity.js';
-import type { SetEnabledRequest } from '../../cli/cluster-client.js';
+import type { SetEnabledRequest } from '../../cli/cluster-contract.js';
 import { EXIT, UserError } from '../../cli/errors.js';
 import { ServiceToggleCommand, type ToggleResult } from '../../cli/service-toggle.js';
 import { parseDuration } from '../../util/duration.js';

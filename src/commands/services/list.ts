@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { ClusterCommand } from '../../cli/cluster-command.js';
-import type { ServiceList } from '../../cli/cluster-client.js';
+import type { ServiceList } from '../../cli/cluster-contract.js';
 import { SERVICE_STATUSES } from '../../types.js';
 
 /** The seed's `GET /service-discovery/services` body. */

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { ClusterCommand } from '../../cli/cluster-command.js';
-import type { ServiceDetails } from '../../cli/cluster-client.js';
+import type { ServiceDetails } from '../../cli/cluster-contract.js';
 
 /** The record, its health (with the probe history when its agent serves it), the operator intent and its audit trail. */
 export type ServicesShowResult = ServiceDetails;
