@@ -8,6 +8,7 @@ import { stripVTControlCharacters } from 'node:util';
 import { Chalk, type ChalkInstance } from 'chalk';
 import Table from 'cli-table3';
 import type { ServiceStatus } from '../types.js';
+import { spanText, timeLeft as timeLeftText } from '../util/time.js';
 
 /**
  * Colour only for a person: stdout is a terminal and NO_COLOR is unset. FORCE_COLOR (chalk's own
@@ -150,11 +151,8 @@ export function clipField(text: string): string {
 /** `12s ago`, `3m ago`, `2h ago`, `4d ago`; `never` for null or 0. */
 export function ago(epochMs: number | null | undefined, now = Date.now()): string {
   if (!epochMs) return 'never';
-  const s = Math.max(0, Math.round((now - epochMs) / 1000));
-  if (s < 60) return `${s}s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
-  return `${Math.floor(s / 86400)}d ago`;
+  // To the nearest second (the dashboard's `ago` rounds down and says `just now`).
+  return `${spanText(Math.max(0, Math.round((now - epochMs) / 1000)))} ago`;
 }
 
 export { isoTime } from '../util/time.js';
@@ -165,9 +163,5 @@ export function plural(n: number, one: string, many = `${one}s`): string {
 
 /** Time left until `epochMs`: `25s`, `4m 10s`, `2h 5m`; `0s` once passed. */
 export function timeLeft(epochMs: number, now = Date.now()): string {
-  const s = Math.max(0, Math.ceil((epochMs - now) / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60 ? ` ${s % 60}s` : ''}`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60) ? ` ${Math.floor((s % 3600) / 60)}m` : ''}`;
-  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+  return timeLeftText(epochMs, now, true);
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { ClusterEvent, ServiceStatus } from '../types.js';
+import { spanText, timeLeft } from '../util/time.js';
 
 /** Cuts `text` to `width` cells (with `…` when cut) and pads it to exactly `width`. */
 export function cell(text: string, width: number, align: 'left' | 'right' = 'left'): string {
@@ -23,12 +24,9 @@ export function fit(text: string, width: number): string {
 /** `now`, `12s`, `3m`, `2h`, `4d`; `-` for never. Compact enough for a table cell. */
 export function age(epochMs: number | null | undefined, now: number): string {
   if (!epochMs) return '-';
+  // Whole seconds passed (the CLI's `ago` rounds to the nearest one).
   const s = Math.max(0, Math.floor((now - epochMs) / 1000));
-  if (s < 1) return 'now';
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h`;
-  return `${Math.floor(s / 86400)}d`;
+  return s < 1 ? 'now' : spanText(s);
 }
 
 /** `12s ago`, or `just now`; `never` when there is no time. */
@@ -109,11 +107,7 @@ export { printable } from '../util/text.js';
 
 /** Time left until `epochMs`, compact: `25s`, `4m`, `2h`, `3d`; `0s` once passed. */
 export function left(epochMs: number, now: number): string {
-  const s = Math.max(0, Math.ceil((epochMs - now) / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h`;
-  return `${Math.floor(s / 86400)}d`;
+  return timeLeft(epochMs, now);
 }
 
 /** Operator state `draining`: disabled, and the drain's deadline not passed yet (health plays no part). */

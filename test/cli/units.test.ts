@@ -8,7 +8,8 @@ import { doctorChecks } from '../../src/cli/doctor-checks.js';
 import { AgentRequestError, intentFromAudit, setEnabledSummary } from '../../src/cli/cluster-contract.js';
 import { prefixEnd } from '../../src/registry/endpoint.js';
 import { Chalk } from 'chalk';
-import { c, clip, clipField, colorLevel, columnWidths, fields, table, visibleLength } from '../../src/cli/render.js';
+import { ago, c, clip, clipField, colorLevel, columnWidths, fields, table, timeLeft, visibleLength } from '../../src/cli/render.js';
+import * as dashboard from '../../src/ui/format.js';
 import { renderEvent, renderKept, renderServiceList, renderToggle, renderTopology } from '../../src/cli/views.js';
 import { computeTopology } from '../../src/cluster/topology.js';
 import type { AuditEntry, ClusterEvent, ServiceRecord } from '../../src/types.js';
@@ -45,6 +46,21 @@ describe('CLI units', () => {
 
     it('joins multi-line data and waits for a split \\r\\n', () => {
       expect(parse('data: a\ndata: b\r', '\n\r\n')).to.deep.equal([{ event: 'message', data: 'a\nb' }]);
+    });
+  });
+
+  // One spanText words both; each keeps its own rounding and wording.
+  describe('ages and time left: the CLI and the dashboard', () => {
+    const now = 1_000_000_000;
+    it('CLI: ago to the nearest second, time left with two units', () => {
+      expect([0, 400, 600, 59_400, 3_599_499, 3_599_500, 86_400_000].map((d) => ago(now - d, now))).to.deep.equal(['0s ago', '0s ago', '1s ago', '59s ago', '59m ago', '1h ago', '1d ago']);
+      expect(ago(null, now)).to.equal('never');
+      expect([1, 59_000, 61_000, 3_660_000, 7_200_000, 90_000_000, 86_400_000].map((d) => timeLeft(now + d, now))).to.deep.equal(['1s', '59s', '1m 1s', '1h 1m', '2h', '1d 1h', '1d 0h']);
+    });
+    it('dashboard: age rounded down, `just now`, time left with one unit', () => {
+      expect([999, 1000, 61_000, 7_300_000, 90_000_000].map((d) => dashboard.age(now - d, now))).to.deep.equal(['now', '1s', '1m', '2h', '1d']);
+      expect([undefined, 999, 61_000].map((d) => dashboard.ago(d === undefined ? d : now - d, now))).to.deep.equal(['never', 'just now', '1m ago']);
+      expect([-5, 1, 61_000, 3_660_000, 90_000_000].map((d) => dashboard.left(now + d, now))).to.deep.equal(['0s', '1s', '1m', '1h', '1d']);
     });
   });
 
