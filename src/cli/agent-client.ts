@@ -32,6 +32,7 @@ import {
   type SetEnabledRequest,
   type SetEnabledSummary,
 } from './cluster-contract.js';
+import type { SseHandlers } from './sse-reader.js';
 
 /** The id {@link AgentClient.keyAccess} asks to disable: no service has it, and the request is refused before that matters. */
 const KEY_PROBE_ID = 'proxy-stone-sd-key-probe';
@@ -203,9 +204,11 @@ export class AgentClient implements ClusterClient {
             delay = RECONNECT_MIN_MS;
             options.onOpen?.();
           },
+          onRetry: (ms) => {
+            delay = Math.min(RECONNECT_MAX_MS, Math.max(RECONNECT_MIN_MS, ms));
+          },
           onFrame: (frame) => {
             if (frame.id !== undefined) lastEventId = frame.id;
-            if (frame.retry !== undefined) delay = Math.min(RECONNECT_MAX_MS, Math.max(RECONNECT_MIN_MS, frame.retry));
             if (frame.event === 'reset') {
               options.onNotice?.('the agent could not resume from the last event seen: events may have been missed; re-list to be sure');
               return;
@@ -295,8 +298,10 @@ export class AgentClient implements ClusterClient {
     path: string,
     lastEventId: string | undefined,
     signal: AbortSignal,
-    handlers: { onOpen(): void; onFrame(frame: SseFrame): void },
+    handlers: SseHandlers & { onOpen(): void },
   ): Promise<void> {
+    // Only streams need the SSE parser: loaded here, not with the client.
+    const { sseReader } = await import('./sse-reader.js');
     const headers: Record<string, string> = { accept: 'text/event-stream' };
     if (this.target.apiKey) headers.authorization = `Bearer ${this.target.apiKey}`;
     if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
@@ -330,9 +335,9 @@ export class AgentClient implements ClusterClient {
       throw this.notAnAgent('GET', `/service-discovery${path.split('?')[0]}`, `answered ${mediaType(res)}, not an event stream`);
     }
     handlers.onOpen();
-    const parser = new SseParser(handlers.onFrame);
+    const reader = sseReader(handlers);
     try {
-      for await (const chunk of res.body) parser.push(chunk as Buffer);
+      for await (const chunk of res.body) reader.push(chunk as Buffer);
     } catch (err) {
       if (signal.aborted) return;
       throw this.unavailable(err);
@@ -457,74 +462,4 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true });
   });
-}
-
-/** One dispatched SSE event. `event` is `message` unless the server named it. */
-export interface SseFrame {
-  id?: string;
-  event: string;
-  data: string;
-  retry?: number;
-}
-
-/** Incremental parser of `text/event-stream` (WHATWG HTML, "event stream interpretation"). */
-export class SseParser {
-  private buffer = '';
-  private readonly decoder = new TextDecoder();
-  private data: string[] = [];
-  private event = '';
-  private id: string | undefined;
-  private retry: number | undefined;
-
-  constructor(private readonly onFrame: (frame: SseFrame) => void) {}
-
-  push(chunk: Uint8Array): void {
-    this.buffer += this.decoder.decode(chunk, { stream: true });
-    let index: number;
-    while ((index = this.buffer.search(/\r\n|\r|\n/)) !== -1) {
-      const line = this.buffer.slice(0, index);
-      const newline = this.buffer.startsWith('\r\n', index) ? 2 : 1;
-      // A lone \r at the end may be the first half of \r\n: wait for more.
-      if (newline === 1 && this.buffer[index] === '\r' && index === this.buffer.length - 1) break;
-      this.buffer = this.buffer.slice(index + newline);
-      this.line(line);
-    }
-  }
-
-  private line(line: string): void {
-    if (line === '') {
-      if (this.data.length > 0 || this.event !== '' || this.id !== undefined || this.retry !== undefined) {
-        this.onFrame({
-          ...(this.id !== undefined ? { id: this.id } : {}),
-          event: this.event || 'message',
-          data: this.data.join('\n'),
-          ...(this.retry !== undefined ? { retry: this.retry } : {}),
-        });
-      }
-      this.data = [];
-      this.event = '';
-      this.id = undefined;
-      this.retry = undefined;
-      return;
-    }
-    if (line.startsWith(':')) return; // comment (heartbeat)
-    const colon = line.indexOf(':');
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    switch (field) {
-      case 'data':
-        this.data.push(value);
-        break;
-      case 'event':
-        this.event = value;
-        break;
-      case 'id':
-        if (!value.includes('\0')) this.id = value;
-        break;
-      case 'retry':
-        if (/^\d+$/.test(value)) this.retry = Number(value);
-        break;
-    }
-  }
 }

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { expect } from 'chai';
-import { AgentClient, SseParser, type SseFrame } from '../../src/cli/agent-client.js';
+import { AgentClient } from '../../src/cli/agent-client.js';
+import { sseReader, type SseFrame } from '../../src/cli/sse-reader.js';
 import { bulkExitCode, capacityRefusal } from '../../src/cli/errors.js';
 import { CapacityError } from '../../src/cluster/capacity.js';
 import { oneLine } from '../../src/cli/base-command.js';
@@ -27,25 +28,32 @@ describe('CLI units', () => {
     c.level = 0;
   });
 
-  describe('SseParser', () => {
-    function parse(...chunks: string[]): SseFrame[] {
+  describe('sseReader (eventsource-parser)', () => {
+    function parse(...chunks: (string | Buffer)[]): { frames: SseFrame[]; retries: number[] } {
       const frames: SseFrame[] = [];
-      const p = new SseParser((f) => frames.push(f));
-      for (const c of chunks) p.push(Buffer.from(c));
-      return frames;
+      const retries: number[] = [];
+      const reader = sseReader({ onFrame: (f) => frames.push(f), onRetry: (ms) => retries.push(ms) });
+      for (const c of chunks) reader.push(typeof c === 'string' ? Buffer.from(c) : c);
+      return { frames, retries };
     }
 
-    it('parses ids, data, named events and ignores comments, across chunk boundaries', () => {
-      const frames = parse('retry: 2000\n: connected\n\nid: ab-1\nda', 'ta: {"type":"x"}\n\n: ping\n\nevent: reset\nid: ab-2\ndata: {}\r\n\r\n');
+    it('parses ids, data, named events and retry, and ignores comments, across chunk boundaries', () => {
+      const { frames, retries } = parse('retry: 2000\n: connected\n\nid: ab-1\nda', 'ta: {"type":"x"}\n\n: ping\n\nevent: reset\nid: ab-2\ndata: {}\r\n\r\n');
       expect(frames).to.deep.equal([
-        { event: 'message', data: '', retry: 2000 },
         { id: 'ab-1', event: 'message', data: '{"type":"x"}' },
         { id: 'ab-2', event: 'reset', data: '{}' },
       ]);
+      expect(retries).to.deep.equal([2000]);
     });
 
     it('joins multi-line data and waits for a split \\r\\n', () => {
-      expect(parse('data: a\ndata: b\r', '\n\r\n')).to.deep.equal([{ event: 'message', data: 'a\nb' }]);
+      expect(parse('data: a\ndata: b\r', '\n\r\n').frames).to.deep.equal([{ event: 'message', data: 'a\nb' }]);
+    });
+
+    it('decodes a character split between chunks', () => {
+      const bytes = Buffer.from('data: {"reason":"café"}\n\n');
+      const cut = bytes.indexOf(0xc3) + 1;
+      expect(parse(bytes.subarray(0, cut), bytes.subarray(cut)).frames).to.deep.equal([{ event: 'message', data: '{"reason":"café"}' }]);
     });
   });
 
