@@ -18,28 +18,22 @@ import {
 } from '../registry/types.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology, HealthCheckSettings, HealthInfo, InstanceMaintenanceInfo, ServiceRecord, ServiceStatus } from '../types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import type { AgentEvents, AgentOptions, AgentRegistrationStatus, AgentStatusSnapshot } from './agent-types.js';
+import { errMessage, withDeadline } from './calls.js';
 import { DrainWatcher } from './drain.js';
 import { HealthChecker, type HealthCheckResultEvent } from './health-checker.js';
 import type { HealthHistoryEntry } from './health-state.js';
 import { FlapDamper, flapReason } from './flap-damper.js';
 import { InstanceMaintenanceHook } from './maintenance-hook.js';
+import { KEEPALIVE_LOG_EVERY_MS, agentRegistryOptions } from './registry-options.js';
 import { memoryRegistryNotice } from './registry-notices.js';
+
+export { agentRegistryOptions } from './registry-options.js';
+export type { AgentEvents, AgentOptions, AgentRegistrationStatus, AgentStatusSnapshot } from './agent-types.js';
 
 /** The agent is not (or no longer) the leader, so a leader-only write was not attempted. */
 export class NotLeaderError extends Error {
   override name = 'NotLeaderError';
-}
-
-export interface AgentOptions {
-  config: SdConfig;
-  /** A registry to share (the demo runs several agents on one memory registry). Not closed by stop(). */
-  registry?: Registry;
-  /**
-   * A view of the namespace to share with other agents of this process (one watch for all of them
-   * instead of one each). Needs `registry`; its creator starts and stops it, the agent only listens.
-   */
-  view?: ClusterView;
-  logger?: Logger;
 }
 
 /** One lease and what lives under it. Replaced as a whole when the lease is lost. */
@@ -61,96 +55,12 @@ interface Session {
   steppingDown?: boolean;
 }
 
-/** What `status()` reports about registration. */
-export type AgentRegistrationStatus = 'registered' | 'registering' | 'stopping' | 'stopped';
-
-export interface AgentStatusSnapshot {
-  enabled: boolean;
-  currentService: Pick<ServiceRecord, 'id' | 'name' | 'host' | 'port' | 'status' | 'role'> & {
-    region: string;
-    zone: string;
-    version: string;
-    enabled: boolean;
-  };
-  isLeader: boolean;
-  /**
-   * `registered`; `registering` (not started yet, or no live lease yet); `stopping` (stop() is
-   * draining, resigning and revoking); `stopped`.
-   */
-  status: AgentRegistrationStatus;
-  leaderId: string | null;
-  /**
-   * `lastContact`: epoch ms of the registry's last answer to this agent (registration or lease
-   * keep-alive), null before the first.
-   */
-  registry: { kind: string; endpoints: string; reachable: boolean; lastContact: number | null };
-  /** `lastUpdate`: the last moment the view was known current (a change, a listing, or a keep-alive answer while watching). */
-  view: { stale: boolean; lastUpdate: number; services: number; revision: number };
-  /** `term`: create revision of this agent's election key (its fencing token), null when not campaigning. */
-  lease: { id: string | null; ttl: number; renewedAt: number | null; term: number | null };
-}
-
-/** Events of the agent: the seed's (with its payloads) plus the full event objects and local changes. */
-export interface AgentEvents {
-  serviceJoined: [ServiceRecord, ClusterEvent];
-  serviceLeft: [string, ClusterEvent];
-  serviceHealthChanged: [ClusterEvent];
-  serviceEnabled: [ClusterEvent];
-  serviceDisabled: [ClusterEvent];
-  serviceUpdated: [ClusterEvent];
-  leaderElected: [string | null, ClusterEvent];
-  /** Every cluster event, in order. */
-  event: [ClusterEvent];
-  /** This agent gained (true) or lost (false) leadership. */
-  leadership: [boolean];
-  registered: [{ leaseId: string; reregistration: boolean }];
-  /** A registration attempt failed (it is retried): the registry's error. */
-  registrationFailed: [Error];
-  leaseLost: [{ leaseId: string; reason: string }];
-  keepaliveFailed: [Error];
-  healthResult: [HealthCheckResultEvent];
-  stale: [boolean];
-  warning: [string];
-}
-
 /** Stable id from name, host and port, so operator intent keyed by id survives restarts. */
-/**
- * How an agent opens its registry: warnings logged once, and with several etcd members, a member that
- * leaves a call unanswered for two renew intervals is left for another (each move logged).
- */
-export function agentRegistryOptions(config: SdConfig, logger: Logger): NonNullable<Parameters<typeof openRegistry>[1]> {
-  // While the whole cluster is away the registry goes round the members every few seconds: those
-  // moves are logged once per KEEPALIVE_LOG_EVERY_MS, with the count of those not logged (the
-  // keep-alive outage has its own lines). A move off one failed member is always logged.
-  let outage: { at: number; quiet: number } | undefined;
-  return {
-    onWarning: (w) => logger.warn({ event: w.event }, w.message),
-    failoverAfterMs: memberFailoverMs(config),
-    onMemberChange: (c) => {
-      const now = Date.now();
-      if (!c.allFailing) outage = undefined;
-      else if (outage && now - outage.at < KEEPALIVE_LOG_EVERY_MS) {
-        outage.quiet++;
-        return;
-      }
-      const quiet = outage?.quiet ?? 0;
-      if (c.allFailing) outage = { at: now, quiet: 0 };
-      logger.warn(
-        { event: 'registry.member_changed', from: c.from, to: c.to, reason: c.reason, allFailing: c.allFailing, ...(quiet ? { notLogged: quiet } : {}) },
-        `etcd member ${c.from} left (${c.reason}); now using ${c.to}${c.allFailing ? ', though every member failed recently' : ''}${quiet ? ` (${quiet} such moves not logged)` : ''}`,
-      );
-    },
-  };
-}
-
 export function defaultServiceId(name: string, host: string, port: number): string {
   const digest = createHash('sha256').update(`${name}\0${host}\0${port}`).digest('hex').slice(0, 10);
   const slug = `${name}-${host}-${port}`.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').slice(0, 60);
   return `${slug}-${digest}`;
 }
-
-/** During a registry outage, a still-failing keep-alive is logged at most this often. */
-const KEEPALIVE_LOG_EVERY_MS = 30_000;
 
 /**
  * The embedded agent: registers the local instance under one lease, health-checks it, contends for
@@ -1165,18 +1075,4 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 function stableForm(r: Partial<ServiceRecord>): string {
   const { updatedAt: _u, health, ...rest } = r;
   return JSON.stringify({ ...rest, health: health ? { status: health.status, flapping: health.flapping } : undefined });
-}
-
-function errMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
