@@ -23,9 +23,9 @@ import { errMessage, withDeadline } from './calls.js';
 import { DrainWatcher } from './drain.js';
 import { HealthChecker, type HealthCheckResultEvent } from './health-checker.js';
 import type { HealthHistoryEntry } from './health-state.js';
-import { FlapDamper, flapReason } from './flap-damper.js';
 import { InstanceMaintenanceHook } from './maintenance-hook.js';
 import { KEEPALIVE_LOG_EVERY_MS, agentRegistryOptions } from './registry-options.js';
+import { PublishedHealth } from './published-health.js';
 import { memoryRegistryNotice } from './registry-notices.js';
 
 export { agentRegistryOptions } from './registry-options.js';
@@ -80,7 +80,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private checker: HealthChecker | undefined;
   private session: Session | undefined;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
-  private health: HealthInfo;
+  private readonly health: PublishedHealth;
   private readonly startedAt = Date.now();
   private renewTimer: NodeJS.Timeout | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
@@ -99,11 +99,6 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private reachable = false;
   private lastContact: number | null = null;
   private apiUrl: string | undefined;
-  /** Flap damping of the local instance's health (a no-op with threshold 0). */
-  private readonly damper: FlapDamper;
-  /** Writes of the flap hold to `<ns>/health/<id>`, serialised; `flapDirty` when the last one failed. */
-  private flapPersisting: Promise<void> = Promise.resolve();
-  private flapDirty = false;
   private maintenanceHook: InstanceMaintenanceHook | undefined;
   /** Watches this instance's own drain after a disable (see drain.ts). */
   private drain: DrainWatcher | undefined;
@@ -127,15 +122,13 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     // Known up front when configured; otherwise whoever serves the API says where (setApiUrl).
     this.apiUrl = this.config.api.enabled ? this.config.api.advertiseUrl : undefined;
     this.layout = keyLayout(this.config.cluster.discovery.namespace);
-    this.health = {
-      status: 'starting',
-      responseTime: null,
-      lastCheck: null,
-      consecutiveFailures: 0,
-      consecutiveSuccesses: 0,
-    };
-    const flap = this.flapSettings();
-    this.damper = new FlapDamper({ threshold: flap.threshold, windowMs: flap.window * 1000, holdDownMs: flap.holdDown * 1000 });
+    this.health = new PublishedHealth({
+      serviceId: this.id,
+      holdKey: this.layout.healthOf(this.id),
+      registry: () => this.registry,
+      flap: this.flapSettings(),
+      logger: this.logger,
+    });
   }
 
   get registry(): Registry {
@@ -217,7 +210,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       retries: hc.retries,
       gracePeriodMs: hc.gracePeriod * 1000,
     });
-    await this.restoreFlapHold();
+    await this.health.restore();
     this.checker.on('result', (r) => this.onHealthResult(r));
     this.drain = new DrainWatcher({
       serviceId: this.id,
@@ -269,7 +262,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     // never both answer `isLeader` true.
     this.setLeading(false);
     this.checker?.drain('agent stopping');
-    this.health = { ...this.health, status: 'draining', message: 'agent stopping' };
+    this.health.patch({ status: 'draining', message: 'agent stopping' });
     // The instance keeps whatever mode it is in: stopping the agent is not an operator's intent.
     const hookStopped = this.maintenanceHook?.stop();
     const session = this.session;
@@ -297,7 +290,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       );
     }
     this.session = undefined;
-    this.health = { ...this.health, status: 'stopped' };
+    this.health.patch({ status: 'stopped' });
     await hookStopped;
     await this.checker?.stop('agent stopped');
     this.viewListeners?.();
@@ -319,7 +312,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   }
 
   /** The local record as this agent would publish it now. */
-  currentRecord(status: ServiceStatus = this.health.status, session: Session | undefined = this.session): ServiceRecord {
+  currentRecord(status: ServiceStatus = this.health.current.status, session: Session | undefined = this.session): ServiceRecord {
     const s = this.config.service;
     const intent = this.viewRef?.state.intent(this.id);
     const enabled = intent && (intent.expiresAt === undefined || intent.expiresAt > Date.now()) ? intent.enabled : true;
@@ -335,7 +328,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       status,
       role: this.isLeader() ? 'leader' : 'follower',
       enabled,
-      health: { ...this.health, status },
+      health: { ...this.health.current, status },
       isHealthy: status === 'healthy' && enabled,
       registeredAt: session?.registeredAt ?? this.startedAt,
       updatedAt: Date.now(),
@@ -412,7 +405,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   }
 
   healthSnapshot(): HealthInfo {
-    return { ...this.health };
+    return { ...this.health.current };
   }
 
   /** The health-check settings published in the record (`checks`), for detection budgets. */
@@ -910,78 +903,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   }
 
   private onHealthResult(r: HealthCheckResultEvent): void {
-    const t = r.transition;
-    let flapChanged = false;
-    if (t.changed) {
-      const o = this.damper.change(t.previous, t.status, t.at);
-      if (o.entered) {
-        this.logger.warn(
-          { event: 'health.flapping', serviceId: this.id, flapping: this.damper.info() },
-          `health ${flapReason(this.damper.info()!)}`,
-        );
-      }
-      flapChanged = o.entered || o.updated;
-    }
-    if (!t.ignored && this.damper.evaluate(t.at).released) {
-      flapChanged = true;
-      this.logger.info({ event: 'health.flap_released', serviceId: this.id, status: r.health.status }, `flap hold released: stable for ${this.damper.holdDownMs / 1000}s`);
-    }
-    this.health = this.damped(r.health);
+    const flapChanged = this.health.take(r);
     this.emit('healthResult', r);
-    if (flapChanged || this.flapDirty) this.persistFlapHold();
-    if (t.changed || flapChanged || this.refreshDue()) this.publish();
-  }
-
-  /** The probe-level health as published: held `unhealthy` with an explanation while flapping. */
-  private damped(raw: HealthInfo): HealthInfo {
-    const info = this.damper.info();
-    const health: HealthInfo = { ...raw, status: this.damper.apply(raw.status) };
-    delete health.flapping;
-    if (info) {
-      health.flapping = info;
-      health.message = `${flapReason(info)}; checks now ${raw.status === 'healthy' ? 'pass' : raw.status}${raw.message ? ` (${raw.message})` : ''}`;
-    }
-    return health;
-  }
-
-  /** Resumes a flap hold persisted by a previous run of this agent (it outlives the lease). */
-  private async restoreFlapHold(): Promise<void> {
-    if (!this.damper.enabled) return;
-    const key = this.layout.healthOf(this.id);
-    try {
-      const kv = await withDeadline(this.registry.get(key), 2000);
-      if (!kv) return;
-      const parsed = parseHealthState(kv.value, this.id);
-      if (!parsed.ok) {
-        this.logger.warn({ event: 'registry.skipped' }, `skipping ${key}: ${parsed.error}`);
-        return;
-      }
-      if (this.damper.restore(parsed.value.flapping, Date.now())) {
-        this.health = this.damped(this.health);
-        this.logger.warn({ event: 'health.flapping', serviceId: this.id, flapping: this.damper.info(), restored: true }, `health ${flapReason(this.damper.info()!)} (resumed after restart)`);
-      } else {
-        // The hold ran out while we were away: forget it.
-        await withDeadline(this.registry.delete(key), 2000).catch(() => undefined);
-      }
-    } catch (err) {
-      this.logger.warn({ event: 'health.flap_restore_failed', err: errMessage(err) }, `cannot read a persisted flap hold: ${errMessage(err)}`);
-    }
-  }
-
-  /** Writes the hold (or its end) to `<ns>/health/<id>`, without a lease, so it survives a restart. */
-  private persistFlapHold(): void {
-    this.flapDirty = false;
-    this.flapPersisting = this.flapPersisting.then(async () => {
-      const key = this.layout.healthOf(this.id);
-      const info = this.damper.info();
-      try {
-        if (info) await this.registry.put(key, JSON.stringify({ serviceId: this.id, flapping: info }));
-        else await this.registry.delete(key);
-      } catch (err) {
-        this.flapDirty = true;
-        this.logger.warn({ event: 'health.flap_persist_failed', err: errMessage(err) }, `flap hold not saved yet: ${errMessage(err)}; will retry`);
-      }
-    });
+    if (r.transition.changed || flapChanged || this.refreshDue()) this.publish();
   }
 
   private startMaintenanceHook(): void {
