@@ -9,13 +9,7 @@ import { filterServices, type ServiceFilter } from '../cluster/topology.js';
 import { ClusterView } from '../cluster/view.js';
 import type { SdConfig } from '../config/types.js';
 import { memberFailoverMs, openRegistry } from '../registry/index.js';
-import {
-  LeaseLostError,
-  type Registry,
-  type RegistryLease,
-  type TxnOp,
-  type TxnResult,
-} from '../registry/types.js';
+import { LeaseLostError, type Registry, type TxnOp, type TxnResult } from '../registry/types.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology, HealthCheckSettings, HealthInfo, InstanceMaintenanceInfo, ServiceRecord, ServiceStatus } from '../types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { AgentEvents, AgentOptions, AgentRegistrationStatus, AgentStatusSnapshot } from './agent-types.js';
@@ -24,7 +18,8 @@ import { DrainWatcher } from './drain.js';
 import { HealthChecker, type HealthCheckResultEvent } from './health-checker.js';
 import type { HealthHistoryEntry } from './health-state.js';
 import { InstanceMaintenanceHook } from './maintenance-hook.js';
-import { KEEPALIVE_LOG_EVERY_MS, agentRegistryOptions } from './registry-options.js';
+import { LeaseSession, type Session } from './lease-session.js';
+import { agentRegistryOptions } from './registry-options.js';
 import { PublishedHealth } from './published-health.js';
 import { memoryRegistryNotice } from './registry-notices.js';
 
@@ -34,25 +29,6 @@ export type { AgentEvents, AgentOptions, AgentRegistrationStatus, AgentStatusSna
 /** The agent is not (or no longer) the leader, so a leader-only write was not attempted. */
 export class NotLeaderError extends Error {
   override name = 'NotLeaderError';
-}
-
-/** One lease and what lives under it. Replaced as a whole when the lease is lost. */
-interface Session {
-  lease: RegistryLease;
-  registeredAt: number;
-  electionKey?: string;
-  /** Create revision of our election key: the fencing token for leader-only writes. */
-  electionRevision?: number;
-  /** Local time the last successful keep-alive was *sent*: the lease lives at least ttl past it. */
-  renewedAt: number;
-  /**
-   * Set when this session gave up its term (its lease deadline passed while it led): it must not
-   * lead on this election key again, whatever the view says, until the key is resigned (deleted
-   * through the fence, or found gone) and a new campaign has been made.
-   */
-  resigning?: boolean;
-  /** A step-down transaction is in flight. */
-  steppingDown?: boolean;
 }
 
 /** Stable id from name, host and port, so operator intent keyed by id survives restarts. */
@@ -78,22 +54,17 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   /** Listeners this agent put on the view, removed on stop (a shared view outlives its agents). */
   private viewListeners: (() => void) | undefined;
   private checker: HealthChecker | undefined;
-  private session: Session | undefined;
+  private readonly leaseSession: LeaseSession;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   private readonly health: PublishedHealth;
   private readonly startedAt = Date.now();
-  private renewTimer: NodeJS.Timeout | undefined;
-  private deadlineTimer: NodeJS.Timeout | undefined;
   private leaderTimer: NodeJS.Timeout | undefined;
   private leading = false;
   /** The session in which this agent last became leader, and when. */
   private leaderSession: Session | undefined;
   private leaderSince = 0;
-  private registering: Promise<void> | undefined;
   private publishing: Promise<void> = Promise.resolve();
   private lastPublished = '';
-  /** Set by the first successful registration (a failed attempt may already have put the record). */
-  private registeredOnce = false;
   private lastPublishAt = 0;
   private dirty = false;
   private reachable = false;
@@ -128,6 +99,39 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       registry: () => this.registry,
       flap: this.flapSettings(),
       logger: this.logger,
+    });
+    const election = this.config.cluster.leaderElection;
+    this.leaseSession = new LeaseSession({
+      serviceId: this.id,
+      registry: () => this.registry,
+      running: () => this.state === 'running',
+      ttl: election.ttl,
+      renewIntervalMs: election.renewInterval * 1000,
+      keepAliveTimeoutMs: memberFailoverMs(this.config),
+      logger: this.logger,
+      hooks: {
+        beforeGrant: () => this.settleStartDisabled(),
+        populate: (session) => this.populate(session),
+        contact: () => this.contact(),
+        reachable: (reachable) => this.setReachable(reachable),
+        registered: (info) => {
+          this.emit('registered', info);
+          // A health change while the registration was in flight could not be published without a
+          // session (the first probe often answers before etcd does): publish it now, not at the next renew.
+          if (this.dirty) this.publish();
+          this.evaluateLeadership();
+        },
+        registrationFailed: (err) => this.emit('registrationFailed', err),
+        renewed: (session) => {
+          if (this.dirty || this.refreshDue()) this.publish();
+          // A term given up while etcd was out of reach is resigned now that it answers again.
+          if (session.resigning) void this.stepDown(session);
+          this.evaluateLeadership();
+        },
+        keepaliveFailed: (err) => this.emit('keepaliveFailed', err),
+        livenessChanged: () => this.evaluateLeadership(),
+        lost: (info) => this.emit('leaseLost', info),
+      },
     });
   }
 
@@ -233,9 +237,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       this.logger.warn({ event: 'view.unavailable', err: errMessage(err) }, `cannot list the registry yet: ${errMessage(err)}; retrying`);
     });
     this.checker.start();
-    await Promise.all([viewReady, this.ensureSession()]);
+    await Promise.all([viewReady, this.leaseSession.ensure()]);
     this.drain.update(view.state.intent(this.id));
-    this.scheduleRenew();
+    this.leaseSession.startRenewing();
     this.startMaintenanceHook();
   }
 
@@ -253,8 +257,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     // Whether we lead right now: then `<ns>/leader` is ours to delete with our election key.
     const wasLeader = this.isLeader();
     this.state = 'stopping';
-    clearTimeout(this.renewTimer);
-    clearTimeout(this.deadlineTimer);
+    this.leaseSession.halt();
     clearInterval(this.leaderTimer);
     clearTimeout(this.intentTimer);
     this.drain?.stop();
@@ -265,7 +268,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     this.health.patch({ status: 'draining', message: 'agent stopping' });
     // The instance keeps whatever mode it is in: stopping the agent is not an operator's intent.
     const hookStopped = this.maintenanceHook?.stop();
-    const session = this.session;
+    const session = this.leaseSession.current;
     if (session) {
       const shortCall = <T>(p: Promise<T>) => withDeadline(p, 1000);
       const record = encodeServiceRecord(this.currentRecord('draining', session));
@@ -284,12 +287,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         resigned = res?.succeeded === true;
       }
       if (!resigned) await shortCall(this.putRecord(session, 'draining')).catch(() => undefined);
-      await shortCall(session.lease.revoke()).then(
-        () => this.logger.info({ event: 'deregistered', serviceId: this.id }, 'deregistered: lease revoked'),
-        (err: unknown) => this.logger.warn({ event: 'deregister.failed', err: errMessage(err) }, `lease revoke failed (it expires by TTL): ${errMessage(err)}`),
-      );
     }
-    this.session = undefined;
+    await this.leaseSession.close(session);
     this.health.patch({ status: 'stopped' });
     await hookStopped;
     await this.checker?.stop('agent stopped');
@@ -301,10 +300,11 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 
   /** True only while our election key is the lowest and our lease is provably alive. */
   isLeader(): boolean {
-    if (!this.leading || !this.session || this.session.resigning || this.state !== 'running') return false;
+    const session = this.leaseSession.current;
+    if (!this.leading || !session || session.resigning || this.state !== 'running') return false;
     // Checked on every call, not only by timer: a process thawed after SIGSTOP must not claim
     // leadership for even one call before its timers run.
-    return Date.now() < this.leaseDeadline(this.session);
+    return Date.now() < this.leaseSession.deadline(session);
   }
 
   get running(): boolean {
@@ -312,7 +312,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   }
 
   /** The local record as this agent would publish it now. */
-  currentRecord(status: ServiceStatus = this.health.current.status, session: Session | undefined = this.session): ServiceRecord {
+  currentRecord(status: ServiceStatus = this.health.current.status, session: Session | undefined = this.leaseSession.current): ServiceRecord {
     const s = this.config.service;
     const intent = this.viewRef?.state.intent(this.id);
     const enabled = intent && (intent.expiresAt === undefined || intent.expiresAt > Date.now()) ? intent.enabled : true;
@@ -344,6 +344,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 
   status(): AgentStatusSnapshot {
     const rec = this.currentRecord();
+    const session = this.leaseSession.current;
     return {
       enabled: this.config.enabled,
       currentService: {
@@ -374,10 +375,10 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         revision: this.viewRef?.currentRevision ?? 0,
       },
       lease: {
-        id: this.session?.lease.id ?? null,
+        id: session?.lease.id ?? null,
         ttl: this.config.cluster.leaderElection.ttl,
-        renewedAt: this.session?.renewedAt ?? null,
-        term: this.session?.electionRevision ?? null,
+        renewedAt: session?.renewedAt ?? null,
+        term: session?.electionRevision ?? null,
       },
     };
   }
@@ -391,7 +392,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       case 'idle':
         return 'registering';
       case 'running':
-        return this.session ? 'registered' : 'registering';
+        return this.leaseSession.current ? 'registered' : 'registering';
     }
   }
 
@@ -471,14 +472,14 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
    * over meanwhile (our key is gone), etcd refuses the transaction and nothing is written.
    */
   async leaderWrite(ops: TxnOp[]): Promise<TxnResult> {
-    const session = this.session;
+    const session = this.leaseSession.current;
     if (!session?.electionKey || session.electionRevision === undefined) throw new NotLeaderError('not a leadership candidate');
     if (!this.isLeader()) throw new NotLeaderError(`agent ${this.id} is not the leader`);
     return this.fencedTxn(session, ops);
   }
 
   /** The fenced transaction itself, without the local leadership check (exposed for fault tests). */
-  async fencedTxn(session: Pick<Session, 'electionKey' | 'electionRevision'> | undefined = this.session, ops: TxnOp[]): Promise<TxnResult> {
+  async fencedTxn(session: Pick<Session, 'electionKey' | 'electionRevision'> | undefined = this.leaseSession.current, ops: TxnOp[]): Promise<TxnResult> {
     if (!session?.electionKey || session.electionRevision === undefined) throw new NotLeaderError('not a leadership candidate');
     const res = await this.registry.txn(
       [{ key: session.electionKey, target: 'createRevision', equals: session.electionRevision }],
@@ -490,192 +491,56 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 
   /** The fencing token of the current session, for tests that replay a stale leader's write. */
   fencingToken(): { electionKey?: string; electionRevision?: number } | undefined {
-    return this.session ? { electionKey: this.session.electionKey, electionRevision: this.session.electionRevision } : undefined;
+    const session = this.leaseSession.current;
+    return session ? { electionKey: session.electionKey, electionRevision: session.electionRevision } : undefined;
   }
 
   // ---- lease, registration, election ----
 
-  private leaseDeadline(session: Session): number {
-    return session.renewedAt + this.config.cluster.leaderElection.ttl * 1000;
-  }
-
-  /** Grants a lease, puts the record and campaigns. Retries until it works or the agent stops. */
-  private ensureSession(): Promise<void> {
-    if (this.session || this.state !== 'running') return Promise.resolve();
-    this.registering ??= this.register().finally(() => {
-      this.registering = undefined;
-    });
-    return this.registering;
-  }
-
-  private async register(): Promise<void> {
-    const ttl = this.config.cluster.leaderElection.ttl;
-    const reregistration = this.registeredOnce;
-    let lease: RegistryLease | undefined;
-    try {
-      if (this.config.service.startDisabled && !this.startDisabledDone) {
-        // Before the first record exists, so the instance is never routable for a moment.
-        const wrote = await applyStartDisabled(this.registry, this.layout, this.id, `agent:${this.id}`);
-        this.startDisabledDone = true;
-        this.logger.info(
-          { event: wrote ? 'start_disabled.applied' : 'start_disabled.skipped', serviceId: this.id },
-          wrote ? `started disabled (reason start-disabled); enable with: services enable ${this.id}` : 'start-disabled: an operator intent already exists for this id; it stands',
-        );
-      }
-      const sentAt = Date.now();
-      lease = await this.registry.grantLease(ttl);
-      const session: Session = { lease, registeredAt: Date.now(), renewedAt: sentAt };
-      if (this.config.cluster.leaderElection.enabled) {
-        // Record and campaign in one transaction: one round trip fewer per registration, which is
-        // what a thousand agents starting at once wait for.
-        const key = this.layout.electionOf(lease.id);
-        const encoded = encodeServiceRecord(this.currentRecord(undefined, session));
-        const res = await this.registry.txn(
-          [{ key, target: 'createRevision', equals: 0 }],
-          [
-            { type: 'put', key: this.layout.service(this.id), value: encoded, lease: lease.id },
-            { type: 'put', key, value: this.id, lease: lease.id },
-          ],
-        );
-        session.electionKey = key;
-        if (res.succeeded) {
-          this.lastPublished = encoded;
-          this.lastPublishAt = Date.now();
-          // Our key is new in this transaction, so its create revision is the transaction's revision.
-          session.electionRevision = res.revision;
-        } else {
-          // The key names our brand-new lease, so only a half-finished earlier attempt could hold it.
-          await this.putRecord(session);
-          session.electionRevision = (await this.registry.get(key))?.createRevision;
-        }
-      } else {
-        await this.putRecord(session);
-      }
-      if (this.state !== 'running') {
-        await lease.revoke().catch(() => undefined);
-        return;
-      }
-      this.session = session;
-      this.registeredOnce = true;
-      this.contact();
-      this.setReachable(true);
-      this.scheduleDeadline(session);
-      this.logger.info(
-        { event: reregistration ? 'lease.regranted' : 'registered', serviceId: this.id, leaseId: lease.id, ttl },
-        `${reregistration ? 're-registered' : 'registered'} ${this.id} under lease ${lease.id} (ttl ${ttl}s)`,
-      );
-      this.emit('registered', { leaseId: lease.id, reregistration });
-      // A health change while the registration was in flight could not be published without a
-      // session (the first probe often answers before etcd does): publish it now, not at the next renew.
-      if (this.dirty) this.publish();
-      this.evaluateLeadership();
-    } catch (err) {
-      // Never leave a half-registered lease behind: it would be a second live lease for this agent.
-      if (lease) await withDeadline(lease.revoke(), 1000).catch(() => undefined);
-      this.setReachable(false);
-      this.logger.warn({ event: 'register.failed', err: errMessage(err) }, `registration failed: ${errMessage(err)}; retrying`);
-      this.emit('registrationFailed', err instanceof Error ? err : new Error(String(err)));
-    }
-  }
-
-  private scheduleRenew(): void {
-    if (this.state !== 'running') return;
-    const ms = this.config.cluster.leaderElection.renewInterval * 1000;
-    this.renewTimer = setTimeout(() => {
-      void this.renew().finally(() => this.scheduleRenew());
-    }, ms);
-  }
-
-  private async renew(): Promise<void> {
-    const session = this.session;
-    if (!session) {
-      await this.ensureSession();
-      return;
-    }
-    const sentAt = Date.now();
-    try {
-      // Bounded well inside the TTL: a member that does not answer is left for another in time.
-      await session.lease.keepAliveOnce({ timeoutMs: memberFailoverMs(this.config) });
-      if (this.session !== session || this.state !== 'running') return;
-      session.renewedAt = sentAt;
-      this.contact();
-      if (this.keepaliveOutage) {
-        const { since, failures } = this.keepaliveOutage;
-        this.keepaliveOutage = undefined;
-        this.logger.info(
-          { event: 'lease.keepalive_recovered', failures, outageMs: sentAt - since },
-          `lease keep-alive works again after ${failures} failed attempt${failures === 1 ? '' : 's'} over ${Math.round((sentAt - since) / 1000)}s`,
-        );
-      }
-      this.scheduleDeadline(session);
-      this.setReachable(true);
-      if (this.dirty || this.refreshDue()) this.publish();
-      // A term given up while etcd was out of reach is resigned now that it answers again.
-      if (session.resigning) void this.stepDown(session);
-      this.evaluateLeadership();
-    } catch (err) {
-      if (this.session !== session || this.state !== 'running') return;
-      if (err instanceof LeaseLostError) {
-        await this.onLeaseLost(session, err.message);
-        return;
-      }
-      this.setReachable(false);
-      this.emit('keepaliveFailed', err instanceof Error ? err : new Error(String(err)));
-      this.logKeepaliveFailure(errMessage(err));
-      this.evaluateLeadership();
-    }
-  }
-
-  /** The keep-alive outage in progress, so it is logged once (and every 30 s), not every renewal. */
-  private keepaliveOutage: { since: number; failures: number; loggedAt: number } | undefined;
-
-  private logKeepaliveFailure(message: string): void {
-    const now = Date.now();
-    const outage = this.keepaliveOutage;
-    if (outage === undefined) {
-      this.keepaliveOutage = { since: now, failures: 1, loggedAt: now };
-      this.logger.warn({ event: 'lease.keepalive_failed', err: message }, `lease keep-alive failed: ${message}`);
-      return;
-    }
-    outage.failures += 1;
-    // Not on every new wording either: the client alternates between its own messages (refused,
-    // failing fast) while the registry stays away.
-    if (now - outage.loggedAt < KEEPALIVE_LOG_EVERY_MS) return;
-    outage.loggedAt = now;
-    this.logger.warn(
-      { event: 'lease.keepalive_failed', err: message, failures: outage.failures, outageMs: now - outage.since },
-      `lease keep-alive still failing after ${outage.failures} attempts over ${Math.round((now - outage.since) / 1000)}s: ${message}`,
+  /** Runs before each lease grant: `--start-disabled` writes its intent before the first record exists. */
+  private async settleStartDisabled(): Promise<void> {
+    if (!this.config.service.startDisabled || this.startDisabledDone) return;
+    // Before the first record exists, so the instance is never routable for a moment.
+    const wrote = await applyStartDisabled(this.registry, this.layout, this.id, `agent:${this.id}`);
+    this.startDisabledDone = true;
+    this.logger.info(
+      { event: wrote ? 'start_disabled.applied' : 'start_disabled.skipped', serviceId: this.id },
+      wrote ? `started disabled (reason start-disabled); enable with: services enable ${this.id}` : 'start-disabled: an operator intent already exists for this id; it stands',
     );
   }
 
-  /** Wakes at the lease deadline so a leader that cannot renew demotes itself on time. */
-  private scheduleDeadline(session: Session): void {
-    clearTimeout(this.deadlineTimer);
-    const ms = Math.max(0, this.leaseDeadline(session) - Date.now());
-    this.deadlineTimer = setTimeout(() => {
-      if (this.session !== session) return;
-      this.evaluateLeadership();
-      if (Date.now() >= this.leaseDeadline(session)) {
-        this.logger.warn({ event: 'lease.deadline', serviceId: this.id }, 'lease deadline passed without a renewal; not leading until a keep-alive gets through');
-      }
-    }, ms + 5);
-  }
-
-  /** Forgets a lost lease (its keys are gone with it) and registers again under a new one. */
-  private async onLeaseLost(session: Session, reason: string): Promise<void> {
-    if (this.session !== session) return;
-    this.logger.warn({ event: 'lease.lost', serviceId: this.id, leaseId: session.lease.id }, `lease ${session.lease.id} lost; registering again`);
-    this.emit('leaseLost', { leaseId: session.lease.id, reason });
-    this.session = undefined;
-    this.setLeading(false);
-    await this.ensureSession();
+  /** What lives under a new lease: the record and, with leader election, our election key. */
+  private async populate(session: Session): Promise<void> {
+    if (!this.config.cluster.leaderElection.enabled) return this.putRecord(session);
+    // Record and campaign in one transaction: one round trip fewer per registration, which is
+    // what a thousand agents starting at once wait for.
+    const key = this.layout.electionOf(session.lease.id);
+    const encoded = encodeServiceRecord(this.currentRecord(undefined, session));
+    const res = await this.registry.txn(
+      [{ key, target: 'createRevision', equals: 0 }],
+      [
+        { type: 'put', key: this.layout.service(this.id), value: encoded, lease: session.lease.id },
+        { type: 'put', key, value: this.id, lease: session.lease.id },
+      ],
+    );
+    session.electionKey = key;
+    if (res.succeeded) {
+      this.lastPublished = encoded;
+      this.lastPublishAt = Date.now();
+      // Our key is new in this transaction, so its create revision is the transaction's revision.
+      session.electionRevision = res.revision;
+    } else {
+      // The key names our brand-new lease, so only a half-finished earlier attempt could hold it.
+      await this.putRecord(session);
+      session.electionRevision = (await this.registry.get(key))?.createRevision;
+    }
   }
 
   private evaluateLeadership(): void {
-    const session = this.session;
+    const session = this.leaseSession.current;
     const candidate = this.viewRef?.state.leaderCandidate();
     const ours = !!session?.electionKey && candidate?.key === session.electionKey && candidate.createRevision === session.electionRevision;
-    const alive = !!session && Date.now() < this.leaseDeadline(session);
+    const alive = !!session && Date.now() < this.leaseSession.deadline(session);
     const leading = this.state === 'running' && ours && alive && !session!.resigning;
     if (this.leading && !leading && this.state === 'running' && session && this.leaderSession === session && !session.resigning) {
       // Leadership lost while running: the lease deadline passed (etcd may or may not have expired
@@ -700,21 +565,21 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
    * else leads); fails harmlessly while etcd is out of reach, and is retried after the next keep-alive.
    */
   private async stepDown(session: Session): Promise<void> {
-    if (session.steppingDown || !session.resigning || this.session !== session) return;
+    if (session.steppingDown || !session.resigning || this.leaseSession.current !== session) return;
     session.steppingDown = true;
     try {
       const res = await this.fencedTxn(session, [
         { type: 'delete', key: session.electionKey! },
         { type: 'delete', key: this.layout.leader },
       ]);
-      if (this.session !== session || this.state !== 'running') return;
+      if (this.leaseSession.current !== session || this.state !== 'running') return;
       if (res.succeeded) {
         this.logger.info({ event: 'leader.resigned', serviceId: this.id, term: session.electionRevision }, 'resigned our term in etcd; campaigning again');
       }
       // Either way the old key is gone now: campaign afresh under the same lease, if it still lives.
       await this.campaign(session);
     } catch (err) {
-      if (err instanceof LeaseLostError) await this.onLeaseLost(session, err.message);
+      if (err instanceof LeaseLostError) await this.leaseSession.lost(session, err.message);
       else this.logger.debug({ event: 'leader.step_down_failed', err: errMessage(err) }, `step-down not confirmed yet: ${errMessage(err)}`);
     } finally {
       session.steppingDown = false;
@@ -728,7 +593,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       [{ key, target: 'createRevision', equals: 0 }],
       [{ type: 'put', key, value: this.id, lease: session.lease.id }],
     );
-    if (this.session !== session) return;
+    if (this.leaseSession.current !== session) return;
     session.electionKey = key;
     session.electionRevision = res.succeeded ? res.revision : (await this.registry.get(key))?.createRevision;
     session.resigning = false;
@@ -738,7 +603,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private setLeading(leading: boolean): void {
     if (leading === this.leading) return;
     this.leading = leading;
-    const session = this.session;
+    const session = this.leaseSession.current;
     this.logger.info(
       { event: leading ? 'leader.elected' : 'leader.lost', serviceId: this.id, term: session?.electionRevision ?? null },
       leading ? `${this.id} is now the leader` : `${this.id} is no longer the leader`,
@@ -816,7 +681,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     this.expiring = (async () => {
       do {
         this.expireAgain = false;
-        const session = this.session;
+        const session = this.leaseSession.current;
         if (!this.isLeader() || !session?.electionKey || session.electionRevision === undefined) {
           // Leading, but the lease is not provably alive this instant (a keep-alive late under load):
           // look again shortly rather than wait for the minute's maintenance.
@@ -874,7 +739,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private publish(): void {
     this.dirty = true;
     this.publishing = this.publishing.then(async () => {
-      const session = this.session;
+      const session = this.leaseSession.current;
       if (!session || this.state !== 'running' || !this.dirty) return;
       this.dirty = false;
       const record = this.currentRecord();

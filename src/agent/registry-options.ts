@@ -6,9 +6,7 @@
 import type { SdConfig } from '../config/types.js';
 import { memberFailoverMs, type openRegistry } from '../registry/index.js';
 import type { Logger } from '../util/logger.js';
-
-/** During a registry outage, a still-failing keep-alive is logged at most this often. */
-export const KEEPALIVE_LOG_EVERY_MS = 30_000;
+import { KEEPALIVE_LOG_EVERY_MS } from './lease-session.js';
 
 /**
  * How an agent opens its registry: warnings logged once, and with several etcd members, a member that
