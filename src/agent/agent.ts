@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { listAudit, setServiceEnabled, type SetEnabledOptions, type SetEnabledResult } from '../cluster/admin.js';
 import { parseMinHealthy } from '../cluster/capacity.js';
-import { adminStateOf, encodeServiceRecord, parseHealthState } from '../cluster/codec.js';
+import { adminStateOf, parseHealthState } from '../cluster/codec.js';
 import { applyStartDisabled, expireDueIntents } from '../cluster/intent.js';
 import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { filterServices, type ServiceFilter } from '../cluster/topology.js';
@@ -20,7 +20,9 @@ import type { HealthHistoryEntry } from './health-state.js';
 import { InstanceMaintenanceHook } from './maintenance-hook.js';
 import { LeaseSession, type Session } from './lease-session.js';
 import { agentRegistryOptions } from './registry-options.js';
+import { checkSettingsOf, flapSettingsOf, healthUrlOf, localRecord } from './local-record.js';
 import { PublishedHealth } from './published-health.js';
+import { RecordPublisher } from './record-publisher.js';
 import { memoryRegistryNotice } from './registry-notices.js';
 
 export { agentRegistryOptions } from './registry-options.js';
@@ -63,10 +65,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   /** The session in which this agent last became leader, and when. */
   private leaderSession: Session | undefined;
   private leaderSince = 0;
-  private publishing: Promise<void> = Promise.resolve();
-  private lastPublished = '';
-  private lastPublishAt = 0;
-  private dirty = false;
+  private readonly publisher: RecordPublisher;
   private reachable = false;
   private lastContact: number | null = null;
   private apiUrl: string | undefined;
@@ -97,7 +96,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       serviceId: this.id,
       holdKey: this.layout.healthOf(this.id),
       registry: () => this.registry,
-      flap: this.flapSettings(),
+      flap: flapSettingsOf(this.config),
       logger: this.logger,
     });
     const election = this.config.cluster.leaderElection;
@@ -118,12 +117,12 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
           this.emit('registered', info);
           // A health change while the registration was in flight could not be published without a
           // session (the first probe often answers before etcd does): publish it now, not at the next renew.
-          if (this.dirty) this.publish();
+          if (this.publisher.dirty) this.publisher.publish();
           this.evaluateLeadership();
         },
         registrationFailed: (err) => this.emit('registrationFailed', err),
         renewed: (session) => {
-          if (this.dirty || this.refreshDue()) this.publish();
+          this.publisher.publishIfDue();
           // A term given up while etcd was out of reach is resigned now that it answers again.
           if (session.resigning) void this.stepDown(session);
           this.evaluateLeadership();
@@ -132,6 +131,16 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         livenessChanged: () => this.evaluateLeadership(),
         lost: (info) => this.emit('leaseLost', info),
       },
+    });
+    this.publisher = new RecordPublisher({
+      key: this.layout.service(this.id),
+      registry: () => this.registry,
+      record: (session, status) => this.currentRecord(status, session),
+      session: () => this.leaseSession.current,
+      running: () => this.state === 'running',
+      refreshInterval: this.config.cluster.healthCheck.refreshInterval,
+      unreachable: () => this.setReachable(false),
+      logger: this.logger,
     });
   }
 
@@ -146,10 +155,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   }
 
   get healthUrl(): string {
-    const hc = this.config.cluster.healthCheck;
-    if (hc.url) return hc.url;
-    const host = this.config.service.host.includes(':') ? `[${this.config.service.host}]` : this.config.service.host;
-    return `http://${host}:${this.config.service.port}${hc.path.startsWith('/') ? '' : '/'}${hc.path}`;
+    return healthUrlOf(this.config);
   }
 
   /**
@@ -163,7 +169,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   /** Where this agent's HTTP API answers, written into the record so the CLI, peers and Prometheus can find it. */
   setApiUrl(url: string | undefined): void {
     this.apiUrl = url;
-    if (this.state === 'running') this.publish();
+    if (this.state === 'running') this.publisher.publish();
   }
 
   /** Starts everything. Resolves once the view is listed and the instance is registered, or the first attempt failed. */
@@ -271,8 +277,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     const session = this.leaseSession.current;
     if (session) {
       const shortCall = <T>(p: Promise<T>) => withDeadline(p, 1000);
-      const record = encodeServiceRecord(this.currentRecord('draining', session));
-      const putDraining: TxnOp = { type: 'put', key: this.layout.service(this.id), value: record, lease: session.lease.id };
+      const putDraining: TxnOp = this.publisher.prepare(session, 'draining').op;
       let resigned = false;
       if (session.electionKey && session.electionRevision !== undefined) {
         // One round trip hands over leadership: the draining record, our election key and, if we
@@ -286,7 +291,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         ).catch(() => undefined);
         resigned = res?.succeeded === true;
       }
-      if (!resigned) await shortCall(this.putRecord(session, 'draining')).catch(() => undefined);
+      if (!resigned) await shortCall(this.publisher.put(session, 'draining')).catch(() => undefined);
     }
     await this.leaseSession.close(session);
     this.health.patch({ status: 'stopped' });
@@ -313,33 +318,18 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 
   /** The local record as this agent would publish it now. */
   currentRecord(status: ServiceStatus = this.health.current.status, session: Session | undefined = this.leaseSession.current): ServiceRecord {
-    const s = this.config.service;
-    const intent = this.viewRef?.state.intent(this.id);
-    const enabled = intent && (intent.expiresAt === undefined || intent.expiresAt > Date.now()) ? intent.enabled : true;
-    const record: ServiceRecord = {
+    return localRecord(this.config, {
       id: this.id,
-      name: s.name,
-      host: s.host,
-      port: s.port,
-      version: s.version,
-      tags: s.tags,
-      region: s.region,
-      zone: s.zone,
       status,
-      role: this.isLeader() ? 'leader' : 'follower',
-      enabled,
-      health: { ...this.health.current, status },
-      isHealthy: status === 'healthy' && enabled,
+      health: this.health.current,
+      intent: this.viewRef?.state.intent(this.id),
+      leader: this.isLeader(),
       registeredAt: session?.registeredAt ?? this.startedAt,
-      updatedAt: Date.now(),
       healthUrl: this.healthUrl,
-      metadata: s.metadata,
-    };
-    if (this.apiUrl) record.apiUrl = this.apiUrl;
-    if (!enabled && intent?.reason) record.disabledReason = intent.reason;
-    record.checks = this.checkSettings();
-    if (this.maintenanceHook) record.instanceMaintenance = this.maintenanceHook.info();
-    return record;
+      apiUrl: this.apiUrl,
+      checks: this.checkSettings(),
+      maintenance: this.maintenanceHook?.info(),
+    });
   }
 
   status(): AgentStatusSnapshot {
@@ -411,21 +401,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 
   /** The health-check settings published in the record (`checks`), for detection budgets. */
   checkSettings(): HealthCheckSettings {
-    const hc = this.config.cluster.healthCheck;
-    return {
-      interval: hc.interval,
-      timeout: hc.timeout,
-      retries: hc.retries,
-      gracePeriod: hc.gracePeriod,
-      ttl: this.config.cluster.leaderElection.ttl,
-      flap: this.flapSettings(),
-    };
-  }
-
-  /** Flap damping settings; a config built in code by an embedder may predate them (then: off). */
-  private flapSettings(): HealthCheckSettings['flap'] {
-    const hc = this.config.cluster.healthCheck;
-    return { threshold: hc.flapThreshold ?? 0, window: hc.flapWindow ?? 600, holdDown: hc.flapHoldDown ?? 300 };
+    return checkSettingsOf(this.config);
   }
 
   /** The instance maintenance hook's state, when `--instance-maintenance-hook` is on. */
@@ -511,27 +487,23 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 
   /** What lives under a new lease: the record and, with leader election, our election key. */
   private async populate(session: Session): Promise<void> {
-    if (!this.config.cluster.leaderElection.enabled) return this.putRecord(session);
+    if (!this.config.cluster.leaderElection.enabled) return this.publisher.put(session);
     // Record and campaign in one transaction: one round trip fewer per registration, which is
     // what a thousand agents starting at once wait for.
     const key = this.layout.electionOf(session.lease.id);
-    const encoded = encodeServiceRecord(this.currentRecord(undefined, session));
+    const record = this.publisher.prepare(session);
     const res = await this.registry.txn(
       [{ key, target: 'createRevision', equals: 0 }],
-      [
-        { type: 'put', key: this.layout.service(this.id), value: encoded, lease: session.lease.id },
-        { type: 'put', key, value: this.id, lease: session.lease.id },
-      ],
+      [record.op, { type: 'put', key, value: this.id, lease: session.lease.id }],
     );
     session.electionKey = key;
     if (res.succeeded) {
-      this.lastPublished = encoded;
-      this.lastPublishAt = Date.now();
+      record.written();
       // Our key is new in this transaction, so its create revision is the transaction's revision.
       session.electionRevision = res.revision;
     } else {
       // The key names our brand-new lease, so only a half-finished earlier attempt could hold it.
-      await this.putRecord(session);
+      await this.publisher.put(session);
       session.electionRevision = (await this.registry.get(key))?.createRevision;
     }
   }
@@ -620,7 +592,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       this.leaderTimer.unref();
     }
     this.emit('leadership', leading);
-    if (this.state === 'running') this.publish();
+    if (this.state === 'running') this.publisher.publish();
   }
 
   /** `<ns>/leader`: who leads since when, for operators (`etcdctl get <ns>/leader`). One write per term. */
@@ -720,57 +692,10 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     this.intentTimer.unref();
   }
 
-  // ---- publishing the record ----
-
-  private putRecord(session: Session, status?: ServiceStatus): Promise<void> {
-    const encoded = encodeServiceRecord(this.currentRecord(status, session));
-    return this.registry.put(this.layout.service(this.id), encoded, { lease: session.lease.id }).then(() => {
-      this.lastPublished = encoded;
-      this.lastPublishAt = Date.now();
-    });
-  }
-
-  private refreshDue(): boolean {
-    const every = this.config.cluster.healthCheck.refreshInterval;
-    return every > 0 && Date.now() - this.lastPublishAt >= every * 1000;
-  }
-
-  /** Publishes the record if it changed in a way readers care about; writes are serialised. */
-  private publish(): void {
-    this.dirty = true;
-    this.publishing = this.publishing.then(async () => {
-      const session = this.leaseSession.current;
-      if (!session || this.state !== 'running' || !this.dirty) return;
-      this.dirty = false;
-      const record = this.currentRecord();
-      if (!this.refreshDue() && stableForm(record) === stableForm(this.lastPublishedRecord())) return;
-      try {
-        await this.putRecord(session);
-      } catch (err) {
-        if (err instanceof LeaseLostError) {
-          // Lease gone: the next renew tick finds out and re-registers with the current record.
-          this.dirty = true;
-          return;
-        }
-        this.dirty = true;
-        this.setReachable(false);
-        this.logger.warn({ event: 'publish.failed', err: errMessage(err) }, `record update failed: ${errMessage(err)}; will retry`);
-      }
-    });
-  }
-
-  private lastPublishedRecord(): Partial<ServiceRecord> {
-    try {
-      return JSON.parse(this.lastPublished) as Partial<ServiceRecord>;
-    } catch {
-      return {};
-    }
-  }
-
   private onHealthResult(r: HealthCheckResultEvent): void {
     const flapChanged = this.health.take(r);
     this.emit('healthResult', r);
-    if (r.transition.changed || flapChanged || this.refreshDue()) this.publish();
+    if (r.transition.changed || flapChanged || this.publisher.refreshDue()) this.publisher.publish();
   }
 
   private startMaintenanceHook(): void {
@@ -791,7 +716,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       recheckMs: hc.interval * 1000,
       logger: this.logger,
     });
-    hook.on('change', () => this.publish());
+    hook.on('change', () => this.publisher.publish());
     this.maintenanceHook = hook;
     hook.start();
   }
@@ -811,7 +736,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       case 'serviceEnabled':
       case 'serviceDisabled':
         if (e.serviceId === this.id) {
-          this.publish();
+          this.publisher.publish();
           this.drain?.update(this.view.state.intent(this.id));
           this.maintenanceHook?.poke();
         }
@@ -858,10 +783,4 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     if (!stale) this.everCurrent = true;
     this.emit('stale', stale);
   }
-}
-
-/** What decides whether a record needs a write: everything but timestamps and probe figures. */
-function stableForm(r: Partial<ServiceRecord>): string {
-  const { updatedAt: _u, health, ...rest } = r;
-  return JSON.stringify({ ...rest, health: health ? { status: health.status, flapping: health.flapping } : undefined });
 }
