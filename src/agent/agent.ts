@@ -2,14 +2,14 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { listAudit, setServiceEnabled, type SetEnabledOptions, type SetEnabledResult } from '../cluster/admin.js';
 import { parseMinHealthy } from '../cluster/capacity.js';
-import { adminStateOf, parseHealthState } from '../cluster/codec.js';
-import { applyStartDisabled, expireDueIntents } from '../cluster/intent.js';
+import { adminStateOf } from '../cluster/codec.js';
+import { applyStartDisabled } from '../cluster/intent.js';
 import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { filterServices, type ServiceFilter } from '../cluster/topology.js';
 import { ClusterView } from '../cluster/view.js';
 import type { SdConfig } from '../config/types.js';
 import { memberFailoverMs, openRegistry } from '../registry/index.js';
-import { LeaseLostError, type Registry, type TxnOp, type TxnResult } from '../registry/types.js';
+import type { Registry, TxnOp, TxnResult } from '../registry/types.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology, HealthCheckSettings, HealthInfo, InstanceMaintenanceInfo, ServiceRecord, ServiceStatus } from '../types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { AgentEvents, AgentOptions, AgentRegistrationStatus, AgentStatusSnapshot } from './agent-types.js';
@@ -17,21 +17,19 @@ import { errMessage, withDeadline } from './calls.js';
 import { DrainWatcher } from './drain.js';
 import { HealthChecker, type HealthCheckResultEvent } from './health-checker.js';
 import type { HealthHistoryEntry } from './health-state.js';
-import { InstanceMaintenanceHook } from './maintenance-hook.js';
+import { LeaderDuties } from './leader-duties.js';
+import { Leadership } from './leadership.js';
 import { LeaseSession, type Session } from './lease-session.js';
-import { agentRegistryOptions } from './registry-options.js';
 import { checkSettingsOf, flapSettingsOf, healthUrlOf, localRecord } from './local-record.js';
+import { InstanceMaintenanceHook } from './maintenance-hook.js';
 import { PublishedHealth } from './published-health.js';
 import { RecordPublisher } from './record-publisher.js';
+import { agentRegistryOptions } from './registry-options.js';
 import { memoryRegistryNotice } from './registry-notices.js';
 
+export { NotLeaderError } from './leadership.js';
 export { agentRegistryOptions } from './registry-options.js';
 export type { AgentEvents, AgentOptions, AgentRegistrationStatus, AgentStatusSnapshot } from './agent-types.js';
-
-/** The agent is not (or no longer) the leader, so a leader-only write was not attempted. */
-export class NotLeaderError extends Error {
-  override name = 'NotLeaderError';
-}
 
 /** Stable id from name, host and port, so operator intent keyed by id survives restarts. */
 export function defaultServiceId(name: string, host: string, port: number): string {
@@ -60,11 +58,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   private readonly health: PublishedHealth;
   private readonly startedAt = Date.now();
-  private leaderTimer: NodeJS.Timeout | undefined;
-  private leading = false;
-  /** The session in which this agent last became leader, and when. */
-  private leaderSession: Session | undefined;
-  private leaderSince = 0;
+  private readonly leadership: Leadership;
+  private readonly duties: LeaderDuties;
   private readonly publisher: RecordPublisher;
   private reachable = false;
   private lastContact: number | null = null;
@@ -74,9 +69,6 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private drain: DrainWatcher | undefined;
   /** `--start-disabled` was settled (written, or an intent already existed) by this process. */
   private startDisabledDone = false;
-  private intentTimer: NodeJS.Timeout | undefined;
-  private expiring: Promise<void> | undefined;
-  private expireAgain = false;
 
   constructor(options: AgentOptions) {
     super();
@@ -118,19 +110,41 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
           // A health change while the registration was in flight could not be published without a
           // session (the first probe often answers before etcd does): publish it now, not at the next renew.
           if (this.publisher.dirty) this.publisher.publish();
-          this.evaluateLeadership();
+          this.leadership.evaluate();
         },
         registrationFailed: (err) => this.emit('registrationFailed', err),
         renewed: (session) => {
           this.publisher.publishIfDue();
-          // A term given up while etcd was out of reach is resigned now that it answers again.
-          if (session.resigning) void this.stepDown(session);
-          this.evaluateLeadership();
+          this.leadership.renewed(session);
         },
         keepaliveFailed: (err) => this.emit('keepaliveFailed', err),
-        livenessChanged: () => this.evaluateLeadership(),
+        livenessChanged: () => this.leadership.evaluate(),
         lost: (info) => this.emit('leaseLost', info),
       },
+    });
+    this.leadership = new Leadership({
+      serviceId: this.id,
+      layout: this.layout,
+      registry: () => this.registry,
+      lease: this.leaseSession,
+      running: () => this.state === 'running',
+      candidate: () => this.viewRef?.state.leaderCandidate(),
+      changed: (leading) => {
+        if (leading) this.duties.start();
+        else this.duties.stop();
+        this.emit('leadership', leading);
+        if (this.state === 'running') this.publisher.publish();
+      },
+      logger: this.logger,
+    });
+    this.duties = new LeaderDuties({
+      serviceId: this.id,
+      layout: this.layout,
+      registry: () => this.registry,
+      leadership: this.leadership,
+      running: () => this.state === 'running',
+      hasRecord: (id) => !!this.view.state.service(id),
+      logger: this.logger,
     });
     this.publisher = new RecordPublisher({
       key: this.layout.service(this.id),
@@ -192,13 +206,13 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     };
     const onStale = () => {
       this.checkStale();
-      this.evaluateLeadership();
+      this.leadership.evaluate();
     };
     const onSynced = () => {
-      this.evaluateLeadership();
+      this.leadership.evaluate();
       // After a re-list (an etcd restart, say): resume a drain, and expire what lapsed meanwhile.
       this.drain?.update(view.state.intent(this.id));
-      if (this.isLeader()) void this.expireIntents();
+      if (this.isLeader()) void this.duties.expireIntents();
     };
     view.on('event', onEvent);
     // A shared view's warnings are reported by its owner, once, not by each agent on it.
@@ -264,34 +278,21 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     const wasLeader = this.isLeader();
     this.state = 'stopping';
     this.leaseSession.halt();
-    clearInterval(this.leaderTimer);
-    clearTimeout(this.intentTimer);
+    this.duties.stop();
     this.drain?.stop();
     // Demote before the resign reaches etcd: the next leader is elected by that resign, so the two
     // never both answer `isLeader` true.
-    this.setLeading(false);
+    this.leadership.demote();
     this.checker?.drain('agent stopping');
     this.health.patch({ status: 'draining', message: 'agent stopping' });
     // The instance keeps whatever mode it is in: stopping the agent is not an operator's intent.
     const hookStopped = this.maintenanceHook?.stop();
     const session = this.leaseSession.current;
     if (session) {
-      const shortCall = <T>(p: Promise<T>) => withDeadline(p, 1000);
-      const putDraining: TxnOp = this.publisher.prepare(session, 'draining').op;
-      let resigned = false;
-      if (session.electionKey && session.electionRevision !== undefined) {
-        // One round trip hands over leadership: the draining record, our election key and, if we
-        // lead, the leader record change together, fenced by our key (while it exists and was the
-        // lowest, nobody else can have written the leader record).
-        const res = await shortCall(
-          this.registry.txn(
-            [{ key: session.electionKey, target: 'createRevision', equals: session.electionRevision }],
-            [putDraining, { type: 'delete', key: session.electionKey }, ...(wasLeader ? [{ type: 'delete' as const, key: this.layout.leader }] : [])],
-          ),
-        ).catch(() => undefined);
-        resigned = res?.succeeded === true;
-      }
-      if (!resigned) await shortCall(this.publisher.put(session, 'draining')).catch(() => undefined);
+      const draining = this.publisher.prepare(session, 'draining');
+      // One round trip hands over leadership (leadership.ts); without a term, the record alone.
+      const resigned = await this.leadership.handOver(session, [draining.op], wasLeader, 1000);
+      if (!resigned) await withDeadline(this.publisher.put(session, 'draining'), 1000).catch(() => undefined);
     }
     await this.leaseSession.close(session);
     this.health.patch({ status: 'stopped' });
@@ -303,13 +304,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     this.state = 'stopped';
   }
 
-  /** True only while our election key is the lowest and our lease is provably alive. */
+  /** True only while our election key is the lowest and our lease is provably alive (see leadership.ts). */
   isLeader(): boolean {
-    const session = this.leaseSession.current;
-    if (!this.leading || !session || session.resigning || this.state !== 'running') return false;
-    // Checked on every call, not only by timer: a process thawed after SIGSTOP must not claim
-    // leadership for even one call before its timers run.
-    return Date.now() < this.leaseSession.deadline(session);
+    return this.leadership.isLeader();
   }
 
   get running(): boolean {
@@ -448,21 +445,12 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
    * over meanwhile (our key is gone), etcd refuses the transaction and nothing is written.
    */
   async leaderWrite(ops: TxnOp[]): Promise<TxnResult> {
-    const session = this.leaseSession.current;
-    if (!session?.electionKey || session.electionRevision === undefined) throw new NotLeaderError('not a leadership candidate');
-    if (!this.isLeader()) throw new NotLeaderError(`agent ${this.id} is not the leader`);
-    return this.fencedTxn(session, ops);
+    return this.leadership.leaderWrite(ops);
   }
 
   /** The fenced transaction itself, without the local leadership check (exposed for fault tests). */
   async fencedTxn(session: Pick<Session, 'electionKey' | 'electionRevision'> | undefined = this.leaseSession.current, ops: TxnOp[]): Promise<TxnResult> {
-    if (!session?.electionKey || session.electionRevision === undefined) throw new NotLeaderError('not a leadership candidate');
-    const res = await this.registry.txn(
-      [{ key: session.electionKey, target: 'createRevision', equals: session.electionRevision }],
-      ops,
-    );
-    if (!res.succeeded) this.logger.warn({ event: 'leader.fenced' }, 'leader-only write refused: our election key is gone');
-    return res;
+    return this.leadership.fencedTxn(session, ops);
   }
 
   /** The fencing token of the current session, for tests that replay a stale leader's write. */
@@ -471,7 +459,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     return session ? { electionKey: session.electionKey, electionRevision: session.electionRevision } : undefined;
   }
 
-  // ---- lease, registration, election ----
+  // ---- what the lease session asks of the agent ----
 
   /** Runs before each lease grant: `--start-disabled` writes its intent before the first record exists. */
   private async settleStartDisabled(): Promise<void> {
@@ -490,206 +478,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     if (!this.config.cluster.leaderElection.enabled) return this.publisher.put(session);
     // Record and campaign in one transaction: one round trip fewer per registration, which is
     // what a thousand agents starting at once wait for.
-    const key = this.layout.electionOf(session.lease.id);
     const record = this.publisher.prepare(session);
-    const res = await this.registry.txn(
-      [{ key, target: 'createRevision', equals: 0 }],
-      [record.op, { type: 'put', key, value: this.id, lease: session.lease.id }],
-    );
-    session.electionKey = key;
-    if (res.succeeded) {
-      record.written();
-      // Our key is new in this transaction, so its create revision is the transaction's revision.
-      session.electionRevision = res.revision;
-    } else {
-      // The key names our brand-new lease, so only a half-finished earlier attempt could hold it.
-      await this.publisher.put(session);
-      session.electionRevision = (await this.registry.get(key))?.createRevision;
-    }
-  }
-
-  private evaluateLeadership(): void {
-    const session = this.leaseSession.current;
-    const candidate = this.viewRef?.state.leaderCandidate();
-    const ours = !!session?.electionKey && candidate?.key === session.electionKey && candidate.createRevision === session.electionRevision;
-    const alive = !!session && Date.now() < this.leaseSession.deadline(session);
-    const leading = this.state === 'running' && ours && alive && !session!.resigning;
-    if (this.leading && !leading && this.state === 'running' && session && this.leaderSession === session && !session.resigning) {
-      // Leadership lost while running: the lease deadline passed (etcd may or may not have expired
-      // the lease; we cannot tell from here) or the view shows our key gone. Give up the term for
-      // good rather than resume it later, and resign it in etcd through the fence, so the next
-      // candidate need not wait for our lease to run out. A thawed or cut-off ex-leader's attempt
-      // is refused by the fence (`leader.fenced`); then it campaigns again from the back.
-      session.resigning = true;
-      this.logger.warn(
-        { event: 'leader.step_down', serviceId: this.id, term: session.electionRevision ?? null, reason: alive ? 'election key gone' : 'lease deadline passed' },
-        `stepping down: ${alive ? 'our election key is no longer the lowest' : 'lease deadline passed without a renewal'}`,
-      );
-      void this.stepDown(session);
-    }
-    this.setLeading(leading);
-  }
-
-  /**
-   * Resigns a term given up while running (see evaluateLeadership): deletes our election key and the
-   * leader record, fenced by the key's create revision, then campaigns again with a new key (at the
-   * back of the line). Refused by the fence when the key is already gone (the lease expired, someone
-   * else leads); fails harmlessly while etcd is out of reach, and is retried after the next keep-alive.
-   */
-  private async stepDown(session: Session): Promise<void> {
-    if (session.steppingDown || !session.resigning || this.leaseSession.current !== session) return;
-    session.steppingDown = true;
-    try {
-      const res = await this.fencedTxn(session, [
-        { type: 'delete', key: session.electionKey! },
-        { type: 'delete', key: this.layout.leader },
-      ]);
-      if (this.leaseSession.current !== session || this.state !== 'running') return;
-      if (res.succeeded) {
-        this.logger.info({ event: 'leader.resigned', serviceId: this.id, term: session.electionRevision }, 'resigned our term in etcd; campaigning again');
-      }
-      // Either way the old key is gone now: campaign afresh under the same lease, if it still lives.
-      await this.campaign(session);
-    } catch (err) {
-      if (err instanceof LeaseLostError) await this.leaseSession.lost(session, err.message);
-      else this.logger.debug({ event: 'leader.step_down_failed', err: errMessage(err) }, `step-down not confirmed yet: ${errMessage(err)}`);
-    } finally {
-      session.steppingDown = false;
-    }
-  }
-
-  /** Puts a new election key under the session's lease (its create revision is the new term). */
-  private async campaign(session: Session): Promise<void> {
-    const key = this.layout.electionOf(session.lease.id);
-    const res = await this.registry.txn(
-      [{ key, target: 'createRevision', equals: 0 }],
-      [{ type: 'put', key, value: this.id, lease: session.lease.id }],
-    );
-    if (this.leaseSession.current !== session) return;
-    session.electionKey = key;
-    session.electionRevision = res.succeeded ? res.revision : (await this.registry.get(key))?.createRevision;
-    session.resigning = false;
-    this.evaluateLeadership();
-  }
-
-  private setLeading(leading: boolean): void {
-    if (leading === this.leading) return;
-    this.leading = leading;
-    const session = this.leaseSession.current;
-    this.logger.info(
-      { event: leading ? 'leader.elected' : 'leader.lost', serviceId: this.id, term: session?.electionRevision ?? null },
-      leading ? `${this.id} is now the leader` : `${this.id} is no longer the leader`,
-    );
-    clearInterval(this.leaderTimer);
-    if (!leading) clearTimeout(this.intentTimer);
-    if (leading && session) {
-      this.leaderSession = session;
-      this.leaderSince = Date.now();
-      void this.writeLeaderRecord(session);
-      // Its first step is an expiry pass: disables that lapsed while nobody led are re-enabled now.
-      void this.leaderMaintenance();
-      this.leaderTimer = setInterval(() => void this.leaderMaintenance(), 60_000);
-      this.leaderTimer.unref();
-    }
-    this.emit('leadership', leading);
-    if (this.state === 'running') this.publisher.publish();
-  }
-
-  /** `<ns>/leader`: who leads since when, for operators (`etcdctl get <ns>/leader`). One write per term. */
-  private async writeLeaderRecord(session: Session): Promise<void> {
-    const value = JSON.stringify({ leaderId: this.id, since: this.leaderSince, term: session.electionRevision });
-    try {
-      await this.leaderWrite([{ type: 'put', key: this.layout.leader, value, lease: session.lease.id }]);
-    } catch (err) {
-      this.logger.debug({ event: 'leader.record_failed', err: errMessage(err) }, `leader record not written: ${errMessage(err)}`);
-    }
-  }
-
-  /**
-   * Leader-only housekeeping, each write fenced: expired timed disables are re-enabled (see
-   * {@link expireIntents}; this is its backstop) and the audit trail is trimmed to its retention (the newest 1000 entries and at most 30 days).
-   */
-  private async leaderMaintenance(): Promise<void> {
-    try {
-      const now = Date.now();
-      const ops: TxnOp[] = [];
-      void this.expireIntents();
-      // Flap holds of instances gone for good: a live agent removes its own on release, so one whose
-      // hold ran out an hour ago with no record registered is left over.
-      const holds = await this.registry.list(this.layout.health);
-      for (const kv of holds.kvs) {
-        const id = kv.key.slice(this.layout.health.length);
-        const parsed = parseHealthState(kv.value, id);
-        if (this.view.state.service(id)) continue;
-        // Unparsable values are skipped (with the view's warning), never deleted: they may be someone's data.
-        if (parsed.ok && parsed.value.flapping.until + 3600_000 <= now) ops.push({ type: 'delete', key: kv.key });
-      }
-      const { kvs } = await this.registry.list(this.layout.audit);
-      const cutoff = String(now - 30 * 24 * 3600 * 1000).padStart(13, '0');
-      kvs.forEach((kv, i) => {
-        const name = kv.key.slice(this.layout.audit.length);
-        if (i < kvs.length - 1000 || name < cutoff) ops.push({ type: 'delete', key: kv.key });
-      });
-      for (let i = 0; i < ops.length; i += 100) {
-        if (!this.isLeader()) return;
-        await this.leaderWrite(ops.slice(i, i + 100));
-      }
-    } catch (err) {
-      this.logger.debug({ event: 'leader.maintenance_failed', err: errMessage(err) }, `leader maintenance skipped: ${errMessage(err)}`);
-    }
-  }
-
-  /**
-   * The leader re-enables expired timed disables, fenced, with an audit entry each (intent.ts), and
-   * arms a timer for the next expiry. Runs on becoming leader (finding what expired while nobody
-   * led), on intent changes, after a re-list and from the minute's maintenance; one pass at a time,
-   * a failed pass (registry away) retried after a second while still leading.
-   */
-  private expireIntents(): Promise<void> {
-    if (this.expiring) {
-      this.expireAgain = true;
-      return this.expiring;
-    }
-    this.expiring = (async () => {
-      do {
-        this.expireAgain = false;
-        const session = this.leaseSession.current;
-        if (!this.isLeader() || !session?.electionKey || session.electionRevision === undefined) {
-          // Leading, but the lease is not provably alive this instant (a keep-alive late under load):
-          // look again shortly rather than wait for the minute's maintenance.
-          if (this.leading && this.state === 'running') this.armIntentTimer(Date.now() + 500);
-          return;
-        }
-        clearTimeout(this.intentTimer);
-        let retryAt: number | undefined;
-        try {
-          const pass = await expireDueIntents(this.registry, this.layout, { key: session.electionKey, createRevision: session.electionRevision }, `leader:${this.id}`);
-          for (const id of pass.expired) {
-            this.logger.info({ event: 'intent.expired', serviceId: id }, `timed disable of ${id} expired: re-enabled (audited)`);
-          }
-          if (pass.fenced) {
-            this.logger.warn({ event: 'leader.fenced' }, 'expiry refused: our election key is gone');
-            return;
-          }
-          // A conflicting write (an operator, a drain's end) moved an intent under us: look again soon.
-          retryAt = pass.conflicted ? Date.now() + 200 : pass.next;
-        } catch (err) {
-          this.logger.debug({ event: 'intent.expiry_failed', err: errMessage(err) }, `expiry pass failed: ${errMessage(err)}; retrying`);
-          retryAt = Date.now() + 1000;
-        }
-        if (retryAt !== undefined && this.isLeader()) this.armIntentTimer(retryAt);
-      } while (this.expireAgain);
-    })().finally(() => {
-      this.expiring = undefined;
-    });
-    return this.expiring;
-  }
-
-  private armIntentTimer(at: number): void {
-    clearTimeout(this.intentTimer);
-    const delay = Math.min(Math.max(0, at - Date.now()), 0x7fffffff);
-    this.intentTimer = setTimeout(() => void this.expireIntents(), delay);
-    this.intentTimer.unref();
+    if (await this.leadership.enter(session, [record.op], () => this.publisher.put(session))) record.written();
   }
 
   private onHealthResult(r: HealthCheckResultEvent): void {
@@ -730,7 +520,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         this.emit('serviceLeft', e.serviceId, e);
         break;
       case 'leaderElected':
-        this.evaluateLeadership();
+        this.leadership.evaluate();
         this.emit('leaderElected', e.leaderId, e);
         break;
       case 'serviceEnabled':
@@ -740,8 +530,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
           this.drain?.update(this.view.state.intent(this.id));
           this.maintenanceHook?.poke();
         }
-        // A disable lapsed, or a new one may expire: the leader re-enables on time (see expireIntents).
-        if (this.isLeader() && this.view.state.intent(e.serviceId)?.expiresAt !== undefined) void this.expireIntents();
+        // A disable lapsed, or a new one may expire: the leader re-enables on time (see leader-duties.ts).
+        if (this.isLeader() && this.view.state.intent(e.serviceId)?.expiresAt !== undefined) void this.duties.expireIntents();
         this.emit(e.type, e);
         break;
       case 'serviceUpdated':
