@@ -1,9 +1,23 @@
+/**
+ * The embedded agent, `ServiceAgent`: what embedders, the API and the CLI's `agent` command hold. It
+ * composes parts that each have a file, and wires them to the cluster view and to each other:
+ *
+ * - lease-session.ts: the one lease (grant, keep-alive, its deadline, re-grant when it is lost);
+ * - leadership.ts: campaign, self-demotion when the lease deadline passes, fenced writes, step-down;
+ * - leader-duties.ts: what the leader does while it leads (expiring timed disables, audit retention);
+ * - record-publisher.ts and local-record.ts: publish-on-change of the record, and its content;
+ * - published-health.ts: the probes' results through the flap damper, and the hold's persistence;
+ * - instance-admin.ts: what an operator's intent does to the instance (start-disabled, drain, hook);
+ * - staleness.ts: whether the view can be trusted.
+ *
+ * Here stay the public API (its types in agent-types.ts), start and stop, and the view's events.
+ *
+ * @module
+ */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { listAudit, setServiceEnabled, type SetEnabledOptions, type SetEnabledResult } from '../cluster/admin.js';
 import { parseMinHealthy } from '../cluster/capacity.js';
-import { adminStateOf } from '../cluster/codec.js';
-import { applyStartDisabled } from '../cluster/intent.js';
 import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { filterServices, type ServiceFilter } from '../cluster/topology.js';
 import { ClusterView } from '../cluster/view.js';
@@ -14,16 +28,16 @@ import type { AuditEntry, ClusterEvent, ClusterTopology, HealthCheckSettings, He
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { AgentEvents, AgentOptions, AgentRegistrationStatus, AgentStatusSnapshot } from './agent-types.js';
 import { errMessage, withDeadline } from './calls.js';
-import { DrainWatcher } from './drain.js';
 import { HealthChecker, type HealthCheckResultEvent } from './health-checker.js';
 import type { HealthHistoryEntry } from './health-state.js';
+import { InstanceAdmin } from './instance-admin.js';
 import { LeaderDuties } from './leader-duties.js';
 import { Leadership } from './leadership.js';
 import { LeaseSession, type Session } from './lease-session.js';
-import { checkSettingsOf, flapSettingsOf, healthUrlOf, localRecord } from './local-record.js';
-import { InstanceMaintenanceHook } from './maintenance-hook.js';
+import { checkSettingsOf, flapSettingsOf, healthUrlOf, instanceBaseUrl, localRecord } from './local-record.js';
 import { PublishedHealth } from './published-health.js';
 import { RecordPublisher } from './record-publisher.js';
+import { Staleness } from './staleness.js';
 import { agentRegistryOptions } from './registry-options.js';
 import { memoryRegistryNotice } from './registry-notices.js';
 
@@ -54,21 +68,16 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   /** Listeners this agent put on the view, removed on stop (a shared view outlives its agents). */
   private viewListeners: (() => void) | undefined;
   private checker: HealthChecker | undefined;
-  private readonly leaseSession: LeaseSession;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
-  private readonly health: PublishedHealth;
   private readonly startedAt = Date.now();
+  private readonly leaseSession: LeaseSession;
   private readonly leadership: Leadership;
   private readonly duties: LeaderDuties;
   private readonly publisher: RecordPublisher;
-  private reachable = false;
-  private lastContact: number | null = null;
+  private readonly health: PublishedHealth;
+  private readonly staleness: Staleness;
   private apiUrl: string | undefined;
-  private maintenanceHook: InstanceMaintenanceHook | undefined;
-  /** Watches this instance's own drain after a disable (see drain.ts). */
-  private drain: DrainWatcher | undefined;
-  /** `--start-disabled` was settled (written, or an intent already existed) by this process. */
-  private startDisabledDone = false;
+  private readonly admin: InstanceAdmin;
 
   constructor(options: AgentOptions) {
     super();
@@ -84,27 +93,22 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     // Known up front when configured; otherwise whoever serves the API says where (setApiUrl).
     this.apiUrl = this.config.api.enabled ? this.config.api.advertiseUrl : undefined;
     this.layout = keyLayout(this.config.cluster.discovery.namespace);
-    this.health = new PublishedHealth({
-      serviceId: this.id,
-      holdKey: this.layout.healthOf(this.id),
-      registry: () => this.registry,
-      flap: flapSettingsOf(this.config),
-      logger: this.logger,
-    });
+    const common = { serviceId: this.id, registry: () => this.registry, logger: this.logger };
+    this.staleness = new Staleness({ view: () => this.viewRef, changed: (stale) => this.emit('stale', stale), logger: this.logger });
+    const running = () => this.state === 'running';
+    this.health = new PublishedHealth({ ...common, holdKey: this.layout.healthOf(this.id), flap: flapSettingsOf(this.config) });
     const election = this.config.cluster.leaderElection;
     this.leaseSession = new LeaseSession({
-      serviceId: this.id,
-      registry: () => this.registry,
-      running: () => this.state === 'running',
+      ...common,
+      running,
       ttl: election.ttl,
       renewIntervalMs: election.renewInterval * 1000,
       keepAliveTimeoutMs: memberFailoverMs(this.config),
-      logger: this.logger,
       hooks: {
-        beforeGrant: () => this.settleStartDisabled(),
+        beforeGrant: () => this.admin.settleStartDisabled(),
         populate: (session) => this.populate(session),
-        contact: () => this.contact(),
-        reachable: (reachable) => this.setReachable(reachable),
+        contact: () => this.staleness.contact(),
+        reachable: (reachable) => this.staleness.setReachable(reachable),
         registered: (info) => {
           this.emit('registered', info);
           // A health change while the registration was in flight could not be published without a
@@ -123,11 +127,10 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       },
     });
     this.leadership = new Leadership({
-      serviceId: this.id,
+      ...common,
+      running,
       layout: this.layout,
-      registry: () => this.registry,
       lease: this.leaseSession,
-      running: () => this.state === 'running',
       candidate: () => this.viewRef?.state.leaderCandidate(),
       changed: (leading) => {
         if (leading) this.duties.start();
@@ -135,26 +138,35 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         this.emit('leadership', leading);
         if (this.state === 'running') this.publisher.publish();
       },
-      logger: this.logger,
     });
     this.duties = new LeaderDuties({
-      serviceId: this.id,
+      ...common,
+      running,
       layout: this.layout,
-      registry: () => this.registry,
       leadership: this.leadership,
-      running: () => this.state === 'running',
       hasRecord: (id) => !!this.view.state.service(id),
-      logger: this.logger,
     });
     this.publisher = new RecordPublisher({
+      ...common,
+      running,
       key: this.layout.service(this.id),
-      registry: () => this.registry,
       record: (session, status) => this.currentRecord(status, session),
       session: () => this.leaseSession.current,
-      running: () => this.state === 'running',
       refreshInterval: this.config.cluster.healthCheck.refreshInterval,
-      unreachable: () => this.setReachable(false),
-      logger: this.logger,
+      unreachable: () => this.staleness.setReachable(false),
+    });
+    const hc = this.config.cluster.healthCheck;
+    this.admin = new InstanceAdmin({
+      ...common,
+      layout: this.layout,
+      intent: () => this.viewRef?.state.intent(this.id),
+      listed: () => !!this.viewRef && this.viewRef.lastUpdate !== 0,
+      startDisabled: s.startDisabled,
+      drainProbeUrl: s.drainProbeUrl,
+      maintenanceUrl: s.maintenanceHook ? (s.maintenanceUrl ?? instanceBaseUrl(this.config)) : undefined,
+      timeoutMs: hc.timeout * 1000,
+      recheckMs: hc.interval * 1000,
+      changed: () => this.publisher.publish(),
     });
   }
 
@@ -205,13 +217,13 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       this.emit('warning', m);
     };
     const onStale = () => {
-      this.checkStale();
+      this.staleness.check();
       this.leadership.evaluate();
     };
     const onSynced = () => {
       this.leadership.evaluate();
       // After a re-list (an etcd restart, say): resume a drain, and expire what lapsed meanwhile.
-      this.drain?.update(view.state.intent(this.id));
+      this.admin.resync();
       if (this.isLeader()) void this.duties.expireIntents();
     };
     view.on('event', onEvent);
@@ -236,15 +248,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     });
     await this.health.restore();
     this.checker.on('result', (r) => this.onHealthResult(r));
-    this.drain = new DrainWatcher({
-      serviceId: this.id,
-      layout: this.layout,
-      registry: () => this.registry,
-      actor: `agent:${this.id}`,
-      probeUrl: this.config.service.drainProbeUrl,
-      probeTimeoutMs: hc.timeout * 1000,
-      logger: this.logger,
-    });
+    this.admin.startDrain();
     this.checker.on('statusChange', (c) => {
       this.logger.info(
         { event: 'health.changed', serviceId: this.id, from: c.previous, to: c.status, reason: c.reason },
@@ -258,9 +262,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     });
     this.checker.start();
     await Promise.all([viewReady, this.leaseSession.ensure()]);
-    this.drain.update(view.state.intent(this.id));
+    this.admin.resync();
     this.leaseSession.startRenewing();
-    this.startMaintenanceHook();
+    if (this.state === 'running') this.admin.startHook();
   }
 
   /**
@@ -279,14 +283,14 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     this.state = 'stopping';
     this.leaseSession.halt();
     this.duties.stop();
-    this.drain?.stop();
+    this.admin.stopDrain();
     // Demote before the resign reaches etcd: the next leader is elected by that resign, so the two
     // never both answer `isLeader` true.
     this.leadership.demote();
     this.checker?.drain('agent stopping');
     this.health.patch({ status: 'draining', message: 'agent stopping' });
     // The instance keeps whatever mode it is in: stopping the agent is not an operator's intent.
-    const hookStopped = this.maintenanceHook?.stop();
+    const hookStopped = this.admin.stopHook();
     const session = this.leaseSession.current;
     if (session) {
       const draining = this.publisher.prepare(session, 'draining');
@@ -325,35 +329,24 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       healthUrl: this.healthUrl,
       apiUrl: this.apiUrl,
       checks: this.checkSettings(),
-      maintenance: this.maintenanceHook?.info(),
+      maintenance: this.admin.info(),
     });
   }
 
   status(): AgentStatusSnapshot {
-    const rec = this.currentRecord();
+    const { id, name, host, port, status, role, region, zone, version, enabled } = this.currentRecord();
     const session = this.leaseSession.current;
     return {
       enabled: this.config.enabled,
-      currentService: {
-        id: rec.id,
-        name: rec.name,
-        host: rec.host,
-        port: rec.port,
-        status: rec.status,
-        role: rec.role,
-        region: rec.region,
-        zone: rec.zone,
-        version: rec.version,
-        enabled: rec.enabled,
-      },
+      currentService: { id, name, host, port, status, role, region, zone, version, enabled },
       isLeader: this.isLeader(),
       status: this.registrationStatus(),
       leaderId: this.viewRef?.leaderId() ?? null,
       registry: {
         kind: this.registryRef?.kind ?? this.config.cluster.discovery.registry,
         endpoints: this.registryRef?.description ?? '',
-        reachable: this.reachable,
-        lastContact: this.lastContact,
+        reachable: this.staleness.reachable,
+        lastContact: this.staleness.lastContact,
       },
       view: {
         stale: this.isStale(),
@@ -385,7 +378,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 
   /** The view is stale when the watch is down or our own keep-alives are not getting through. */
   isStale(): boolean {
-    return !this.viewRef || this.viewRef.stale || !this.reachable;
+    return this.staleness.stale;
   }
 
   healthHistory(): HealthHistoryEntry[] {
@@ -403,7 +396,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 
   /** The instance maintenance hook's state, when `--instance-maintenance-hook` is on. */
   instanceMaintenance(): InstanceMaintenanceInfo | undefined {
-    return this.maintenanceHook?.info();
+    return this.admin.info();
   }
 
   // ---- the seed's programmatic API ----
@@ -459,20 +452,6 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     return session ? { electionKey: session.electionKey, electionRevision: session.electionRevision } : undefined;
   }
 
-  // ---- what the lease session asks of the agent ----
-
-  /** Runs before each lease grant: `--start-disabled` writes its intent before the first record exists. */
-  private async settleStartDisabled(): Promise<void> {
-    if (!this.config.service.startDisabled || this.startDisabledDone) return;
-    // Before the first record exists, so the instance is never routable for a moment.
-    const wrote = await applyStartDisabled(this.registry, this.layout, this.id, `agent:${this.id}`);
-    this.startDisabledDone = true;
-    this.logger.info(
-      { event: wrote ? 'start_disabled.applied' : 'start_disabled.skipped', serviceId: this.id },
-      wrote ? `started disabled (reason start-disabled); enable with: services enable ${this.id}` : 'start-disabled: an operator intent already exists for this id; it stands',
-    );
-  }
-
   /** What lives under a new lease: the record and, with leader election, our election key. */
   private async populate(session: Session): Promise<void> {
     if (!this.config.cluster.leaderElection.enabled) return this.publisher.put(session);
@@ -486,29 +465,6 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     const flapChanged = this.health.take(r);
     this.emit('healthResult', r);
     if (r.transition.changed || flapChanged || this.publisher.refreshDue()) this.publisher.publish();
-  }
-
-  private startMaintenanceHook(): void {
-    const s = this.config.service;
-    if (!s.maintenanceHook || this.state !== 'running') return;
-    const host = s.host.includes(':') ? `[${s.host}]` : s.host;
-    const hc = this.config.cluster.healthCheck;
-    const hook = new InstanceMaintenanceHook({
-      baseUrl: s.maintenanceUrl ?? `http://${host}:${s.port}`,
-      // Anything but enabled (disabled, draining, a timed disable) keeps the instance out of service.
-      // Until the view has listed once the intent is unknown, and the hook waits.
-      // Maintenance once the drain is over: while draining, routers stop sending, the instance finishes its work.
-      desired: () => {
-        if (!this.viewRef || this.viewRef.lastUpdate === 0) return undefined;
-        return adminStateOf(this.viewRef.state.intent(this.id)) === 'disabled' ? 'maintenance' : 'serving';
-      },
-      timeoutMs: hc.timeout * 1000,
-      recheckMs: hc.interval * 1000,
-      logger: this.logger,
-    });
-    hook.on('change', () => this.publisher.publish());
-    this.maintenanceHook = hook;
-    hook.start();
   }
 
   private onClusterEvent(e: ClusterEvent): void {
@@ -527,50 +483,20 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       case 'serviceDisabled':
         if (e.serviceId === this.id) {
           this.publisher.publish();
-          this.drain?.update(this.view.state.intent(this.id));
-          this.maintenanceHook?.poke();
+          this.admin.intentChanged();
         }
         // A disable lapsed, or a new one may expire: the leader re-enables on time (see leader-duties.ts).
         if (this.isLeader() && this.view.state.intent(e.serviceId)?.expiresAt !== undefined) void this.duties.expireIntents();
         this.emit(e.type, e);
         break;
       case 'serviceUpdated':
-        if (e.serviceId === this.id) {
-          this.drain?.update(this.view.state.intent(this.id));
-          // A drain that ended (draining -> disabled) is when the instance's own switch follows.
-          this.maintenanceHook?.poke();
-        }
+        // A drain that ended (draining -> disabled) is when the instance's own switch follows.
+        if (e.serviceId === this.id) this.admin.intentChanged();
         this.emit(e.type, e);
         break;
       default:
         this.emit(e.type, e);
     }
     this.emit('event', e);
-  }
-
-  /** The registry answered: proof that our view (watching on the same connection) is current. */
-  private contact(): void {
-    this.lastContact = Date.now();
-    this.viewRef?.noteContact(this.lastContact);
-  }
-
-  private setReachable(reachable: boolean): void {
-    if (reachable === this.reachable) return;
-    this.reachable = reachable;
-    this.checkStale();
-  }
-
-  private lastStale = true;
-  private everCurrent = false;
-  private checkStale(): void {
-    const stale = this.isStale();
-    if (stale === this.lastStale) return;
-    this.lastStale = stale;
-    this.logger[stale ? 'warn' : 'info'](
-      { event: stale ? 'view.stale' : 'view.current' },
-      stale ? 'cluster view is stale: the registry is not answering' : `cluster view is current${this.everCurrent ? ' again' : ''}`,
-    );
-    if (!stale) this.everCurrent = true;
-    this.emit('stale', stale);
   }
 }
