@@ -1,156 +1,56 @@
+/**
+ * The embedded agent, `ServiceAgent`: what embedders, the API and the CLI's `agent` command hold. It
+ * composes parts that each have a file, and wires them to the cluster view and to each other:
+ *
+ * - lease-session.ts: the one lease (grant, keep-alive, its deadline, re-grant when it is lost);
+ * - leadership.ts: campaign, self-demotion when the lease deadline passes, fenced writes, step-down;
+ * - leader-duties.ts: what the leader does while it leads (expiring timed disables, audit retention);
+ * - record-publisher.ts and local-record.ts: publish-on-change of the record, and its content;
+ * - published-health.ts: the probes' results through the flap damper, and the hold's persistence;
+ * - instance-admin.ts: what an operator's intent does to the instance (start-disabled, drain, hook);
+ * - staleness.ts: whether the view can be trusted.
+ *
+ * Here stay the public API (its types in agent-types.ts), start and stop, and the view's events.
+ *
+ * @module
+ */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { listAudit, setServiceEnabled, type SetEnabledOptions, type SetEnabledResult } from '../cluster/admin.js';
 import { parseMinHealthy } from '../cluster/capacity.js';
-import { adminStateOf, encodeServiceRecord, parseHealthState } from '../cluster/codec.js';
-import { applyStartDisabled, expireDueIntents } from '../cluster/intent.js';
 import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { filterServices, type ServiceFilter } from '../cluster/topology.js';
 import { ClusterView } from '../cluster/view.js';
 import type { SdConfig } from '../config/types.js';
 import { memberFailoverMs, openRegistry } from '../registry/index.js';
-import {
-  LeaseLostError,
-  type Registry,
-  type RegistryLease,
-  type TxnOp,
-  type TxnResult,
-} from '../registry/types.js';
+import type { Registry, TxnOp, TxnResult } from '../registry/types.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology, HealthCheckSettings, HealthInfo, InstanceMaintenanceInfo, ServiceRecord, ServiceStatus } from '../types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { DrainWatcher } from './drain.js';
+import type { AgentEvents, AgentOptions, AgentRegistrationStatus, AgentStatusSnapshot } from './agent-types.js';
+import { errMessage, withDeadline } from './calls.js';
 import { HealthChecker, type HealthCheckResultEvent } from './health-checker.js';
 import type { HealthHistoryEntry } from './health-state.js';
-import { FlapDamper, flapReason } from './flap-damper.js';
-import { InstanceMaintenanceHook } from './maintenance-hook.js';
+import { InstanceAdmin } from './instance-admin.js';
+import { LeaderDuties } from './leader-duties.js';
+import { Leadership } from './leadership.js';
+import { LeaseSession, type Session } from './lease-session.js';
+import { checkSettingsOf, flapSettingsOf, healthUrlOf, instanceBaseUrl, localRecord } from './local-record.js';
+import { PublishedHealth } from './published-health.js';
+import { RecordPublisher } from './record-publisher.js';
+import { Staleness } from './staleness.js';
+import { agentRegistryOptions } from './registry-options.js';
 import { memoryRegistryNotice } from './registry-notices.js';
 
-/** The agent is not (or no longer) the leader, so a leader-only write was not attempted. */
-export class NotLeaderError extends Error {
-  override name = 'NotLeaderError';
-}
-
-export interface AgentOptions {
-  config: SdConfig;
-  /** A registry to share (the demo runs several agents on one memory registry). Not closed by stop(). */
-  registry?: Registry;
-  /**
-   * A view of the namespace to share with other agents of this process (one watch for all of them
-   * instead of one each). Needs `registry`; its creator starts and stops it, the agent only listens.
-   */
-  view?: ClusterView;
-  logger?: Logger;
-}
-
-/** One lease and what lives under it. Replaced as a whole when the lease is lost. */
-interface Session {
-  lease: RegistryLease;
-  registeredAt: number;
-  electionKey?: string;
-  /** Create revision of our election key: the fencing token for leader-only writes. */
-  electionRevision?: number;
-  /** Local time the last successful keep-alive was *sent*: the lease lives at least ttl past it. */
-  renewedAt: number;
-  /**
-   * Set when this session gave up its term (its lease deadline passed while it led): it must not
-   * lead on this election key again, whatever the view says, until the key is resigned (deleted
-   * through the fence, or found gone) and a new campaign has been made.
-   */
-  resigning?: boolean;
-  /** A step-down transaction is in flight. */
-  steppingDown?: boolean;
-}
-
-/** What `status()` reports about registration. */
-export type AgentRegistrationStatus = 'registered' | 'registering' | 'stopping' | 'stopped';
-
-export interface AgentStatusSnapshot {
-  enabled: boolean;
-  currentService: Pick<ServiceRecord, 'id' | 'name' | 'host' | 'port' | 'status' | 'role'> & {
-    region: string;
-    zone: string;
-    version: string;
-    enabled: boolean;
-  };
-  isLeader: boolean;
-  /**
-   * `registered`; `registering` (not started yet, or no live lease yet); `stopping` (stop() is
-   * draining, resigning and revoking); `stopped`.
-   */
-  status: AgentRegistrationStatus;
-  leaderId: string | null;
-  /**
-   * `lastContact`: epoch ms of the registry's last answer to this agent (registration or lease
-   * keep-alive), null before the first.
-   */
-  registry: { kind: string; endpoints: string; reachable: boolean; lastContact: number | null };
-  /** `lastUpdate`: the last moment the view was known current (a change, a listing, or a keep-alive answer while watching). */
-  view: { stale: boolean; lastUpdate: number; services: number; revision: number };
-  /** `term`: create revision of this agent's election key (its fencing token), null when not campaigning. */
-  lease: { id: string | null; ttl: number; renewedAt: number | null; term: number | null };
-}
-
-/** Events of the agent: the seed's (with its payloads) plus the full event objects and local changes. */
-export interface AgentEvents {
-  serviceJoined: [ServiceRecord, ClusterEvent];
-  serviceLeft: [string, ClusterEvent];
-  serviceHealthChanged: [ClusterEvent];
-  serviceEnabled: [ClusterEvent];
-  serviceDisabled: [ClusterEvent];
-  serviceUpdated: [ClusterEvent];
-  leaderElected: [string | null, ClusterEvent];
-  /** Every cluster event, in order. */
-  event: [ClusterEvent];
-  /** This agent gained (true) or lost (false) leadership. */
-  leadership: [boolean];
-  registered: [{ leaseId: string; reregistration: boolean }];
-  /** A registration attempt failed (it is retried): the registry's error. */
-  registrationFailed: [Error];
-  leaseLost: [{ leaseId: string; reason: string }];
-  keepaliveFailed: [Error];
-  healthResult: [HealthCheckResultEvent];
-  stale: [boolean];
-  warning: [string];
-}
+export { NotLeaderError } from './leadership.js';
+export { agentRegistryOptions } from './registry-options.js';
+export type { AgentEvents, AgentOptions, AgentRegistrationStatus, AgentStatusSnapshot } from './agent-types.js';
 
 /** Stable id from name, host and port, so operator intent keyed by id survives restarts. */
-/**
- * How an agent opens its registry: warnings logged once, and with several etcd members, a member that
- * leaves a call unanswered for two renew intervals is left for another (each move logged).
- */
-export function agentRegistryOptions(config: SdConfig, logger: Logger): NonNullable<Parameters<typeof openRegistry>[1]> {
-  // While the whole cluster is away the registry goes round the members every few seconds: those
-  // moves are logged once per KEEPALIVE_LOG_EVERY_MS, with the count of those not logged (the
-  // keep-alive outage has its own lines). A move off one failed member is always logged.
-  let outage: { at: number; quiet: number } | undefined;
-  return {
-    onWarning: (w) => logger.warn({ event: w.event }, w.message),
-    failoverAfterMs: memberFailoverMs(config),
-    onMemberChange: (c) => {
-      const now = Date.now();
-      if (!c.allFailing) outage = undefined;
-      else if (outage && now - outage.at < KEEPALIVE_LOG_EVERY_MS) {
-        outage.quiet++;
-        return;
-      }
-      const quiet = outage?.quiet ?? 0;
-      if (c.allFailing) outage = { at: now, quiet: 0 };
-      logger.warn(
-        { event: 'registry.member_changed', from: c.from, to: c.to, reason: c.reason, allFailing: c.allFailing, ...(quiet ? { notLogged: quiet } : {}) },
-        `etcd member ${c.from} left (${c.reason}); now using ${c.to}${c.allFailing ? ', though every member failed recently' : ''}${quiet ? ` (${quiet} such moves not logged)` : ''}`,
-      );
-    },
-  };
-}
-
 export function defaultServiceId(name: string, host: string, port: number): string {
   const digest = createHash('sha256').update(`${name}\0${host}\0${port}`).digest('hex').slice(0, 10);
   const slug = `${name}-${host}-${port}`.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').slice(0, 60);
   return `${slug}-${digest}`;
 }
-
-/** During a registry outage, a still-failing keep-alive is logged at most this often. */
-const KEEPALIVE_LOG_EVERY_MS = 30_000;
 
 /**
  * The embedded agent: registers the local instance under one lease, health-checks it, contends for
@@ -168,40 +68,16 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   /** Listeners this agent put on the view, removed on stop (a shared view outlives its agents). */
   private viewListeners: (() => void) | undefined;
   private checker: HealthChecker | undefined;
-  private session: Session | undefined;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
-  private health: HealthInfo;
   private readonly startedAt = Date.now();
-  private renewTimer: NodeJS.Timeout | undefined;
-  private deadlineTimer: NodeJS.Timeout | undefined;
-  private leaderTimer: NodeJS.Timeout | undefined;
-  private leading = false;
-  /** The session in which this agent last became leader, and when. */
-  private leaderSession: Session | undefined;
-  private leaderSince = 0;
-  private registering: Promise<void> | undefined;
-  private publishing: Promise<void> = Promise.resolve();
-  private lastPublished = '';
-  /** Set by the first successful registration (a failed attempt may already have put the record). */
-  private registeredOnce = false;
-  private lastPublishAt = 0;
-  private dirty = false;
-  private reachable = false;
-  private lastContact: number | null = null;
+  private readonly leaseSession: LeaseSession;
+  private readonly leadership: Leadership;
+  private readonly duties: LeaderDuties;
+  private readonly publisher: RecordPublisher;
+  private readonly health: PublishedHealth;
+  private readonly staleness: Staleness;
   private apiUrl: string | undefined;
-  /** Flap damping of the local instance's health (a no-op with threshold 0). */
-  private readonly damper: FlapDamper;
-  /** Writes of the flap hold to `<ns>/health/<id>`, serialised; `flapDirty` when the last one failed. */
-  private flapPersisting: Promise<void> = Promise.resolve();
-  private flapDirty = false;
-  private maintenanceHook: InstanceMaintenanceHook | undefined;
-  /** Watches this instance's own drain after a disable (see drain.ts). */
-  private drain: DrainWatcher | undefined;
-  /** `--start-disabled` was settled (written, or an intent already existed) by this process. */
-  private startDisabledDone = false;
-  private intentTimer: NodeJS.Timeout | undefined;
-  private expiring: Promise<void> | undefined;
-  private expireAgain = false;
+  private readonly admin: InstanceAdmin;
 
   constructor(options: AgentOptions) {
     super();
@@ -217,15 +93,81 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     // Known up front when configured; otherwise whoever serves the API says where (setApiUrl).
     this.apiUrl = this.config.api.enabled ? this.config.api.advertiseUrl : undefined;
     this.layout = keyLayout(this.config.cluster.discovery.namespace);
-    this.health = {
-      status: 'starting',
-      responseTime: null,
-      lastCheck: null,
-      consecutiveFailures: 0,
-      consecutiveSuccesses: 0,
-    };
-    const flap = this.flapSettings();
-    this.damper = new FlapDamper({ threshold: flap.threshold, windowMs: flap.window * 1000, holdDownMs: flap.holdDown * 1000 });
+    const common = { serviceId: this.id, registry: () => this.registry, logger: this.logger };
+    this.staleness = new Staleness({ view: () => this.viewRef, changed: (stale) => this.emit('stale', stale), logger: this.logger });
+    const running = () => this.state === 'running';
+    this.health = new PublishedHealth({ ...common, holdKey: this.layout.healthOf(this.id), flap: flapSettingsOf(this.config) });
+    const election = this.config.cluster.leaderElection;
+    this.leaseSession = new LeaseSession({
+      ...common,
+      running,
+      ttl: election.ttl,
+      renewIntervalMs: election.renewInterval * 1000,
+      keepAliveTimeoutMs: memberFailoverMs(this.config),
+      hooks: {
+        beforeGrant: () => this.admin.settleStartDisabled(),
+        populate: (session) => this.populate(session),
+        contact: () => this.staleness.contact(),
+        reachable: (reachable) => this.staleness.setReachable(reachable),
+        registered: (info) => {
+          this.emit('registered', info);
+          // A health change while the registration was in flight could not be published without a
+          // session (the first probe often answers before etcd does): publish it now, not at the next renew.
+          if (this.publisher.dirty) this.publisher.publish();
+          this.leadership.evaluate();
+        },
+        registrationFailed: (err) => this.emit('registrationFailed', err),
+        renewed: (session) => {
+          this.publisher.publishIfDue();
+          this.leadership.renewed(session);
+        },
+        keepaliveFailed: (err) => this.emit('keepaliveFailed', err),
+        livenessChanged: () => this.leadership.evaluate(),
+        lost: (info) => this.emit('leaseLost', info),
+      },
+    });
+    this.leadership = new Leadership({
+      ...common,
+      running,
+      layout: this.layout,
+      lease: this.leaseSession,
+      candidate: () => this.viewRef?.state.leaderCandidate(),
+      changed: (leading) => {
+        if (leading) this.duties.start();
+        else this.duties.stop();
+        this.emit('leadership', leading);
+        if (this.state === 'running') this.publisher.publish();
+      },
+    });
+    this.duties = new LeaderDuties({
+      ...common,
+      running,
+      layout: this.layout,
+      leadership: this.leadership,
+      hasRecord: (id) => !!this.view.state.service(id),
+    });
+    this.publisher = new RecordPublisher({
+      ...common,
+      running,
+      key: this.layout.service(this.id),
+      record: (session, status) => this.currentRecord(status, session),
+      session: () => this.leaseSession.current,
+      refreshInterval: this.config.cluster.healthCheck.refreshInterval,
+      unreachable: () => this.staleness.setReachable(false),
+    });
+    const hc = this.config.cluster.healthCheck;
+    this.admin = new InstanceAdmin({
+      ...common,
+      layout: this.layout,
+      intent: () => this.viewRef?.state.intent(this.id),
+      listed: () => !!this.viewRef && this.viewRef.lastUpdate !== 0,
+      startDisabled: s.startDisabled,
+      drainProbeUrl: s.drainProbeUrl,
+      maintenanceUrl: s.maintenanceHook ? (s.maintenanceUrl ?? instanceBaseUrl(this.config)) : undefined,
+      timeoutMs: hc.timeout * 1000,
+      recheckMs: hc.interval * 1000,
+      changed: () => this.publisher.publish(),
+    });
   }
 
   get registry(): Registry {
@@ -239,10 +181,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   }
 
   get healthUrl(): string {
-    const hc = this.config.cluster.healthCheck;
-    if (hc.url) return hc.url;
-    const host = this.config.service.host.includes(':') ? `[${this.config.service.host}]` : this.config.service.host;
-    return `http://${host}:${this.config.service.port}${hc.path.startsWith('/') ? '' : '/'}${hc.path}`;
+    return healthUrlOf(this.config);
   }
 
   /**
@@ -256,7 +195,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   /** Where this agent's HTTP API answers, written into the record so the CLI, peers and Prometheus can find it. */
   setApiUrl(url: string | undefined): void {
     this.apiUrl = url;
-    if (this.state === 'running') this.publish();
+    if (this.state === 'running') this.publisher.publish();
   }
 
   /** Starts everything. Resolves once the view is listed and the instance is registered, or the first attempt failed. */
@@ -278,14 +217,14 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       this.emit('warning', m);
     };
     const onStale = () => {
-      this.checkStale();
-      this.evaluateLeadership();
+      this.staleness.check();
+      this.leadership.evaluate();
     };
     const onSynced = () => {
-      this.evaluateLeadership();
+      this.leadership.evaluate();
       // After a re-list (an etcd restart, say): resume a drain, and expire what lapsed meanwhile.
-      this.drain?.update(view.state.intent(this.id));
-      if (this.isLeader()) void this.expireIntents();
+      this.admin.resync();
+      if (this.isLeader()) void this.duties.expireIntents();
     };
     view.on('event', onEvent);
     // A shared view's warnings are reported by its owner, once, not by each agent on it.
@@ -307,17 +246,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       retries: hc.retries,
       gracePeriodMs: hc.gracePeriod * 1000,
     });
-    await this.restoreFlapHold();
+    await this.health.restore();
     this.checker.on('result', (r) => this.onHealthResult(r));
-    this.drain = new DrainWatcher({
-      serviceId: this.id,
-      layout: this.layout,
-      registry: () => this.registry,
-      actor: `agent:${this.id}`,
-      probeUrl: this.config.service.drainProbeUrl,
-      probeTimeoutMs: hc.timeout * 1000,
-      logger: this.logger,
-    });
+    this.admin.startDrain();
     this.checker.on('statusChange', (c) => {
       this.logger.info(
         { event: 'health.changed', serviceId: this.id, from: c.previous, to: c.status, reason: c.reason },
@@ -330,10 +261,10 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       this.logger.warn({ event: 'view.unavailable', err: errMessage(err) }, `cannot list the registry yet: ${errMessage(err)}; retrying`);
     });
     this.checker.start();
-    await Promise.all([viewReady, this.ensureSession()]);
-    this.drain.update(view.state.intent(this.id));
-    this.scheduleRenew();
-    this.startMaintenanceHook();
+    await Promise.all([viewReady, this.leaseSession.ensure()]);
+    this.admin.resync();
+    this.leaseSession.startRenewing();
+    if (this.state === 'running') this.admin.startHook();
   }
 
   /**
@@ -350,44 +281,25 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     // Whether we lead right now: then `<ns>/leader` is ours to delete with our election key.
     const wasLeader = this.isLeader();
     this.state = 'stopping';
-    clearTimeout(this.renewTimer);
-    clearTimeout(this.deadlineTimer);
-    clearInterval(this.leaderTimer);
-    clearTimeout(this.intentTimer);
-    this.drain?.stop();
+    this.leaseSession.halt();
+    this.duties.stop();
+    this.admin.stopDrain();
     // Demote before the resign reaches etcd: the next leader is elected by that resign, so the two
     // never both answer `isLeader` true.
-    this.setLeading(false);
+    this.leadership.demote();
     this.checker?.drain('agent stopping');
-    this.health = { ...this.health, status: 'draining', message: 'agent stopping' };
+    this.health.patch({ status: 'draining', message: 'agent stopping' });
     // The instance keeps whatever mode it is in: stopping the agent is not an operator's intent.
-    const hookStopped = this.maintenanceHook?.stop();
-    const session = this.session;
+    const hookStopped = this.admin.stopHook();
+    const session = this.leaseSession.current;
     if (session) {
-      const shortCall = <T>(p: Promise<T>) => withDeadline(p, 1000);
-      const record = encodeServiceRecord(this.currentRecord('draining', session));
-      const putDraining: TxnOp = { type: 'put', key: this.layout.service(this.id), value: record, lease: session.lease.id };
-      let resigned = false;
-      if (session.electionKey && session.electionRevision !== undefined) {
-        // One round trip hands over leadership: the draining record, our election key and, if we
-        // lead, the leader record change together, fenced by our key (while it exists and was the
-        // lowest, nobody else can have written the leader record).
-        const res = await shortCall(
-          this.registry.txn(
-            [{ key: session.electionKey, target: 'createRevision', equals: session.electionRevision }],
-            [putDraining, { type: 'delete', key: session.electionKey }, ...(wasLeader ? [{ type: 'delete' as const, key: this.layout.leader }] : [])],
-          ),
-        ).catch(() => undefined);
-        resigned = res?.succeeded === true;
-      }
-      if (!resigned) await shortCall(this.putRecord(session, 'draining')).catch(() => undefined);
-      await shortCall(session.lease.revoke()).then(
-        () => this.logger.info({ event: 'deregistered', serviceId: this.id }, 'deregistered: lease revoked'),
-        (err: unknown) => this.logger.warn({ event: 'deregister.failed', err: errMessage(err) }, `lease revoke failed (it expires by TTL): ${errMessage(err)}`),
-      );
+      const draining = this.publisher.prepare(session, 'draining');
+      // One round trip hands over leadership (leadership.ts); without a term, the record alone.
+      const resigned = await this.leadership.handOver(session, [draining.op], wasLeader, 1000);
+      if (!resigned) await withDeadline(this.publisher.put(session, 'draining'), 1000).catch(() => undefined);
     }
-    this.session = undefined;
-    this.health = { ...this.health, status: 'stopped' };
+    await this.leaseSession.close(session);
+    this.health.patch({ status: 'stopped' });
     await hookStopped;
     await this.checker?.stop('agent stopped');
     this.viewListeners?.();
@@ -396,12 +308,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     this.state = 'stopped';
   }
 
-  /** True only while our election key is the lowest and our lease is provably alive. */
+  /** True only while our election key is the lowest and our lease is provably alive (see leadership.ts). */
   isLeader(): boolean {
-    if (!this.leading || !this.session || this.session.resigning || this.state !== 'running') return false;
-    // Checked on every call, not only by timer: a process thawed after SIGSTOP must not claim
-    // leadership for even one call before its timers run.
-    return Date.now() < this.leaseDeadline(this.session);
+    return this.leadership.isLeader();
   }
 
   get running(): boolean {
@@ -409,60 +318,35 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   }
 
   /** The local record as this agent would publish it now. */
-  currentRecord(status: ServiceStatus = this.health.status, session: Session | undefined = this.session): ServiceRecord {
-    const s = this.config.service;
-    const intent = this.viewRef?.state.intent(this.id);
-    const enabled = intent && (intent.expiresAt === undefined || intent.expiresAt > Date.now()) ? intent.enabled : true;
-    const record: ServiceRecord = {
+  currentRecord(status: ServiceStatus = this.health.current.status, session: Session | undefined = this.leaseSession.current): ServiceRecord {
+    return localRecord(this.config, {
       id: this.id,
-      name: s.name,
-      host: s.host,
-      port: s.port,
-      version: s.version,
-      tags: s.tags,
-      region: s.region,
-      zone: s.zone,
       status,
-      role: this.isLeader() ? 'leader' : 'follower',
-      enabled,
-      health: { ...this.health, status },
-      isHealthy: status === 'healthy' && enabled,
+      health: this.health.current,
+      intent: this.viewRef?.state.intent(this.id),
+      leader: this.isLeader(),
       registeredAt: session?.registeredAt ?? this.startedAt,
-      updatedAt: Date.now(),
       healthUrl: this.healthUrl,
-      metadata: s.metadata,
-    };
-    if (this.apiUrl) record.apiUrl = this.apiUrl;
-    if (!enabled && intent?.reason) record.disabledReason = intent.reason;
-    record.checks = this.checkSettings();
-    if (this.maintenanceHook) record.instanceMaintenance = this.maintenanceHook.info();
-    return record;
+      apiUrl: this.apiUrl,
+      checks: this.checkSettings(),
+      maintenance: this.admin.info(),
+    });
   }
 
   status(): AgentStatusSnapshot {
-    const rec = this.currentRecord();
+    const { id, name, host, port, status, role, region, zone, version, enabled } = this.currentRecord();
+    const session = this.leaseSession.current;
     return {
       enabled: this.config.enabled,
-      currentService: {
-        id: rec.id,
-        name: rec.name,
-        host: rec.host,
-        port: rec.port,
-        status: rec.status,
-        role: rec.role,
-        region: rec.region,
-        zone: rec.zone,
-        version: rec.version,
-        enabled: rec.enabled,
-      },
+      currentService: { id, name, host, port, status, role, region, zone, version, enabled },
       isLeader: this.isLeader(),
       status: this.registrationStatus(),
       leaderId: this.viewRef?.leaderId() ?? null,
       registry: {
         kind: this.registryRef?.kind ?? this.config.cluster.discovery.registry,
         endpoints: this.registryRef?.description ?? '',
-        reachable: this.reachable,
-        lastContact: this.lastContact,
+        reachable: this.staleness.reachable,
+        lastContact: this.staleness.lastContact,
       },
       view: {
         stale: this.isStale(),
@@ -471,10 +355,10 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         revision: this.viewRef?.currentRevision ?? 0,
       },
       lease: {
-        id: this.session?.lease.id ?? null,
+        id: session?.lease.id ?? null,
         ttl: this.config.cluster.leaderElection.ttl,
-        renewedAt: this.session?.renewedAt ?? null,
-        term: this.session?.electionRevision ?? null,
+        renewedAt: session?.renewedAt ?? null,
+        term: session?.electionRevision ?? null,
       },
     };
   }
@@ -488,13 +372,13 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       case 'idle':
         return 'registering';
       case 'running':
-        return this.session ? 'registered' : 'registering';
+        return this.leaseSession.current ? 'registered' : 'registering';
     }
   }
 
   /** The view is stale when the watch is down or our own keep-alives are not getting through. */
   isStale(): boolean {
-    return !this.viewRef || this.viewRef.stale || !this.reachable;
+    return this.staleness.stale;
   }
 
   healthHistory(): HealthHistoryEntry[] {
@@ -502,31 +386,17 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   }
 
   healthSnapshot(): HealthInfo {
-    return { ...this.health };
+    return { ...this.health.current };
   }
 
   /** The health-check settings published in the record (`checks`), for detection budgets. */
   checkSettings(): HealthCheckSettings {
-    const hc = this.config.cluster.healthCheck;
-    return {
-      interval: hc.interval,
-      timeout: hc.timeout,
-      retries: hc.retries,
-      gracePeriod: hc.gracePeriod,
-      ttl: this.config.cluster.leaderElection.ttl,
-      flap: this.flapSettings(),
-    };
-  }
-
-  /** Flap damping settings; a config built in code by an embedder may predate them (then: off). */
-  private flapSettings(): HealthCheckSettings['flap'] {
-    const hc = this.config.cluster.healthCheck;
-    return { threshold: hc.flapThreshold ?? 0, window: hc.flapWindow ?? 600, holdDown: hc.flapHoldDown ?? 300 };
+    return checkSettingsOf(this.config);
   }
 
   /** The instance maintenance hook's state, when `--instance-maintenance-hook` is on. */
   instanceMaintenance(): InstanceMaintenanceInfo | undefined {
-    return this.maintenanceHook?.info();
+    return this.admin.info();
   }
 
   // ---- the seed's programmatic API ----
@@ -568,533 +438,33 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
    * over meanwhile (our key is gone), etcd refuses the transaction and nothing is written.
    */
   async leaderWrite(ops: TxnOp[]): Promise<TxnResult> {
-    const session = this.session;
-    if (!session?.electionKey || session.electionRevision === undefined) throw new NotLeaderError('not a leadership candidate');
-    if (!this.isLeader()) throw new NotLeaderError(`agent ${this.id} is not the leader`);
-    return this.fencedTxn(session, ops);
+    return this.leadership.leaderWrite(ops);
   }
 
   /** The fenced transaction itself, without the local leadership check (exposed for fault tests). */
-  async fencedTxn(session: Pick<Session, 'electionKey' | 'electionRevision'> | undefined = this.session, ops: TxnOp[]): Promise<TxnResult> {
-    if (!session?.electionKey || session.electionRevision === undefined) throw new NotLeaderError('not a leadership candidate');
-    const res = await this.registry.txn(
-      [{ key: session.electionKey, target: 'createRevision', equals: session.electionRevision }],
-      ops,
-    );
-    if (!res.succeeded) this.logger.warn({ event: 'leader.fenced' }, 'leader-only write refused: our election key is gone');
-    return res;
+  async fencedTxn(session: Pick<Session, 'electionKey' | 'electionRevision'> | undefined = this.leaseSession.current, ops: TxnOp[]): Promise<TxnResult> {
+    return this.leadership.fencedTxn(session, ops);
   }
 
   /** The fencing token of the current session, for tests that replay a stale leader's write. */
   fencingToken(): { electionKey?: string; electionRevision?: number } | undefined {
-    return this.session ? { electionKey: this.session.electionKey, electionRevision: this.session.electionRevision } : undefined;
+    const session = this.leaseSession.current;
+    return session ? { electionKey: session.electionKey, electionRevision: session.electionRevision } : undefined;
   }
 
-  // ---- lease, registration, election ----
-
-  private leaseDeadline(session: Session): number {
-    return session.renewedAt + this.config.cluster.leaderElection.ttl * 1000;
-  }
-
-  /** Grants a lease, puts the record and campaigns. Retries until it works or the agent stops. */
-  private ensureSession(): Promise<void> {
-    if (this.session || this.state !== 'running') return Promise.resolve();
-    this.registering ??= this.register().finally(() => {
-      this.registering = undefined;
-    });
-    return this.registering;
-  }
-
-  private async register(): Promise<void> {
-    const ttl = this.config.cluster.leaderElection.ttl;
-    const reregistration = this.registeredOnce;
-    let lease: RegistryLease | undefined;
-    try {
-      if (this.config.service.startDisabled && !this.startDisabledDone) {
-        // Before the first record exists, so the instance is never routable for a moment.
-        const wrote = await applyStartDisabled(this.registry, this.layout, this.id, `agent:${this.id}`);
-        this.startDisabledDone = true;
-        this.logger.info(
-          { event: wrote ? 'start_disabled.applied' : 'start_disabled.skipped', serviceId: this.id },
-          wrote ? `started disabled (reason start-disabled); enable with: services enable ${this.id}` : 'start-disabled: an operator intent already exists for this id; it stands',
-        );
-      }
-      const sentAt = Date.now();
-      lease = await this.registry.grantLease(ttl);
-      const session: Session = { lease, registeredAt: Date.now(), renewedAt: sentAt };
-      if (this.config.cluster.leaderElection.enabled) {
-        // Record and campaign in one transaction: one round trip fewer per registration, which is
-        // what a thousand agents starting at once wait for.
-        const key = this.layout.electionOf(lease.id);
-        const encoded = encodeServiceRecord(this.currentRecord(undefined, session));
-        const res = await this.registry.txn(
-          [{ key, target: 'createRevision', equals: 0 }],
-          [
-            { type: 'put', key: this.layout.service(this.id), value: encoded, lease: lease.id },
-            { type: 'put', key, value: this.id, lease: lease.id },
-          ],
-        );
-        session.electionKey = key;
-        if (res.succeeded) {
-          this.lastPublished = encoded;
-          this.lastPublishAt = Date.now();
-          // Our key is new in this transaction, so its create revision is the transaction's revision.
-          session.electionRevision = res.revision;
-        } else {
-          // The key names our brand-new lease, so only a half-finished earlier attempt could hold it.
-          await this.putRecord(session);
-          session.electionRevision = (await this.registry.get(key))?.createRevision;
-        }
-      } else {
-        await this.putRecord(session);
-      }
-      if (this.state !== 'running') {
-        await lease.revoke().catch(() => undefined);
-        return;
-      }
-      this.session = session;
-      this.registeredOnce = true;
-      this.contact();
-      this.setReachable(true);
-      this.scheduleDeadline(session);
-      this.logger.info(
-        { event: reregistration ? 'lease.regranted' : 'registered', serviceId: this.id, leaseId: lease.id, ttl },
-        `${reregistration ? 're-registered' : 'registered'} ${this.id} under lease ${lease.id} (ttl ${ttl}s)`,
-      );
-      this.emit('registered', { leaseId: lease.id, reregistration });
-      // A health change while the registration was in flight could not be published without a
-      // session (the first probe often answers before etcd does): publish it now, not at the next renew.
-      if (this.dirty) this.publish();
-      this.evaluateLeadership();
-    } catch (err) {
-      // Never leave a half-registered lease behind: it would be a second live lease for this agent.
-      if (lease) await withDeadline(lease.revoke(), 1000).catch(() => undefined);
-      this.setReachable(false);
-      this.logger.warn({ event: 'register.failed', err: errMessage(err) }, `registration failed: ${errMessage(err)}; retrying`);
-      this.emit('registrationFailed', err instanceof Error ? err : new Error(String(err)));
-    }
-  }
-
-  private scheduleRenew(): void {
-    if (this.state !== 'running') return;
-    const ms = this.config.cluster.leaderElection.renewInterval * 1000;
-    this.renewTimer = setTimeout(() => {
-      void this.renew().finally(() => this.scheduleRenew());
-    }, ms);
-  }
-
-  private async renew(): Promise<void> {
-    const session = this.session;
-    if (!session) {
-      await this.ensureSession();
-      return;
-    }
-    const sentAt = Date.now();
-    try {
-      // Bounded well inside the TTL: a member that does not answer is left for another in time.
-      await session.lease.keepAliveOnce({ timeoutMs: memberFailoverMs(this.config) });
-      if (this.session !== session || this.state !== 'running') return;
-      session.renewedAt = sentAt;
-      this.contact();
-      if (this.keepaliveOutage) {
-        const { since, failures } = this.keepaliveOutage;
-        this.keepaliveOutage = undefined;
-        this.logger.info(
-          { event: 'lease.keepalive_recovered', failures, outageMs: sentAt - since },
-          `lease keep-alive works again after ${failures} failed attempt${failures === 1 ? '' : 's'} over ${Math.round((sentAt - since) / 1000)}s`,
-        );
-      }
-      this.scheduleDeadline(session);
-      this.setReachable(true);
-      if (this.dirty || this.refreshDue()) this.publish();
-      // A term given up while etcd was out of reach is resigned now that it answers again.
-      if (session.resigning) void this.stepDown(session);
-      this.evaluateLeadership();
-    } catch (err) {
-      if (this.session !== session || this.state !== 'running') return;
-      if (err instanceof LeaseLostError) {
-        await this.onLeaseLost(session, err.message);
-        return;
-      }
-      this.setReachable(false);
-      this.emit('keepaliveFailed', err instanceof Error ? err : new Error(String(err)));
-      this.logKeepaliveFailure(errMessage(err));
-      this.evaluateLeadership();
-    }
-  }
-
-  /** The keep-alive outage in progress, so it is logged once (and every 30 s), not every renewal. */
-  private keepaliveOutage: { since: number; failures: number; loggedAt: number } | undefined;
-
-  private logKeepaliveFailure(message: string): void {
-    const now = Date.now();
-    const outage = this.keepaliveOutage;
-    if (outage === undefined) {
-      this.keepaliveOutage = { since: now, failures: 1, loggedAt: now };
-      this.logger.warn({ event: 'lease.keepalive_failed', err: message }, `lease keep-alive failed: ${message}`);
-      return;
-    }
-    outage.failures += 1;
-    // Not on every new wording either: the client alternates between its own messages (refused,
-    // failing fast) while the registry stays away.
-    if (now - outage.loggedAt < KEEPALIVE_LOG_EVERY_MS) return;
-    outage.loggedAt = now;
-    this.logger.warn(
-      { event: 'lease.keepalive_failed', err: message, failures: outage.failures, outageMs: now - outage.since },
-      `lease keep-alive still failing after ${outage.failures} attempts over ${Math.round((now - outage.since) / 1000)}s: ${message}`,
-    );
-  }
-
-  /** Wakes at the lease deadline so a leader that cannot renew demotes itself on time. */
-  private scheduleDeadline(session: Session): void {
-    clearTimeout(this.deadlineTimer);
-    const ms = Math.max(0, this.leaseDeadline(session) - Date.now());
-    this.deadlineTimer = setTimeout(() => {
-      if (this.session !== session) return;
-      this.evaluateLeadership();
-      if (Date.now() >= this.leaseDeadline(session)) {
-        this.logger.warn({ event: 'lease.deadline', serviceId: this.id }, 'lease deadline passed without a renewal; not leading until a keep-alive gets through');
-      }
-    }, ms + 5);
-  }
-
-  /** Forgets a lost lease (its keys are gone with it) and registers again under a new one. */
-  private async onLeaseLost(session: Session, reason: string): Promise<void> {
-    if (this.session !== session) return;
-    this.logger.warn({ event: 'lease.lost', serviceId: this.id, leaseId: session.lease.id }, `lease ${session.lease.id} lost; registering again`);
-    this.emit('leaseLost', { leaseId: session.lease.id, reason });
-    this.session = undefined;
-    this.setLeading(false);
-    await this.ensureSession();
-  }
-
-  private evaluateLeadership(): void {
-    const session = this.session;
-    const candidate = this.viewRef?.state.leaderCandidate();
-    const ours = !!session?.electionKey && candidate?.key === session.electionKey && candidate.createRevision === session.electionRevision;
-    const alive = !!session && Date.now() < this.leaseDeadline(session);
-    const leading = this.state === 'running' && ours && alive && !session!.resigning;
-    if (this.leading && !leading && this.state === 'running' && session && this.leaderSession === session && !session.resigning) {
-      // Leadership lost while running: the lease deadline passed (etcd may or may not have expired
-      // the lease; we cannot tell from here) or the view shows our key gone. Give up the term for
-      // good rather than resume it later, and resign it in etcd through the fence, so the next
-      // candidate need not wait for our lease to run out. A thawed or cut-off ex-leader's attempt
-      // is refused by the fence (`leader.fenced`); then it campaigns again from the back.
-      session.resigning = true;
-      this.logger.warn(
-        { event: 'leader.step_down', serviceId: this.id, term: session.electionRevision ?? null, reason: alive ? 'election key gone' : 'lease deadline passed' },
-        `stepping down: ${alive ? 'our election key is no longer the lowest' : 'lease deadline passed without a renewal'}`,
-      );
-      void this.stepDown(session);
-    }
-    this.setLeading(leading);
-  }
-
-  /**
-   * Resigns a term given up while running (see evaluateLeadership): deletes our election key and the
-   * leader record, fenced by the key's create revision, then campaigns again with a new key (at the
-   * back of the line). Refused by the fence when the key is already gone (the lease expired, someone
-   * else leads); fails harmlessly while etcd is out of reach, and is retried after the next keep-alive.
-   */
-  private async stepDown(session: Session): Promise<void> {
-    if (session.steppingDown || !session.resigning || this.session !== session) return;
-    session.steppingDown = true;
-    try {
-      const res = await this.fencedTxn(session, [
-        { type: 'delete', key: session.electionKey! },
-        { type: 'delete', key: this.layout.leader },
-      ]);
-      if (this.session !== session || this.state !== 'running') return;
-      if (res.succeeded) {
-        this.logger.info({ event: 'leader.resigned', serviceId: this.id, term: session.electionRevision }, 'resigned our term in etcd; campaigning again');
-      }
-      // Either way the old key is gone now: campaign afresh under the same lease, if it still lives.
-      await this.campaign(session);
-    } catch (err) {
-      if (err instanceof LeaseLostError) await this.onLeaseLost(session, err.message);
-      else this.logger.debug({ event: 'leader.step_down_failed', err: errMessage(err) }, `step-down not confirmed yet: ${errMessage(err)}`);
-    } finally {
-      session.steppingDown = false;
-    }
-  }
-
-  /** Puts a new election key under the session's lease (its create revision is the new term). */
-  private async campaign(session: Session): Promise<void> {
-    const key = this.layout.electionOf(session.lease.id);
-    const res = await this.registry.txn(
-      [{ key, target: 'createRevision', equals: 0 }],
-      [{ type: 'put', key, value: this.id, lease: session.lease.id }],
-    );
-    if (this.session !== session) return;
-    session.electionKey = key;
-    session.electionRevision = res.succeeded ? res.revision : (await this.registry.get(key))?.createRevision;
-    session.resigning = false;
-    this.evaluateLeadership();
-  }
-
-  private setLeading(leading: boolean): void {
-    if (leading === this.leading) return;
-    this.leading = leading;
-    const session = this.session;
-    this.logger.info(
-      { event: leading ? 'leader.elected' : 'leader.lost', serviceId: this.id, term: session?.electionRevision ?? null },
-      leading ? `${this.id} is now the leader` : `${this.id} is no longer the leader`,
-    );
-    clearInterval(this.leaderTimer);
-    if (!leading) clearTimeout(this.intentTimer);
-    if (leading && session) {
-      this.leaderSession = session;
-      this.leaderSince = Date.now();
-      void this.writeLeaderRecord(session);
-      // Its first step is an expiry pass: disables that lapsed while nobody led are re-enabled now.
-      void this.leaderMaintenance();
-      this.leaderTimer = setInterval(() => void this.leaderMaintenance(), 60_000);
-      this.leaderTimer.unref();
-    }
-    this.emit('leadership', leading);
-    if (this.state === 'running') this.publish();
-  }
-
-  /** `<ns>/leader`: who leads since when, for operators (`etcdctl get <ns>/leader`). One write per term. */
-  private async writeLeaderRecord(session: Session): Promise<void> {
-    const value = JSON.stringify({ leaderId: this.id, since: this.leaderSince, term: session.electionRevision });
-    try {
-      await this.leaderWrite([{ type: 'put', key: this.layout.leader, value, lease: session.lease.id }]);
-    } catch (err) {
-      this.logger.debug({ event: 'leader.record_failed', err: errMessage(err) }, `leader record not written: ${errMessage(err)}`);
-    }
-  }
-
-  /**
-   * Leader-only housekeeping, each write fenced: expired timed disables are re-enabled (see
-   * {@link expireIntents}; this is its backstop) and the audit trail is trimmed to its retention (the newest 1000 entries and at most 30 days).
-   */
-  private async leaderMaintenance(): Promise<void> {
-    try {
-      const now = Date.now();
-      const ops: TxnOp[] = [];
-      void this.expireIntents();
-      // Flap holds of instances gone for good: a live agent removes its own on release, so one whose
-      // hold ran out an hour ago with no record registered is left over.
-      const holds = await this.registry.list(this.layout.health);
-      for (const kv of holds.kvs) {
-        const id = kv.key.slice(this.layout.health.length);
-        const parsed = parseHealthState(kv.value, id);
-        if (this.view.state.service(id)) continue;
-        // Unparsable values are skipped (with the view's warning), never deleted: they may be someone's data.
-        if (parsed.ok && parsed.value.flapping.until + 3600_000 <= now) ops.push({ type: 'delete', key: kv.key });
-      }
-      const { kvs } = await this.registry.list(this.layout.audit);
-      const cutoff = String(now - 30 * 24 * 3600 * 1000).padStart(13, '0');
-      kvs.forEach((kv, i) => {
-        const name = kv.key.slice(this.layout.audit.length);
-        if (i < kvs.length - 1000 || name < cutoff) ops.push({ type: 'delete', key: kv.key });
-      });
-      for (let i = 0; i < ops.length; i += 100) {
-        if (!this.isLeader()) return;
-        await this.leaderWrite(ops.slice(i, i + 100));
-      }
-    } catch (err) {
-      this.logger.debug({ event: 'leader.maintenance_failed', err: errMessage(err) }, `leader maintenance skipped: ${errMessage(err)}`);
-    }
-  }
-
-  /**
-   * The leader re-enables expired timed disables, fenced, with an audit entry each (intent.ts), and
-   * arms a timer for the next expiry. Runs on becoming leader (finding what expired while nobody
-   * led), on intent changes, after a re-list and from the minute's maintenance; one pass at a time,
-   * a failed pass (registry away) retried after a second while still leading.
-   */
-  private expireIntents(): Promise<void> {
-    if (this.expiring) {
-      this.expireAgain = true;
-      return this.expiring;
-    }
-    this.expiring = (async () => {
-      do {
-        this.expireAgain = false;
-        const session = this.session;
-        if (!this.isLeader() || !session?.electionKey || session.electionRevision === undefined) {
-          // Leading, but the lease is not provably alive this instant (a keep-alive late under load):
-          // look again shortly rather than wait for the minute's maintenance.
-          if (this.leading && this.state === 'running') this.armIntentTimer(Date.now() + 500);
-          return;
-        }
-        clearTimeout(this.intentTimer);
-        let retryAt: number | undefined;
-        try {
-          const pass = await expireDueIntents(this.registry, this.layout, { key: session.electionKey, createRevision: session.electionRevision }, `leader:${this.id}`);
-          for (const id of pass.expired) {
-            this.logger.info({ event: 'intent.expired', serviceId: id }, `timed disable of ${id} expired: re-enabled (audited)`);
-          }
-          if (pass.fenced) {
-            this.logger.warn({ event: 'leader.fenced' }, 'expiry refused: our election key is gone');
-            return;
-          }
-          // A conflicting write (an operator, a drain's end) moved an intent under us: look again soon.
-          retryAt = pass.conflicted ? Date.now() + 200 : pass.next;
-        } catch (err) {
-          this.logger.debug({ event: 'intent.expiry_failed', err: errMessage(err) }, `expiry pass failed: ${errMessage(err)}; retrying`);
-          retryAt = Date.now() + 1000;
-        }
-        if (retryAt !== undefined && this.isLeader()) this.armIntentTimer(retryAt);
-      } while (this.expireAgain);
-    })().finally(() => {
-      this.expiring = undefined;
-    });
-    return this.expiring;
-  }
-
-  private armIntentTimer(at: number): void {
-    clearTimeout(this.intentTimer);
-    const delay = Math.min(Math.max(0, at - Date.now()), 0x7fffffff);
-    this.intentTimer = setTimeout(() => void this.expireIntents(), delay);
-    this.intentTimer.unref();
-  }
-
-  // ---- publishing the record ----
-
-  private putRecord(session: Session, status?: ServiceStatus): Promise<void> {
-    const encoded = encodeServiceRecord(this.currentRecord(status, session));
-    return this.registry.put(this.layout.service(this.id), encoded, { lease: session.lease.id }).then(() => {
-      this.lastPublished = encoded;
-      this.lastPublishAt = Date.now();
-    });
-  }
-
-  private refreshDue(): boolean {
-    const every = this.config.cluster.healthCheck.refreshInterval;
-    return every > 0 && Date.now() - this.lastPublishAt >= every * 1000;
-  }
-
-  /** Publishes the record if it changed in a way readers care about; writes are serialised. */
-  private publish(): void {
-    this.dirty = true;
-    this.publishing = this.publishing.then(async () => {
-      const session = this.session;
-      if (!session || this.state !== 'running' || !this.dirty) return;
-      this.dirty = false;
-      const record = this.currentRecord();
-      if (!this.refreshDue() && stableForm(record) === stableForm(this.lastPublishedRecord())) return;
-      try {
-        await this.putRecord(session);
-      } catch (err) {
-        if (err instanceof LeaseLostError) {
-          // Lease gone: the next renew tick finds out and re-registers with the current record.
-          this.dirty = true;
-          return;
-        }
-        this.dirty = true;
-        this.setReachable(false);
-        this.logger.warn({ event: 'publish.failed', err: errMessage(err) }, `record update failed: ${errMessage(err)}; will retry`);
-      }
-    });
-  }
-
-  private lastPublishedRecord(): Partial<ServiceRecord> {
-    try {
-      return JSON.parse(this.lastPublished) as Partial<ServiceRecord>;
-    } catch {
-      return {};
-    }
+  /** What lives under a new lease: the record and, with leader election, our election key. */
+  private async populate(session: Session): Promise<void> {
+    if (!this.config.cluster.leaderElection.enabled) return this.publisher.put(session);
+    // Record and campaign in one transaction: one round trip fewer per registration, which is
+    // what a thousand agents starting at once wait for.
+    const record = this.publisher.prepare(session);
+    if (await this.leadership.enter(session, [record.op], () => this.publisher.put(session))) record.written();
   }
 
   private onHealthResult(r: HealthCheckResultEvent): void {
-    const t = r.transition;
-    let flapChanged = false;
-    if (t.changed) {
-      const o = this.damper.change(t.previous, t.status, t.at);
-      if (o.entered) {
-        this.logger.warn(
-          { event: 'health.flapping', serviceId: this.id, flapping: this.damper.info() },
-          `health ${flapReason(this.damper.info()!)}`,
-        );
-      }
-      flapChanged = o.entered || o.updated;
-    }
-    if (!t.ignored && this.damper.evaluate(t.at).released) {
-      flapChanged = true;
-      this.logger.info({ event: 'health.flap_released', serviceId: this.id, status: r.health.status }, `flap hold released: stable for ${this.damper.holdDownMs / 1000}s`);
-    }
-    this.health = this.damped(r.health);
+    const flapChanged = this.health.take(r);
     this.emit('healthResult', r);
-    if (flapChanged || this.flapDirty) this.persistFlapHold();
-    if (t.changed || flapChanged || this.refreshDue()) this.publish();
-  }
-
-  /** The probe-level health as published: held `unhealthy` with an explanation while flapping. */
-  private damped(raw: HealthInfo): HealthInfo {
-    const info = this.damper.info();
-    const health: HealthInfo = { ...raw, status: this.damper.apply(raw.status) };
-    delete health.flapping;
-    if (info) {
-      health.flapping = info;
-      health.message = `${flapReason(info)}; checks now ${raw.status === 'healthy' ? 'pass' : raw.status}${raw.message ? ` (${raw.message})` : ''}`;
-    }
-    return health;
-  }
-
-  /** Resumes a flap hold persisted by a previous run of this agent (it outlives the lease). */
-  private async restoreFlapHold(): Promise<void> {
-    if (!this.damper.enabled) return;
-    const key = this.layout.healthOf(this.id);
-    try {
-      const kv = await withDeadline(this.registry.get(key), 2000);
-      if (!kv) return;
-      const parsed = parseHealthState(kv.value, this.id);
-      if (!parsed.ok) {
-        this.logger.warn({ event: 'registry.skipped' }, `skipping ${key}: ${parsed.error}`);
-        return;
-      }
-      if (this.damper.restore(parsed.value.flapping, Date.now())) {
-        this.health = this.damped(this.health);
-        this.logger.warn({ event: 'health.flapping', serviceId: this.id, flapping: this.damper.info(), restored: true }, `health ${flapReason(this.damper.info()!)} (resumed after restart)`);
-      } else {
-        // The hold ran out while we were away: forget it.
-        await withDeadline(this.registry.delete(key), 2000).catch(() => undefined);
-      }
-    } catch (err) {
-      this.logger.warn({ event: 'health.flap_restore_failed', err: errMessage(err) }, `cannot read a persisted flap hold: ${errMessage(err)}`);
-    }
-  }
-
-  /** Writes the hold (or its end) to `<ns>/health/<id>`, without a lease, so it survives a restart. */
-  private persistFlapHold(): void {
-    this.flapDirty = false;
-    this.flapPersisting = this.flapPersisting.then(async () => {
-      const key = this.layout.healthOf(this.id);
-      const info = this.damper.info();
-      try {
-        if (info) await this.registry.put(key, JSON.stringify({ serviceId: this.id, flapping: info }));
-        else await this.registry.delete(key);
-      } catch (err) {
-        this.flapDirty = true;
-        this.logger.warn({ event: 'health.flap_persist_failed', err: errMessage(err) }, `flap hold not saved yet: ${errMessage(err)}; will retry`);
-      }
-    });
-  }
-
-  private startMaintenanceHook(): void {
-    const s = this.config.service;
-    if (!s.maintenanceHook || this.state !== 'running') return;
-    const host = s.host.includes(':') ? `[${s.host}]` : s.host;
-    const hc = this.config.cluster.healthCheck;
-    const hook = new InstanceMaintenanceHook({
-      baseUrl: s.maintenanceUrl ?? `http://${host}:${s.port}`,
-      // Anything but enabled (disabled, draining, a timed disable) keeps the instance out of service.
-      // Until the view has listed once the intent is unknown, and the hook waits.
-      // Maintenance once the drain is over: while draining, routers stop sending, the instance finishes its work.
-      desired: () => {
-        if (!this.viewRef || this.viewRef.lastUpdate === 0) return undefined;
-        return adminStateOf(this.viewRef.state.intent(this.id)) === 'disabled' ? 'maintenance' : 'serving';
-      },
-      timeoutMs: hc.timeout * 1000,
-      recheckMs: hc.interval * 1000,
-      logger: this.logger,
-    });
-    hook.on('change', () => this.publish());
-    this.maintenanceHook = hook;
-    hook.start();
+    if (r.transition.changed || flapChanged || this.publisher.refreshDue()) this.publisher.publish();
   }
 
   private onClusterEvent(e: ClusterEvent): void {
@@ -1106,26 +476,22 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
         this.emit('serviceLeft', e.serviceId, e);
         break;
       case 'leaderElected':
-        this.evaluateLeadership();
+        this.leadership.evaluate();
         this.emit('leaderElected', e.leaderId, e);
         break;
       case 'serviceEnabled':
       case 'serviceDisabled':
         if (e.serviceId === this.id) {
-          this.publish();
-          this.drain?.update(this.view.state.intent(this.id));
-          this.maintenanceHook?.poke();
+          this.publisher.publish();
+          this.admin.intentChanged();
         }
-        // A disable lapsed, or a new one may expire: the leader re-enables on time (see expireIntents).
-        if (this.isLeader() && this.view.state.intent(e.serviceId)?.expiresAt !== undefined) void this.expireIntents();
+        // A disable lapsed, or a new one may expire: the leader re-enables on time (see leader-duties.ts).
+        if (this.isLeader() && this.view.state.intent(e.serviceId)?.expiresAt !== undefined) void this.duties.expireIntents();
         this.emit(e.type, e);
         break;
       case 'serviceUpdated':
-        if (e.serviceId === this.id) {
-          this.drain?.update(this.view.state.intent(this.id));
-          // A drain that ended (draining -> disabled) is when the instance's own switch follows.
-          this.maintenanceHook?.poke();
-        }
+        // A drain that ended (draining -> disabled) is when the instance's own switch follows.
+        if (e.serviceId === this.id) this.admin.intentChanged();
         this.emit(e.type, e);
         break;
       default:
@@ -1133,50 +499,4 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     }
     this.emit('event', e);
   }
-
-  /** The registry answered: proof that our view (watching on the same connection) is current. */
-  private contact(): void {
-    this.lastContact = Date.now();
-    this.viewRef?.noteContact(this.lastContact);
-  }
-
-  private setReachable(reachable: boolean): void {
-    if (reachable === this.reachable) return;
-    this.reachable = reachable;
-    this.checkStale();
-  }
-
-  private lastStale = true;
-  private everCurrent = false;
-  private checkStale(): void {
-    const stale = this.isStale();
-    if (stale === this.lastStale) return;
-    this.lastStale = stale;
-    this.logger[stale ? 'warn' : 'info'](
-      { event: stale ? 'view.stale' : 'view.current' },
-      stale ? 'cluster view is stale: the registry is not answering' : `cluster view is current${this.everCurrent ? ' again' : ''}`,
-    );
-    if (!stale) this.everCurrent = true;
-    this.emit('stale', stale);
-  }
-}
-
-/** What decides whether a record needs a write: everything but timestamps and probe figures. */
-function stableForm(r: Partial<ServiceRecord>): string {
-  const { updatedAt: _u, health, ...rest } = r;
-  return JSON.stringify({ ...rest, health: health ? { status: health.status, flapping: health.flapping } : undefined });
-}
-
-function errMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms}ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

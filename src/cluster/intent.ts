@@ -124,7 +124,10 @@ export async function markDrained(
   // So is a drain capped at the expiry that ran to its deadline: both are due at once, and a timer
   // may fire a millisecond before the wall clock reaches them.
   if (old.expiresAt !== undefined && (old.expiresAt <= now || (end === 'deadline' && old.expiresAt <= drainUntil))) return false;
-  const intent: AdminIntent = { ...old, drainedAt: now, drainEnd: end };
+  // A timer may fire a millisecond before the wall clock reaches the deadline: a drain that ran to
+  // its deadline ended at it, not before.
+  const endedAt = end === 'deadline' ? Math.max(now, drainUntil) : now;
+  const intent: AdminIntent = { ...old, drainedAt: endedAt, drainEnd: end };
   const audit: AuditEntry = {
     id: auditId(now),
     at: now,

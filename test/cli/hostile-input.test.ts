@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { ensureBuilt, runCli, type CliResult } from './fixtures.js';
+import { deadPort } from '../helpers/loopback.js';
 
 /**
  * Hostile input on the command line and in the environment (issue 16): every bad value is refused
@@ -12,14 +13,6 @@ import { ensureBuilt, runCli, type CliResult } from './fixtures.js';
  * message from deep inside.
  */
 
-/** A port nothing listens on (it was free a moment ago): nothing here may get as far as connecting. */
-async function deadPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Exit 2, nothing on stdout, one line on stderr matching `line`, no stack. */
 export function expectUsageError(res: CliResult, line: RegExp | string, what: string): void {

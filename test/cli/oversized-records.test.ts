@@ -1,19 +1,23 @@
 import { expect } from 'chai';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
+import { RECORD_LIMITS } from '../../src/types.js';
+import { putUnderLease } from '../helpers/records.js';
 import { uniqueNamespace } from '../helpers/etcd.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
 import { ensureBuilt, json, runCli, type CliResult } from './fixtures.js';
 
 /**
- * A record with a megabyte in one field (issue 16, item 13), written straight into a real etcd as
- * anyone with etcdctl could: human output stays bounded (table cells cut with `…`, rows not padded to
- * the giant cell, `services show` values cut with "… (N more characters)"), while --json stays exact.
+ * Records with every field as long as a reader takes (issue 16, item 13; RECORD_LIMITS), written
+ * straight into a real etcd as anyone with etcdctl could: human output stays bounded (table cells cut
+ * with `…`, rows not padded to the widest cell, `services show` values cut with "… (N more
+ * characters)"), while --json stays exact. A record with a megabyte in it is past what any reader
+ * takes: skipped with a warning, the others shown.
  */
 const MB = 1_000_000;
-const BIG_REGION = `eu-${'r'.repeat(MB)}`;
-const BIG_HOST = `h${'o'.repeat(200_000)}.example`;
-const BIG_REASON = `deploy ${'x'.repeat(MB)}`;
-const BIG_MESSAGE = `failed: ${'m'.repeat(300_000)}`;
+const BIG_REGION = `eu-${'r'.repeat(RECORD_LIMITS.location - 3)}`;
+const BIG_HOST = `h${'o'.repeat(RECORD_LIMITS.host - 9)}.example`;
+const BIG_REASON = `deploy ${'x'.repeat(RECORD_LIMITS.message - 7)}`;
+const BIG_MESSAGE = `failed: ${'m'.repeat(RECORD_LIMITS.message - 8)}`;
 
 describe('CLI: oversized registry records', function () {
   this.timeout(120_000);
@@ -43,16 +47,18 @@ describe('CLI: oversized registry records', function () {
           updatedAt: now,
           ...over,
         });
-      for (let i = 0; i < 9; i++) await registry.put(`${namespace}/services/svc-${i}`, record(`svc-${i}`));
-      await registry.put(`${namespace}/services/big-region`, record('big-region', { region: BIG_REGION, metadata: { note: 'y'.repeat(5000) } }));
-      await registry.put(
+      for (let i = 0; i < 9; i++) await putUnderLease(registry, `${namespace}/services/svc-${i}`, record(`svc-${i}`));
+      await putUnderLease(registry, `${namespace}/services/big-region`, record('big-region', { region: BIG_REGION, metadata: { note: 'y'.repeat(RECORD_LIMITS.metadataValue) } }));
+      await putUnderLease(registry, `${namespace}/services/megabyte`, record('megabyte', { region: `eu-${'r'.repeat(MB)}` }));
+      await putUnderLease(
+        registry,
         `${namespace}/services/big-host`,
         record('big-host', { host: BIG_HOST, status: 'unhealthy', health: { status: 'unhealthy', lastCheck: now, responseTime: 2, consecutiveFailures: 3, consecutiveSuccesses: 0, message: BIG_MESSAGE } }),
       );
       await registry.put(`${namespace}/admin/big-host`, JSON.stringify({ enabled: false, reason: BIG_REASON, actor: 'ops', at: now }));
       await registry.put(
         `${namespace}/audit/0001`,
-        JSON.stringify({ id: '0001', at: now, actor: `ops-${'a'.repeat(100_000)}`, action: 'disable', serviceId: 'big-host', reason: BIG_REASON, changed: true }),
+        JSON.stringify({ id: '0001', at: now, actor: `ops-${'a'.repeat(RECORD_LIMITS.actor - 4)}`, action: 'disable', serviceId: 'big-host', reason: BIG_REASON, changed: true }),
       );
     } finally {
       await registry.close();
@@ -77,8 +83,12 @@ describe('CLI: oversized registry records', function () {
     const row = (id: string) => lines.find((l) => l.includes(` ${id} `)) ?? '';
     expect(row('big-region')).to.include('eu-rrrr').and.to.include('…');
     expect(row('big-host')).to.include('hoooo').and.to.include('…');
-    // A normal row is as wide as the capped columns, not as the megabyte.
+    // A normal row is as wide as the capped columns, not as the widest cell.
     expect(row('svc-0').length).to.be.at.most(400);
+    // The megabyte is past what any reader takes: skipped, said once, and the rest listed.
+    expect(row('megabyte')).to.equal('');
+    expect(res.stderr).to.match(/skipping \S+\/services\/megabyte: \d+ characters: expected a value of at most \d+/);
+    expect(res.stderr.length).to.be.below(2_000);
   });
 
   it('services list --json: every byte of every field', async () => {
@@ -94,7 +104,8 @@ describe('CLI: oversized registry records', function () {
     const res = await cli(['services', 'show', 'big-host']);
     const lines = expectBounded(res, 'services show', 20_000, 1_200);
     const line = (key: string) => lines.find((l) => l.startsWith(`${key}:`)) ?? '';
-    expect(line('address')).to.match(/^address: +ho+… \(\d+ more characters\)$/);
+    // A host name is at most 255 characters: shown whole in the detail view.
+    expect(line('address')).to.match(/^address: +ho+\.example:3001$/);
     expect(line('message')).to.match(new RegExp(`^message: +failed: m+… \\((\\d+) more characters\\)$`));
     const more = Number(/\((\d+) more characters\)$/.exec(line('message'))![1]);
     // What is shown and what is said to be left add up to the value.

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { expect } from 'chai';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { API_KEY, ROOT, binOnPath, cliEnv, ensureBuilt, json, runCli, startCluster, type CliResult, type TestCluster } from './fixtures.js';
+import { deadPort } from '../helpers/loopback.js';
 
 /** Every command that talks to a cluster, with an id that exists in the test cluster. */
 const COMMANDS: string[][] = [
@@ -57,14 +58,6 @@ async function blackhole(): Promise<{ url: string; close(): void }> {
   };
 }
 
-/** A port nothing listens on (it was free a moment ago). */
-async function deadPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** What an unanswered command must do: fail within the bound, with its documented code, in one line. */
 function expectBounded(res: CliResult, args: string[]): void {

@@ -91,7 +91,7 @@ describe('faults: bad data and a flapping upstream', function () {
         upstream.setMode('up');
         await sleep(1600);
       }
-      await waitFor('ps-1 healthy again', async () => (await c.read()).service('ps-1')?.status === 'healthy', 5000, 50);
+      await waitFor('ps-1 healthy again', async () => (await c.read()).service('ps-1')?.status === 'healthy', 10_000, 50);
       await sleep(300);
 
       // The probes themselves, from ps-1's own history: every change obeys the rule exactly.

@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
 /** A test server listening on loopback. */
@@ -23,4 +24,13 @@ export async function listenOnLoopback(server: Server): Promise<LoopbackServer> 
         server.close(() => resolve());
       }),
   };
+}
+
+/** A port of 127.0.0.1 nothing listens on (it was free a moment ago): a call to it is refused at once. */
+export async function deadPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

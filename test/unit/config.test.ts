@@ -755,7 +755,8 @@ describe('config', () => {
       expect(configError(() => resolve({ env: { SERVICE_NAME: long(300_000) } })).message).to.equal(
         `SERVICE_NAME=${long(117)}... (env): expected at most 256 characters (got 300000)`,
       );
-      expect(configError(() => resolve({ env: { SERVICE_TAGS: `a,${long(257)}` } })).message).to.match(/^SERVICE_TAGS=a,a+\.\.\. \(env\): expected at most 256 characters in each item \(got 257\)$/);
+      // A tag as long as a record's reader takes (RECORD_LIMITS.tag), not one more.
+      expect(configError(() => resolve({ env: { SERVICE_TAGS: `a,${long(129)}` } })).message).to.match(/^SERVICE_TAGS=a,a+\.\.\. \(env\): expected at most 128 characters in each item \(got 129\)$/);
       expect(configError(() => resolve({ env: { SERVICE_TAGS: Array.from({ length: 65 }, (_, i) => `t${i}`).join(',') } })).message).to.match(
         /^SERVICE_TAGS=t0,t1,.* \(env\): expected at most 64 items \(got 65\)$/,
       );
