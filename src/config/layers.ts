@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { distance } from 'fastest-levenshtein';
+import { createRequire } from 'node:module';
 import { showValue, shortSafe, sourceText, type Candidate, type ConfigIssue, type SourceOrigin } from './errors.js';
 import { isPlainObject } from './object-path.js';
 import { SETTINGS, SETTING_GROUP_PATHS, envNames, settingByEnv, settingByFlag, settingByPath } from './settings.js';
@@ -81,6 +81,7 @@ function aliasConflict(first: Candidate, second: Candidate): ConfigIssue {
 }
 
 const KNOWN_PATHS: readonly string[] = [...SETTINGS.map((s) => s.path), ...SETTING_GROUP_PATHS];
+const require = createRequire(import.meta.url);
 
 /** A "did you mean" for an unknown key path, if there is a plausible one. */
 function suggest(path: string): string | undefined {
@@ -95,10 +96,12 @@ function suggest(path: string): string | undefined {
   const parent = parts.slice(0, -1).join('.');
   const siblings = KNOWN_PATHS.filter((p) => p.slice(0, p.lastIndexOf('.') === -1 ? 0 : p.lastIndexOf('.')) === parent);
   const limit = Math.max(2, Math.floor(key.length / 3));
+  // Edit distance from fastest-levenshtein (small, no dependencies, widely used; not ours to keep),
+  // required (it is CommonJS) only here, for an unknown key: a valid configuration never loads it.
+  const { distance } = require('fastest-levenshtein') as typeof import('fastest-levenshtein');
   let best: { path: string; edits: number } | undefined;
   for (const candidate of siblings) {
     const name = candidate.split('.').pop()!.toLowerCase();
-    // Edit distance from fastest-levenshtein: small, no dependencies, widely used; not ours to keep.
     const edits = distance(key.toLowerCase(), name);
     if (edits <= limit && (!best || edits < best.edits)) best = { path: candidate, edits };
   }
