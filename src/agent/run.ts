@@ -5,6 +5,9 @@ import { createLogger, type Logger } from '../util/logger.js';
 import { waitForSignal } from '../util/signals.js';
 import { ServiceAgent, agentRegistryOptions } from './agent.js';
 import { defaultEndpointNotice, defaultEndpointUnreachableNotice, memoryRegistryNotice } from './registry-notices.js';
+import { advertisedApiUrl } from '../api/advertised-url.js';
+
+export { advertisedApiUrl };
 
 export interface RunAgentOptions {
   flags?: Readonly<Record<string, FlagValue>>;
@@ -122,16 +125,4 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     await registry.close().catch(() => undefined);
     logger.info({ event: 'agent.stopped', serviceId: agent.id }, 'stopped');
   }
-}
-
-/**
- * The API URL peers and the CLI should use. An API bound to every interface (0.0.0.0, ::) listens on
- * no address of its own (the server reports loopback), so the instance's host (SERVICE_HOST) stands
- * in for it.
- */
-export function advertisedApiUrl(listening: string, apiHost: string, serviceHost: string): string {
-  if (!['0.0.0.0', '::', '[::]', ''].includes(apiHost)) return listening;
-  const url = new URL(listening);
-  url.hostname = serviceHost.includes(':') && !serviceHost.startsWith('[') ? `[${serviceHost}]` : serviceHost;
-  return url.href.replace(/\/$/, '');
 }

@@ -24,7 +24,7 @@ import Fastify, {
 } from 'fastify';
 import fastifyPlugin from 'fastify-plugin';
 import type { ServiceAgent } from '../agent/agent.js';
-import { advertisedApiUrl } from '../agent/run.js';
+import { advertisedApiUrl } from './advertised-url.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { escapeUnsafe, safeJsonText } from '../util/text.js';
 import { AccessRefusedError, ApiAuthenticator, type ApiAuthOptions, type Principal } from './auth.js';
