@@ -8,6 +8,9 @@
  * - {@link serviceDiscoveryPlugin}: routes on a Proxy-Stone (or any Fastify) host;
  * - {@link createRequestHandler}: a plain `(req, res)` handler for non-Fastify hosts.
  *
+ * Why this file is long: the three forms share one set of server options, hooks and error answers
+ * (every framework and parser error in the documented shape), and they must not drift apart.
+ *
  * @module
  */
 import { readFile } from 'node:fs/promises';
