@@ -221,6 +221,7 @@ export const setEnabledAnswer: Check = object({
   changed: bool,
   reasonUpdated: opt(bool),
   previousReason: opt(str),
+  repaired: opt(str),
   service: opt(serviceRecord),
 });
 
@@ -243,6 +244,7 @@ const auditEntry = object({
   drainUntil: opt(num),
   drained: opt(oneOf(['idle', 'deadline'])),
   startDisabled: opt(bool),
+  repaired: opt(str),
 });
 
 /** `GET /audit`: `AuditResponse`. */

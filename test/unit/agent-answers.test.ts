@@ -119,7 +119,7 @@ const CASES: { name: string; schema: z.ZodType; check: Check; sample: unknown }[
     name: 'enable/disable',
     schema: SetEnabledResponseSchema,
     check: setEnabledAnswer,
-    sample: { serviceId: 'ps-1', enabled: false, changed: false, reasonUpdated: true, previousReason: 'old', service: record },
+    sample: { serviceId: 'ps-1', enabled: false, changed: false, reasonUpdated: true, previousReason: 'old', repaired: 'not JSON', service: record },
   },
   {
     name: 'audit',
@@ -146,6 +146,7 @@ const CASES: { name: string; schema: z.ZodType; check: Check; sample: unknown }[
           drainUntil: now,
           drained: 'idle',
           startDisabled: false,
+          repaired: 'not JSON',
         },
       ],
     },
