@@ -143,7 +143,7 @@ export class AgentClient implements ClusterClient {
    */
   async agentHealth(): Promise<AgentHealthResult> {
     const res = await this.send('GET', '/health', undefined, { root: true });
-    const text = await res.body.text().catch((err: unknown) => {
+    const text = await bodyText(res.body).catch((err: unknown) => {
       throw this.unavailable(err);
     });
     const body = parseJson(text);
@@ -168,12 +168,12 @@ export class AgentClient implements ClusterClient {
    */
   async keyAccess(): Promise<KeyAccess> {
     const read = await this.send('GET', '/audit?limit=1');
-    const readBody = parseJson(await read.body.text().catch(() => ''));
+    const readBody = parseJson(await bodyText(read.body).catch(() => ''));
     if (read.statusCode === 401 || read.statusCode === 403) {
       return { read: false, write: 'refused', message: textField(readBody, 'message') ?? `HTTP ${read.statusCode}` };
     }
     const write = await this.send('POST', `/services/${encodeURIComponent(KEY_PROBE_ID)}/disable`, { keyProbe: true });
-    const writeBody = parseJson(await write.body.text().catch(() => ''));
+    const writeBody = parseJson(await bodyText(write.body).catch(() => ''));
     const message = textField(writeBody, 'message') ?? `HTTP ${write.statusCode}`;
     const code = textField(writeBody, 'error');
     // Authorised, then refused for the body (or, were the body ever accepted, for the unknown id).
@@ -248,7 +248,7 @@ export class AgentClient implements ClusterClient {
    */
   private async json<T>(method: 'GET' | 'POST', path: string, check: Check, body?: object, serviceId?: string): Promise<T> {
     const res = await this.send(method, path, body);
-    const text = await res.body.text().catch((err: unknown) => {
+    const text = await bodyText(res.body).catch((err: unknown) => {
       throw this.unavailable(err);
     });
     const parsed = parseJson(text);
@@ -319,7 +319,7 @@ export class AgentClient implements ClusterClient {
       throw this.unavailable(err);
     }
     if (res.statusCode !== 200) {
-      const text = await res.body.text().catch(() => '');
+      const text = await bodyText(res.body).catch(() => '');
       const error = parseJson(text);
       throw new AgentRequestError(
         this.description,
@@ -367,7 +367,7 @@ export async function fetchServiceHealth(url: string, timeoutMs: number): Promis
         throw new AgentUnavailableError(url, reason(err, timeoutMs));
       },
     );
-    const text = await res.body.text();
+    const text = await bodyText(res.body);
     if (res.statusCode !== 200) throw new AgentRequestError(url, res.statusCode, `http_${res.statusCode}`, `HTTP ${res.statusCode}`);
     let parsed: ServiceHealthResult;
     try {
@@ -397,6 +397,27 @@ function apiBase(url: string): string {
   parsed.hash = '';
   const path = parsed.pathname.replace(/\/+$/, '').replace(/\/service-discovery$/, '');
   return `${parsed.origin}${path}/service-discovery`;
+}
+
+/**
+ * Most bytes of one JSON answer read from an agent: a listing of 10,000 records is about 10 MB; a
+ * server that sends more is not an agent to trust with this process's memory.
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+/** An answer's body as text, refused (and the connection dropped) past {@link MAX_ANSWER_BYTES}. */
+async function bodyText(body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).byteLength;
+    if (size > MAX_ANSWER_BYTES) {
+      body.destroy();
+      throw new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function parseJson(text: string): unknown {

@@ -104,3 +104,53 @@ describe('CLI: --agent at something that is not an agent', function () {
     expect(error.message).to.match(new RegExp(`^not a proxy-stone-sd agent at ${url.replace(/[.]/g, '\\.')} \\(GET /service-discovery/services answered: services: required\\)$`));
   });
 });
+
+describe('CLI: an agent URL that answers without end', function () {
+  this.timeout(60_000);
+  let server: LoopbackServer;
+
+  before(async () => {
+    // JSON that never ends, and an event stream whose one event never ends: bounded reads cut both off.
+    server = await listenOnLoopback(
+      http.createServer((req, res) => {
+        req.resume();
+        const sse = req.url?.includes('/events');
+        res.writeHead(200, { 'content-type': sse ? 'text/event-stream' : 'application/json' });
+        res.write(sse ? 'data: ' : '{"services": ["');
+        const chunk = 'x'.repeat(1024 * 1024);
+        const pump = () => {
+          while (!res.destroyed && res.write(chunk));
+          if (!res.destroyed) res.once('drain', pump);
+        };
+        res.on('close', () => res.removeAllListeners('drain'));
+        pump();
+      }),
+    );
+  });
+  after(() => server.close());
+
+  it('a JSON answer is refused past its bound, an event past its own: memory stays bounded', async () => {
+    const { AgentClient, MAX_ANSWER_BYTES } = await import('../../src/cli/agent-client.js');
+    const { MAX_EVENT_BYTES } = await import('../../src/cli/sse-reader.js');
+    const client = new AgentClient({ kind: 'agent', url: server.url, timeoutMs: 30_000 });
+    try {
+      const before = process.memoryUsage().rss;
+      let error: unknown;
+      await client.listServices().catch((err: unknown) => (error = err));
+      expect((error as Error).message).to.include(`larger than ${MAX_ANSWER_BYTES} bytes`);
+      const notices: string[] = [];
+      const abort = new AbortController();
+      const done = client.events(() => undefined, abort.signal, {
+        onNotice: (n) => {
+          notices.push(n);
+          abort.abort();
+        },
+      });
+      await done;
+      expect(notices[0]).to.include(`larger than ${MAX_EVENT_BYTES} bytes`);
+      expect(process.memoryUsage().rss - before).to.be.below(4 * MAX_ANSWER_BYTES);
+    } finally {
+      await client.close();
+    }
+  });
+});
