@@ -8,7 +8,7 @@
  * @module
  */
 import { z } from 'zod';
-import { MAX_DRAIN_TIMEOUT, MAX_INTENT_HORIZON_MS } from '../cluster/admin.js';
+import { MAX_DRAIN_TIMEOUT, MAX_INTENT_HORIZON_MS, MAX_REASON } from '../cluster/admin.js';
 import { CLUSTER_EVENT_TYPES, SERVICE_STATUSES, type ClusterEventType } from '../types.js';
 import { PROMETHEUS_TARGET_KINDS } from './prometheus-sd.js';
 
@@ -216,8 +216,8 @@ export const SetEnabledBodySchema = named(
   z.strictObject(
     {
       reason: z
-        .string({ error: 'expected a string of at most 500 characters' })
-        .max(500, { error: 'expected a string of at most 500 characters' })
+        .string({ error: `expected a string of at most ${MAX_REASON} characters` })
+        .max(MAX_REASON, { error: `expected a string of at most ${MAX_REASON} characters` })
         .optional(),
       expiresAt: z
         .number({ error: 'expected a time in epoch milliseconds' })

@@ -1,20 +1,18 @@
 import { userInfo } from 'node:os';
 import { Args, Flags } from '@oclif/core';
 import { SERVICE_STATUSES, type ServiceStatus } from '../types.js';
-import { UNSAFE_CHARACTER } from '../util/text.js';
+import { MAX_REASON } from '../cluster/admin.js';
+import { unsafeCharacterIn } from '../util/text.js';
 import type { ClusterClient, SetEnabledRequest, SetEnabledSummary } from './cluster-contract.js';
 import { ClusterCommand } from './cluster-command.js';
 import { bulkExitCode, capacityRefusal, describeError, EXIT, UserError } from './errors.js';
 
-/** Longest `--reason`: what the agent's API and the registry path (src/cluster/admin.ts) take. */
-const MAX_REASON = 500;
-const UNSAFE = new RegExp(UNSAFE_CHARACTER);
 
 /** Why a `--reason` cannot be recorded, or undefined: too long, or a control character (the audit trail is shown on terminals). */
 function reasonProblem(reason: string): string | undefined {
   if (reason.length > MAX_REASON) return `expected at most ${MAX_REASON} characters (got ${reason.length})`;
-  const bad = UNSAFE.exec(reason);
-  if (bad) return `expected text without control characters; contains U+${bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+  const bad = unsafeCharacterIn(reason);
+  if (bad) return `expected text without control characters; contains ${bad.codePoint}`;
   return undefined;
 }
 
@@ -64,7 +62,7 @@ export function cliActor(): string {
 export abstract class ServiceToggleCommand extends ClusterCommand {
   static override args = { id: Args.string({ description: 'Service id, as shown by services list; omit it with --all.' }) };
   static override flags = {
-    reason: Flags.string({ summary: 'Why, recorded in the audit trail (at most 500 characters).' }),
+    reason: Flags.string({ summary: `Why, recorded in the audit trail (at most ${MAX_REASON} characters).` }),
     all: Flags.boolean({ summary: 'Every service matching --region/--zone/--status (all services without them).' }),
     region: Flags.string({ summary: 'With --all: only services in this region.', dependsOn: ['all'] }),
     zone: Flags.string({ summary: 'With --all: only services in this zone.', dependsOn: ['all'] }),

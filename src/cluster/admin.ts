@@ -87,7 +87,8 @@ export interface SetEnabledResult {
   audited: boolean;
 }
 
-const MAX_REASON = 500;
+/** Longest reason an intent records: every path that takes one (API, CLI, dashboard) holds to it. */
+export const MAX_REASON = 500;
 
 /**
  * `options` over `defaults`, where a property set to `undefined` counts as absent: a caller that

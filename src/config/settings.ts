@@ -8,7 +8,7 @@
  * the whole table at start-up anyway (their flags and value checks come from it).
  */
 import { DURATION_EXPECTATION, formatDuration } from '../util/duration.js';
-import { UNSAFE_CHARACTER } from '../util/text.js';
+import { UNSAFE_CHARACTER, unsafeCharacterIn } from '../util/text.js';
 import { RECORD_LIMITS } from '../types.js';
 import type { SdConfig } from './types.js';
 
@@ -700,7 +700,6 @@ export function maxLengthOf(setting: Setting): number | undefined {
 }
 
 const UNSAFE = new RegExp(UNSAFE_CHARACTER);
-const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
 /** What is wrong with a value, for the tail of a message: `expected <expected>; <reason>`. */
 export interface TextProblem {
@@ -717,11 +716,8 @@ export interface TextProblem {
  * key=value setting it is. The loader and the CLI's own target flags both ask this, so both refuse the same values.
  */
 export function textProblem(setting: Setting, text: string, part: 'value' | 'item' | 'key' | 'pair value' = 'value'): TextProblem | undefined {
-  const bad = UNSAFE.exec(text.trim());
-  if (bad) {
-    const code = bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
-    return { reason: `contains a ${BIDI.test(bad[0]) ? 'bidirectional ' : ''}control character (U+${code})` };
-  }
+  const bad = unsafeCharacterIn(text.trim());
+  if (bad) return { reason: `contains a ${bad.bidi ? 'bidirectional ' : ''}control character (${bad.codePoint})` };
   const max = part === 'key' ? MAX_KEY_LENGTH : maxLengthOf(setting);
   if (max !== undefined && text.length > max) {
     const each = part === 'item' ? ' in each item' : part === 'key' ? ' in each key' : part === 'pair value' ? ' in each value' : '';

@@ -10,6 +10,7 @@
  * @module
  */
 import type { ServiceDetails } from '../cli/cluster-contract.js';
+import { MAX_REASON } from '../cluster/admin.js';
 import { computeTopology } from '../cluster/topology.js';
 import {
   SERVICE_STATUSES,
@@ -144,7 +145,6 @@ export interface DashboardStateOptions {
 
 const FLASH_MS = 6_000;
 const SPECIAL_KEYS = ['upArrow', 'downArrow', 'leftArrow', 'rightArrow', 'pageUp', 'pageDown', 'home', 'end', 'return', 'escape', 'backspace', 'delete', 'ctrl', 'meta', 'tab'] as const satisfies readonly (keyof KeyPress)[];
-const MAX_REASON = 500;
 
 /** The live model of the dashboard. Mutated by the controller; read by the components at each frame. */
 export class DashboardState {

@@ -16,6 +16,18 @@ const BIDI_CONTROLS = '\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069';
 export const UNSAFE_CHARACTER = `[\\u0000-\\u001f\\u007f-\\u009f${BIDI_CONTROLS}]`;
 
 const UNSAFE = new RegExp(UNSAFE_CHARACTER, 'g');
+const UNSAFE_ONE = new RegExp(UNSAFE_CHARACTER);
+const BIDI_ONE = new RegExp(`[${BIDI_CONTROLS}]`);
+
+/**
+ * The first character of `text` a terminal could act on, as `U+001B`, and whether it is a
+ * bidirectional control; undefined when there is none. For messages that say what was refused.
+ */
+export function unsafeCharacterIn(text: string): { codePoint: string; bidi: boolean } | undefined {
+  const bad = UNSAFE_ONE.exec(text);
+  if (!bad) return undefined;
+  return { codePoint: `U+${bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`, bidi: BIDI_ONE.test(bad[0]) };
+}
 
 /** The text without control or bidirectional-control characters (a keypress, a paste, a value for a config file). */
 export function printable(input: string): string {
