@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { EtcdRegistry } from '../../src/registry/etcd.js';
 import { putUnderLease } from '../helpers/records.js';
+import { RAW } from '../helpers/terminal.js';
 import { startEtcd, uniqueNamespace, type EtcdServer } from '../helpers/etcd.js';
 import { ensureBuilt, json, runCli, type CliResult } from './fixtures.js';
 
@@ -16,8 +17,6 @@ const BELL = '\u0007';
 const RLO = '\u202e';
 const C1_CSI = '\u009b';
 const DEL = '\u007f';
-/** Anything a terminal could act on: C0 controls but tab and newline, DEL, C1, bidi controls. */
-const RAW = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
 describe('CLI: hostile registry data never reaches the terminal raw', function () {
   this.timeout(60_000);

@@ -22,15 +22,13 @@ import { uniqueNamespace } from '../helpers/etcd.js';
 import { putUnderLease, sampleRecord } from '../helpers/records.js';
 import { sharedEtcd } from '../helpers/shared-etcd.js';
 import { connection } from '../ui/fixtures.js';
+import { rawIn } from '../helpers/terminal.js';
 
 /**
  * Property-based: whatever bytes sit under the namespace, no reader throws, every human view shows
  * them escaped, and a CLI run against them exits cleanly with no stack trace.
  */
 
-/** Anything a terminal could act on (tab and newline aside); ink's own SGR sequences are removed first. */
-const RAW = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
-const rawIn = (text: string): RegExpExecArray | null => RAW.exec(text.replace(/\u001b\[[\d;]*m/g, ''));
 
 /** Strings that mean trouble: controls, bidi overrides, lone surrogates, long runs. */
 const hostileString = fc.oneof(

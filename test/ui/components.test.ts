@@ -16,6 +16,7 @@ import { TopologyPane } from '../../src/ui/components/topology-pane.js';
 import { DashboardController } from '../../src/ui/controller.js';
 import { DashboardState } from '../../src/ui/dashboard-state.js';
 import { AgentRequestError } from '../../src/cli/cluster-contract.js';
+import { rawIn } from '../helpers/terminal.js';
 import { connection, FakeClient, healthChanged, ManualSource, record, stateWith, stripAnsi, T0, threeServices } from './fixtures.js';
 
 const COLUMNS = 100;
@@ -136,19 +137,18 @@ describe('dashboard components', () => {
       state.applyEvent({ type: 'serviceDisabled', serviceId: 'evil-1', reason: 'x\u001b[31mred', actor: 'ops\u2066', timestamp: T0 + 1000 }, T0 + 1000);
       state.setViewport(6);
       // What ink itself writes (bold, inverse) is SGR; anything else raw came from the registry.
-      const raw = (text: string) => /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.exec(text.replace(/\u001b\[[\d;]*m/g, ''));
       app = draw(createElement(ServicesTable, { state, width: COLUMNS, rows: 6, now: NOW }));
-      expect(raw(app.lastFrame() ?? '')).to.equal(null);
+      expect(rawIn(app.lastFrame() ?? '')).to.equal(null);
       expect(frame(app)).to.include('eu\\u202elave/z\\u0007');
       app.unmount();
       app = draw(createElement(EventLog, { state, width: COLUMNS, rows: 4 }));
-      expect(raw(app.lastFrame() ?? '')).to.equal(null);
+      expect(rawIn(app.lastFrame() ?? '')).to.equal(null);
       expect(frame(app)).to.include('x\\u001b[31mred');
       app.unmount();
       state.select('evil-1');
       state.press('', { return: true }, NOW);
       app = draw(createElement(DetailPane, { state, width: COLUMNS, rows: 20, now: NOW }));
-      expect(raw(app.lastFrame() ?? '')).to.equal(null);
+      expect(rawIn(app.lastFrame() ?? '')).to.equal(null);
       expect(frame(app)).to.include('evil\\u001b[2Jname');
       expect(frame(app)).to.include('down\\u001b]0;title\\u0007');
     });
