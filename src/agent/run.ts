@@ -87,6 +87,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
         metrics,
         // Caps on event streams (unset: the stream's defaults, sized from the open-file limit).
         events: { maxClients: config.api.maxStreams, maxClientsPerAddress: config.api.maxStreamsPerClient },
+        corsOrigins: config.api.corsOrigins,
       }).catch((err: unknown) => {
         // An address or port this machine will not listen on names its setting (exit 2).
         throw apiListenError(err, loaded) ?? err;

@@ -32,7 +32,9 @@ export type ApiErrorCode =
   | 'uri_too_long'
   | 'headers_too_large'
   | 'request_timeout'
-  | 'too_many_streams';
+  | 'too_many_streams'
+  | 'upgrade_required'
+  | 'forbidden_origin';
 
 /** Body of every error response. */
 export interface ApiErrorBody {

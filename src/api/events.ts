@@ -1,5 +1,7 @@
 /**
- * Server-Sent Events for `GET /service-discovery/events`.
+ * The live event stream: Server-Sent Events for `GET /service-discovery/events`, and the same stream
+ * over WebSocket for `GET /service-discovery/ws` (one history, one id sequence, one set of caps: the two
+ * are transports of one stream, so their semantics cannot drift).
  *
  * Wire format, per cluster event (the seed's `data:` line of the event JSON; no `event:` field, so
  * a browser's `EventSource.onmessage` sees every event):
@@ -25,6 +27,13 @@
  *   Without a cap they could take every descriptor the process may open, and the agent's own health
  *   probe would then fail with EMFILE. Past a cap a client gets 503 (total) or 429 (its address) in
  *   the API's error shape, with Retry-After; the default total stays far below the process's limit.
+ *   SSE and WebSocket clients count against the same caps: each holds a descriptor alike.
+ *
+ * WebSocket wire format: one JSON text message per frame, the SSE fields as an object, so one reader
+ * serves both: `{"id":"3f9a0c1e-42","data":{…event…}}` per event, `{"event":"hello","data":{"stream",
+ * "lastEventId"}}` first, `{"id":…,"event":"reset","data":{…}}` and `{"event":"overflow","data":{…}}` as
+ * on SSE (an overflow then closes the socket with code 4008). Heartbeats are WebSocket pings; a peer that
+ * has not answered the previous ping when the next is due is dropped.
  *
  * @module
  */
@@ -127,17 +136,78 @@ export interface EventStreamEvents {
 interface StoredEvent {
   seq: number;
   type: ClusterEventType;
+  /** The event's JSON, escaped as the API's answers are. */
+  json: string;
+  /** The SSE frame, built once for every SSE client. */
   frame: string;
+  /** The WebSocket message, built once for every WebSocket client. */
+  message: string;
 }
 
+/**
+ * What the stream needs of a WebSocket (the `ws` package's server-side socket fits), so this module
+ * does not load `ws` for agents that never see a WebSocket client.
+ */
+export interface StreamSocket {
+  readonly readyState: number;
+  /** Bytes queued in user space, not yet handed to the kernel: the client's backlog. */
+  readonly bufferedAmount: number;
+  send(data: string): void;
+  ping(): void;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+  on(event: 'close', listener: () => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'pong', listener: () => void): unknown;
+}
+
+/** WebSocket close codes of the stream (4000-4999 are the application's). */
+export const WS_CLOSE = {
+  /** The agent is shutting down (reconnect to another agent, or later). */
+  goingAway: 1001,
+  /** A message from the client that is not one the stream takes. */
+  badMessage: 1008,
+  /** No valid key (in a header or the first message), or not in time. */
+  unauthorized: 4001,
+  /** A valid key whose role may not read. */
+  forbidden: 4003,
+  /** The client fell behind (see the overflow message before it); reconnect with lastEventId. */
+  overflow: 4008,
+} as const;
+
+/** One connected client, over either transport. */
 interface Client {
-  res: ServerResponse;
+  transport: 'sse' | 'ws';
   types: ReadonlySet<ClusterEventType> | undefined;
   /** Id of the last event queued to this client. */
   lastQueuedId: string;
   closed: boolean;
+  /** Receives events only once started (a WebSocket waits for its first-message key). */
+  started: boolean;
   /** Address counted against the per-address cap. */
   address: string;
+  /** Queues text to the client. */
+  write(chunk: string): void;
+  /** Bytes queued for the client and not yet taken by the socket. */
+  backlog(): number;
+  /** Whether the underlying connection is gone. */
+  gone(): boolean;
+  /** SSE: the SSE text of a control event; WS: its message. */
+  control(name: 'reset' | 'overflow' | 'hello', body: object, id?: string): string;
+  /** Sends a last chunk and ends the connection (overflow: with its close code). */
+  end(last: string | undefined, reason: 'overflow' | 'closing', done?: () => void): void;
+  destroy(): void;
+  /** One heartbeat; returns false when the client is dead (a WebSocket that missed its pong). */
+  heartbeat(): boolean;
+  onGone(listener: () => void): void;
+}
+
+/** A WebSocket client accepted (counted against the caps) but not streaming yet. */
+export interface PendingSocketClient {
+  /** Starts the stream: hello, then the replay or reset that `lastEventId` asks for, then live events. */
+  start(subscription: Omit<EventSubscription, 'address'>): void;
+  /** Closes the socket without streaming (a refused key), with a WebSocket close code and reason. */
+  refuse(code: number, reason: string): void;
 }
 
 const ID_RE = /^([0-9a-f]{8})-(\d{1,15})$/;
@@ -207,7 +277,9 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
     if (this.#closed) return;
     const seq = ++this.#seq;
     // Escaped as the API's JSON answers are (registry data: reasons, ids); the data line parses the same.
-    const stored: StoredEvent = { seq, type: event.type, frame: `id: ${this.#id(seq)}\ndata: ${safeJsonText(JSON.stringify(event))}\n\n` };
+    const json = safeJsonText(JSON.stringify(event));
+    const id = this.#id(seq);
+    const stored: StoredEvent = { seq, type: event.type, json, frame: `id: ${id}\ndata: ${json}\n\n`, message: `{"id":"${id}","data":${json}}` };
     this.#history.push(stored);
     if (this.#history.length > this.historySize) this.#history.shift();
     for (const client of this.#clients) this.#send(client, stored);
@@ -239,32 +311,76 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
       // nginx buffers responses unless told otherwise.
       'x-accel-buffering': 'no',
     });
-    const client: Client = { res, types: subscription.types, lastQueuedId: this.lastEventId, closed: false, address };
-    res.on('error', () => this.#drop(client));
-    res.on('close', () => this.#drop(client));
+    const client = this.#attach(sseClient(res, this.overflowGraceMs), address);
+    client.write(`retry: ${this.retryMs}\n: connected to stream ${this.streamId}\n\n`);
+    this.#start(client, subscription);
+  }
+
+  /**
+   * Takes a WebSocket client: counted against the caps at once (refused with a close code past them,
+   * as `admit` would have refused its upgrade), streaming only once {@link PendingSocketClient.start}
+   * is called, so the API can wait for a key in its first message. A socket never started is the
+   * caller's to refuse or let time out.
+   */
+  acceptSocket(socket: StreamSocket, address: string): PendingSocketClient | undefined {
+    const addr = normalAddress(address);
+    if (this.#closed) {
+      socket.close(WS_CLOSE.goingAway, 'the event stream is closed');
+      return undefined;
+    }
+    const refusal = this.admit(addr);
+    if (refusal) {
+      // 1013: Try Again Later; the upgrade was admitted a moment ago, so this is a race lost.
+      socket.close(1013, refusal.message.slice(0, 120));
+      return undefined;
+    }
+    const client = this.#attach(wsClient(socket, this.overflowGraceMs), addr);
+    return {
+      start: (subscription) => {
+        if (client.closed) return;
+        client.write(client.control('hello', { stream: this.streamId, lastEventId: this.lastEventId }));
+        this.#start(client, subscription);
+      },
+      refuse: (code, reason) => {
+        this.#drop(client);
+        socket.close(code, reason.slice(0, 120));
+      },
+    };
+  }
+
+  #attach(client: Client, address: string): Client {
+    client.address = address;
+    client.lastQueuedId = this.lastEventId;
+    client.onGone(() => this.#drop(client));
     this.#clients.add(client);
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
     this.emit('clientConnected');
-    this.#write(client, `retry: ${this.retryMs}\n: connected to stream ${this.streamId}\n\n`);
+    this.#ensureHeartbeat();
+    return client;
+  }
 
+  /** Replays or resets as the subscription's `lastEventId` asks, then lets live events through. */
+  #start(client: Client, subscription: Omit<EventSubscription, 'address'>): void {
+    client.types = subscription.types;
+    client.lastQueuedId = this.lastEventId;
+    client.started = true;
     const from = subscription.lastEventId?.trim();
     if (from) {
       const replay = this.#replayAfter(from);
       if (replay === undefined) {
         client.lastQueuedId = this.lastEventId;
         // The reset carries the current id, so once the client has re-listed it resumes from here.
-        const body = JSON.stringify({
+        const body = {
           type: 'reset',
           reason: 'the requested Last-Event-ID is not in this stream\'s history; list services again',
           lastEventId: this.lastEventId,
           timestamp: Date.now(),
-        });
-        this.#write(client, `id: ${this.lastEventId}\nevent: reset\ndata: ${body}\n\n`);
+        };
+        this.#write(client, client.control('reset', body, this.lastEventId));
       } else {
         for (const stored of replay) this.#send(client, stored);
       }
     }
-    this.#ensureHeartbeat();
   }
 
   /** Ends every stream and stops the heartbeat. Later publishes are ignored. */
@@ -276,12 +392,12 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
       (client) =>
         new Promise<void>((resolve) => {
           this.#drop(client);
-          if (client.res.writableEnded || client.res.destroyed) return resolve();
+          if (client.gone()) return resolve();
           const timer = setTimeout(() => {
-            client.res.destroy();
+            client.destroy();
             resolve();
           }, this.overflowGraceMs);
-          client.res.end(() => {
+          client.end(undefined, 'closing', () => {
             clearTimeout(timer);
             resolve();
           });
@@ -325,39 +441,34 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
   }
 
   #send(client: Client, stored: StoredEvent): void {
-    if (client.types && !client.types.has(stored.type)) return;
+    if (!client.started || (client.types && !client.types.has(stored.type))) return;
     client.lastQueuedId = this.#id(stored.seq);
-    this.#write(client, stored.frame);
+    this.#write(client, client.transport === 'sse' ? stored.frame : stored.message);
   }
 
   #write(client: Client, chunk: string): void {
     if (client.closed) return;
-    const res = client.res;
-    if (res.destroyed || res.writableEnded) {
+    if (client.gone()) {
       this.#drop(client);
       return;
     }
-    res.write(chunk);
-    // writableLength is what the socket has not taken yet: the client's backlog in our memory.
-    if (res.writableLength > this.maxBufferedBytes) this.#overflow(client);
+    client.write(chunk);
+    // What the socket has not taken yet: the client's backlog, in our memory.
+    if (client.backlog() > this.maxBufferedBytes) this.#overflow(client);
   }
 
   #overflow(client: Client): void {
     this.#overflows += 1;
     this.#drop(client);
-    const res = client.res;
-    const body = JSON.stringify({
+    const body = {
       type: 'overflow',
       reason: `client fell more than ${this.maxBufferedBytes} bytes behind; reconnect with Last-Event-ID to resume`,
       lastEventId: client.lastQueuedId,
       timestamp: Date.now(),
-    });
+    };
     this.emit('overflow');
-    // No `id:` here: the client has not seen the events before it, so its Last-Event-ID must not move.
-    res.end(`event: overflow\ndata: ${body}\n\n`);
-    const timer = setTimeout(() => res.destroy(), this.overflowGraceMs);
-    timer.unref();
-    res.once('close', () => clearTimeout(timer));
+    // No id here: the client has not seen the events before it, so its Last-Event-ID must not move.
+    client.end(client.control('overflow', body), 'overflow');
   }
 
   #drop(client: Client): void {
@@ -377,7 +488,14 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
   #ensureHeartbeat(): void {
     if (this.#heartbeat || this.#clients.size === 0) return;
     this.#heartbeat = setInterval(() => {
-      for (const client of this.#clients) this.#write(client, ': ping\n\n');
+      for (const client of this.#clients) {
+        if (client.closed) continue;
+        if (!client.heartbeat()) {
+          // A WebSocket that did not answer the last ping: gone without a close (a cut cable).
+          this.#drop(client);
+          client.destroy();
+        } else if (client.backlog() > this.maxBufferedBytes) this.#overflow(client);
+      }
     }, this.heartbeatMs);
     this.#heartbeat.unref();
   }
@@ -385,6 +503,87 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
   #id(seq: number): string {
     return `${this.streamId}-${seq}`;
   }
+}
+
+/** An SSE client on a raw response. */
+function sseClient(res: ServerResponse, graceMs: number): Client {
+  const client: Client = {
+    transport: 'sse',
+    types: undefined,
+    lastQueuedId: '',
+    closed: false,
+    started: false,
+    address: '',
+    write: (chunk) => void res.write(chunk),
+    backlog: () => res.writableLength,
+    gone: () => res.destroyed || res.writableEnded,
+    control: (name, body, id) => `${id !== undefined ? `id: ${id}\n` : ''}event: ${name}\ndata: ${JSON.stringify(body)}\n\n`,
+    end(last, reason, done) {
+      if (reason === 'closing') {
+        res.end(done);
+        return;
+      }
+      res.end(last);
+      const timer = setTimeout(() => res.destroy(), graceMs);
+      timer.unref();
+      res.once('close', () => clearTimeout(timer));
+    },
+    destroy: () => void res.destroy(),
+    heartbeat() {
+      client.write(': ping\n\n');
+      return true;
+    },
+    onGone(listener) {
+      res.on('error', listener);
+      res.on('close', listener);
+    },
+  };
+  return client;
+}
+
+const WS_OPEN = 1;
+
+/** A WebSocket client. */
+function wsClient(socket: StreamSocket, graceMs: number): Client {
+  // Whether the peer answered the last ping: a peer that vanished without a close never does.
+  let answered = true;
+  socket.on('pong', () => {
+    answered = true;
+  });
+  const client: Client = {
+    transport: 'ws',
+    types: undefined,
+    lastQueuedId: '',
+    closed: false,
+    started: false,
+    address: '',
+    write: (chunk) => socket.send(chunk),
+    backlog: () => socket.bufferedAmount,
+    gone: () => socket.readyState !== WS_OPEN,
+    control: (name, body, id) => JSON.stringify({ ...(id !== undefined ? { id } : {}), event: name, data: body }),
+    end(last, reason, done) {
+      if (last !== undefined && socket.readyState === WS_OPEN) socket.send(last);
+      if (done) socket.on('close', done);
+      if (reason === 'closing') socket.close(WS_CLOSE.goingAway, 'the agent is shutting down');
+      else socket.close(WS_CLOSE.overflow, 'client fell behind; reconnect with lastEventId');
+      // The closing handshake needs the peer; one that does not answer is cut after the grace.
+      const timer = setTimeout(() => socket.terminate(), graceMs);
+      timer.unref();
+      socket.on('close', () => clearTimeout(timer));
+    },
+    destroy: () => socket.terminate(),
+    heartbeat() {
+      if (!answered) return false;
+      answered = false;
+      if (socket.readyState === WS_OPEN) socket.ping();
+      return true;
+    },
+    onGone(listener) {
+      socket.on('close', listener);
+      socket.on('error', listener);
+    },
+  };
+  return client;
 }
 
 /** An IPv4 client on a dual-stack socket is one client, whether seen as `::ffff:10.0.0.1` or `10.0.0.1`. */

@@ -16,6 +16,7 @@ import type { Logger } from '../util/logger.js';
 import type { ApiAuthenticator, Principal, RouteAccess } from './auth.js';
 import { ApiError } from './errors.js';
 import type { EventStream } from './events.js';
+import type { ServerSocket, SocketAdmission } from './websocket.js';
 import type { AgentMetrics } from './metrics.js';
 import { prometheusTargets } from './prometheus-sd.js';
 import {
@@ -54,6 +55,8 @@ export interface RouteContext {
   logger: Logger;
   /** The OpenAPI document, served as is. */
   openapi: () => unknown;
+  /** Serves an upgraded WebSocket (./websocket.ts serveSocket, bound to this API's stream and auth). */
+  serveSocket(socket: ServerSocket, request: FastifyRequest, admission: SocketAdmission): void;
 }
 
 /** One documented response. */
@@ -91,16 +94,23 @@ export interface RouteSpec {
   body?: z.ZodType;
   /** Responses specific to this route; the common errors are added to the document for every route. */
   responses: Record<number, ResponseSpec>;
-  /** True when the handler takes over the raw response (SSE). */
+  /** True when the handler takes over the raw response (SSE), or the connection (WebSocket). */
   streaming?: boolean;
+  /** Plain HTTP requests (for a WebSocket route: the answer to a GET without an Upgrade). */
   handle(ctx: RouteContext, input: RouteInput<unknown, unknown, unknown>): unknown;
+  /**
+   * Present on a WebSocket route: serves the upgraded socket. `keyInFirstMessage` is true when reads
+   * need a key and the upgrade request had none (a browser cannot set headers on a WebSocket).
+   */
+  websocket?(ctx: RouteContext, socket: ServerSocket, input: RouteInput<unknown, unknown, unknown> & { keyInFirstMessage: boolean }): void;
 }
 
-interface TypedRouteSpec<Q, P, B> extends Omit<RouteSpec, 'query' | 'params' | 'body' | 'handle'> {
+interface TypedRouteSpec<Q, P, B> extends Omit<RouteSpec, 'query' | 'params' | 'body' | 'handle' | 'websocket'> {
   query?: z.ZodType<Q>;
   params?: z.ZodType<P>;
   body?: z.ZodType<B>;
   handle(ctx: RouteContext, input: RouteInput<Q, P, B>): unknown;
+  websocket?(ctx: RouteContext, socket: ServerSocket, input: RouteInput<Q, P, B> & { keyInFirstMessage: boolean }): void;
 }
 
 /** Keeps each handler typed by its own schemas; the plugin only calls it with parsed inputs. */
@@ -343,8 +353,47 @@ export const ROUTES: readonly RouteSpec[] = [
       if (refusal) {
         throw new ApiError(refusal.statusCode, 'too_many_streams', refusal.message, { 'retry-after': String(refusal.retryAfter) });
       }
+      // Headers set by hooks (CORS) are reply's, which a hijacked response no longer sends itself.
+      for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value);
       void reply.hijack();
       ctx.events.serve(request.raw, reply.raw, { lastEventId, types, address: request.ip });
+    },
+  }),
+  route<z.infer<typeof EventsQuerySchema>>({
+    method: 'GET',
+    path: `${SD_PREFIX}/ws`,
+    group: 'service-discovery',
+    access: 'read',
+    operationId: 'streamEventsWebSocket',
+    summary: 'Live cluster events over WebSocket',
+    description:
+      'The stream of `GET /service-discovery/events` over a WebSocket: the same events, ids, resume and caps. ' +
+      'Each text message is a JSON object with the SSE fields: `{"id","data"}` per event (data is a ClusterEvent), ' +
+      '`{"event":"hello","data":{"stream","lastEventId"}}` first, `{"id","event":"reset","data"}` when a resume is not ' +
+      'possible, `{"event":"overflow","data"}` before a close with code 4008. Resume with `?lastEventId=`. The key goes ' +
+      'in a header, or, where a client cannot set headers (browsers), in the first message ' +
+      '`{"type":"auth","key":"…","lastEventId"?,"types"?}` within 5 s (close codes 4001 no or bad key, 4003 role may not ' +
+      'read, 1008 an unexpected message); never in the URL. A page of another origin needs its origin in ' +
+      'SERVICE_DISCOVERY_API_CORS_ORIGINS (else 403 before the upgrade). Without an Upgrade header: 426.',
+    tag: 'discovery',
+    query: EventsQuerySchema,
+    streaming: true,
+    responses: {
+      101: { description: 'Switching Protocols: the socket carries the event stream.' },
+      403: { description: 'A browser page of an origin not in SERVICE_DISCOVERY_API_CORS_ORIGINS (`forbidden_origin`).' },
+      426: { description: 'A request without `Upgrade: websocket` (`upgrade_required`).' },
+      429: { description: 'This client address has the most streams it may open (`too_many_streams`); see Retry-After.' },
+      503: { description: 'The agent serves the most streams it may (`too_many_streams`); see Retry-After.' },
+    },
+    handle() {
+      throw new ApiError(426, 'upgrade_required', 'this endpoint is a WebSocket: connect with a WebSocket client, or read GET /service-discovery/events (SSE)', {
+        upgrade: 'websocket',
+        connection: 'Upgrade',
+      });
+    },
+    websocket(ctx, socket, { query, request, keyInFirstMessage }) {
+      const types = query.types === undefined ? undefined : parseEventTypes(query.types);
+      ctx.serveSocket(socket, request, { keyInFirstMessage, lastEventId: query.lastEventId, types });
     },
   }),
   route<z.infer<typeof PrometheusTargetsQuerySchema>>({

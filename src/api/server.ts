@@ -45,6 +45,7 @@ import { EventStream, type EventStreamOptions } from './events.js';
 import { AgentMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { ROUTES, SD_PREFIX, type RouteContext, type RouteSpec } from './routes.js';
+import { hasCredentialHeaders, isUpgrade, originAllowed, registerWebSocketSupport, serveSocket, type ServerSocket } from './websocket.js';
 import { MAX_ENCODED_ID_LENGTH, MAX_ID_LENGTH } from './schemas.js';
 
 /** Options shared by every way of serving the API. */
@@ -54,8 +55,13 @@ export interface ApiOptions {
   logger?: Logger;
   /** Metrics to serve; created (and made to observe the agent) when absent. */
   metrics?: AgentMetrics;
-  /** Tuning of the SSE event stream (heartbeat, history, per-client buffer). */
+  /** Tuning of the event stream, SSE and WebSocket (heartbeat, history, per-client buffer, caps). */
   events?: EventStreamOptions;
+  /**
+   * Web origins whose pages may read the API and follow the streams (CORS headers on reads, WebSocket
+   * upgrades from those origins); `*` for any. Empty or absent: none (same-origin pages only).
+   */
+  corsOrigins?: readonly string[];
 }
 
 /** Options of {@link serviceDiscoveryPlugin}. */
@@ -345,7 +351,22 @@ async function mountApi(instance: FastifyInstance, agent: ServiceAgent, options:
   const publish = (e: Parameters<EventStream['publish']>[0]): void => events.publish(e);
   agent.on('event', publish);
 
-  const ctx: RouteContext = { agent, auth, events, metrics, logger, openapi: openApiDocument };
+  const corsOrigins = [...(options.corsOrigins ?? [])];
+  const ctx: RouteContext = {
+    agent,
+    auth,
+    events,
+    metrics,
+    logger,
+    openapi: openApiDocument,
+    serveSocket: (socket, request, admission) =>
+      serveSocket(socket, request, admission, {
+        events,
+        auth,
+        logger,
+        onRefused: (err) => logRefusal(logger, WS_ROUTE, request, err),
+      }),
+  };
 
   instance.setErrorHandler(errorHandler(logger));
   // Answers carry registry data (reasons, ids): JSON.stringify leaves C1 and bidirectional controls raw,
@@ -365,25 +386,58 @@ async function mountApi(instance: FastifyInstance, agent: ServiceAgent, options:
     if (ownsMetrics) stopObserving();
   });
 
+  // CORS for reads only: a page of a listed origin may read and stream, never enable or disable.
+  if (corsOrigins.length > 0) {
+    const { default: cors } = await import('@fastify/cors');
+    await instance.register(cors, {
+      origin: corsOrigins.includes('*') ? '*' : corsOrigins,
+      methods: ['GET', 'HEAD'],
+      allowedHeaders: ['Authorization', 'X-API-Key', 'Last-Event-ID'],
+      exposedHeaders: ['Retry-After', 'WWW-Authenticate'],
+      maxAge: 600,
+    });
+  }
+  await registerWebSocketSupport(instance);
+  const wsOrigins = corsOrigins;
+
   const wanted = ROUTES.filter(
     (r) => (r.group !== 'health' || options.healthRoutes) && (r.group !== 'metrics' || options.metricsRoute),
   );
-  for (const spec of wanted.filter((r) => r.group !== 'service-discovery')) addRoute(instance, spec, ctx, '');
+  for (const spec of wanted.filter((r) => r.group !== 'service-discovery')) addRoute(instance, spec, ctx, '', wsOrigins);
   await instance.register(
     async (sd) => {
       // Unknown paths under the prefix answer in the API's shape; the host keeps its own 404s elsewhere.
       sd.setNotFoundHandler(notFoundHandler);
-      for (const spec of wanted.filter((r) => r.group === 'service-discovery')) addRoute(sd, spec, ctx, SD_PREFIX);
+      for (const spec of wanted.filter((r) => r.group === 'service-discovery')) addRoute(sd, spec, ctx, SD_PREFIX, wsOrigins);
     },
     { prefix: SD_PREFIX },
   );
   return { metrics, events, auth };
 }
 
-function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext, prefix: string): void {
+/** The WebSocket route, for logging refusals of keys sent in a first message. */
+const WS_ROUTE = ROUTES.find((r) => r.websocket !== undefined)!;
+
+function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext, prefix: string, wsOrigins: readonly string[]): void {
   const principals = new WeakMap<FastifyRequest, Principal>();
   // Who a refused request came as: a key's name (a viewer key on a write), or null.
   const refused = new WeakMap<FastifyRequest, string | null>();
+  // WebSocket upgrades without a key header, where reads need one: the key must come in the first message.
+  const keyInFirstMessage = new WeakSet<FastifyRequest>();
+  const parseInput = (request: FastifyRequest, reply: FastifyReply) => {
+    const principal = principals.get(request);
+    if (!principal) throw new ApiError(500, 'internal', 'internal error; see the agent log');
+    return {
+      query: parse(spec.query, request.query, 'query'),
+      params: parse(spec.params, request.params, 'path'),
+      // No body at all is an empty request (the seed's `curl -X POST`); a JSON `null` is not an object.
+      body: parse(spec.body, request.body === undefined ? {} : request.body, 'body'),
+      principal,
+      request,
+      reply,
+    };
+  };
+  const websocket = spec.websocket;
   instance.route({
     method: spec.method,
     url: spec.path.slice(prefix.length),
@@ -391,9 +445,24 @@ function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext,
     bodyLimit: MAX_BODY_BYTES,
     // Authorisation runs before the body is read, so a refused caller cannot make us parse anything.
     onRequest: async (request: FastifyRequest) => {
+      if (websocket && isUpgrade(request) && !originAllowed(request.headers.origin, request.headers.host, wsOrigins)) {
+        // Browsers apply no CORS to WebSockets: the server must refuse other origins' pages itself.
+        throw new ApiError(403, 'forbidden_origin', 'this origin may not open the event stream; see SERVICE_DISCOVERY_API_CORS_ORIGINS');
+      }
       try {
         principals.set(request, ctx.auth.authorize(spec.access, request.headers));
       } catch (err) {
+        if (
+          websocket &&
+          err instanceof AccessRefusedError &&
+          err.statusCode === 401 &&
+          isUpgrade(request) &&
+          !hasCredentialHeaders(request)
+        ) {
+          keyInFirstMessage.add(request);
+          principals.set(request, { name: 'pending', role: 'anonymous' });
+          return;
+        }
         if (err instanceof AccessRefusedError) {
           refused.set(request, err.actor);
           logRefusal(ctx.logger, spec, request, err);
@@ -416,20 +485,28 @@ function addRoute(instance: FastifyInstance, spec: RouteSpec, ctx: RouteContext,
       if (spec.access === 'write') ctx.logger.info(fields, line);
       else ctx.logger.debug(fields, line);
     },
-    handler: async (request: FastifyRequest, reply: FastifyReply) => {
-      const principal = principals.get(request);
-      if (!principal) throw new ApiError(500, 'internal', 'internal error; see the agent log');
-      const input = {
-        query: parse(spec.query, request.query, 'query'),
-        params: parse(spec.params, request.params, 'path'),
-        // No body at all is an empty request (the seed's `curl -X POST`); a JSON `null` is not an object.
-        body: parse(spec.body, request.body === undefined ? {} : request.body, 'body'),
-        principal,
-        request,
-        reply,
-      };
-      return spec.handle(ctx, input);
-    },
+    // A WebSocket route checks its query and the stream's caps before the upgrade, so a refusal is an
+    // ordinary HTTP answer in the API's shape rather than a socket closed without a word.
+    preHandler: websocket
+      ? async (request: FastifyRequest, reply: FastifyReply) => {
+          if (!isUpgrade(request)) return;
+          parseInput(request, reply);
+          const refusal = ctx.events.admit(request.ip);
+          if (refusal) {
+            throw new ApiError(refusal.statusCode, 'too_many_streams', refusal.message, { 'retry-after': String(refusal.retryAfter) });
+          }
+        }
+      : undefined,
+    handler: async (request: FastifyRequest, reply: FastifyReply) => spec.handle(ctx, parseInput(request, reply)),
+    ...(websocket
+      ? {
+          wsHandler: (socket: ServerSocket, request: FastifyRequest) => {
+            ctx.logger.debug({ event: 'api.websocket', url: logUrl(request.url), remote: request.ip }, `websocket ${logUrl(request.url)}`);
+            // @fastify/websocket hands the socket to this handler with no reply: one that is never used.
+            websocket(ctx, socket, { ...parseInput(request, undefined as unknown as FastifyReply), keyInFirstMessage: keyInFirstMessage.has(request) });
+          },
+        }
+      : {}),
   });
 }
 

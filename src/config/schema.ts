@@ -57,7 +57,9 @@ function leafSchema(setting: Setting): z.ZodType {
             ? text().refine(isHttpUrl)
             : setting.itemKind === 'registryUrl'
               ? text().refine(isRegistryUrl)
-              : text(z.string().min(1)),
+              : setting.itemKind === 'origin'
+                ? text().refine(isOriginOrAny)
+                : text(z.string().min(1)),
         )
         .max(MAX_ITEMS);
     case 'enum': {
@@ -69,6 +71,17 @@ function leafSchema(setting: Setting): z.ZodType {
       return z
         .record(text(z.string().min(1), MAX_KEY_LENGTH).refine((k) => k !== '__proto__'), text())
         .refine((r) => Object.keys(r).length <= MAX_ITEMS);
+  }
+}
+
+/** `*`, or a web origin as browsers send it: `http(s)://host[:port]`, nothing after it. */
+export function isOriginOrAny(value: string): boolean {
+  if (value === '*') return true;
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
   }
 }
 

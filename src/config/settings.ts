@@ -80,8 +80,11 @@ export interface Setting {
   maxLength?: number;
   /** `duration` only: whole seconds (etcd lease TTLs are integers). */
   wholeSeconds?: boolean;
-  /** `list` only: each item must be an http(s) URL (`url`), or an http(s) or redis(s) URL (`registryUrl`). */
-  itemKind?: 'url' | 'registryUrl';
+  /**
+   * `list` only: each item must be an http(s) URL (`url`), an http(s) or redis(s) URL (`registryUrl`),
+   * or a web origin or `*` (`origin`).
+   */
+  itemKind?: 'url' | 'registryUrl' | 'origin';
   /** `string` only: the value must match, described by `patternHint` in errors. */
   pattern?: RegExp;
   patternHint?: string;
@@ -607,6 +610,17 @@ const TABLE = [
       'Most event streams one client address may hold open at once; past it a new one gets 429 `too_many_streams` with Retry-After. Unset: 20.',
     group: 'API',
   },
+  {
+    path: 'api.corsOrigins',
+    env: 'SERVICE_DISCOVERY_API_CORS_ORIGINS',
+    flag: 'api-cors-origins',
+    kind: 'list',
+    itemKind: 'origin',
+    default: [],
+    description:
+      'Web origins whose pages may read the API and follow the event streams (SSE and WebSocket) from a browser, comma-separated (e.g. `https://ops.example.com`); `*` for any. Empty (the default): no CORS headers, and a WebSocket from another origin is refused. Writes (enable, disable) are never allowed cross-origin. A key is still needed where reads need one.',
+    group: 'API',
+  },
   // --- Logging ---
   {
     path: 'log.level',
@@ -807,6 +821,8 @@ export function describeExpectation(setting: Setting, options: { range?: boolean
         ? 'a comma-separated list of http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379)'
         : setting.itemKind === 'registryUrl'
         ? 'comma-separated http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379) or one redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379)'
+        : setting.itemKind === 'origin'
+        ? 'comma-separated web origins, scheme://host[:port] with nothing after it (e.g. https://ops.example.com,http://127.0.0.1:8080), or *'
         : 'a comma-separated list of non-empty values';
     case 'enum':
       return `one of ${(setting.enumValues ?? []).join(', ')}`;
@@ -828,7 +844,7 @@ export function describeKind(setting: Setting): string {
       return r ? `integer ${r}` : 'integer';
     }
     case 'list':
-      return setting.itemKind ? 'URL list' : 'list';
+      return setting.itemKind === 'origin' ? 'origin list' : setting.itemKind ? 'URL list' : 'list';
     case 'keyvalue':
       return 'key=value list';
     case 'string':

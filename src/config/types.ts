@@ -82,6 +82,8 @@ export interface SdConfig {
     maxStreams?: number;
     /** Most event streams one client address may hold open at once; unset: 20. */
     maxStreamsPerClient?: number;
+    /** Origins allowed to read the API from a browser (CORS, WebSocket); empty: none; `*`: any. */
+    corsOrigins?: string[];
   };
   log: {
     level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';

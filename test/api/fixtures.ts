@@ -161,7 +161,7 @@ export interface HttpResult {
 /** One HTTP request with undici; `dispatcher` for TLS. */
 export async function http(
   url: string,
-  options: { method?: 'GET' | 'POST' | 'HEAD'; headers?: Record<string, string>; body?: string | Buffer; dispatcher?: UndiciAgent } = {},
+  options: { method?: 'GET' | 'POST' | 'HEAD' | 'OPTIONS'; headers?: Record<string, string>; body?: string | Buffer; dispatcher?: UndiciAgent } = {},
 ): Promise<HttpResult> {
   const res = await undiciRequest(url, {
     method: options.method ?? 'GET',

@@ -224,7 +224,7 @@ describe('config', () => {
           maintenanceHook: false,
           startDisabled: false,
         },
-        api: { enabled: true, host: '127.0.0.1', port: 8790, readAccess: 'open' },
+        api: { enabled: true, host: '127.0.0.1', port: 8790, readAccess: 'open', corsOrigins: [] },
         log: { level: 'info' },
       };
       expect(config).to.deep.equal(expected);
