@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { isHostOrIp, isHttpUrl, isRedisUrl, isRegistryUrl } from '../registry/endpoint.js';
+import { parseCheckUrl } from '../agent/checks/check-spec.js';
 import { DURATION_MAX_EXPECTATION, MAX_DURATION_SECONDS } from '../util/duration.js';
 import { UNSAFE_CHARACTER } from '../util/text.js';
 import { issueFor, type Candidate, type ConfigIssue, type SourceOrigin } from './errors.js';
@@ -57,7 +58,9 @@ function leafSchema(setting: Setting): z.ZodType {
             ? text().refine(isHttpUrl)
             : setting.itemKind === 'registryUrl'
               ? text().refine(isRegistryUrl)
-              : text(z.string().min(1)),
+              : setting.itemKind === 'check'
+                ? text().refine(isCheckUrl)
+                : text(z.string().min(1)),
         )
         .max(MAX_ITEMS);
     case 'enum': {
@@ -69,6 +72,15 @@ function leafSchema(setting: Setting): z.ZodType {
       return z
         .record(text(z.string().min(1), MAX_KEY_LENGTH).refine((k) => k !== '__proto__'), text())
         .refine((r) => Object.keys(r).length <= MAX_ITEMS);
+  }
+}
+
+function isCheckUrl(value: string): boolean {
+  try {
+    parseCheckUrl(value);
+    return true;
+  } catch {
+    return false;
   }
 }
 
