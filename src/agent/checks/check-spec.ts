@@ -15,17 +15,18 @@
  * @module
  */
 import { DURATION_EXPECTATION, parseDuration } from '../../util/duration.js';
+import { RECORD_LIMITS } from '../../types.js';
 import { unsafeCharacterIn } from '../../util/text.js';
 
 export const CHECK_KINDS = ['http', 'tcp', 'grpc', 'ttl'] as const;
 export type CheckKind = (typeof CHECK_KINDS)[number];
 
 /** Most checks per instance: each is a timer and a record entry. */
-export const MAX_CHECKS = 16;
+export const MAX_CHECKS = RECORD_LIMITS.checks;
 /** Longest check name, in characters. */
 export const MAX_CHECK_NAME = 128;
 /** Longest output of a check kept in the record, in characters. */
-export const MAX_CHECK_OUTPUT = 256;
+export const MAX_CHECK_OUTPUT = RECORD_LIMITS.checkOutput;
 /** Default deadline of a `ttl://` check, in seconds. */
 export const DEFAULT_CHECK_TTL = 30;
 
