@@ -59,7 +59,8 @@ export class HttpProbe implements Probe {
     if (res.bodyError !== undefined && signal.aborted) throw res.bodyError;
     const status = res.statusCode;
     if (!spec.expect.some(([lo, hi]) => status >= lo && status <= hi)) {
-      const said = res.body !== undefined ? statusFromBody(res.body) : undefined;
+      // A failing answer's body may say why (Proxy-Stone's `{status: "degraded"}`); a 2xx one's "ok" would not.
+      const said = res.body !== undefined && (status < 200 || status >= 300) ? statusFromBody(res.body) : undefined;
       // "HTTP 503 (degraded)" as the default check says it; with `expect=` the expectation too.
       const detail = [said, this.#defaultExpect ? undefined : `expected ${describeExpect(spec.expect)}`].filter((d) => d !== undefined).join('; ');
       return { ok: false, httpStatus: status, ...(detail ? { error: `HTTP ${status} (${detail})` } : {}) };

@@ -1,0 +1,245 @@
+import { expect } from 'chai';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation, service as healthService } from 'grpc-health-check';
+import { CheckSpecError, parseCheckUrl, parseCheckUrls } from '../../src/agent/checks/check-spec.js';
+import { CheckSet } from '../../src/agent/checks/check-set.js';
+import { GrpcProbe } from '../../src/agent/checks/grpc-check.js';
+import { HttpProbe } from '../../src/agent/checks/http-check.js';
+import { TcpProbe } from '../../src/agent/checks/tcp-check.js';
+import { ConfigError, resolveConfig } from '../../src/config/load.js';
+import { parseServiceRecord } from '../../src/cluster/codec.js';
+import { waitFor } from '../helpers/agent-cluster.js';
+import { useTestAgents } from '../helpers/agents.js';
+import { deadPort, listenOnLoopback, type LoopbackServer } from '../helpers/loopback.js';
+
+const probe = (ms = 2000): AbortSignal => AbortSignal.timeout(ms);
+
+/** A real grpc-js server with the standard health service, on a free loopback port. */
+async function startGrpcHealthServer(initial: Record<string, 'SERVING' | 'NOT_SERVING'>): Promise<{ port: number; health: HealthImplementation; stop(): Promise<void> }> {
+  const server = new grpc.Server();
+  const health = new HealthImplementation(initial);
+  health.addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return { port, health, stop: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())).then(() => server.forceShutdown()) };
+}
+
+/** A TCP listener on loopback that can stop accepting (close). */
+async function startTcpListener(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('health checks beyond one GET (issue 17)', function () {
+  this.timeout(20_000);
+
+  describe('--check URLs', () => {
+    it('parses each kind with its options', () => {
+      const h = parseCheckUrl('http://127.0.0.1:3000/health/ready?expect=200-204,301&body=ok&json=status.ready=true&header=X-Probe:1&interval=5s&critical=false');
+      expect(h).to.include({ kind: 'http', name: 'http http://127.0.0.1:3000/health/ready', critical: false, interval: 5 });
+      expect(h.http).to.deep.include({ url: 'http://127.0.0.1:3000/health/ready', method: 'GET', body: 'ok', headers: { 'x-probe': '1' } });
+      expect(h.http!.expect).to.deep.equal([[200, 204], [301, 301]]);
+      expect(h.http!.json).to.deep.equal({ path: ['status', 'ready'], value: 'true' });
+      expect(parseCheckUrl('tcp://127.0.0.1:6379?timeout=500ms')).to.deep.include({ kind: 'tcp', target: '127.0.0.1:6379', timeout: 0.5, tcp: { host: '127.0.0.1', port: 6379 } });
+      const g = parseCheckUrl('grpcs://[::1]:50051/pkg.Svc?insecure=true&name=api');
+      expect(g).to.include({ kind: 'grpc', name: 'api', target: '[::1]:50051/pkg.Svc' });
+      expect(g.grpc).to.deep.equal({ host: '::1', port: 50051, service: 'pkg.Svc', tls: true, insecure: true });
+      expect(parseCheckUrl('ttl://worker?ttl=10s&retries=2')).to.deep.include({ kind: 'ttl', name: 'worker', retries: 2, ttl: { deadline: 10 } });
+    });
+
+    it('refuses bad URLs with a one-line reason', () => {
+      const bad: Array<[string, RegExp]> = [
+        ['ftp://x:1', /unknown scheme ftp:\/\//],
+        ['tcp://127.0.0.1', /expected a port/],
+        ['tcp://127.0.0.1:80/x', /takes no path/],
+        ['http://h:1/?expect=200,abc', /expect=200,abc/],
+        ['http://h:1/?interval=soon', /interval=soon: expected a duration/],
+        ['http://h:1/?critical=maybe', /critical=maybe: expected true or false/],
+        ['http://h:1/?bogus=1', /unknown option bogus for a http check/],
+        ['http://h:1/?insecure=true', /https:\/\/ checks only/],
+        ['grpc://h:1/a/b', /one service name/],
+        ['ttl://has space', /ttl:\/\/NAME|not a valid URL/],
+        ['127.0.0.1:80', /no scheme/],
+        ['http://h:1/\u001b[2J', /contains U\+001B/],
+      ];
+      for (const [url, message] of bad) {
+        expect(() => parseCheckUrl(url), url).to.throw(CheckSpecError, message);
+        try {
+          parseCheckUrl(url);
+        } catch (err) {
+          expect((err as Error).message, url).not.to.include('\n');
+        }
+      }
+      expect(() => parseCheckUrls(['ttl://a', 'ttl://a'])).to.throw(CheckSpecError, /two checks named "a"/);
+    });
+
+    it('a bad --check, SERVICE_CHECKS or service.checks is a config error naming its source', () => {
+      const message = (f: () => unknown): string => {
+        try {
+          f();
+        } catch (err) {
+          expect(err).to.be.instanceOf(ConfigError);
+          return (err as Error).message;
+        }
+        throw new Error('no error');
+      };
+      expect(message(() => resolveConfig({ env: {}, flags: { check: ['tcp://127.0.0.1:1', 'udp://x:1'] } }))).to.match(/--check=.*\(flag\): expected a check URL .*unknown scheme udp/);
+      expect(message(() => resolveConfig({ env: { SERVICE_CHECKS: 'tcp://h:1 tcp://h' } }))).to.match(/SERVICE_CHECKS=.*\(env\): expected a check URL.*expected a port/);
+      expect(message(() => resolveConfig({ env: {}, file: { path: '/tmp/sd.json', data: { service: { checks: ['grpc://h'] } } } }))).to.match(/service\.checks/);
+      // Commas stay inside a URL; whitespace separates them.
+      const ok = resolveConfig({ env: { SERVICE_CHECKS: 'http://h:1/?expect=200,204  tcp://h:2' } });
+      expect(ok.config.service.checks).to.deep.equal(['http://h:1/?expect=200,204', 'tcp://h:2']);
+    });
+  });
+
+  describe('probes against real servers', () => {
+    let server: LoopbackServer | undefined;
+    afterEach(async () => {
+      await server?.close();
+      server = undefined;
+    });
+
+    it('http: wrong status, wrong body and JSON values fail, naming what was expected', async () => {
+      let answer = { status: 200, body: '{"status":"ok","db":{"ready":false}}' };
+      server = await listenOnLoopback(http.createServer((_req, res) => res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body)));
+      const run = (query: string) => new HttpProbe(parseCheckUrl(`${server!.url}/health/ready${query}`).http!).run(probe());
+      expect(await run('')).to.deep.include({ ok: true, httpStatus: 200, output: 'HTTP 200' });
+      expect(await run('?body=%22ok%22')).to.include({ ok: true });
+      expect(await run('?body=READY')).to.include({ ok: false, error: 'HTTP 200 (body lacks "READY")' });
+      expect(await run('?json=status=ok')).to.include({ ok: true, output: 'HTTP 200, status "ok"' });
+      expect(await run('?json=db.ready=true')).to.include({ ok: false, error: 'HTTP 200 (db.ready is false, expected "true")' });
+      expect(await run('?json=db.missing')).to.include({ ok: false, error: 'HTTP 200 (no value at db.missing)' });
+      expect(await run('?expect=204')).to.include({ ok: false, error: 'HTTP 200 (expected 204)' });
+      answer = { status: 503, body: '{"status":"degraded"}' };
+      expect(await run('')).to.include({ ok: false, httpStatus: 503, error: 'HTTP 503 (degraded)' });
+      expect(await run('?expect=200-299,503')).to.include({ ok: true });
+      answer = { status: 200, body: 'not json' };
+      expect(await run('?json=status')).to.include({ ok: false, error: 'HTTP 200 (body is not JSON)' });
+    });
+
+    it('tcp: passes while the listener accepts, fails once it is closed', async () => {
+      const listener = await startTcpListener();
+      const p = new TcpProbe({ host: '127.0.0.1', port: listener.port });
+      expect(await p.run(probe())).to.deep.equal({ ok: true, output: 'connected' });
+      await listener.close();
+      const err = await p.run(probe()).then(() => null, (e: unknown) => e as NodeJS.ErrnoException);
+      expect(err?.code).to.equal('ECONNREFUSED');
+    });
+
+    it('grpc: SERVING passes, NOT_SERVING and an unknown service fail, a shut-down server is UNAVAILABLE', async () => {
+      const g = await startGrpcHealthServer({ '': 'SERVING', 'pkg.Api': 'SERVING' });
+      const overall = new GrpcProbe(parseCheckUrl(`grpc://127.0.0.1:${g.port}`).grpc!);
+      const api = new GrpcProbe(parseCheckUrl(`grpc://127.0.0.1:${g.port}/pkg.Api`).grpc!);
+      const unknown = new GrpcProbe(parseCheckUrl(`grpc://127.0.0.1:${g.port}/pkg.Nope`).grpc!);
+      try {
+        expect(await overall.run(probe())).to.deep.equal({ ok: true, output: 'SERVING' });
+        expect(await api.run(probe())).to.deep.equal({ ok: true, output: 'SERVING' });
+        g.health.setStatus('pkg.Api', 'NOT_SERVING');
+        expect(await api.run(probe())).to.deep.equal({ ok: false, error: 'NOT_SERVING' });
+        expect((await unknown.run(probe())).error).to.match(/^grpc NOT_FOUND/);
+        await g.stop();
+        expect((await overall.run(probe())).error).to.match(/^grpc UNAVAILABLE/);
+      } finally {
+        overall.close();
+        api.close();
+        unknown.close();
+        await g.stop();
+      }
+    });
+  });
+
+  describe('CheckSet', () => {
+    const timing = { intervalMs: 100, timeoutMs: 500, retries: 2, gracePeriodMs: 0 };
+    let set: CheckSet | undefined;
+    afterEach(async () => {
+      await set?.stop();
+      set = undefined;
+    });
+
+    it('a ttl check whose reporter stops takes the instance out, naming it; a failing non-critical check does not', async () => {
+      const dead = await deadPort();
+      set = new CheckSet({ specs: parseCheckUrls([`ttl://worker?ttl=400ms`, `tcp://127.0.0.1:${dead}?critical=false&name=side`]), ...timing });
+      set.report('worker', true, 'batch 1 done');
+      const reporter = setInterval(() => set!.report('worker', true), 100);
+      set.start();
+      try {
+        await waitFor('healthy with a failing non-critical check', () => set!.status === 'healthy' && set!.states()[1]!.status === 'unhealthy', 5000);
+        const h = set.snapshot();
+        expect(h.message, h.message).to.match(/^critical checks pass; non-critical side: 2 consecutive refused connections \(127\.0\.0\.1:\d+\)$/);
+        expect(h.checks!.map((c) => [c.name, c.kind, c.critical, c.status])).to.deep.equal([
+          ['worker', 'ttl', true, 'healthy'],
+          ['side', 'tcp', false, 'unhealthy'],
+        ]);
+      } finally {
+        clearInterval(reporter);
+      }
+      await waitFor('unhealthy once reports stop', () => set!.status === 'unhealthy', 5000);
+      expect(set.snapshot().message).to.equal('worker: 1 consecutive failure (no report within the 400ms ttl)');
+      expect(set.states()[0]).to.include({ status: 'unhealthy', output: 'no report within the 400ms ttl', ttl: 0.4, retries: 1 });
+      set.report('worker', false, 'queue stuck');
+      await waitFor('says why', () => set!.states()[0]!.output === 'reported failing: queue stuck', 5000);
+      expect(() => set!.report('nope', true)).to.throw(/no ttl check named "nope"/);
+    });
+  });
+
+  describe('an agent with several checks, on real etcd', () => {
+    const t = useTestAgents('etcd', 'checks');
+
+    it('a non-critical failure keeps it healthy, a critical one takes it out and is named; the steady state writes nothing', async () => {
+      const tcp = await startTcpListener();
+      const g = await startGrpcHealthServer({ '': 'SERVING' });
+      try {
+        const a = await t.agent('c', {
+          checks: [`tcp://127.0.0.1:${tcp.port}?critical=false&name=side-port`, `grpc://127.0.0.1:${g.port}`, `ttl://never-reported?critical=false&ttl=60s`],
+        });
+        const record = async () => {
+          const kv = await t.registry.get(a.layout.service('c'));
+          const parsed = kv ? parseServiceRecord(kv.value, 'c') : undefined;
+          return parsed?.ok ? parsed.value : undefined;
+        };
+        await waitFor('healthy in etcd with every check', async () => {
+          const r = await record();
+          // The never-reported ttl check fails once the grace period (1 s) is over: then all is settled.
+          return r?.status === 'healthy' && r.health.checks?.[1]?.status === 'healthy' && r.health.checks[2]?.status === 'unhealthy';
+        }, 8000);
+        const before = (await t.registry.status()).revision;
+        await new Promise((r) => setTimeout(r, 1200)); // 6 rounds of 3 checks at 0.2 s
+        expect((await t.registry.status()).revision - before, 'registry writes in steady state').to.equal(0);
+
+        await tcp.close();
+        await waitFor('side-port unhealthy in the record', async () => (await record())?.health.checks?.[0]?.status === 'unhealthy', 8000);
+        const r1 = (await record())!;
+        expect(r1.status).to.equal('healthy');
+        expect(r1.health.checks![0]).to.include({ name: 'side-port', kind: 'tcp', critical: false });
+        expect(r1.health.checks![0]!.output).to.match(/ECONNREFUSED/);
+
+        g.health.setStatus('', 'NOT_SERVING');
+        await waitFor('unhealthy in the record', async () => (await record())?.status === 'unhealthy', 8000);
+        const r2 = (await record())!;
+        expect(r2.health.message).to.equal(`grpc 127.0.0.1:${g.port}: 2 consecutive failures (NOT_SERVING)`);
+        expect(r2.health.checks![1]).to.include({ kind: 'grpc', status: 'unhealthy', output: 'NOT_SERVING', critical: true });
+        expect(a.healthHistory().some((e) => e.check === `grpc 127.0.0.1:${g.port}` && e.change?.to === 'unhealthy')).to.equal(true);
+      } finally {
+        await tcp.close().catch(() => undefined);
+        await g.stop();
+      }
+    });
+  });
+});
