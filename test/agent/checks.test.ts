@@ -11,6 +11,11 @@ import { HttpProbe } from '../../src/agent/checks/http-check.js';
 import { TcpProbe } from '../../src/agent/checks/tcp-check.js';
 import { ConfigError, resolveConfig } from '../../src/config/load.js';
 import { parseServiceRecord } from '../../src/cluster/codec.js';
+import { ServiceAgent } from '../../src/agent/agent.js';
+import { startApiServer, type ApiServer } from '../../src/api/server.js';
+import { renderServiceDetails } from '../../src/cli/views.js';
+import { MemoryRegistry } from '../../src/registry/memory.js';
+import { http as request, postJson, startUpstream, testConfig } from '../api/fixtures.js';
 import { waitFor } from '../helpers/agent-cluster.js';
 import { useTestAgents } from '../helpers/agents.js';
 import { deadPort, listenOnLoopback, type LoopbackServer } from '../helpers/loopback.js';
@@ -240,6 +245,74 @@ describe('health checks beyond one GET (issue 17)', function () {
         await tcp.close().catch(() => undefined);
         await g.stop();
       }
+    });
+  });
+
+  describe('the API and services show', () => {
+    const OPERATOR = 'operator-secret-checks-7d1e';
+    let agent: ServiceAgent | undefined;
+    let api: ApiServer | undefined;
+    let registry: MemoryRegistry | undefined;
+    let closeUpstream: (() => Promise<void>) | undefined;
+    afterEach(async () => {
+      await api?.close();
+      await agent?.stop();
+      await registry?.close();
+      await closeUpstream?.();
+    });
+
+    it('a ttl check is reported through POST /checks/:name/pass|fail; the service entry and its health show every check', async () => {
+      const upstream = await startUpstream();
+      closeUpstream = upstream.close;
+      registry = new MemoryRegistry();
+      const config = testConfig({ id: 'api-checks' }, upstream.url);
+      config.service.checks = [`${upstream.url}?name=ready`, 'ttl://worker?ttl=1s'];
+      agent = new ServiceAgent({ config, registry });
+      await agent.start();
+      api = await startApiServer(agent, { host: '127.0.0.1', port: 0, auth: { keys: [{ name: 'deployer', role: 'operator', key: OPERATOR }], readAccess: 'open' } });
+      const base = `${api.url}/service-discovery`;
+      const auth = { Authorization: `Bearer ${OPERATOR}` };
+      const entry = async () => (await request(`${base}/services/api-checks`)).json as { status: string; health: { message?: string; checks?: Array<{ name: string; status: string; output?: string }> } };
+
+      // As in Consul, a ttl check fails until its first report (the grace period, 0 here, covers a start).
+      await waitFor('unhealthy: the worker never reported', async () => (await entry()).status === 'unhealthy', 5000);
+      expect((await entry()).health.message).to.match(/^worker: \d+ consecutive failures? \(no report (yet|within the 1s ttl)\)$/);
+
+      expect((await postJson(`${base}/checks/worker/pass`, {})).status, 'no key').to.equal(401);
+      expect((await postJson(`${base}/checks/nope/pass`, {}, auth)).status).to.equal(404);
+      const bad = await postJson(`${base}/checks/worker/maybe`, {}, auth);
+      expect(bad.status).to.equal(400);
+      expect(bad.text).to.include('expected pass or fail');
+      expect((await postJson(`${base}/checks/worker/pass`, { note: 'x'.repeat(257) }, auth)).status).to.equal(400);
+      const ok = await postJson(`${base}/checks/worker/pass`, { note: 'batch 7 done' }, auth);
+      expect(ok.status, ok.text).to.equal(200);
+      expect(ok.json).to.include({ check: 'worker', ok: true, note: 'batch 7 done' });
+
+      await waitFor('healthy after the report', async () => (await entry()).status === 'healthy', 5000);
+      const e = await entry();
+      expect(e.health.checks!.map((c) => [c.name, c.status, c.output])).to.deep.equal([
+        ['ready', 'healthy', 'HTTP 200'],
+        ['worker', 'healthy', 'batch 7 done'],
+      ]);
+      const health = (await request(`${base}/services/api-checks/health`)).json as { budget: { sick: number; checks: Array<{ name: string; sick: number }> }; history: Array<{ check?: string }> };
+      // ready: 0.2 s × 2 + 0.5 s; worker: 1 s ttl + 0.2 s × 1.
+      expect(health.budget.checks).to.deep.equal([
+        { name: 'ready', critical: true, sick: 0.9, recovery: 0.7 },
+        { name: 'worker', critical: true, sick: 1.2, recovery: 0.2 },
+      ]);
+      expect(health.budget.sick).to.equal(1.2);
+      expect(health.history.some((h) => h.check === 'worker')).to.equal(true);
+
+      const fail = await postJson(`${base}/checks/worker/fail`, { note: 'queue stuck' }, auth);
+      expect(fail.status).to.equal(200);
+      await waitFor('unhealthy, saying why', async () => (await entry()).health.message === 'worker: 1 consecutive failure (reported failing: queue stuck)', 5000);
+
+      const record = agent.currentRecord();
+      const text = renderServiceDetails({ service: record, health: { serviceId: record.id, status: record.status, health: record.health, history: agent.healthHistory() }, intent: null, audit: [] });
+      expect(text).to.match(/Checks\n/);
+      expect(text).to.match(/worker\s+│?\s*ttl\s+│?\s*unhealthy/);
+      expect(text).to.include('reported failing: queue stuck');
+      expect(text).to.include('worker: failure within 1.2s, recovery within 200ms');
     });
   });
 });
