@@ -12,6 +12,7 @@ import { TcpProbe } from '../../src/agent/checks/tcp-check.js';
 import { ConfigError, resolveConfig } from '../../src/config/load.js';
 import { parseServiceRecord } from '../../src/cluster/codec.js';
 import { ServiceAgent } from '../../src/agent/agent.js';
+import { parseAgentArgs } from '../../src/agent/command-line.js';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import { renderServiceDetails } from '../../src/cli/views.js';
 import { MemoryRegistry } from '../../src/registry/memory.js';
@@ -93,6 +94,12 @@ describe('health checks beyond one GET (issue 17)', function () {
         }
       }
       expect(() => parseCheckUrls(['ttl://a', 'ttl://a'])).to.throw(CheckSpecError, /two checks named "a"/);
+    });
+
+    it('`agent` takes --check once per check (its own parser, without oclif)', () => {
+      const flags = parseAgentArgs(['--check', 'http://h:1/ready', '--service-port', '1', '--check=tcp://h:1', '--check', 'ttl://n?ttl=1m&critical=false']);
+      expect(flags.check).to.deep.equal(['http://h:1/ready', 'tcp://h:1', 'ttl://n?ttl=1m&critical=false']);
+      expect(resolveConfig({ env: {}, flags }).config.service.checks).to.have.length(3);
     });
 
     it('a bad --check, SERVICE_CHECKS or service.checks is a config error naming its source', () => {
