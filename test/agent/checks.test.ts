@@ -17,6 +17,7 @@ import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import { renderServiceDetails } from '../../src/cli/views.js';
 import { MemoryRegistry } from '../../src/registry/memory.js';
 import { http as request, postJson, startUpstream, testConfig } from '../api/fixtures.js';
+import { ensureBuilt, runCli } from '../cli/fixtures.js';
 import { waitFor } from '../helpers/agent-cluster.js';
 import { useTestAgents } from '../helpers/agents.js';
 import { deadPort, listenOnLoopback, type LoopbackServer } from '../helpers/loopback.js';
@@ -94,6 +95,20 @@ describe('health checks beyond one GET (issue 17)', function () {
         }
       }
       expect(() => parseCheckUrls(['ttl://a', 'ttl://a'])).to.throw(CheckSpecError, /two checks named "a"/);
+    });
+
+    it('proxy-stone-sd agent with a bad --check or SERVICE_CHECKS: exit 2, one line naming it', async function () {
+      this.timeout(60_000);
+      ensureBuilt();
+      const flag = await runCli(['agent', '--check', 'http://127.0.0.1:3000/health', '--check', 'tcp://127.0.0.1'], { timeoutMs: 15_000 });
+      expect(flag.code, flag.stderr).to.equal(2);
+      expect(flag.stderr.trimEnd()).to.equal(
+        'Error: --check=http://127.0.0.1:3000/health tcp://127.0.0.1 (flag): expected a check URL (http(s)://host:port/path, tcp://host:port, grpc(s)://host:port[/service] or ttl://NAME); tcp://127.0.0.1: tcp: expected a port (host:port)',
+      );
+      const env = await runCli(['agent'], { env: { SERVICE_CHECKS: 'grpc://127.0.0.1:50051?critical=perhaps' }, timeoutMs: 15_000 });
+      expect(env.code, env.stderr).to.equal(2);
+      expect(env.stderr.trimEnd().split('\n')).to.have.length(1);
+      expect(env.stderr).to.match(/^Error: SERVICE_CHECKS=.* \(env\): expected a check URL .*; critical=perhaps: expected true or false/);
     });
 
     it('`agent` takes --check once per check (its own parser, without oclif)', () => {
