@@ -227,7 +227,8 @@ const TABLE = [
     flag: 'check',
     kind: 'list',
     itemKind: 'check',
-    default: [],
+    // Unset, not empty: a config without checks is the one it was before they existed.
+    default: undefined,
     description:
       'Health checks of the instance, replacing the one HTTP check of `--health-path`/`--health-url`: a repeatable flag, whitespace-separated in the env var, an array in the file. Each a URL: `http(s)://host:port/path`, `tcp://host:port`, `grpc(s)://host:port[/service]` (grpc.health.v1), `ttl://NAME` (the instance reports alive through the API or the library), with options as query parameters: `critical=false`, `interval=`, `timeout=`, `retries=`, `name=`; http: `method=`, `expect=200-204`, `body=TEXT`, `json=path=value`, `header=Name:Value`; https/grpcs: `ca=FILE`, `insecure=true`; ttl: `ttl=30s`. The instance is healthy when every critical check passes. See docs/checks.md.',
     group: 'Health check',
