@@ -1,5 +1,10 @@
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -188,6 +193,58 @@ describe('health checks beyond one GET (issue 17)', function () {
         api.close();
         unknown.close();
         await g.stop();
+      }
+    });
+  });
+
+  describe('over TLS, with a real self-signed certificate', () => {
+    let dir: string;
+    before(() => {
+      dir = mkdtempSync(join(tmpdir(), 'sd-checks-tls-'));
+      execFileSync(
+        'openssl',
+        ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+        { stdio: 'ignore' },
+      );
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('https: refused without the CA, passes with ca= or insecure=true; a missing CA file is a one-line error', async () => {
+      const tls = { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
+      const server = https.createServer(tls, (_req, res) => res.end('ok'));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
+      const ca = readFileSync(join(dir, 'cert.pem'), 'utf8');
+      const probes = [new HttpProbe(parseCheckUrl(url).http!), new HttpProbe(parseCheckUrl(url).http!, ca), new HttpProbe(parseCheckUrl(`${url}?insecure=true`).http!)];
+      try {
+        const refused = await probes[0]!.run(probe()).then(() => null, (e: unknown) => e as NodeJS.ErrnoException);
+        expect(refused?.code).to.equal('DEPTH_ZERO_SELF_SIGNED_CERT');
+        expect(await probes[1]!.run(probe())).to.include({ ok: true, httpStatus: 200 });
+        expect(await probes[2]!.run(probe())).to.include({ ok: true, httpStatus: 200 });
+        expect(() => new CheckSet({ specs: parseCheckUrls([`${url}?ca=${join(dir, 'missing.pem')}`]), intervalMs: 100, timeoutMs: 100, retries: 1, gracePeriodMs: 0 })).to.throw(
+          `check "http ${url}": cannot read ca file ${join(dir, 'missing.pem')}: ENOENT`,
+        );
+      } finally {
+        for (const p of probes) p.close();
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+    it('grpcs: SERVING with the CA, UNAVAILABLE without it', async () => {
+      const server = new grpc.Server();
+      new HealthImplementation({ '': 'SERVING' }).addToServer(server);
+      const creds = grpc.ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(join(dir, 'cert.pem')), private_key: readFileSync(join(dir, 'key.pem')) }]);
+      const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p))));
+      const trusted = new GrpcProbe(parseCheckUrl(`grpcs://127.0.0.1:${port}`).grpc!, readFileSync(join(dir, 'cert.pem'), 'utf8'));
+      const untrusted = new GrpcProbe(parseCheckUrl(`grpcs://127.0.0.1:${port}`).grpc!);
+      try {
+        expect(await trusted.run(probe())).to.deep.equal({ ok: true, output: 'SERVING' });
+        expect((await untrusted.run(probe())).error).to.match(/^grpc UNAVAILABLE/);
+      } finally {
+        trusted.close();
+        untrusted.close();
+        server.forceShutdown();
       }
     });
   });
