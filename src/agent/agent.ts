@@ -383,7 +383,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
 
   /**
    * A report to the ttl check `name` (`ttl://NAME`): the instance is alive (`ok`), or failing, with an
-   * optional note shown as the check's output. The check's status follows at its next evaluation.
+   * optional note shown as the check's output, evaluated at once.
    * @throws UnknownCheckError when the agent has no ttl check of that name (or has not started)
    */
   reportCheck(name: string, ok: boolean, note?: string): TtlReport {

@@ -171,6 +171,16 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   }
 
   /**
+   * Runs the next probe now instead of at its time, when none is in flight (a ttl check that was
+   * just reported to); the cadence continues from it. Does nothing otherwise.
+   */
+  probeNow(): void {
+    if (this.#state !== 'running' || this.#timer === undefined || this.#inFlight !== undefined) return;
+    this.#clearTimer();
+    this.#runProbe();
+  }
+
+  /**
    * Enter `draining`: no further probes are started, and a probe still in flight is ignored.
    * Emits `statusChange` when the status changed. The connection pool stays open until stop().
    */

@@ -218,7 +218,7 @@ function checkReportRoute(): RouteSpec {
     description:
       'For work that cannot be probed from outside (Consul\'s TTL check): the instance, or whatever watches it, calls ' +
       '`pass` at least once per the check\'s `ttl`; the check fails when no pass came in time, or at once on `fail`. ' +
-      'The check\'s status follows at its next evaluation (one check interval). `note` becomes the check\'s output. ' +
+      'The report is evaluated at once. `note` becomes the check\'s output. ' +
       'Needs an operator API key, like the other writes.',
     tag: 'management',
     params: CheckNameParamsSchema,

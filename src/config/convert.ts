@@ -1,4 +1,5 @@
 /** Converting raw values (env and flag strings, file JSON) to what each kind of setting holds. */
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { DURATION_MAX_EXPECTATION, DurationTooLongError, parseDuration } from '../util/duration.js';
 import { CHECK_URL_EXPECTATION, CheckSpecError, parseCheckUrls } from '../agent/checks/check-spec.js';
@@ -78,7 +79,17 @@ export function convert(c: Candidate): Conversion {
       }
       if (checks) {
         try {
-          parseCheckUrls(items);
+          // A CA file that cannot be read is the operator's mistake, told before anything starts.
+          for (const spec of parseCheckUrls(items)) {
+            const ca = spec.http?.ca ?? spec.grpc?.ca;
+            if (ca !== undefined) {
+              try {
+                accessSync(ca, fsConstants.R_OK);
+              } catch (e) {
+                throw new CheckSpecError(`${spec.name}: ca=${ca}: cannot read it (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+              }
+            }
+          }
         } catch (err) {
           if (err instanceof CheckSpecError) return { ok: false, expected: CHECK_URL_EXPECTATION, text: err.message };
           throw err;

@@ -135,6 +135,9 @@ describe('health checks beyond one GET (issue 17)', function () {
       expect(message(() => resolveConfig({ env: {}, flags: { check: ['tcp://127.0.0.1:1', 'udp://x:1'] } }))).to.match(/--check=.*\(flag\): expected a check URL .*unknown scheme udp/);
       expect(message(() => resolveConfig({ env: { SERVICE_CHECKS: 'tcp://h:1 tcp://h' } }))).to.match(/SERVICE_CHECKS=.*\(env\): expected a check URL.*expected a port/);
       expect(message(() => resolveConfig({ env: {}, file: { path: '/tmp/sd.json', data: { service: { checks: ['grpc://h'] } } } }))).to.match(/service\.checks/);
+      expect(message(() => resolveConfig({ env: {}, flags: { check: ['grpcs://127.0.0.1:50051?ca=/nonexistent/ca.pem'] } }))).to.match(
+        /--check=.*\(flag\): .*grpc 127\.0\.0\.1:50051: ca=\/nonexistent\/ca\.pem: cannot read it \(ENOENT\)$/,
+      );
       // Commas stay inside a URL; whitespace separates them.
       const ok = resolveConfig({ env: { SERVICE_CHECKS: 'http://h:1/?expect=200,204  tcp://h:2' } });
       expect(ok.config.service.checks).to.deep.equal(['http://h:1/?expect=200,204', 'tcp://h:2']);
@@ -280,6 +283,17 @@ describe('health checks beyond one GET (issue 17)', function () {
       set.report('worker', false, 'queue stuck');
       await waitFor('says why', () => set!.states()[0]!.output === 'reported failing: queue stuck', 5000);
       expect(() => set!.report('nope', true)).to.throw(/no ttl check named "nope"/);
+    });
+    it('a report is evaluated at once, not at the next interval', async () => {
+      // A minute between evaluations: only the report itself can make it pass within the test.
+      set = new CheckSet({ specs: parseCheckUrls(['ttl://job?interval=60s&ttl=60s']), ...timing });
+      set.start();
+      await waitFor('the first evaluation: no report yet', () => set!.states()[0]!.output === 'no report yet', 5000);
+      set.report('job', true, 'done');
+      await waitFor('healthy right after the report', () => set!.status === 'healthy', 5000);
+      expect(set.states()[0]).to.include({ status: 'healthy', output: 'done', interval: 60 });
+      set.report('job', false, 'broken');
+      await waitFor('unhealthy right after a fail', () => set!.status === 'unhealthy', 5000);
     });
   });
 

@@ -136,13 +136,16 @@ export class CheckSet extends EventEmitter<HealthCheckerEvents> {
 
   /**
    * A report to the ttl check `name` (the instance is alive, or failing with `note`). It counts from
-   * now; the check's status follows at its next evaluation.
+   * now and is evaluated at once (unless an evaluation is in flight: then at the next one).
    * @throws UnknownCheckError when no ttl check has that name
    */
   report(name: string, ok: boolean, note?: string): TtlReport {
     const member = this.#members.find((m) => m.ttl && m.spec.name === name);
     if (!member?.ttl) throw new UnknownCheckError(name);
-    return member.ttl.report(ok, note);
+    const report = member.ttl.report(ok, note);
+    // The report is the news: evaluate it now rather than up to an interval later.
+    member.checker.probeNow();
+    return report;
   }
 
   /** Names of the ttl checks, which accept reports. */

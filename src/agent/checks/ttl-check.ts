@@ -2,7 +2,7 @@
  * `ttl://NAME`: Consul's TTL check. Nobody probes; the instance (through the agent's API) or an
  * embedding process (through the library) reports "alive" or "failing", and the check fails when no
  * "alive" came within `ttl`. The agent evaluates it on the check's interval, so a missed deadline is
- * noticed at most one interval late.
+ * noticed at most one interval late, and at once after each report.
  *
  * @module
  */
