@@ -383,6 +383,7 @@ describe('health checks beyond one GET (issue 17)', function () {
 
       await waitFor('healthy after the report', async () => (await entry()).status === 'healthy', 5000);
       const e = await entry();
+      expect((e as unknown as { healthUrl: string }).healthUrl, 'the first HTTP check, without its options').to.equal(upstream.url);
       expect(e.health.checks!.map((c) => [c.name, c.status, c.output])).to.deep.equal([
         ['ready', 'healthy', 'HTTP 200'],
         ['worker', 'healthy', 'batch 7 done'],
