@@ -218,7 +218,9 @@ export const HealthHistoryEntrySchema = named(
     ok: z.boolean(),
     httpStatus: z.number().int().optional(),
     error: z.string().optional(),
+    output: z.string().optional().describe('What a passing check said ("SERVING", "connected"), with --check.'),
     change: z.looseObject({ from: ServiceStatusSchema, to: ServiceStatusSchema, reason: z.string() }).optional(),
+    check: z.string().optional().describe("With --check: the check whose result this is; `change` is then that check's."),
   }),
 );
 

@@ -321,8 +321,14 @@ describe('health checks beyond one GET (issue 17)', function () {
         await new Promise((r) => setTimeout(r, 1200)); // 6 rounds of 3 checks at 0.2 s
         expect((await t.registry.status()).revision - before, 'registry writes in steady state').to.equal(0);
 
+        const updates: string[] = [];
+        a.view.on('event', (e) => {
+          if (e.type === 'serviceUpdated' && e.serviceId === 'c') updates.push(e.service.health.checks?.[0]?.status ?? '?');
+        });
         await tcp.close();
         await waitFor('side-port unhealthy in the record', async () => (await record())?.health.checks?.[0]?.status === 'unhealthy', 8000);
+        // The instance's status did not change; watchers hear of the check as a serviceUpdated.
+        await waitFor('a serviceUpdated saying so', () => updates.includes('unhealthy'), 5000);
         const r1 = (await record())!;
         expect(r1.status).to.equal('healthy');
         expect(r1.health.checks![0]).to.include({ name: 'side-port', kind: 'tcp', critical: false });
