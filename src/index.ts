@@ -9,6 +9,8 @@
 export { ProxyStoneServiceDiscovery } from './service-discovery.js';
 export { ServiceAgent, NotLeaderError, defaultServiceId, type AgentEvents, type AgentOptions, type AgentStatusSnapshot } from './agent/agent.js';
 export { HealthChecker } from './agent/health-checker.js';
+export { CheckSet, UnknownCheckError } from './agent/checks/check-set.js';
+export { parseCheckUrl, parseCheckUrls, CheckSpecError, type CheckSpec, type CheckKind } from './agent/checks/check-spec.js';
 export { HealthStateMachine } from './agent/health-state.js';
 export { ClusterView } from './cluster/view.js';
 export { ClusterState, type ElectionCandidate } from './cluster/state.js';

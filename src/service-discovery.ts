@@ -13,6 +13,8 @@ import type { Logger } from './util/logger.js';
  * sd.on('serviceJoined', (service) => ...);
  * const healthy = await sd.getHealthyServices({ region: 'us-east-1' });
  * await sd.setServiceEnabled(id, false);
+ * // With `service.checks: ['ttl://worker?ttl=30s']`: in-process work says it is alive.
+ * sd.reportCheck('worker', true, 'queue drained');
  * await sd.stop();
  * ```
  *

@@ -17,6 +17,29 @@ export interface HealthInfo {
   message?: string;
   /** Present while the instance is held down as flapping (its status is then `unhealthy`). */
   flapping?: FlapInfo;
+  /** Each check's state, when the instance has its own list of checks (`--check`); absent with the one default HTTP check. */
+  checks?: CheckState[];
+}
+
+/** One of an instance's checks as its agent publishes it (`--check`, src/agent/checks/). Durations in seconds. */
+export interface CheckState {
+  name: string;
+  kind: 'http' | 'tcp' | 'grpc' | 'ttl';
+  /** What is checked: a URL, `host:port[/service]`, or the ttl check's name. */
+  target: string;
+  /** A failing critical check takes the instance out; a non-critical one is only reported. */
+  critical: boolean;
+  /** `starting` before its first pass (and failures within the grace period), then `healthy` / `unhealthy`. */
+  status: ServiceStatus;
+  /** What the last probe said: "SERVING", "HTTP 200", "grpc UNAVAILABLE: …", "2 consecutive timeouts after 1 s". */
+  output?: string;
+  /** Epoch ms of the last probe, null before the first. */
+  lastCheck: number | null;
+  interval: number;
+  timeout: number;
+  retries: number;
+  /** `ttl` checks: seconds an "alive" report counts for. */
+  ttl?: number;
 }
 
 /** A flap-damping hold: the instance changed health too often and is kept `unhealthy` until stable. */
@@ -241,5 +264,8 @@ export const RECORD_LIMITS = {
   url: 2048,
   /** A health message, a reason, an error text. */
   message: 1024,
+  /** Checks of one instance (`health.checks`), and the output of each. */
+  checks: 16,
+  checkOutput: 256,
   actor: 256,
 } as const;

@@ -28,6 +28,9 @@ import type { AuditEntry, ClusterEvent, ClusterTopology, HealthCheckSettings, He
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { AgentEvents, AgentOptions, AgentRegistrationStatus, AgentStatusSnapshot } from './agent-types.js';
 import { errMessage, withDeadline } from './calls.js';
+import { parseCheckUrls } from './checks/check-spec.js';
+import { CheckSet, UnknownCheckError } from './checks/check-set.js';
+import type { TtlReport } from './checks/ttl-check.js';
 import { HealthChecker, type HealthCheckResultEvent } from './health-checker.js';
 import type { HealthHistoryEntry } from './health-state.js';
 import { InstanceAdmin } from './instance-admin.js';
@@ -67,7 +70,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private readonly ownsView: boolean;
   /** Listeners this agent put on the view, removed on stop (a shared view outlives its agents). */
   private viewListeners: (() => void) | undefined;
-  private checker: HealthChecker | undefined;
+  /** The one default HTTP check, or the instance's own list of checks (`--check`). */
+  private checker: HealthChecker | CheckSet | undefined;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
   private readonly startedAt = Date.now();
   private readonly leaseSession: LeaseSession;
@@ -239,13 +243,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     };
 
     const hc = this.config.cluster.healthCheck;
-    this.checker = new HealthChecker({
-      url: this.healthUrl,
-      intervalMs: hc.interval * 1000,
-      timeoutMs: hc.timeout * 1000,
-      retries: hc.retries,
-      gracePeriodMs: hc.gracePeriod * 1000,
-    });
+    const timing = { intervalMs: hc.interval * 1000, timeoutMs: hc.timeout * 1000, retries: hc.retries, gracePeriodMs: hc.gracePeriod * 1000 };
+    const checks = this.config.service.checks ?? [];
+    this.checker = checks.length > 0 ? new CheckSet({ specs: parseCheckUrls(checks), ...timing }) : new HealthChecker({ url: this.healthUrl, ...timing });
     await this.health.restore();
     this.checker.on('result', (r) => this.onHealthResult(r));
     this.admin.startDrain();
@@ -381,6 +381,16 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     return this.staleness.stale;
   }
 
+  /**
+   * A report to the ttl check `name` (`ttl://NAME`): the instance is alive (`ok`), or failing, with an
+   * optional note shown as the check's output, evaluated at once.
+   * @throws UnknownCheckError when the agent has no ttl check of that name (or has not started)
+   */
+  reportCheck(name: string, ok: boolean, note?: string): TtlReport {
+    if (!(this.checker instanceof CheckSet)) throw new UnknownCheckError(name);
+    return this.checker.report(name, ok, note);
+  }
+
   healthHistory(): HealthHistoryEntry[] {
     return this.checker?.history() ?? [];
   }
@@ -464,7 +474,8 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
   private onHealthResult(r: HealthCheckResultEvent): void {
     const flapChanged = this.health.take(r);
     this.emit('healthResult', r);
-    if (r.transition.changed || flapChanged || this.publisher.refreshDue()) this.publisher.publish();
+    // With several checks the record shows each one's status: a change of any of them is published too.
+    if (r.transition.changed || r.checksChanged === true || flapChanged || this.publisher.refreshDue()) this.publisher.publish();
   }
 
   private onClusterEvent(e: ClusterEvent): void {

@@ -22,7 +22,10 @@ export function parseAgentArgs(args: readonly string[]): Record<string, FlagValu
   const options: NonNullable<ParseArgsConfig['options']> = { [CONFIG_FILE_FLAG]: { type: 'string' } };
   const negations = new Map<string, string>();
   const enums = new Map<string, readonly string[]>();
+  // `--check` is given once per check: its values add up (oclif's `multiple: true`).
+  const repeatable = new Set<string>();
   for (const s of SETTINGS) {
+    if (s.kind === 'list' && s.itemKind === 'check') for (const flag of flagNames(s)) repeatable.add(flag);
     // Aliases stay keyed by their own name: the config loader sees both and refuses two different values.
     for (const flag of flagNames(s)) {
       options[flag] = { type: s.kind === 'boolean' ? 'boolean' : 'string' };
@@ -52,7 +55,12 @@ export function parseAgentArgs(args: readonly string[]): Record<string, FlagValu
       if (allowed && !allowed.includes(value)) {
         throw new AgentUsageError(`Expected --${token.name}=${value} to be one of: ${allowed.join(', ')}`);
       }
-      flags[token.name] = value;
+      if (repeatable.has(token.name)) {
+        const before = flags[token.name];
+        flags[token.name] = [...(Array.isArray(before) ? before : []), value];
+      } else {
+        flags[token.name] = value;
+      }
     }
   }
   return flags;

@@ -30,10 +30,30 @@ import { InstanceHttpClient, type InstanceHttpResponse } from './instance-http.j
 /** Default limit of response body bytes read per probe. */
 export const DEFAULT_MAX_BODY_BYTES = 8 * 1024;
 
+/** What one probe of a check kind found; a rejection is a network error. */
+export interface ProbeOutcome {
+  ok: boolean;
+  httpStatus?: number;
+  error?: string;
+  output?: string;
+}
+
+/**
+ * A kind of check other than the default GET (src/agent/checks/): one probe at a time, aborted through
+ * `signal` on timeout and on stop.
+ */
+export interface Probe {
+  run(signal: AbortSignal): Promise<ProbeOutcome>;
+  /** Releases connections; nothing is in flight any more. */
+  close(): void;
+}
+
 /** Options of {@link HealthChecker}. */
 export interface HealthCheckerOptions {
-  /** Absolute http(s) URL probed with GET. */
+  /** Absolute http(s) URL probed with GET; with `probe`, only what is checked, for people. */
   url: string;
+  /** Probes with this instead of a GET of `url`. */
+  probe?: Probe;
   /** Milliseconds between the starts of two probes; > 0. */
   intervalMs: number;
   /** Milliseconds allowed for one probe, headers and body; > 0. */
@@ -57,6 +77,10 @@ export interface HealthCheckResultEvent {
   transition: HealthTransition;
   /** Snapshot after the result. */
   health: HealthInfo;
+  /** With several checks (checks/check-set.ts): the check that produced the result. */
+  check?: string;
+  /** With several checks: the result changed its check's status, which the record shows. */
+  checksChanged?: boolean;
 }
 
 /** Payload of the `statusChange` event, emitted only when the status changes. */
@@ -96,6 +120,7 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   readonly timeoutMs: number;
 
   readonly #now: () => number;
+  readonly #probeImpl: Probe | undefined;
   readonly #maxBodyBytes: number;
   readonly #machineOptions: { retries: number; gracePeriodMs: number; historySize?: number };
   #machine: HealthStateMachine;
@@ -108,8 +133,9 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
 
   constructor(options: HealthCheckerOptions) {
     super();
-    const parsed = new URL(options.url);
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    this.#probeImpl = options.probe;
+    const parsed = options.probe ? undefined : new URL(options.url);
+    if (parsed && parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
       throw new TypeError(`health check URL must be http(s), got ${options.url}`);
     }
     for (const key of ['intervalMs', 'timeoutMs'] as const) {
@@ -140,7 +166,17 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
     this.#state = 'running';
     this.#machine = new HealthStateMachine({ ...this.#machineOptions, startedAt: this.#now() });
     // One connection is enough: probes never overlap.
-    this.#client = new InstanceHttpClient(this.url);
+    if (!this.#probeImpl) this.#client = new InstanceHttpClient(this.url);
+    this.#runProbe();
+  }
+
+  /**
+   * Runs the next probe now instead of at its time, when none is in flight (a ttl check that was
+   * just reported to); the cadence continues from it. Does nothing otherwise.
+   */
+  probeNow(): void {
+    if (this.#state !== 'running' || this.#timer === undefined || this.#inFlight !== undefined) return;
+    this.#clearTimer();
     this.#runProbe();
   }
 
@@ -188,6 +224,7 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
     // Nothing is in flight any more: this only closes the idle keep-alive socket.
     this.#client?.close();
     this.#client = undefined;
+    this.#probeImpl?.close();
   }
 
   #clearTimer(): void {
@@ -244,8 +281,34 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
     }
   }
 
+  /** One probe of another kind, under the same timeout and stop as a GET. Never rejects. */
+  async #probeWith(probe: Probe, at: number, t0: number): Promise<ProbeResult | null> {
+    const controller = new AbortController();
+    this.#abort = controller;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error(`timeout after ${this.timeoutMs}ms`));
+    }, this.timeoutMs);
+    const elapsed = (): number => Math.round(performance.now() - t0);
+    try {
+      const outcome = await probe.run(controller.signal);
+      if (controller.signal.reason instanceof StopSignal) return null;
+      if (timedOut) return { at, latencyMs: elapsed(), ok: false, error: `timeout after ${this.timeoutMs}ms` };
+      return { at, latencyMs: elapsed(), ...outcome };
+    } catch (err) {
+      if (timedOut) return { at, latencyMs: elapsed(), ok: false, error: `timeout after ${this.timeoutMs}ms` };
+      if (controller.signal.reason instanceof StopSignal) return null;
+      return { at, latencyMs: elapsed(), ok: false, error: describeNetworkError(err) };
+    } finally {
+      clearTimeout(timer);
+      if (this.#abort === controller) this.#abort = undefined;
+    }
+  }
+
   /** One GET; resolves to a result, or null when aborted by stop(). Never rejects. */
   async #probe(at: number, t0: number): Promise<ProbeResult | null> {
+    if (this.#probeImpl) return this.#probeWith(this.#probeImpl, at, t0);
     const client = this.#client;
     if (client === undefined) return null;
     const controller = new AbortController();
@@ -294,7 +357,7 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
 }
 
 /** The string `status` of a JSON health body (Proxy-Stone: "degraded" / "unhealthy"), if any. */
-function statusFromBody(text: string): string | undefined {
+export function statusFromBody(text: string): string | undefined {
   try {
     const parsed: unknown = JSON.parse(text);
     if (typeof parsed === 'object' && parsed !== null && 'status' in parsed) {

@@ -58,6 +58,8 @@ export interface ProbeResult {
   httpStatus?: number;
   /** Short error text when no usable answer arrived ("timeout after 1000ms", "ECONNREFUSED 127.0.0.1:3001"). */
   error?: string;
+  /** What a passing check said, when it says more than ok ("SERVING", "connected"). */
+  output?: string;
 }
 
 /** The outcome of one input to the machine. */
@@ -85,6 +87,8 @@ export interface HealthStatusChange {
 export interface HealthHistoryEntry extends ProbeResult {
   /** Present when this result changed the status. */
   change?: HealthStatusChange;
+  /** With several checks (`--check`): whose result this is; `change` is then that check's. */
+  check?: string;
 }
 
 /** Construction parameters of {@link HealthStateMachine}. */

@@ -20,8 +20,8 @@ export interface InstanceHttpResponse {
 }
 
 export interface InstanceHttpRequest {
-  /** Default GET. Only a GET is retried when it meets a closed keep-alive socket, unless `idempotent`. */
-  method?: 'GET' | 'POST';
+  /** Default GET. Only a GET or HEAD is retried when it meets a closed keep-alive socket, unless `idempotent`. */
+  method?: 'GET' | 'HEAD' | 'POST';
   /** Path (and query) on the client's origin; default the URL the client was made with. */
   path?: string;
   /** A JSON body, sent with `content-type: application/json`. */
@@ -44,13 +44,13 @@ export class InstanceHttpClient {
 
   constructor(
     readonly url: string,
-    options: { idleSocketMs?: number } = {},
+    options: { idleSocketMs?: number; tls?: { ca?: string | Buffer; rejectUnauthorized?: boolean } } = {},
   ) {
     const secure = new URL(url).protocol === 'https:';
     // Close an idle socket before a typical server does (Node's default keep-alive is 5 s), so a
     // probe rarely meets a socket the server is closing; when it does, get() retries once.
     const agentOptions = { keepAlive: true, maxSockets: 1, maxFreeSockets: 1, timeout: options.idleSocketMs ?? 4000 };
-    this.#agent = secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+    this.#agent = secure ? new https.Agent({ ...agentOptions, ...options.tls }) : new http.Agent(agentOptions);
     this.#request = secure ? https.request : http.request;
   }
 
@@ -62,7 +62,7 @@ export class InstanceHttpClient {
       // A reused keep-alive socket the server closed meanwhile: the request was most likely never
       // read, but only a request that may run twice is sent again.
       const e = err as { reusedSocket?: boolean; code?: string };
-      const repeatable = (options.method ?? 'GET') === 'GET' || options.idempotent === true;
+      const repeatable = (options.method ?? 'GET') !== 'POST' || options.idempotent === true;
       if (repeatable && e.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE') && !options.signal.aborted) return this.#send(options);
       throw err;
     }

@@ -6,6 +6,7 @@
  * @module
  */
 import type { SdConfig } from '../config/types.js';
+import { parseCheckUrl } from './checks/check-spec.js';
 import type { AdminIntent, HealthCheckSettings, HealthInfo, InstanceMaintenanceInfo, ServiceRecord, ServiceStatus } from '../types.js';
 
 /** The agent's state that goes into its record. */
@@ -53,11 +54,27 @@ export function localRecord(config: SdConfig, state: LocalRecordState): ServiceR
   return record;
 }
 
-/** Where the health checker probes the instance: `--health-url`, or the instance's address and `--health-path`. */
+/**
+ * The record's `healthUrl`: where the health checker probes the instance (`--health-url`, or the
+ * instance's address and `--health-path`), or with `--check` the first HTTP check's URL.
+ */
 export function healthUrlOf(config: SdConfig): string {
+  // With `--check`, the record's health URL is the first HTTP check's (what a load balancer would probe too).
+  for (const url of config.service.checks ?? []) {
+    if (/^https?:\/\//i.test(url.trim())) return httpCheckUrl(url);
+  }
   const hc = config.cluster.healthCheck;
   if (hc.url) return hc.url;
   return `${instanceBaseUrl(config)}${hc.path.startsWith('/') ? '' : '/'}${hc.path}`;
+}
+
+/** A check URL without its options (the query). */
+function httpCheckUrl(url: string): string {
+  try {
+    return parseCheckUrl(url).http?.url ?? url;
+  } catch {
+    return url;
+  }
 }
 
 /** `http://host:port` of the instance (an IPv6 host in brackets). */

@@ -15,6 +15,7 @@ import type { ServiceRecord } from '../types.js';
 import type { Logger } from '../util/logger.js';
 import type { ApiAuthenticator, Principal, RouteAccess } from './auth.js';
 import { ApiError } from './errors.js';
+import { UnknownCheckError } from '../agent/checks/check-set.js';
 import type { EventStream } from './events.js';
 import type { ServerSocket, SocketAdmission } from './websocket.js';
 import type { AgentMetrics } from './metrics.js';
@@ -23,6 +24,9 @@ import {
   AgentHealthSchema,
   AuditQuerySchema,
   AuditResponseSchema,
+  CheckNameParamsSchema,
+  CheckReportBodySchema,
+  CheckReportResponseSchema,
   ClusterEventSchema,
   EVENT_ID_EXPECTATION,
   EventIdSchema,
@@ -212,6 +216,40 @@ function setEnabledRoute(enabled: boolean): RouteSpec {
   });
 }
 
+/** `POST /checks/:name/pass|fail`: the instance reports to its ttl check (`--check ttl://NAME`). */
+function checkReportRoute(): RouteSpec {
+  return route<undefined, z.infer<typeof CheckNameParamsSchema>, z.infer<typeof CheckReportBodySchema>>({
+    method: 'POST',
+    path: `${SD_PREFIX}/checks/:name/:verdict`,
+    group: 'service-discovery',
+    access: 'write',
+    operationId: 'reportCheck',
+    summary: 'Report to a ttl check of this agent\'s instance: alive (pass) or failing (fail)',
+    description:
+      'For work that cannot be probed from outside (Consul\'s TTL check): the instance, or whatever watches it, calls ' +
+      '`pass` at least once per the check\'s `ttl`; the check fails when no pass came in time, or at once on `fail`. ' +
+      'The report is evaluated at once. `note` becomes the check\'s output. ' +
+      'Needs an operator API key, like the other writes.',
+    tag: 'management',
+    params: CheckNameParamsSchema,
+    body: CheckReportBodySchema,
+    responses: {
+      200: { description: 'The report is taken.', schema: CheckReportResponseSchema },
+      404: { description: 'This agent has no ttl check of that name.' },
+      503: NOT_STARTED,
+    },
+    handle(ctx, { params, body }) {
+      try {
+        const report = ctx.agent.reportCheck(params.name, params.verdict === 'pass', body.note);
+        return { check: params.name, ...report };
+      } catch (err) {
+        if (err instanceof UnknownCheckError) throw new ApiError(404, 'not_found', err.message);
+        throw err;
+      }
+    },
+  });
+}
+
 /** Every endpoint of the API. */
 export const ROUTES: readonly RouteSpec[] = [
   route({
@@ -262,6 +300,7 @@ export const ROUTES: readonly RouteSpec[] = [
       return record;
     },
   }),
+  checkReportRoute(),
   route<undefined, z.infer<typeof IdParamsSchema>>({
     method: 'GET',
     path: `${SD_PREFIX}/services/:id/health`,
@@ -279,12 +318,12 @@ export const ROUTES: readonly RouteSpec[] = [
     handle(ctx, { params }) {
       if (params.id === ctx.agent.id) {
         const health = ctx.agent.healthSnapshot();
-        return { serviceId: params.id, status: health.status, health, history: ctx.agent.healthHistory(), budget: detectionBudget(ctx.agent.checkSettings()) };
+        return { serviceId: params.id, status: health.status, health, history: ctx.agent.healthHistory(), budget: detectionBudget(ctx.agent.checkSettings(), health.checks) };
       }
       const record = viewOf(ctx.agent).service(params.id);
       if (!record) throw notFound(params.id);
       const body: Record<string, unknown> = { serviceId: record.id, status: record.status, health: record.health, history: [] };
-      if (record.checks) body.budget = detectionBudget(record.checks);
+      if (record.checks) body.budget = detectionBudget(record.checks, record.health.checks);
       const historyUrl = historyUrlOf(record);
       if (historyUrl) body.historyUrl = historyUrl;
       return body;

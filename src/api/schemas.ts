@@ -77,8 +77,30 @@ export const DetectionBudgetSchema = named(
     recovery: z.number().describe('Seconds until a recovered upstream is marked healthy: interval + timeout.'),
     gracePeriod: z.number(),
     holdDown: z.number().nullable().describe('Seconds of stability that release a flap hold; null when damping is off.'),
+    checks: z
+      .array(z.looseObject({ name: z.string(), critical: z.boolean(), sick: z.number(), recovery: z.number() }))
+      .optional()
+      .describe('With several checks: each one\'s times; sick and recovery are then the worst of the critical ones.'),
   }),
   'Worst-case detection times of an instance.',
+);
+
+export const CheckStateSchema = named(
+  'CheckState',
+  z.looseObject({
+    name: z.string(),
+    kind: z.enum(['http', 'tcp', 'grpc', 'ttl']),
+    target: z.string().describe('What is checked: a URL, host:port[/service], or the ttl check\'s name.'),
+    critical: z.boolean().describe('A failing critical check takes the instance out; a non-critical one is only reported.'),
+    status: ServiceStatusSchema,
+    output: z.string().optional().describe('What the last probe said (at most 256 characters), as of the last write of the record.'),
+    lastCheck: z.number().nullable(),
+    interval: z.number(),
+    timeout: z.number(),
+    retries: z.number().int(),
+    ttl: z.number().optional().describe('ttl checks: seconds an "alive" report counts for.'),
+  }),
+  'One of the checks of an instance configured with --check.',
 );
 
 export const HealthInfoSchema = named(
@@ -91,6 +113,7 @@ export const HealthInfoSchema = named(
     consecutiveSuccesses: z.number().int(),
     message: z.string().optional().describe('Why the last check failed, or why the status last changed.'),
     flapping: FlapInfoSchema.optional().describe('Present while the instance is held down as flapping (status is then unhealthy).'),
+    checks: z.array(CheckStateSchema).optional().describe('Each check, when the instance has its own list (--check); absent with the one default HTTP check.'),
   }),
   'Last known result of the health checks of an instance.',
 );
@@ -195,7 +218,9 @@ export const HealthHistoryEntrySchema = named(
     ok: z.boolean(),
     httpStatus: z.number().int().optional(),
     error: z.string().optional(),
+    output: z.string().optional().describe('What a passing check said ("SERVING", "connected"), with --check.'),
     change: z.looseObject({ from: ServiceStatusSchema, to: ServiceStatusSchema, reason: z.string() }).optional(),
+    check: z.string().optional().describe("With --check: the check whose result this is; `change` is then that check's."),
   }),
 );
 
@@ -209,6 +234,38 @@ export const ServiceHealthSchema = named(
     historyUrl: z.string().optional().describe("Where the service's own agent serves its history, when it advertises an API."),
     budget: DetectionBudgetSchema.optional().describe('Worst-case detection times from the check settings the service publishes.'),
   }),
+);
+
+/** Longest note a ttl check report carries (the check's output in the record). */
+export const MAX_CHECK_NOTE = 256;
+
+export const CheckNameParamsSchema = z.object({
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'expected the name of a ttl check (letters, digits, ".", "_", "-")' }),
+  verdict: z.enum(['pass', 'fail'], { error: 'expected pass or fail' }),
+});
+
+export const CheckReportBodySchema = named(
+  'CheckReportRequest',
+  z.strictObject({
+    note: z
+      .string({ error: `expected a string of at most ${MAX_CHECK_NOTE} characters` })
+      .max(MAX_CHECK_NOTE, { error: `expected a string of at most ${MAX_CHECK_NOTE} characters` })
+      .optional(),
+  }),
+  'An optional note, shown as the check\'s output.',
+);
+
+export const CheckReportResponseSchema = named(
+  'CheckReportResponse',
+  z.looseObject({
+    check: z.string(),
+    ok: z.boolean(),
+    at: z.number().describe('Epoch ms of the report; the check counts it until at + its ttl.'),
+    note: z.string().optional(),
+  }),
+  'The report as the agent took it.',
 );
 
 export const SetEnabledBodySchema = named(

@@ -36,7 +36,7 @@ export async function describeService(client: ClusterClient, id: string, options
     }
   }
   const { detectionBudget } = await import('../cluster/detection-budget.js');
-  const details: ServiceDetails = { service, health, intent, audit: audit.entries, budget: service.checks ? detectionBudget(service.checks) : null };
+  const details: ServiceDetails = { service, health, intent, audit: audit.entries, budget: service.checks ? detectionBudget(service.checks, service.health.checks) : null };
   if (historyUnavailable) details.historyUnavailable = historyUnavailable;
   return details;
 }

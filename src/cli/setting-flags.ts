@@ -21,7 +21,10 @@ export function settingFlags(filter: (s: Setting) => boolean = () => true): Reco
       flags[flag] =
         s.kind === 'boolean'
           ? Flags.boolean({ summary, allowNo: true, helpGroup: s.group.toUpperCase() })
-          : Flags.string({ summary, helpGroup: s.group.toUpperCase(), ...(s.enumValues ? { options: [...s.enumValues] } : {}) });
+          : s.kind === 'list' && s.itemKind === 'check'
+            ? // `--check` is given once per check.
+              Flags.string({ summary, helpGroup: s.group.toUpperCase(), multiple: true })
+            : Flags.string({ summary, helpGroup: s.group.toUpperCase(), ...(s.enumValues ? { options: [...s.enumValues] } : {}) });
     }
   }
   return flags;

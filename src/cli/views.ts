@@ -107,7 +107,19 @@ export function renderServiceDetails(d: ServiceDetails): string {
       ['registered', `${isoTime(s.registeredAt)} (${ago(s.registeredAt)})`],
     ]),
   ];
-  if (s.checks) out.push('', c.bold('Detection budget (worst case)'), ...describeBudget(s.checks).map((l) => `  ${l}`));
+  if (s.health.checks && s.health.checks.length > 0) {
+    out.push('', c.bold('Checks'));
+    const rows = s.health.checks.map((k) => [
+      k.name,
+      k.kind,
+      statusText(k.status),
+      k.critical ? 'yes' : c.dim('no'),
+      ago(k.lastCheck),
+      k.output ?? '',
+    ]);
+    out.push(table(['CHECK', 'KIND', 'STATUS', 'CRITICAL', 'CHECKED', 'OUTPUT'], rows));
+  }
+  if (s.checks) out.push('', c.bold('Detection budget (worst case)'), ...describeBudget(s.checks, s.health.checks).map((l) => `  ${l}`));
   if (d.health.history.length > 0) {
     out.push('', c.bold('Health checks (newest last)'));
     const rows = d.health.history.slice(-10).map((h) => [
@@ -115,7 +127,7 @@ export function renderServiceDetails(d: ServiceDetails): string {
       h.ok ? c.green('ok') : c.red('fail'),
       `${h.latencyMs}ms`,
       h.httpStatus ?? '-',
-      h.change ? `${h.change.from} → ${h.change.to}: ${h.change.reason}` : (h.error ?? ''),
+      `${h.check ? `${h.check}: ` : ''}${h.change ? `${h.change.from} → ${h.change.to}: ${h.change.reason}` : (h.error ?? '')}`,
     ]);
     out.push(table(['AT', 'RESULT', 'LATENCY', 'HTTP', 'NOTE'], rows));
   } else if (d.historyUnavailable) {

@@ -183,6 +183,21 @@ const storedInstanceMaintenance = object({
   since: def(time, () => 0),
 });
 
+/** One check of `health.checks` (agents with `--check`); older agents publish none. */
+const storedCheckState = object({
+  name: req(str(RECORD_LIMITS.name, 1)),
+  kind: req(oneOf(['http', 'tcp', 'grpc', 'ttl'] as const)),
+  target: def(str(RECORD_LIMITS.url), () => ''),
+  critical: def(bool, () => true),
+  status: req(status),
+  output: opt(str(RECORD_LIMITS.checkOutput)),
+  lastCheck: def(nullable(time), () => null),
+  interval: req(seconds),
+  timeout: req(seconds),
+  retries: req(num({ int: true, min: 1, max: MAX_COUNT })),
+  ttl: opt(seconds),
+});
+
 const storedHealth = object({
   status: req(status),
   responseTime: def(nullable(num({ min: 0, max: 1e9 })), () => null),
@@ -191,6 +206,7 @@ const storedHealth = object({
   consecutiveSuccesses: def(count, () => 0),
   message: opt(str(RECORD_LIMITS.message)),
   flapping: opt(storedFlapping),
+  checks: opt(arrayOf(storedCheckState, RECORD_LIMITS.checks)),
 });
 
 const storedRecord = object({

@@ -367,10 +367,16 @@ function serviceEvents(
   return events;
 }
 
-/** A flap hold or the instance's maintenance state changed: watchers hear of it (as a `serviceUpdated`). */
+/**
+ * A flap hold, the instance's maintenance state or one of its checks' status (`--check`: a
+ * non-critical check failing leaves the instance's status as it was) changed: watchers hear of it
+ * (as a `serviceUpdated`).
+ */
 function explanationChanged(before: ServiceRecord, after: ServiceRecord): boolean {
+  const checks = (r: ServiceRecord) => JSON.stringify(r.health.checks?.map((c) => [c.name, c.status, c.critical]));
   return (
     JSON.stringify(before.health.flapping) !== JSON.stringify(after.health.flapping) ||
-    JSON.stringify(before.instanceMaintenance) !== JSON.stringify(after.instanceMaintenance)
+    JSON.stringify(before.instanceMaintenance) !== JSON.stringify(after.instanceMaintenance) ||
+    checks(before) !== checks(after)
   );
 }

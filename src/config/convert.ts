@@ -1,6 +1,8 @@
 /** Converting raw values (env and flag strings, file JSON) to what each kind of setting holds. */
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { DURATION_MAX_EXPECTATION, DurationTooLongError, parseDuration } from '../util/duration.js';
+import { CHECK_URL_EXPECTATION, CheckSpecError, parseCheckUrls } from '../agent/checks/check-spec.js';
 import { shortSafe, type Candidate } from './errors.js';
 import { isPlainObject } from './object-path.js';
 import { MAX_ITEMS, textProblem, type Setting } from './settings.js';
@@ -11,8 +13,8 @@ export type Conversion = { ok: true; value: unknown } | { ok: false; text?: stri
 const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
 const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
 
-function splitList(raw: unknown): string[] | undefined {
-  if (typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+function splitList(raw: unknown, separator: RegExp | string = ','): string[] | undefined {
+  if (typeof raw === 'string') return raw.split(separator).map((s) => s.trim()).filter((s) => s !== '');
   // In a file an array is taken item by item; an empty item is reported by the schema, not dropped.
   if (Array.isArray(raw) && raw.every((item): item is string => typeof item === 'string')) return raw.map((s) => s.trim());
   return undefined;
@@ -21,7 +23,9 @@ function splitList(raw: unknown): string[] | undefined {
 export function convert(c: Candidate): Conversion {
   const { setting, origin } = c;
   // Repeated flags (`multiple: true`) arrive as arrays: read them like one comma-separated value.
-  const raw = Array.isArray(c.raw) && (origin.source === 'env' || origin.source === 'flag') ? c.raw.join(',') : c.raw;
+  // Check URLs may hold commas (`expect=200,204`): they are separated by whitespace instead.
+  const checks = setting.kind === 'list' && setting.itemKind === 'check';
+  const raw = Array.isArray(c.raw) && (origin.source === 'env' || origin.source === 'flag') ? c.raw.join(checks ? ' ' : ',') : c.raw;
   const fail: Conversion = { ok: false };
   switch (setting.kind) {
     case 'boolean': {
@@ -66,12 +70,30 @@ export function convert(c: Candidate): Conversion {
       return { ok: true, value };
     }
     case 'list': {
-      const items = splitList(raw);
+      const items = splitList(raw, checks ? /\s+/ : ',');
       if (!items) return fail;
       if (items.length > MAX_ITEMS) return { ok: false, expected: `at most ${MAX_ITEMS} items (got ${items.length})` };
       for (const item of items) {
         const unusable = unusableText(setting, item, 'item');
         if (unusable) return unusable;
+      }
+      if (checks) {
+        try {
+          // A CA file that cannot be read is the operator's mistake, told before anything starts.
+          for (const spec of parseCheckUrls(items)) {
+            const ca = spec.http?.ca ?? spec.grpc?.ca;
+            if (ca !== undefined) {
+              try {
+                accessSync(ca, fsConstants.R_OK);
+              } catch (e) {
+                throw new CheckSpecError(`${spec.name}: ca=${ca}: cannot read it (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+              }
+            }
+          }
+        } catch (err) {
+          if (err instanceof CheckSpecError) return { ok: false, expected: CHECK_URL_EXPECTATION, text: err.message };
+          throw err;
+        }
       }
       return { ok: true, value: items };
     }

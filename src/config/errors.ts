@@ -63,6 +63,9 @@ export function showValue(setting: Setting | undefined, raw: unknown): string {
   if (typeof raw === 'string') {
     // Quote what would otherwise be invisible or break the one-line message.
     text = quoteValue(raw);
+  } else if (Array.isArray(raw) && setting?.itemKind === 'check' && raw.every((v) => typeof v === 'string')) {
+    // A repeated `--check`: the URLs as typed, as the env var holds them.
+    text = quoteValue(raw.join(' '));
   } else if (raw === undefined) {
     text = 'undefined';
   } else {

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { isHostOrIp, isHttpUrl, isRedisUrl, isRegistryUrl } from '../registry/endpoint.js';
+import { parseCheckUrl } from '../agent/checks/check-spec.js';
 import { DURATION_MAX_EXPECTATION, MAX_DURATION_SECONDS } from '../util/duration.js';
 import { UNSAFE_CHARACTER } from '../util/text.js';
 import { issueFor, type Candidate, type ConfigIssue, type SourceOrigin } from './errors.js';
@@ -59,7 +60,9 @@ function leafSchema(setting: Setting): z.ZodType {
               ? text().refine(isRegistryUrl)
               : setting.itemKind === 'origin'
                 ? text().refine(isOriginOrAny)
-                : text(z.string().min(1)),
+                : setting.itemKind === 'check'
+                  ? text().refine(isCheckUrl)
+                  : text(z.string().min(1)),
         )
         .max(MAX_ITEMS);
     case 'enum': {
@@ -80,6 +83,15 @@ export function isOriginOrAny(value: string): boolean {
   try {
     const url = new URL(value);
     return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
+function isCheckUrl(value: string): boolean {
+  try {
+    parseCheckUrl(value);
+    return true;
   } catch {
     return false;
   }

@@ -82,9 +82,10 @@ export interface Setting {
   wholeSeconds?: boolean;
   /**
    * `list` only: each item must be an http(s) URL (`url`), an http(s) or redis(s) URL (`registryUrl`),
-   * or a web origin or `*` (`origin`).
+   * a web origin or `*` (`origin`), or a health check URL (`check`: items separated by whitespace, not
+   * commas, and a repeatable flag).
    */
-  itemKind?: 'url' | 'registryUrl' | 'origin';
+  itemKind?: 'url' | 'registryUrl' | 'origin' | 'check';
   /** `string` only: the value must match, described by `patternHint` in errors. */
   pattern?: RegExp;
   patternHint?: string;
@@ -219,6 +220,18 @@ const TABLE = [
     kind: 'url',
     default: undefined,
     description: 'Full health check URL; overrides the service host, port and health path for probing.',
+    group: 'Health check',
+  },
+  {
+    path: 'service.checks',
+    env: 'SERVICE_CHECKS',
+    flag: 'check',
+    kind: 'list',
+    itemKind: 'check',
+    // Unset, not empty: a config without checks is the one it was before they existed.
+    default: undefined,
+    description:
+      'Health checks of the instance, replacing the one HTTP check of `--health-path`/`--health-url`: a repeatable flag, whitespace-separated in the env var, an array in the file. Each a URL: `http(s)://host:port/path`, `tcp://host:port`, `grpc(s)://host:port[/service]` (grpc.health.v1), `ttl://NAME` (the instance reports alive through the API or the library), with options as query parameters: `critical=false`, `interval=`, `timeout=`, `retries=`, `name=`; http: `method=`, `expect=200-204`, `body=TEXT`, `json=path=value`, `header=Name:Value`; https/grpcs: `ca=FILE`, `insecure=true`; ttl: `ttl=30s`. The instance is healthy when every critical check passes. See docs/checks.md.',
     group: 'Health check',
   },
   {
@@ -823,6 +836,8 @@ export function describeExpectation(setting: Setting, options: { range?: boolean
         ? 'comma-separated http(s) URLs (e.g. http://etcd1:2379,http://etcd2:2379) or one redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379)'
         : setting.itemKind === 'origin'
         ? 'comma-separated web origins, scheme://host[:port] with nothing after it (e.g. https://ops.example.com,http://127.0.0.1:8080), or *'
+        : setting.itemKind === 'check'
+        ? 'whitespace-separated check URLs (e.g. http://127.0.0.1:3000/health/ready tcp://127.0.0.1:3000 ttl://worker)'
         : 'a comma-separated list of non-empty values';
     case 'enum':
       return `one of ${(setting.enumValues ?? []).join(', ')}`;
@@ -844,7 +859,7 @@ export function describeKind(setting: Setting): string {
       return r ? `integer ${r}` : 'integer';
     }
     case 'list':
-      return setting.itemKind === 'origin' ? 'origin list' : setting.itemKind ? 'URL list' : 'list';
+      return setting.itemKind === 'origin' ? 'origin list' : setting.itemKind === 'check' ? 'check URL list' : setting.itemKind ? 'URL list' : 'list';
     case 'keyvalue':
       return 'key=value list';
     case 'string':

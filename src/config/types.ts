@@ -60,6 +60,8 @@ export interface SdConfig {
     startDisabled: boolean;
     /** Polled by this agent while its instance drains: idle on 2xx with `{"idle": true}` or `{"inflight": 0}`. */
     drainProbeUrl?: string;
+    /** Health check URLs (`--check`, src/agent/checks/check-spec.ts); none: the one HTTP check of `cluster.healthCheck`. */
+    checks?: string[];
   };
   api: {
     enabled: boolean;

@@ -29,6 +29,8 @@ export interface TestAgentOptions {
   upstream?: SampleUpstream;
   /** The agent opens (and closes) its own registry client from the endpoints, as `proxy-stone-sd agent` does. */
   ownRegistry?: boolean;
+  /** Check URLs (`--check`); by default the one HTTP check of the upstream's /health. */
+  checks?: string[];
 }
 
 /** The agents of one test: registry, namespace, and what to stop afterwards. */
@@ -114,6 +116,7 @@ export function useTestAgents(backend: 'memory' | 'etcd', prefix: string): TestA
             ...(options.zone !== undefined ? { zone: options.zone } : {}),
             ...(options.startDisabled !== undefined ? { startDisabled: options.startDisabled } : {}),
             ...(options.drainProbeUrl !== undefined ? { drainProbeUrl: options.drainProbeUrl } : {}),
+            ...(options.checks !== undefined ? { checks: options.checks } : {}),
           },
         }),
       });

@@ -76,6 +76,38 @@ describe('dashboard components', () => {
       expect(text).to.match(/budget +agent death noticed within 10s \(lease TTL\); sick upstream noticed within 17s/);
     });
 
+    it('the detail pane has a line per check, naming the one that takes the instance out', () => {
+      const check = { interval: 1, timeout: 1, retries: 2, lastCheck: T0 };
+      const sick = record('node-5', {
+        status: 'unhealthy',
+        health: {
+          status: 'unhealthy',
+          responseTime: 3,
+          lastCheck: T0,
+          consecutiveFailures: 2,
+          consecutiveSuccesses: 0,
+          message: 'grpc 127.0.0.1:50051: 2 consecutive failures (NOT_SERVING)',
+          checks: [
+            { ...check, name: 'ready', kind: 'http', target: 'http://127.0.0.1:3000/health/ready', critical: true, status: 'healthy', output: 'HTTP 200' },
+            { ...check, name: 'grpc 127.0.0.1:50051', kind: 'grpc', target: '127.0.0.1:50051', critical: true, status: 'unhealthy', output: 'NOT_SERVING' },
+            { ...check, name: 'side', kind: 'tcp', target: '127.0.0.1:9', critical: false, status: 'unhealthy', output: 'ECONNREFUSED 127.0.0.1:9' },
+          ],
+        },
+        checks: { interval: 1, timeout: 1, retries: 2, gracePeriod: 0, ttl: 10, flap: { threshold: 0, window: 600, holdDown: 30 } },
+      });
+      const state = stateWith([...threeServices(), sick]);
+      state.select('node-5');
+      state.press('', { return: true }, NOW);
+      app = draw(createElement(DetailPane, { state, width: COLUMNS, rows: 24, now: NOW }));
+      const text = frame(app);
+      // The health line is cut at the pane's width; the check lines say the rest.
+      expect(text, text).to.match(/health .*; grpc 127\.0\.0\.1:50051: 2/);
+      expect(text).to.match(/checks +healthy +ready: HTTP 200/);
+      expect(text).to.match(/ +unhealthy +grpc 127\.0\.0\.1:50051: NOT_SERVING/);
+      expect(text).to.match(/ +unhealthy +side \(non-critical\): ECONNREFUSED 127\.0\.0\.1:9/);
+      expect(text).to.match(/budget +agent death noticed within 10s \(lease TTL\); sick upstream noticed within 3s/);
+    });
+
     it('the table shows only the rows that fit (1,000 services, 10 rows)', () => {
       const services = Array.from({ length: 1000 }, (_, i) => record(`svc-${String(i).padStart(4, '0')}`));
       const state = stateWith(services, null);

@@ -69,7 +69,17 @@ export function DetailPane({ state, width, rows, now }: { state: DashboardState;
       const m = s.instanceMaintenance;
       field('instance', m.inSync ? describeInstanceMaintenance(m) : <Text color={tone('bad')}>{describeInstanceMaintenance(m)}</Text>);
     }
-    if (s.checks) field('budget', describeBudget(s.checks).slice(0, 2).join('; '));
+    // One line per check: which one takes the instance out, and what it said.
+    (s.health.checks ?? []).forEach((k, i) =>
+      lines.push(
+        <Text key={`c:${i}`} wrap="truncate">
+          <Text dimColor>{(i === 0 ? 'checks' : '').padEnd(11)}</Text>
+          <Text color={tone(STATUS_TONE[k.status])}>{cell(k.status, 10)}</Text>
+          {`${k.name}${k.critical ? '' : ' (non-critical)'}${k.output ? `: ${k.output}` : ''}`}
+        </Text>,
+      ),
+    );
+    if (s.checks) field('budget', describeBudget(s.checks, s.health.checks).slice(0, 2).join('; '));
     field('health url', s.healthUrl);
     if (s.apiUrl) field('api', s.apiUrl);
     if (s.tags.length) field('tags', s.tags.join(', '));
@@ -97,6 +107,7 @@ export function DetailPane({ state, width, rows, now }: { state: DashboardState;
           {'  '}
           {clock(h.at)} <Text color={tone(h.ok ? 'good' : 'bad')}>{cell(h.ok ? 'ok' : 'fail', 5)}</Text>
           {cell(latency(h.latencyMs), 7, 'right')} {cell(String(h.httpStatus ?? '-'), 4)}
+          {h.check ? `${h.check}: ` : ''}
           {h.change ? `${h.change.from} → ${h.change.to}: ${h.change.reason}` : (h.error ?? '')}
         </Text>,
       );
