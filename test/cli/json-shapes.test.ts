@@ -211,7 +211,7 @@ describe('--json output shapes (test/cli/json-shapes.json)', function () {
 
   it('events --json lines (serviceDisabled, serviceEnabled)', async () => {
     for (const [type, enabled] of [['serviceDisabled', false], ['serviceEnabled', true]] as const) {
-      const child = spawn(process.execPath, [BIN, 'events', '--json', '--count', '1', '--types', type, '--for', '20', ...cluster.registryArgs], {
+      const child = spawn(process.execPath, [BIN, 'events', '--json', '--count', '1', '--types', type, '--duration', '20', ...cluster.registryArgs], {
         cwd: ROOT,
         env: cliEnv(),
         stdio: ['ignore', 'pipe', 'pipe'],
