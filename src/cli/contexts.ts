@@ -28,7 +28,7 @@ import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { describeExpectation, quoteValue, settingByPath, textProblem } from '../config/settings.js';
 import { isHttpUrl, isRedisUrl, isRegistryUrl, redactUserinfo } from '../registry/endpoint.js';
-import { unsafeCharacterIn } from '../util/text.js';
+import { escapeUnsafe, unsafeCharacterIn } from '../util/text.js';
 import { TargetError } from './cluster-contract.js';
 
 /** Environment variable naming the contexts file (default {@link defaultContextsPath}). */
@@ -79,6 +79,11 @@ export interface ContextsFile {
 /** A mistake in the contexts file, `--context` or a `context` command: exit 2 (a {@link TargetError}). */
 export class ContextsError extends TargetError {
   override name = 'ContextsError';
+  constructor(message: string) {
+    // It quotes a file anyone may have edited: a control or bidi character is shown, never obeyed,
+    // and a line or paragraph separator does not break the line (as config/errors.ts shortSafe does).
+    super(escapeUnsafe(message).replace(/[\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16)}`));
+  }
 }
 
 /** `$XDG_CONFIG_HOME/proxy-stone-sd/contexts.yaml`, `~/.config/...` without it. */
