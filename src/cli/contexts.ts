@@ -240,6 +240,9 @@ function readContext(value: unknown, path: string, name: string): Context {
  * rules for endpoints and namespace); undefined when nothing is. Shared by reading and `context set`.
  */
 export function contextProblem(context: Context): { field: string; message: string } | undefined {
+  if (context.registry !== undefined && context.registry !== 'etcd' && context.registry !== 'redis') {
+    return { field: 'registry', message: `${quoteValue(String(context.registry))}: expected etcd or redis` };
+  }
   if (context.endpoints !== undefined && context.agent !== undefined) {
     return { field: 'agent', message: 'a context names endpoints or an agent, not both' };
   }

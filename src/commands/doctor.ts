@@ -9,6 +9,7 @@ export type { DoctorResult };
 const CONFIG_FLAGS = [
   'endpoints',
   'namespace',
+  'registry',
   'etcd-username',
   'etcd-password',
   'etcd-ca',

@@ -39,8 +39,9 @@ export function renderConfigReference(): string {
     'Booleans accept `true/false`, `1/0`, `yes/no`, `on/off`. Lists are comma-separated in env vars and flags, arrays in the file;',
     '`key=value` lists are objects in the file. Empty environment variables count as unset.',
     `Text values hold no control or bidirectional-control characters and at most 256 characters (secrets and metadata values 1024, URLs 2048, file paths 4096, metadata keys ${MAX_KEY_LENGTH}); lists and \`key=value\` lists hold at most ${MAX_ITEMS} items.`,
-    'A setting with two flags (`--etcd-password`, `--registry-password`) takes either; both given with different values is an error naming both.',
+    'A setting with two flags (`--etcd-password`, `--registry-password`) takes either; both given with different values is an error naming both. `--help` lists the first and names the other.',
     'Relative file paths in the config file are resolved against the file\'s directory.',
+    'The operations CLI takes the registry settings (`--endpoints`, `--namespace`, `--registry`, credentials) under the same names, and a contexts file of named targets below the flags and the environment ([cli.md](cli.md#contexts)).',
     '',
   ];
   const groups: SettingGroup[] = [];

@@ -166,7 +166,7 @@ describe('CLI: contexts (built binary, real etcd and Redis)', function () {
     }
     // A typo'd flag value is refused before anything is written.
     const before = readFileSync(file, 'utf8');
-    for (const args of [['--endpoints', 'redis://:pw@127.0.0.1:6379'], ['--agent', 'ftp://x'], ['--namespace', '/x'], ['--registry-cert', 'c.pem'], ['--endpoints', cluster.endpoint, '--registry', 'redis']]) {
+    for (const args of [['--endpoints', 'redis://:pw@127.0.0.1:6379'], ['--agent', 'ftp://x'], ['--namespace', '/x'], ['--registry-cert', 'c.pem'], ['--endpoints', cluster.endpoint, '--registry', 'redis'], ['--registry', 'zookeeper']]) {
       const res = await runCli(['context', 'set', 'typo', ...args], env());
       expect(res.code, `${args.join(' ')}: ${res.stderr}`).to.equal(2);
       expect(oneErrorLine(res)).to.match(/^Error: context typo: \w+(\.\w+)?: /);

@@ -24,7 +24,7 @@ The file is written whole and atomically (a temporary file renamed over it), wit
   static override flags = {
     endpoints: value('etcd endpoints, comma-separated, or one redis:// URL (a password in it is refused: use --password-file).', '<urls>'),
     namespace: value('Key prefix of the cluster in the registry.'),
-    registry: Flags.string({ summary: 'Registry the endpoints are: etcd or redis (inferred from the endpoints when not given).', options: ['etcd', 'redis', ''] }),
+    registry: value('Registry the endpoints are: etcd or redis (inferred from the endpoints when not given).', '<etcd|redis>'),
     agent: value("An agent's API URL, instead of endpoints.", '<url>'),
     'api-key-file': value('File holding the API key sent to the agent.', '<file>'),
     'agent-ca': value('PEM CA file for an https agent.', '<file>'),
