@@ -47,6 +47,8 @@ Through etcd it lists then watches the namespace; through --agent it reads the a
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Events);
+    // oclif warns about a deprecated alias typed `--for 30`, not `--for=30`.
+    if (this.argv.some((a) => a.startsWith('--for='))) this.warn('The "--for" flag has been deprecated. Use "--duration" instead.');
     const client = await this.connect(flags);
     const json = this.jsonEnabled();
     const render = json ? undefined : (await import('../cli/views.js')).renderEvent;

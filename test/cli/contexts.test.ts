@@ -240,9 +240,11 @@ describe('CLI: contexts (built binary, real etcd and Redis)', function () {
   });
 
   it('events --duration ends the stream; --for, its old name, still works and says so', async () => {
-    const res = await runCli(['events', '--for', '1', ...cluster.registryArgs]);
-    expect(res.code, res.stderr).to.equal(0);
-    expect(res.stderr).to.include('"--for" flag has been deprecated. Use "--duration"');
+    for (const args of [['--for', '1'], ['--for=1']]) {
+      const res = await runCli(['events', ...args, ...cluster.registryArgs]);
+      expect(res.code, res.stderr).to.equal(0);
+      expect(res.stderr, args.join(' ')).to.include('"--for" flag has been deprecated. Use "--duration"');
+    }
     const now = await runCli(['events', '--duration', '1s', '--json', ...cluster.registryArgs]);
     expect(now.code, now.stderr).to.equal(0);
     expect(now.stderr).to.equal('');
