@@ -114,6 +114,8 @@ export function readContexts(path: string): ContextsFile {
   try {
     const stat = statSync(path);
     if (stat.isDirectory()) throw fileError(path, 'is a directory, expected a YAML file');
+    // A device or a pipe has no size to check and may never end (/dev/zero): never read one.
+    if (!stat.isFile()) throw fileError(path, 'is not a regular file, expected a YAML file');
     size = stat.size;
   } catch (err) {
     if (err instanceof ContextsError) throw err;
@@ -309,7 +311,10 @@ export function selectContext(file: ContextsFile, name: string | undefined, give
 export function readSecretFile(path: string, what: string, contextName: string): string {
   let text: string;
   try {
-    if (statSync(path).size > MAX_SECRET_FILE_BYTES) throw new ContextsError(`${what} file ${path} (context ${quoteValue(contextName)}): expected at most ${MAX_SECRET_FILE_BYTES} bytes`);
+    const stat = statSync(path);
+    // A device or a pipe has no size to check and may never end (/dev/zero): never read one.
+    if (!stat.isFile()) throw new ContextsError(`${what} file ${path} (context ${quoteValue(contextName)}): expected a regular file`);
+    if (stat.size > MAX_SECRET_FILE_BYTES) throw new ContextsError(`${what} file ${path} (context ${quoteValue(contextName)}): expected at most ${MAX_SECRET_FILE_BYTES} bytes`);
     text = readFileSync(path, 'utf8');
   } catch (err) {
     if (err instanceof ContextsError) throw err;

@@ -201,6 +201,15 @@ describe('CLI: contexts (built binary, real etcd and Redis)', function () {
       const empty = await runCli(['status', '--context', 'redis'], env());
       expect(empty.code).to.equal(2);
       expect(oneErrorLine(empty)).to.equal(`Error: password file ${passwordFile} (context redis) is empty`);
+      // A device that never ends is refused unread, never a hang: as the password file, as the contexts file.
+      expect((await runCli(['context', 'set', 'redis', '--password-file', '/dev/zero'], env())).code).to.equal(0);
+      const device = await runCli(['status', '--context', 'redis'], env());
+      expect(device.code).to.equal(2);
+      expect(oneErrorLine(device)).to.equal('Error: password file /dev/zero (context redis): expected a regular file');
+      const deviceFile = await runCli(['status'], { env: { PROXY_STONE_SD_CONTEXTS_FILE: '/dev/zero' } });
+      expect(deviceFile.code).to.equal(2);
+      expect(oneErrorLine(deviceFile)).to.equal('Error: contexts file /dev/zero is not a regular file, expected a YAML file');
+      expect((await runCli(['context', 'set', 'redis', '--password-file', passwordFile], env())).code).to.equal(0);
       rmSync(passwordFile);
       const missing = await runCli(['status', '--context', 'redis'], env());
       expect(missing.code).to.equal(2);
