@@ -32,6 +32,7 @@ import {
   type SetEnabledRequest,
   type SetEnabledSummary,
 } from './cluster-contract.js';
+import { readCredentialFile } from '../registry/credential-files.js';
 import type { SseHandlers } from './sse-reader.js';
 
 /** The id {@link AgentClient.keyAccess} asks to disable: no service has it, and the request is refused before that matters. */
@@ -59,6 +60,20 @@ export interface KeyAccess {
   message?: string;
 }
 
+/** The PEM contents of an agent's TLS files, read once; a file that cannot be read is one line naming it. */
+function agentTlsFiles(tls: NonNullable<AgentTarget['tls']>): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+  try {
+    return {
+      ...(tls.ca ? { ca: readCredentialFile('agent', 'CA', tls.ca) } : {}),
+      ...(tls.cert ? { cert: readCredentialFile('agent', 'certificate', tls.cert) } : {}),
+      ...(tls.key ? { key: readCredentialFile('agent', 'key', tls.key) } : {}),
+    };
+  } catch (err) {
+    // A path the user gave (--agent-ca, a context's agentTls): a usage error, exit 2.
+    throw new TargetError((err as Error).message);
+  }
+}
+
 /** Longest silence accepted on an event stream; the agent sends a `: ping` comment every 15 s. */
 const STREAM_IDLE_MS = 60_000;
 const RECONNECT_MIN_MS = 250;
@@ -79,6 +94,7 @@ export class AgentClient implements ClusterClient {
     this.base = apiBase(target.url);
     this.description = this.base.replace(/\/service-discovery$/, '');
     this.dispatcher = new Agent({
+      ...(target.tls ? { connect: agentTlsFiles(target.tls) } : {}),
       connectTimeout: target.timeoutMs,
       headersTimeout: target.timeoutMs,
       bodyTimeout: target.timeoutMs,

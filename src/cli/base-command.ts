@@ -6,7 +6,8 @@ type CommandError = Error & { exitCode?: number; oclif?: { exit?: number } };
 
 /**
  * Shared by every command: `--json` (oclif's enableJsonFlag: results on stdout as one JSON value,
- * `this.log` silenced) and one mapping from library errors to a one-line message and an exit code.
+ * `this.log` silenced) and one mapping from library errors to a one-line message and an exit code
+ * (a user's mistake is one line on stderr; a bug keeps oclif's report, with its stack under DEBUG).
  */
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true;
@@ -34,7 +35,14 @@ export abstract class BaseCommand extends Command {
       return undefined;
     }
     if (described.bug && process.env.DEBUG) throw err;
-    // A message can quote registry data (a record that does not parse, an etcd error).
+    if (!described.bug) {
+      // A user-caused failure: one unwrapped line, `Error: <what> (hint: <what to do>)`, and the
+      // documented exit code. A message can quote what was typed or read (an endpoint, registry data,
+      // a contexts file): shown, never obeyed.
+      const hint = described.suggestions[0];
+      process.stderr.write(`Error: ${escapeUnsafe(described.message.split('\n')[0]!)}${hint ? ` (hint: ${escapeUnsafe(hint)})` : ''}\n`);
+      return this.exit(described.exit);
+    }
     return this.error(escapeUnsafe(described.message), { exit: described.exit, suggestions: described.suggestions });
   }
 

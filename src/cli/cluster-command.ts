@@ -1,14 +1,16 @@
-import { Errors, Flags, type Interfaces } from '@oclif/core';
+import { Flags, type Interfaces } from '@oclif/core';
 import { describeExpectation, quoteValue, settingByPath, textProblem } from '../config/settings.js';
-import { DEFAULT_ETCD_ENDPOINT, isHttpUrl, isRedisUrl, isRegistryUrl } from '../registry/endpoint.js';
+import { DEFAULT_ETCD_ENDPOINT, isHttpUrl, isRedisUrl, isRegistryUrl, redactUserinfo } from '../registry/endpoint.js';
 import { parseDuration } from '../util/duration.js';
-import { escapeUnsafe } from '../util/text.js';
+import { escapeUnsafe, unsafeCharacterIn } from '../util/text.js';
 import { BaseCommand } from './base-command.js';
 import { openClusterClient } from './cluster-client.js';
-import { TargetError, type ClusterClient, type ClusterTarget } from './cluster-contract.js';
-import { describeError, EXIT } from './errors.js';
+import { TargetError, type AgentTarget, type ClusterClient, type ClusterTarget } from './cluster-contract.js';
+import { CONTEXT_ENV, contextsPath, readContexts, readSecretFile, selectContext, type Context, type TlsFiles } from './contexts.js';
+import { EXIT } from './errors.js';
 
 const DEFAULT_TIMEOUT_SECONDS = 5;
+const DEFAULT_NAMESPACE = 'proxy-stone';
 const TARGET = 'TARGET';
 
 const timeoutFlag = Flags.custom<number>({
@@ -31,16 +33,30 @@ const timeoutFlag = Flags.custom<number>({
  */
 export abstract class ClusterCommand extends BaseCommand {
   static override baseFlags = {
+    context: Flags.string({
+      summary: 'Use this context of the contexts file (see `context list`) instead of the current one.',
+      env: CONTEXT_ENV,
+      helpValue: '<name>',
+      helpGroup: TARGET,
+    }),
     endpoints: Flags.string({
       summary: `etcd endpoints, comma-separated, or one redis:// URL (default ${DEFAULT_ETCD_ENDPOINT} when --agent is not given either).`,
       env: 'SERVICE_DISCOVERY_ENDPOINTS',
       helpValue: '<urls>',
       helpGroup: TARGET,
     }),
+    // No default here: a context's namespace comes between the environment and the default.
     namespace: Flags.string({
-      summary: 'Key prefix of the cluster in etcd.',
+      summary: `Key prefix of the cluster in etcd (default ${DEFAULT_NAMESPACE}).`,
       env: 'SERVICE_DISCOVERY_NAMESPACE',
-      default: 'proxy-stone',
+      helpGroup: TARGET,
+    }),
+    registry: Flags.string({
+      summary: 'Registry the endpoints are, as for the agent: etcd, or redis (one redis:// URL). Inferred from --endpoints when not given.',
+      env: 'SERVICE_DISCOVERY_REGISTRY',
+      helpValue: '<etcd|redis>',
+      // Checked by target(), not by oclif's `options`: an agent's environment may name memory, which
+      // matters only when the registry is read directly (and then gets a sentence, not a list).
       helpGroup: TARGET,
     }),
     agent: Flags.string({
@@ -54,6 +70,9 @@ export abstract class ClusterCommand extends BaseCommand {
       env: 'SERVICE_DISCOVERY_API_KEY',
       helpGroup: TARGET,
     }),
+    'agent-ca': Flags.string({ summary: 'PEM CA file for an https --agent (its --api-tls-cert was signed by a private CA).', env: 'PROXY_STONE_SD_AGENT_CA_FILE', helpGroup: TARGET }),
+    'agent-cert': Flags.string({ summary: 'PEM client certificate for an --agent that asks for one (its --api-tls-ca); needs --agent-key.', env: 'PROXY_STONE_SD_AGENT_CERT_FILE', helpGroup: TARGET }),
+    'agent-key': Flags.string({ summary: 'PEM private key of --agent-cert.', env: 'PROXY_STONE_SD_AGENT_KEY_FILE', helpGroup: TARGET }),
     timeout: timeoutFlag({ default: DEFAULT_TIMEOUT_SECONDS }),
     'etcd-username': Flags.string({ summary: 'etcd user name, or Redis ACL user (also --registry-username).', env: 'SERVICE_DISCOVERY_USERNAME', helpGroup: TARGET }),
     'etcd-password': Flags.string({ summary: 'etcd or Redis password (prefer the env var; also --registry-password).', env: 'SERVICE_DISCOVERY_PASSWORD', helpGroup: TARGET }),
@@ -62,11 +81,12 @@ export abstract class ClusterCommand extends BaseCommand {
     'etcd-key': Flags.string({ summary: 'PEM client key for mutual TLS (also --registry-key).', env: 'SERVICE_DISCOVERY_KEY_FILE', helpGroup: TARGET }),
     // Registry-neutral names of the five above, for Redis. No env binding of their own: the env vars
     // (SERVICE_DISCOVERY_PASSWORD, ...) already name no registry and stay bound to the etcd names.
-    'registry-username': Flags.string({ summary: 'Registry user name: etcd user or Redis ACL user (same as --etcd-username).', helpGroup: TARGET }),
-    'registry-password': Flags.string({ summary: 'Registry password: etcd or Redis (same as --etcd-password; prefer SERVICE_DISCOVERY_PASSWORD).', helpGroup: TARGET }),
-    'registry-ca': Flags.string({ summary: 'PEM CA file for https etcd endpoints or rediss:// (same as --etcd-ca).', helpGroup: TARGET }),
-    'registry-cert': Flags.string({ summary: 'PEM client certificate for mutual TLS (same as --etcd-cert).', helpGroup: TARGET }),
-    'registry-key': Flags.string({ summary: 'PEM client key for mutual TLS (same as --etcd-key).', helpGroup: TARGET }),
+    // Hidden, so help lists each setting once (the etcd name's summary names them); they parse as ever.
+    'registry-username': Flags.string({ summary: 'Registry user name: etcd user or Redis ACL user (same as --etcd-username).', helpGroup: TARGET, hidden: true }),
+    'registry-password': Flags.string({ summary: 'Registry password: etcd or Redis (same as --etcd-password; prefer SERVICE_DISCOVERY_PASSWORD).', helpGroup: TARGET, hidden: true }),
+    'registry-ca': Flags.string({ summary: 'PEM CA file for https etcd endpoints or rediss:// (same as --etcd-ca).', helpGroup: TARGET, hidden: true }),
+    'registry-cert': Flags.string({ summary: 'PEM client certificate for mutual TLS (same as --etcd-cert).', helpGroup: TARGET, hidden: true }),
+    'registry-key': Flags.string({ summary: 'PEM client key for mutual TLS (same as --etcd-key).', helpGroup: TARGET, hidden: true }),
   };
 
   private client: ClusterClient | undefined;
@@ -78,15 +98,18 @@ export abstract class ClusterCommand extends BaseCommand {
   }
 
   /**
-   * Resolves the target. A flag on the command line beats an environment variable, so
-   * `--agent URL` works on a host whose environment names etcd; both given the same way is an error.
+   * Resolves the target: flags > environment > context > defaults. A flag on the command line beats
+   * an environment variable, so `--agent URL` works on a host whose environment names etcd; both
+   * given the same way is an error. A context's endpoints or agent are used only when neither flags
+   * nor environment name a target, and its credentials go only to that target, never to another.
    */
   protected target(flags: ClusterFlags, options: { quiet?: boolean } = {}): ClusterTarget {
     const timeoutMs = Math.round(flags.timeout * 1000);
     const onWarning = (message: string) => this.warnLine(message);
+    const chosen = this.chosenContext(flags);
     // An empty environment variable counts as unset.
-    const agent = flags.agent?.trim() || undefined;
-    const endpointList = flags.endpoints?.trim() || undefined;
+    let agent = flags.agent?.trim() || undefined;
+    let endpointList = flags.endpoints?.trim() || undefined;
     let useAgent = agent !== undefined;
     if (agent !== undefined && endpointList !== undefined) {
       const agentArg = this.onCommandLine('agent');
@@ -98,26 +121,57 @@ export abstract class ClusterCommand extends BaseCommand {
       }
       useAgent = agentArg;
     }
+    const ctx = agent === undefined && endpointList === undefined ? chosen?.context : undefined;
+    const context = chosen ? { context: { name: chosen.name, file: chosen.file } } : {};
+    if (ctx?.agent !== undefined) {
+      agent = ctx.agent;
+      useAgent = true;
+    } else if (ctx?.endpoints !== undefined) {
+      endpointList = ctx.endpoints.join(',');
+    }
+    const registry = flags.registry?.trim() || ctx?.registry;
     if (useAgent) {
       if (!isHttpUrl(agent!)) {
         throw new TargetError(`${this.givenAs('agent', 'PROXY_STONE_SD_AGENT')} ${shown(agent!)}: expected an http(s) URL such as http://127.0.0.1:8790`);
       }
+      if (this.onCommandLine('registry')) {
+        throw new TargetError("--registry names the registry read directly, and --agent reads through an agent, which has its own: give one of them");
+      }
       // Sent in a header: one token, as the agent takes it (surrounding whitespace is a paste accident).
-      const apiKey = flags['api-key']?.trim() || undefined;
+      let apiKey = flags['api-key']?.trim() || undefined;
+      let keyName = this.givenAs('api-key', 'SERVICE_DISCOVERY_API_KEY');
+      if (apiKey === undefined && ctx?.apiKeyFile !== undefined) {
+        apiKey = readSecretFile(ctx.apiKeyFile, 'API key', chosen!.name).trim();
+        keyName = `apiKeyFile ${ctx.apiKeyFile} (context ${chosen!.name})`;
+      }
       const keySetting = settingByPath('api.apiKey')!;
       if (apiKey !== undefined && !keySetting.pattern!.test(apiKey)) {
-        throw new TargetError(`${this.givenAs('api-key', 'SERVICE_DISCOVERY_API_KEY')}: expected ${keySetting.patternHint}`);
+        throw new TargetError(`${keyName}: expected ${keySetting.patternHint}`);
       }
-      return { kind: 'agent', url: agent!, apiKey, timeoutMs, onWarning };
+      const tls = this.agentTls(flags, ctx?.agentTls);
+      return { kind: 'agent', url: agent!, apiKey, timeoutMs, onWarning, ...(tls ? { tls } : {}), ...context };
+    }
+    if (registry === 'memory') {
+      throw new TargetError(`${this.givenAs('registry', 'SERVICE_DISCOVERY_REGISTRY')} memory: the memory registry lives inside one agent's process; reach it through that agent with --agent URL`);
+    }
+    if (registry !== undefined && registry !== 'etcd' && registry !== 'redis') {
+      throw new TargetError(`${this.givenAs('registry', 'SERVICE_DISCOVERY_REGISTRY')} ${quoteValue(registry)}: expected etcd or redis`);
     }
     let endpoints = (endpointList ?? '').split(',').map((e) => e.trim()).filter(Boolean);
     if (endpoints.length === 0) {
+      if (registry === 'redis') throw new TargetError(`${this.givenAs('registry', 'SERVICE_DISCOVERY_REGISTRY')} redis requires --endpoints with one redis:// URL`);
       endpoints = [DEFAULT_ETCD_ENDPOINT];
       if (process.stderr.isTTY && !options.quiet) this.warnLine(`no --endpoints or --agent given: using etcd at ${DEFAULT_ETCD_ENDPOINT}`, 'Note');
     }
     // The agent's own rules (src/registry/endpoint.ts): a URL that could not be connected to is a usage error.
-    const endpointsName = this.givenAs('endpoints', 'SERVICE_DISCOVERY_ENDPOINTS');
+    const endpointsName = ctx?.endpoints !== undefined ? `endpoints of context ${chosen!.name}` : this.givenAs('endpoints', 'SERVICE_DISCOVERY_ENDPOINTS');
     const redis = endpoints.some(isRedisUrl);
+    if (redis && registry === 'etcd') {
+      throw new TargetError(`${endpointsName} ${shown(endpoints.join(','))} is a Redis URL, but ${this.registryName(flags, chosen?.name)} is etcd: give http(s) etcd URLs, or the registry redis`);
+    }
+    if (!redis && registry === 'redis') {
+      throw new TargetError(`${endpointsName} ${shown(endpoints.join(','))}: expected one redis:// URL, as ${this.registryName(flags, chosen?.name)} is redis`);
+    }
     if (redis) {
       if (endpoints.length !== 1 || !isRegistryUrl(endpoints[0]!)) {
         throw new TargetError(`${endpointsName} ${shown(endpoints.join(','))}: expected one Redis URL such as redis://127.0.0.1:6379`);
@@ -127,22 +181,74 @@ export abstract class ClusterCommand extends BaseCommand {
         if (!isHttpUrl(e)) throw new TargetError(`${endpointsName} ${shown(e)}: expected http(s) URLs such as http://127.0.0.1:2379, or one redis:// URL`);
       }
     }
-    this.checkSetting('cluster.discovery.namespace', flags.namespace, this.givenAs('namespace', 'SERVICE_DISCOVERY_NAMESPACE'));
-    const tls = { ca: this.credential(flags, 'ca'), cert: this.credential(flags, 'cert'), key: this.credential(flags, 'key') };
-    const username = this.credential(flags, 'username');
-    const password = this.credential(flags, 'password');
+    const namespace = flags.namespace ?? chosen?.context.namespace ?? DEFAULT_NAMESPACE;
+    if (flags.namespace !== undefined) this.checkSetting('cluster.discovery.namespace', flags.namespace, this.givenAs('namespace', 'SERVICE_DISCOVERY_NAMESPACE'));
+    const files = ctx?.credentials;
+    const tls = {
+      ca: this.credential(flags, 'ca') ?? files?.caFile,
+      cert: this.credential(flags, 'cert') ?? files?.certFile,
+      key: this.credential(flags, 'key') ?? files?.keyFile,
+    };
+    let username = this.credential(flags, 'username');
+    let password = this.credential(flags, 'password');
+    // A context's user name and password go together: one typed on the command line replaces both.
+    if (username === undefined && password === undefined && files?.passwordFile !== undefined) {
+      password = this.contextSecret(files.passwordFile, 'password', chosen!.name);
+      if (files.usernameFile !== undefined) username = this.contextSecret(files.usernameFile, 'username', chosen!.name);
+    }
     return {
       kind: 'registry',
       ...(redis ? { registry: 'redis' as const } : {}),
       endpoints,
-      namespace: flags.namespace,
+      namespace,
       timeoutMs,
       ...(username !== undefined ? { username, password: password ?? '' } : {}),
       // Redis's requirepass is a password without a user.
       ...(redis && username === undefined && password !== undefined ? { password } : {}),
       ...(tls.ca || tls.cert || tls.key ? { tls } : {}),
       onWarning,
+      ...context,
     };
+  }
+
+  /**
+   * The context in use: `--context` (or PROXY_STONE_SD_CONTEXT), else the contexts file's current one;
+   * none when neither names one. Read on every call: a command resolves its target once.
+   */
+  protected chosenContext(flags: ClusterFlags): { name: string; file: string; context: Context } | undefined {
+    const file = readContexts(contextsPath());
+    const chosen = selectContext(file, flags.context, this.givenAs('context', CONTEXT_ENV));
+    return chosen && { ...chosen, file: file.path };
+  }
+
+  /** `--agent-ca|cert|key` (or their env vars) over the context's agentTls, field by field; both halves of a client pair or neither. */
+  private agentTls(flags: ClusterFlags, files: TlsFiles | undefined): AgentTarget['tls'] {
+    const pick = (flag: 'agent-ca' | 'agent-cert' | 'agent-key', env: string, fromContext: string | undefined) => {
+      const value = flags[flag]?.trim() || undefined;
+      if (value === undefined) return fromContext;
+      const bad = unsafeCharacterIn(value);
+      if (bad || value.length > 4096) throw new TargetError(`${this.givenAs(flag, env)}: expected a file path${bad ? `; contains a control character (${bad.codePoint})` : ' of at most 4096 characters'}`);
+      return value;
+    };
+    const ca = pick('agent-ca', 'PROXY_STONE_SD_AGENT_CA_FILE', files?.caFile);
+    const cert = pick('agent-cert', 'PROXY_STONE_SD_AGENT_CERT_FILE', files?.certFile);
+    const key = pick('agent-key', 'PROXY_STONE_SD_AGENT_KEY_FILE', files?.keyFile);
+    if ((cert === undefined) !== (key === undefined)) {
+      throw new TargetError(cert === undefined ? '--agent-key requires --agent-cert (a client certificate and its key)' : '--agent-cert requires --agent-key (a client certificate and its key)');
+    }
+    return ca || cert ? { ...(ca ? { ca } : {}), ...(cert ? { cert, key: key! } : {}) } : undefined;
+  }
+
+  /** A user name or password from a file a context names, checked as the setting it stands for. */
+  private contextSecret(path: string, name: 'username' | 'password', context: string): string {
+    const value = readSecretFile(path, name, context);
+    this.checkSetting(`cluster.discovery.${name}`, value, `${name} file ${path} (context ${context})`);
+    return value;
+  }
+
+  /** How the registry was named, for a message: the flag, its env var, or the context. */
+  private registryName(flags: ClusterFlags, context: string | undefined): string {
+    return flags.registry !== undefined || context === undefined ? this.givenAs('registry', 'SERVICE_DISCOVERY_REGISTRY') : `the registry of context ${context}`;
   }
 
   /**
@@ -190,21 +296,6 @@ export abstract class ClusterCommand extends BaseCommand {
     return super.finally(err);
   }
 
-  /**
-   * A user-caused failure is one unwrapped line on stderr, `Error: <what> (hint: <what to do>)`, and
-   * the documented exit code. Usage errors, bugs and --json keep the base behaviour.
-   */
-  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
-    if (this.jsonEnabled() || err instanceof Errors.CLIError || err.oclif?.exit !== undefined) return super.catch(err);
-    const described = describeError(err);
-    if (described.bug) return super.catch(err);
-    const hint = described.suggestions[0];
-    // A message can quote what was typed or read (an endpoint, registry data): shown, never obeyed.
-    process.stderr.write(`Error: ${escapeUnsafe(described.message.split('\n')[0]!)}${hint ? ` (hint: ${escapeUnsafe(hint)})` : ''}\n`);
-    process.exitCode = described.exit;
-    return this.exit(described.exit);
-  }
-
   /** How the user gave a flag bound to an environment variable: `--flag` when typed, else the variable's name. */
   protected givenAs(flag: string, env: string): string {
     return this.onCommandLine(flag) || process.env[env] === undefined ? `--${flag}` : env;
@@ -226,11 +317,6 @@ const CREDENTIAL_ENV = {
   cert: 'SERVICE_DISCOVERY_CERT_FILE',
   key: 'SERVICE_DISCOVERY_KEY_FILE',
 } as const;
-
-/** An endpoint for a message: the password of a URL never appears. */
-function redactUserinfo(text: string): string {
-  return text.replace(/\/\/[^@/\s]*@/g, '//');
-}
 
 /** A typed value for a one-line message: credentials removed, at most 120 characters (escaped where printed). */
 function shown(text: string): string {

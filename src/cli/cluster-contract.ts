@@ -46,6 +46,14 @@ export interface RegistryTarget {
   tls?: { ca?: string; cert?: string; key?: string };
   /** Called with each unparsable entry skipped under the namespace (one line each). */
   onWarning?: (message: string) => void;
+  /** The context (of the contexts file) the target was resolved with, if any. */
+  context?: TargetContext;
+}
+
+/** Which context of which contexts file a target was resolved with. */
+export interface TargetContext {
+  name: string;
+  file: string;
 }
 
 /** Reach the cluster through one agent's HTTP API. */
@@ -57,7 +65,11 @@ export interface AgentTarget {
   apiKey?: string;
   /** Milliseconds allowed for each request (streams: for connecting and for the response headers). */
   timeoutMs: number;
+  /** PEM file paths for an https agent: `ca` to trust its certificate, `cert` and `key` when it asks for a client certificate. */
+  tls?: { ca?: string; cert?: string; key?: string };
   onWarning?: (message: string) => void;
+  /** The context (of the contexts file) the target was resolved with, if any. */
+  context?: TargetContext;
 }
 
 export type ClusterTarget = RegistryTarget | AgentTarget;

@@ -17,7 +17,11 @@ export type { DoctorCheck, DoctorCheckResult, DoctorOptions, DoctorPlan, DoctorR
  * configuration and registry. They share state, so run them in order.
  */
 export function doctorChecks(options: DoctorOptions): DoctorPlan {
-  return options.target.kind === 'agent' ? agentChecks(options.target, options.configFlags) : registryChecks(options);
+  const plan = options.target.kind === 'agent' ? agentChecks(options.target, options.configFlags) : registryChecks(options);
+  const context = options.target.context;
+  // Which context named the target, first: a person reading a failure must know where its values came from.
+  if (context) plan.checks.unshift({ name: 'context', run: async () => ({ ok: true, detail: `${context.name} (${context.file})` }) });
+  return plan;
 }
 
 /**

@@ -14,17 +14,19 @@ export function settingFlags(filter: (s: Setting) => boolean = () => true): Reco
   for (const s of SETTINGS.filter(filter)) {
     const def = formatDefault(s);
     const env = `[env: ${envNames(s).join(', ')}${def !== undefined && !s.secret ? `; default: ${def}` : ''}]`;
-    // An alias is a flag of its own, so help lists it and the loader can refuse two different values.
-    for (const flag of flagNames(s)) {
+    // An alias is a flag of its own, so the loader can refuse two different values; hidden, so help
+    // lists the setting once, under its canonical name, whose summary names the alias.
+    for (const [i, flag] of flagNames(s).entries()) {
       const others = flagNames(s).filter((f) => f !== flag);
       const summary = `${s.description}${others.length ? ` Same setting as --${others.join(', --')}.` : ''} ${env}`;
+      const hidden = i > 0;
       flags[flag] =
         s.kind === 'boolean'
-          ? Flags.boolean({ summary, allowNo: true, helpGroup: s.group.toUpperCase() })
+          ? Flags.boolean({ summary, allowNo: true, helpGroup: s.group.toUpperCase(), hidden })
           : s.kind === 'list' && s.itemKind === 'check'
             ? // `--check` is given once per check.
-              Flags.string({ summary, helpGroup: s.group.toUpperCase(), multiple: true })
-            : Flags.string({ summary, helpGroup: s.group.toUpperCase(), ...(s.enumValues ? { options: [...s.enumValues] } : {}) });
+              Flags.string({ summary, helpGroup: s.group.toUpperCase(), hidden, multiple: true })
+            : Flags.string({ summary, helpGroup: s.group.toUpperCase(), hidden, ...(s.enumValues ? { options: [...s.enumValues] } : {}) });
     }
   }
   return flags;

@@ -9,6 +9,7 @@ export type { DoctorResult };
 const CONFIG_FLAGS = [
   'endpoints',
   'namespace',
+  'registry',
   'etcd-username',
   'etcd-password',
   'etcd-ca',
@@ -46,7 +47,9 @@ Progress goes to stderr; --json prints {checks: [{name, ok, detail, hint?, skipp
     const configFlags = Object.fromEntries(CONFIG_FLAGS.filter((f) => this.onCommandLine(f)).map((f) => [f, flags[f]]));
     const { doctorChecks, resolveDoctorTarget } = await import('../cli/doctor-checks.js');
     const { runDoctorTasks } = await import('../cli/doctor-tasks.js');
-    const targetDefaulted = !flags.endpoints?.trim() && !flags.agent?.trim();
+    // A context's endpoints or agent name the target as much as the flags do.
+    const context = this.chosenContext(flags)?.context;
+    const targetDefaulted = !flags.endpoints?.trim() && !flags.agent?.trim() && context?.endpoints === undefined && context?.agent === undefined;
     const target = await resolveDoctorTarget(this.target(flags, { quiet: true }), targetDefaulted, configFlags);
     const plan = doctorChecks({ target, targetDefaulted, configFlags });
     try {

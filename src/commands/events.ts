@@ -23,23 +23,32 @@ const typesFlag = Flags.custom<Set<ClusterEventType>>({
 export default class Events extends ClusterCommand {
   static override summary = 'Follow cluster events live: joins, leaves, health changes, enable/disable, leader changes.';
   static override description = `One line per event (time, type, service id, detail) until Ctrl-C, which exits 0. With --json: NDJSON, one event object per line, written as it happens (the same JSON as the API's SSE data: lines).
-Through etcd it lists then watches the namespace; through --agent it reads the agent's SSE stream and resumes with Last-Event-ID after an interruption. --count and --for stop it on their own, for scripts.`;
+Through etcd it lists then watches the namespace; through --agent it reads the agent's SSE stream and resumes with Last-Event-ID after an interruption. --count and --duration stop it on their own, for scripts.`;
 
   static override examples = [
     '<%= config.bin %> events',
     '<%= config.bin %> events --types serviceHealthChanged,leaderElected',
     '<%= config.bin %> events --json --count 1 --types serviceDisabled',
-    '<%= config.bin %> events --agent http://127.0.0.1:8790 --for 30 --json',
+    '<%= config.bin %> events --agent http://127.0.0.1:8790 --duration 30 --json',
   ];
 
   static override flags = {
     types: typesFlag(),
     count: Flags.integer({ summary: 'Stop after this many events.', min: 1 }),
-    for: Flags.custom<number>({ summary: 'Stop after this long (e.g. 30, 2m).', helpValue: '<seconds>', parse: async (v) => parseDuration(v) })(),
+    // Was --for, which on `services disable` means "re-enable after": kept as a deprecated alias that warns.
+    duration: Flags.custom<number>({
+      summary: 'Stop after this long (e.g. 30, 2m, 1h30m).',
+      helpValue: '<duration>',
+      aliases: ['for'],
+      deprecateAliases: true,
+      parse: async (v) => parseDuration(v),
+    })(),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Events);
+    // oclif warns about a deprecated alias typed `--for 30`, not `--for=30`.
+    if (this.argv.some((a) => a.startsWith('--for='))) this.warn('The "--for" flag has been deprecated. Use "--duration" instead.');
     const client = await this.connect(flags);
     const json = this.jsonEnabled();
     const render = json ? undefined : (await import('../cli/views.js')).renderEvent;
@@ -47,7 +56,7 @@ Through etcd it lists then watches the namespace; through --agent it reads the a
     const abort = () => stop.abort();
     process.once('SIGINT', abort).once('SIGTERM', abort);
     process.stdout.on('error', abort); // a closed pipe (| head) ends the stream quietly
-    const timer = flags.for === undefined ? undefined : setTimeout(abort, flags.for * 1000);
+    const timer = flags.duration === undefined ? undefined : setTimeout(abort, flags.duration * 1000);
     let seen = 0;
     try {
       await client.events(

@@ -35,12 +35,13 @@ export function renderConfigReference(): string {
     '',
     `Precedence, lowest first: default < JSON config file (${code(`--${CONFIG_FILE_FLAG}`)} or ${code(CONFIG_FILE_ENV)}) < environment variable < flag.`,
     `The config file uses the setting paths below as nested keys (the seed's shape, optionally wrapped in ${code(CONFIG_WRAPPER_KEY)}); unknown keys are errors.`,
-    'Durations are seconds (`30`, `0.5`) or a number with one unit: `500ms`, `2s`, `1.5m`, `1h`; at most `576h` (24 days), the longest a timer can wait.',
+    'Durations are seconds (`30`, `0.5`) or numbers with units, largest first: `500ms`, `2s`, `1.5m`, `1h`, `1h30m`, `2m30s`; at most `576h` (24 days), the longest a timer can wait.',
     'Booleans accept `true/false`, `1/0`, `yes/no`, `on/off`. Lists are comma-separated in env vars and flags, arrays in the file;',
     '`key=value` lists are objects in the file. Empty environment variables count as unset.',
     `Text values hold no control or bidirectional-control characters and at most 256 characters (secrets and metadata values 1024, URLs 2048, file paths 4096, metadata keys ${MAX_KEY_LENGTH}); lists and \`key=value\` lists hold at most ${MAX_ITEMS} items.`,
-    'A setting with two flags (`--etcd-password`, `--registry-password`) takes either; both given with different values is an error naming both.',
+    'A setting with two flags (`--etcd-password`, `--registry-password`) takes either; both given with different values is an error naming both. `--help` lists the first and names the other.',
     'Relative file paths in the config file are resolved against the file\'s directory.',
+    'The operations CLI takes the registry settings (`--endpoints`, `--namespace`, `--registry`, credentials) under the same names, and a contexts file of named targets below the flags and the environment ([cli.md](cli.md#contexts)).',
     '',
   ];
   const groups: SettingGroup[] = [];

@@ -74,6 +74,11 @@ export function prefixEnd(prefix: string): Buffer {
   return Buffer.from([0]);
 }
 
+/** Strips userinfo from every URL in a text, parsed or not (a typo'd URL too), so it can appear in messages. */
+export function redactUserinfo(text: string): string {
+  return text.replace(/\/\/[^@/\s]*@/g, '//');
+}
+
 /** Strips userinfo from an endpoint so it can appear in messages. */
 export function redactUrl(url: string): string {
   try {

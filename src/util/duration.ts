@@ -1,14 +1,19 @@
 /**
  * Durations in configuration are seconds (fractions allowed), as in the seed (`interval: 30`). Strings may
- * carry one unit: `500ms`, `2s`, `1.5m`, `1h`. Compound forms (`1m30s`) and negative values are rejected
- * so that a typo never silently becomes a different duration, and so are durations no timer can wait
- * for ({@link MAX_DURATION_SECONDS}).
+ * carry units: `500ms`, `2s`, `1.5m`, `1h`, and compounds from the largest unit down, as Go and
+ * kubectl write them (`1h30m`, `2m30s`, `1s500ms`). A unit out of order or twice (`30m1h`, `1m1m`), a
+ * bare number after a unit (`1m30`) and negative values are rejected so that a typo never silently
+ * becomes a different duration, and so are durations no timer can wait for ({@link MAX_DURATION_SECONDS}).
  */
 
 const UNIT_SECONDS: Readonly<Record<string, number>> = { ms: 0.001, s: 1, m: 60, h: 3600 };
 
-// One non-negative decimal number, then an optional unit; no sign, no exponent, no spaces inside.
-const DURATION_RE = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)?$/;
+// One non-negative decimal number, no sign, no exponent, no spaces inside.
+const NUMBER = String.raw`(\d+(?:\.\d+)?|\.\d+)`;
+// Plain seconds, or parts with units, each unit at most once and from the largest down (`m` not followed by `s`).
+const PLAIN_RE = new RegExp(`^${NUMBER}$`);
+const PARTS_RE = new RegExp(`^(?:${NUMBER}h)?(?:${NUMBER}m(?!s))?(?:${NUMBER}s)?(?:${NUMBER}ms)?$`);
+const PART_UNITS = ['h', 'm', 's', 'ms'] as const;
 
 /** What a valid duration looks like, for error messages. */
 export const DURATION_EXPECTATION = 'a duration in seconds (e.g. 30, 500ms, 2s)';
@@ -33,8 +38,9 @@ export class DurationTooLongError extends Error {
 /**
  * Parses a duration into seconds.
  *
- * @param raw - a number of seconds (`30`, `0.5`), or a string: plain seconds (`"30"`) or a number with
- *   one of the units `ms`, `s`, `m`, `h` (`"500ms"`, `"2s"`, `"1.5m"`). Surrounding whitespace is ignored.
+ * @param raw - a number of seconds (`30`, `0.5`), or a string: plain seconds (`"30"`) or numbers with
+ *   the units `h`, `m`, `s`, `ms`, largest first, each at most once (`"500ms"`, `"1.5m"`, `"1h30m"`).
+ *   Surrounding whitespace is ignored.
  * @returns seconds, possibly fractional, at most {@link MAX_DURATION_SECONDS}
  * @throws DurationTooLongError when the value is above {@link MAX_DURATION_SECONDS} (`600h`, a 20-digit number)
  * @throws Error when the value is negative, not finite, or not in one of the forms above
@@ -45,12 +51,18 @@ export function parseDuration(raw: string | number): number {
     return bounded(raw, String(raw));
   }
   if (typeof raw !== 'string') throw new Error(`invalid duration: expected ${DURATION_EXPECTATION}`);
-  const match = DURATION_RE.exec(raw.trim());
-  if (!match) throw new Error(`invalid duration ${quote(raw)}: expected ${DURATION_EXPECTATION}`);
-  const value = Number(match[1]);
-  const unit = match[2] ?? 's';
+  const text = raw.trim();
+  const plain = PLAIN_RE.exec(text);
+  if (plain) return bounded(roundMicro(Number(plain[1])), quote(raw));
+  const parts = text === '' ? null : PARTS_RE.exec(text);
+  if (!parts) throw new Error(`invalid duration ${quote(raw)}: expected ${DURATION_EXPECTATION}`);
+  let seconds = 0;
+  PART_UNITS.forEach((unit, i) => {
+    const value = parts[i + 1];
+    if (value !== undefined) seconds += Number(value) * UNIT_SECONDS[unit]!;
+  });
   // Multiply then round away binary noise (0.1 * 3 = 0.30000000000000004) at microsecond precision.
-  return bounded(roundMicro(value * UNIT_SECONDS[unit]!), quote(raw));
+  return bounded(roundMicro(seconds), quote(raw));
 }
 
 function bounded(seconds: number, shown: string): number {

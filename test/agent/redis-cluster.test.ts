@@ -112,7 +112,7 @@ describe('agent processes on Redis, through the CLI and the API', function () {
   });
 
   it('services disable through Redis reaches the agents (API) and the event stream; enable undoes it', async () => {
-    const events = spawn(process.execPath, [BIN, 'events', '--json', '--for', '15', '--types', 'serviceDisabled,serviceEnabled', '--endpoints', endpoint, '--namespace', namespace], {
+    const events = spawn(process.execPath, [BIN, 'events', '--json', '--duration', '15', '--types', 'serviceDisabled,serviceEnabled', '--endpoints', endpoint, '--namespace', namespace], {
       env: { ...process.env, NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -274,7 +274,7 @@ describe('CLI commands (built binary, real etcd, in-process agents)', function (
       const id = 'cli-node-2';
       const types = 'serviceDisabled,serviceEnabled';
       const procs = [cluster.registryArgs, cluster.agentArgs].map((target) => {
-        const child = spawn(process.execPath, [BIN, 'events', '--json', '--count', '2', '--types', types, '--for', '30', ...target], {
+        const child = spawn(process.execPath, [BIN, 'events', '--json', '--count', '2', '--types', types, '--duration', '30', ...target], {
           cwd: ROOT,
           env: cliEnv(),
           stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,6 +2,11 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { ConfigError, resolveConfig } from '../../src/config/load.js';
 import { SETTINGS, canonicalEnv, envNames, flagNames } from '../../src/config/settings.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { ContextsError, parseContexts, selectContext } from '../../src/cli/contexts.js';
 import { ensureBuilt, runCli, type CliResult } from './fixtures.js';
 
 /**
@@ -153,5 +158,87 @@ describe('config fuzz: hostile values for every setting', function () {
         { numRuns: 6, endOnFailure: true },
       );
     });
+  });
+});
+
+describe('config fuzz: hostile contexts files', function () {
+  this.timeout(120_000);
+  const FILE = '/home/op/.config/proxy-stone-sd/contexts.yaml';
+  const FIELDS = ['endpoints', 'namespace', 'registry', 'agent', 'apiKeyFile', 'agentTls', 'credentials', 'caFile', 'passwordFile', 'current'];
+  const name = fc.oneof(fc.constantFrom('prod', 'staging', 'a.b-c_1', '__proto__', 'constructor', ''), value);
+  const leaf = fc.oneof({ arbitrary: value, weight: 5 }, fc.integer(), fc.boolean(), fc.constant(null), fc.array(value, { maxLength: 3 }));
+  const fields = fc.dictionary(fc.oneof({ arbitrary: fc.constantFrom(...FIELDS), weight: 5 }, value), fc.oneof({ arbitrary: leaf, weight: 4 }, fc.dictionary(fc.constantFrom('caFile', 'certFile', 'keyFile', 'usernameFile', 'passwordFile', 'x'), leaf)), { maxKeys: 5 });
+  const document = fc.record({ current: fc.oneof(name, fc.integer()), contexts: fc.oneof({ arbitrary: fc.dictionary(name, fields, { maxKeys: 3 }), weight: 4 }, leaf) }, { requiredKeys: [] });
+  /** A document as we write it (JSON under comments), as a person might (YAML), or bytes that are neither. */
+  const text = fc.oneof(
+    document.map((d) => `# comment\n${JSON.stringify(d, null, 2)}`),
+    document.map((d) => toYaml(d)),
+    fc.string({ unit: 'binary', maxLength: 200 }),
+    fc.tuple(document.map((d) => toYaml(d)), fc.integer({ min: 0, max: 200 }), fc.string({ unit: hostileChar, minLength: 1, maxLength: 4 })).map(([t, at, junk]) => t.slice(0, at) + junk + t.slice(at)),
+  );
+
+  /** What is wrong with how the file was refused, if anything. */
+  function problem(err: unknown): string | undefined {
+    if (!(err instanceof ContextsError)) return `not a ContextsError: ${String(err).slice(0, 300)}`;
+    if (LINE_BREAK.test(err.message)) return 'more than one line';
+    if (RAW_UNSAFE.test(err.message)) return 'a raw control character';
+    if (err.message.length >= 1000) return `${err.message.length} characters long`;
+    if (!err.message.includes(FILE)) return 'does not name the file';
+    return undefined;
+  }
+
+  it('in-process: reads, or one clean line naming the file (and the context and field)', () => {
+    fc.assert(
+      fc.property(text, (t) => {
+        let err: unknown;
+        try {
+          const file = parseContexts(t, FILE);
+          // What a command does next: pick the current context, or an unknown one.
+          selectContext(file, undefined);
+          for (const ctx of file.contexts.values()) expect(ctx).to.be.an('object');
+          try {
+            selectContext(file, 'no-such-context');
+          } catch (e) {
+            err = e;
+          }
+          expect(err, 'an unknown --context is refused').to.be.instanceOf(ContextsError);
+          return;
+        } catch (e) {
+          err = e;
+        }
+        const p = problem(err);
+        if (p) expect.fail(`${p}\ngiven: ${JSON.stringify(t).slice(0, 1500)}\nthrown: ${String(err).slice(0, 1500)}`);
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('through the real CLI: a broken contexts file is exit 2 and one line naming it, never a stack', async function () {
+    this.timeout(180_000);
+    ensureBuilt();
+    const dir = mkdtempSync(path.join(tmpdir(), 'sd-contexts-fuzz-'));
+    const file = path.join(dir, 'contexts.yaml');
+    try {
+      await fc.assert(
+        fc.asyncProperty(text, async (t) => {
+          try {
+            parseContexts(t, file);
+            return; // a valid file: not this test's business
+          } catch {
+            // refused in-process: the CLI must refuse it the same way
+          }
+          writeFileSync(file, t);
+          const res = await runCli(['status', '--timeout', '1'], { env: { PROXY_STONE_SD_CONTEXTS_FILE: file }, timeoutMs: 15_000 });
+          const all = `exit ${res.code}\nstderr: ${JSON.stringify(res.stderr)}\ngiven: ${JSON.stringify(t).slice(0, 500)}`;
+          expect(res.code, all).to.equal(2);
+          expect(res.stderr.trimEnd().split('\n'), all).to.have.length(1);
+          expect(res.stderr, all).to.match(/^Error: /).and.include(file);
+          expect(res.stderr.trimEnd(), all).not.to.match(RAW_UNSAFE);
+        }),
+        { numRuns: 8, endOnFailure: true },
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -89,7 +89,7 @@ describe('CLI: draining, timed disables and the capacity guard (built binary, re
   });
 
   it('bad durations are usage errors (exit 2) naming the flag', async () => {
-    for (const [flag, value] of [['--for', 'soon'], ['--for', '0'], ['--drain-timeout', '1m30s'], ['--drain-timeout', '2d']] as const) {
+    for (const [flag, value] of [['--for', 'soon'], ['--for', '0'], ['--drain-timeout', '30s1m'], ['--drain-timeout', '2d']] as const) {
       const res = await runCli(['services', 'disable', 'dr-3', flag, value, ...cluster.registryArgs]);
       expect(res.code, `${flag} ${value}: ${res.stderr}`).to.equal(2);
       expect(res.stderr).to.include(`Error: ${flag}:`);

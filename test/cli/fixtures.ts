@@ -32,6 +32,9 @@ export interface CliResult {
   ms: number;
 }
 
+/** A contexts file that does not exist (its directory neither). */
+export const NO_CONTEXTS_FILE = path.join(tmpdir(), 'proxy-stone-sd-tests-no-such-dir', 'contexts.yaml');
+
 /**
  * The environment the CLI runs with: the caller's, minus every variable that could point it at
  * another cluster, with a fixed width and no colour so output is deterministic.
@@ -44,7 +47,8 @@ export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   }
   // The fixture cluster has one instance per zone, so the capacity guard (default: keep one) would
   // refuse every disable; it has tests of its own (test/cli/drain.test.ts), which set it explicitly.
-  return { ...env, COLUMNS: '160', NO_COLOR: '1', FORCE_COLOR: '0', SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE: '0', ...extra };
+  // No contexts file unless a test names one: the current context of whoever runs the tests is not the test's.
+  return { ...env, COLUMNS: '160', NO_COLOR: '1', FORCE_COLOR: '0', SERVICE_DISCOVERY_MIN_HEALTHY_PER_ZONE: '0', PROXY_STONE_SD_CONTEXTS_FILE: NO_CONTEXTS_FILE, ...extra };
 }
 
 /**

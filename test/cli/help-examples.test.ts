@@ -115,11 +115,16 @@ describe('help examples', function () {
   let haproxy: HaproxyServer | undefined;
   let nginx: NginxServer | undefined;
   let lbDir: string | undefined;
+  let contextsDir: string;
+  let contextsFile: string;
 
   before(async function () {
     this.timeout(180_000);
     ensureBuilt();
     cluster = await startCluster(3, { idPrefix: 'proxy-stone' });
+    contextsDir = mkdtempSync(path.join(tmpdir(), 'psd-cli-examples-contexts-'));
+    contextsFile = path.join(contextsDir, 'contexts.yaml');
+    seedContexts();
     bin = binOnPath();
     agentsNamespace = uniqueNamespace('cli-examples-agents');
     const lines = [...helpExamples, ...extraDocsExamples].map((e) => e.line);
@@ -150,6 +155,7 @@ describe('help examples', function () {
     await haproxy?.stop();
     await nginx?.stop();
     if (lbDir) rmSync(lbDir, { recursive: true, force: true });
+    if (contextsDir) rmSync(contextsDir, { recursive: true, force: true });
     bin?.remove();
   });
 
@@ -168,8 +174,20 @@ describe('help examples', function () {
       .replaceAll('nginx -s reload', nginx?.reloadCommand ?? 'nginx -s reload');
   }
 
+  /**
+   * The contexts the examples name, written afresh before each example (one deletes `staging`):
+   * `prod` is the test etcd and namespace, `staging` the agent of proxy-stone-1.
+   */
+  function seedContexts(): void {
+    const contexts = {
+      current: 'prod',
+      contexts: { prod: { endpoints: [cluster.endpoint], namespace: cluster.namespace }, staging: { agent: cluster.nodes[0]!.api.url } },
+    };
+    writeFileSync(contextsFile, JSON.stringify(contexts));
+  }
+
   function envFor(id: string): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = { PATH: bin.path, SERVICE_DISCOVERY_API_KEY: API_KEY };
+    const env: NodeJS.ProcessEnv = { PATH: bin.path, SERVICE_DISCOVERY_API_KEY: API_KEY, PROXY_STONE_SD_CONTEXTS_FILE: contextsFile };
     if (STARTS_AGENTS.has(id)) return { ...env, SERVICE_DISCOVERY_NAMESPACE: agentsNamespace, SERVICE_DISCOVERY_API_PORT: '0' };
     return { ...env, SERVICE_DISCOVERY_ENDPOINTS: cluster.endpoint, SERVICE_DISCOVERY_NAMESPACE: cluster.namespace };
   }
@@ -261,6 +279,7 @@ describe('help examples', function () {
     // The demo's default ports cannot be swapped for free ones by the test.
     if (id === 'demo' && !/--base-port/.test(line) && !(await portsFree(8791, 3))) skip('ports 8791-8793, the demo default, are in use on this machine');
     const command = substitute(line);
+    seedContexts();
     let res: CliResult;
     let endedEarly = false;
     const follows = FOLLOWS[id] && !/--once\b/.test(line);

@@ -170,12 +170,12 @@ describe('CLI: hostile input is refused with exit 2, naming the setting', functi
       ]);
     });
 
-    it('commands: --timeout, events --for, services disable --for/--drain-timeout, the feeds\' intervals', async () => {
+    it('commands: --timeout, events --duration, services disable --for/--drain-timeout, the feeds\' intervals', async () => {
       const endpoints = ['--endpoints', dead];
       await runAll([
         { args: ['status', ...endpoints, '--timeout', '99999999999999999999'], line: `Error: --timeout: invalid duration "99999999999999999999": ${MAX}` },
         { args: ['services', 'list', ...endpoints, '--timeout', '600h'], line: `Error: --timeout: invalid duration "600h": ${MAX}` },
-        { args: ['events', ...endpoints, '--for', '600h'], line: `Error: --for: invalid duration "600h": ${MAX}` },
+        { args: ['events', ...endpoints, '--duration', '600h'], line: `Error: --duration: invalid duration "600h": ${MAX}` },
         { args: ['services', 'disable', 'x', ...endpoints, '--for', '600h'], line: `Error: --for: invalid duration "600h": ${MAX}` },
         { args: ['services', 'disable', 'x', ...endpoints, '--drain-timeout', '99999999999999999999'], line: `Error: --drain-timeout: invalid duration "99999999999999999999": ${MAX}` },
         { args: ['lb', 'haproxy', ...endpoints, '--socket', '/nonexistent', '--backend', 'b', '--resync-interval', '600h'], line: `Error: --resync-interval: invalid duration "600h": ${MAX}` },

@@ -104,8 +104,8 @@ describe('CLI: hostile registry data never reaches the terminal raw', function (
   }
 
   it('events, human and NDJSON: an update with hostile strings is escaped as it streams', async () => {
-    const human = cli(['events', '--count', '1', '--for', '20']);
-    const ndjson = cli(['events', '--count', '1', '--for', '20', '--json']);
+    const human = cli(['events', '--count', '1', '--duration', '20']);
+    const ndjson = cli(['events', '--count', '1', '--duration', '20', '--json']);
     // Both have listed and are watching once the first update after a moment arrives.
     await new Promise((r) => setTimeout(r, 2500));
     const registry = new EtcdRegistry({ endpoints: [etcd.endpoint], callTimeoutMs: 3000 });

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -152,8 +153,8 @@ describe('--json output shapes (test/cli/json-shapes.json)', function () {
   });
 
   /** Runs the command, which must exit `exit`, and compares its JSON with the shape named `name`. */
-  async function matches(name: string, args: string[], exit = 0): Promise<unknown> {
-    const res = await runCli(args);
+  async function matches(name: string, args: string[], exit = 0, env: NodeJS.ProcessEnv = {}): Promise<unknown> {
+    const res = await runCli(args, { env });
     expect(res.code, `${args.join(' ')}: ${res.stderr}`).to.equal(exit);
     const value = json(res);
     observe(name, value);
@@ -209,9 +210,28 @@ describe('--json output shapes (test/cli/json-shapes.json)', function () {
     await matches('error', ['topology', '--json', '--agent', 'http://127.0.0.1:1', '--timeout', '1'], 4);
   });
 
+  it('context list, show, set, use and delete', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sd-shapes-contexts-'));
+    const env = { PROXY_STONE_SD_CONTEXTS_FILE: path.join(dir, 'contexts.yaml') };
+    const keyFile = path.join(dir, 'api-key');
+    try {
+      await matches('context list', ['context', 'list', '--json'], 0, env);
+      await matches('context set', ['context', 'set', 'etcd', '--json', ...cluster.registryArgs, '--registry', 'etcd', '--password-file', keyFile, '--username-file', keyFile, '--registry-ca', keyFile], 0, env);
+      await matches('context set', ['context', 'set', 'agent', '--json', ...cluster.agentArgs, '--api-key-file', keyFile, '--agent-ca', keyFile, '--agent-cert', keyFile, '--agent-key', keyFile], 0, env);
+      await matches('context list', ['context', 'list', '--json'], 0, env);
+      await matches('context show', ['context', 'show', 'agent', '--json'], 0, env);
+      await matches('context show', ['context', 'show', '--json'], 0, env);
+      await matches('context use|delete', ['context', 'use', 'agent', '--json'], 0, env);
+      await matches('context use|delete', ['context', 'delete', 'agent', '--json'], 0, env);
+      await matches('error', ['context', 'show', '--json'], 2, env);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('events --json lines (serviceDisabled, serviceEnabled)', async () => {
     for (const [type, enabled] of [['serviceDisabled', false], ['serviceEnabled', true]] as const) {
-      const child = spawn(process.execPath, [BIN, 'events', '--json', '--count', '1', '--types', type, '--for', '20', ...cluster.registryArgs], {
+      const child = spawn(process.execPath, [BIN, 'events', '--json', '--count', '1', '--types', type, '--duration', '20', ...cluster.registryArgs], {
         cwd: ROOT,
         env: cliEnv(),
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -49,12 +49,12 @@ process.on('exit', () => appendFileSync(process.env.MODULE_LOG, Object.keys(requ
   });
 
   /** Packages (under node_modules) the command loaded. */
-  function packagesLoaded(args: string[]): Set<string> {
+  function packagesLoaded(args: string[], env: NodeJS.ProcessEnv = {}): Set<string> {
     const log = path.join(dir, `modules-${Math.random().toString(36).slice(2)}.txt`);
     writeFileSync(log, '');
     const res = spawnSync(process.execPath, ['--import', pathToFileURL(path.join(dir, 'record.mjs')).href, BIN, ...args], {
       cwd: ROOT,
-      env: cliEnv({ MODULE_LOG: log }),
+      env: cliEnv({ MODULE_LOG: log, ...env }),
       encoding: 'utf8',
       timeout: 20_000,
     });
@@ -119,6 +119,16 @@ process.on('exit', () => appendFileSync(process.env.MODULE_LOG, Object.keys(requ
     for (const p of ['etcd3', 'fastify', 'pino']) expect(loaded.has(p), `agent did not load ${p}`).to.equal(true);
     // grpc-health-check: only for a grpc:// check (src/agent/checks/grpc-check.ts), and this agent has none.
     for (const p of ['@oclif/core', 'undici', ...UI, ...ON_DEMAND, 'cli-table3', 'chalk', 'handlebars', 'grpc-health-check']) expect(loaded.has(p), `agent loaded ${p}`).to.equal(false);
+  });
+
+  it('a contexts file as the context commands write it is read without yaml; one a person wrote in YAML loads it', () => {
+    const file = path.join(dir, 'contexts.yaml');
+    const env = { PROXY_STONE_SD_CONTEXTS_FILE: file };
+    const set = spawnSync(process.execPath, [BIN, 'context', 'set', 'lazy', '--endpoints', etcdEndpoint], { cwd: ROOT, env: cliEnv(env), encoding: 'utf8', timeout: 20_000 });
+    expect(set.status, set.stderr).to.equal(0);
+    expect(packagesLoaded(['status', '--json'], env).has('yaml')).to.equal(false);
+    writeFileSync(file, `current: lazy\ncontexts:\n  lazy:\n    endpoints: ${etcdEndpoint}\n`);
+    expect(packagesLoaded(['status', '--json'], env).has('yaml')).to.equal(true);
   });
 
   it('--json output loads no table or colour modules', () => {

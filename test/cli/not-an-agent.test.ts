@@ -19,7 +19,7 @@ const COMMANDS: string[][] = [
   ['services', 'disable', 'svc-1'],
   ['services', 'disable', '--all', '--yes'],
   ['topology'],
-  ['events', '--for', '5'],
+  ['events', '--duration', '5'],
   ['audit'],
   ['doctor'],
 ];
@@ -87,7 +87,7 @@ describe('CLI: --agent at something that is not an agent', function () {
       ['[]', ['services', 'list'], /\(GET \/service-discovery\/services answered: expected an object, got an array\)/],
       ['{"services": 5}', ['services', 'list'], /\(GET \/service-discovery\/services answered: services: expected an array, got 5\)/],
       ['HTML', ['audit'], /\(GET \/service-discovery\/audit\?limit=50 answered text\/html, not JSON\)/],
-      ['{}', ['events', '--for', '5'], /\(GET \/service-discovery\/events answered application\/json, not an event stream\)/],
+      ['{}', ['events', '--duration', '5'], /\(GET \/service-discovery\/events answered application\/json, not an event stream\)/],
     ];
     for (const [body, cmd, detail] of cases) {
       const res = await runCli([...cmd, '--agent', servers.get(body)!.url]);

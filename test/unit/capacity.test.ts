@@ -104,7 +104,8 @@ describe('drain and expiry as readers see them', () => {
     expect(parseDuration('30m')).to.equal(1800);
     expect(parseDuration('1.5h')).to.equal(5400);
     expect(parseDuration('0')).to.equal(0);
-    expect(() => parseDuration('1m30s')).to.throw(/invalid duration/);
+    expect(parseDuration('1h30m')).to.equal(5400);
+    expect(() => parseDuration('30m1h')).to.throw(/invalid duration/);
     expect(() => parseDuration('-5s')).to.throw(/invalid duration/);
     expect(timeLeft(10_000, 0)).to.equal('10s');
     expect(timeLeft(90_500, 0)).to.equal('1m 31s');

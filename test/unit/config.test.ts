@@ -86,8 +86,18 @@ describe('config', () => {
       expect(parseDuration('300ms')).to.equal(0.3);
     });
 
+    it('reads compounds from the largest unit down, as Go and kubectl write them', () => {
+      expect(parseDuration('1h30m')).to.equal(5400);
+      expect(parseDuration('2m30s')).to.equal(150);
+      expect(parseDuration('1s500ms')).to.equal(1.5);
+      expect(parseDuration('1h0m1s')).to.equal(3601);
+      expect(parseDuration('1.5h30m')).to.equal(7200);
+      expect(parseDuration('575h59m60s')).to.equal(2073600);
+      expect(() => parseDuration('576h1s')).to.throw(/at most 576h/);
+    });
+
     it('rejects everything else', () => {
-      for (const bad of ['fast', '', '-1', '1d', '1m30s', '2 s', '1e3', 'ms', '1.', 'NaN', '10S']) {
+      for (const bad of ['fast', '', '-1', '1d', '1m30', '30m1h', '1m1m', '1s2m', '1h 30m', 'hms', '2 s', '1e3', 'ms', '1.', 'NaN', '10S']) {
         expect(() => parseDuration(bad), bad).to.throw(/duration/);
       }
       expect(() => parseDuration(-1)).to.throw();
