@@ -13,7 +13,7 @@ export function settingFlags(filter: (s: Setting) => boolean = () => true): Reco
   const flags: Record<string, AnyFlag> = {};
   for (const s of SETTINGS.filter(filter)) {
     const def = formatDefault(s);
-    const env = `[env: ${envNames(s).join(', ')}${def !== undefined && !s.secret ? `; default: ${def}` : ''}]`;
+    const env = `[env: ${envNames(s).join(', ')}${def !== undefined && def !== '' && !s.secret ? `; default: ${def}` : ''}]`;
     // An alias is a flag of its own, so the loader can refuse two different values; hidden, so help
     // lists the setting once, under its canonical name, whose summary names the alias.
     for (const [i, flag] of flagNames(s).entries()) {
