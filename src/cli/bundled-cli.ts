@@ -1,7 +1,11 @@
-import { Config, execute, type Command, type Interfaces } from '@oclif/core';
+import { Errors, execute, Plugin, type Command } from '@oclif/core';
 
 /** A command file's module as the bundle imports it: the class is its default export (or any exported command class). */
 export type CommandModule = Record<string, unknown>;
+/** Imports one command's module: each is a chunk of its own, so a run loads only its command's code. */
+export type CommandImport = () => Promise<CommandModule>;
+
+type FindCommand = (this: Plugin, id: string, opts?: { must: boolean }) => Promise<Command.Class | undefined>;
 
 /**
  * Runs the CLI from the start-up bundle (dist/fast, built by scripts/build-fast-path.ts): oclif's own
@@ -11,29 +15,20 @@ export type CommandModule = Record<string, unknown>;
  *
  * `dir` is bin/run.js's URL, as `execute({ dir })` is given it.
  */
-export async function runBundled(commands: Record<string, CommandModule>, dir: string, argv: string[]): Promise<unknown> {
-  let config: Config;
-  try {
-    config = await Config.load(dir);
-  } catch {
-    // `execute` fails the same way, with oclif's message and exit code.
-    return execute({ args: argv, dir });
-  }
-  const plugin = config.getPluginsList().find((p) => p.isRoot);
-  if (plugin) {
-    const find = plugin.findCommand.bind(plugin) as (id: string, opts?: { must: boolean }) => Promise<Command.Class | undefined>;
-    // The plugin's manifest entries load through this method (Plugin.load: `load: () => this.findCommand(id)`),
-    // so oclif's later reload of the configuration, which keeps the plugin objects, keeps it too.
-    const bundled = async (id: string, opts?: { must: boolean }): Promise<Command.Class | undefined> => {
-      const module = commands[id];
-      const found = module && commandClassIn(module);
-      if (!found) return find(id, opts);
-      // What Plugin.findCommand sets on a class it imports.
-      return Object.assign(found, { id, plugin, isESM: true, relativePath: config.findCommand(id)?.relativePath });
-    };
-    plugin.findCommand = bundled as Interfaces.Plugin['findCommand'];
-  }
-  return execute({ args: argv, loadOptions: config });
+export async function runBundled(commands: Record<string, CommandImport>, dir: string, argv: string[]): Promise<unknown> {
+  // The bundle holds its own copy of oclif, so changing its Plugin class changes nothing outside this
+  // process's CLI run. Every way oclif loads a command class ends in Plugin.findCommand.
+  const find = Plugin.prototype.findCommand as FindCommand;
+  const bundled: FindCommand = async function (this: Plugin, id, opts) {
+    if (!this.isRoot || !Object.hasOwn(commands, id)) return find.call(this, id, opts);
+    const found = commandClassIn(await commands[id]!());
+    // As oclif answers a command file without a command class.
+    if (!found) return opts?.must ? Errors.error(`command ${id} not found`) : undefined;
+    // What Plugin.findCommand sets on a class it imports.
+    return Object.assign(found, { id, plugin: this, isESM: true, relativePath: this.manifest.commands[id]?.relativePath });
+  };
+  Plugin.prototype.findCommand = bundled as Plugin['findCommand'];
+  return execute({ args: argv, dir });
 }
 
 /** oclif's rule (searchForCommandClass): the default export, else the first export that has `run`. */

@@ -7,8 +7,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
  * The CLI's start-up path (docs/decisions/0021-cli-start-up.md). Loading @oclif/core costs about as
  * much as starting node itself, so bin/run.js asks this module first, which imports nothing but node's
  * own modules:
- *  - `--version` and `--help` are answered from dist/fast/index.json, oclif's own output captured at
- *    build time, when nothing that could change that output is in play (a terminal's width, a theme,
+ *  - `--version` and `--help` are answered from dist/fast (index.json, help.json), oclif's own output
+ *    captured at build time, when nothing that could change that output is in play (a terminal's width, a theme,
  *    oclif's environment variables, hooks);
  *  - this package's commands run from dist/fast/cli.js, one bundle of oclif and every command class,
  *    through oclif's own `execute` (src/cli/bundled-cli.ts);
@@ -27,14 +27,14 @@ export interface FastPathIndex {
   helpFlags: string[];
   /** This package's command ids (colon-separated), all of them in the bundle. */
   commands: string[];
-  /** oclif's help for a subject (a command id, a topic, '' for the root), as printed when stdout is not a terminal. */
-  help: Record<string, string>;
   /** No hooks run around `--version`/`--help` and no theme is configured: the captured text is what oclif prints. */
   plain: boolean;
 }
 
 export const FAST_PATH_DIR = 'dist/fast';
 export const FAST_PATH_INDEX = 'index.json';
+/** dist/fast/help.json: oclif's help for a subject (a command id, a topic, '' for the root), as printed when stdout is not a terminal. */
+export const FAST_PATH_HELP = 'help.json';
 export const FAST_PATH_BUNDLE = 'cli.js';
 /** `PROXY_STONE_SD_FAST_START=0` sends every command line through oclif's `execute`, as before the fast path. */
 export const FAST_START_ENV = 'PROXY_STONE_SD_FAST_START';
@@ -58,7 +58,7 @@ export async function runFastPath(argv: string[], binUrl: string): Promise<boole
     process.stdout.write(`${pjson.name}/${pjson.version ?? '0.0.0'} ${process.platform}-${process.arch === 'ia32' ? 'x86' : process.arch} node-${process.version}\n`);
     return true;
   }
-  const help = env && !process.stdout.isTTY ? capturedHelp(index, argv) : undefined;
+  const help = env && !process.stdout.isTTY ? capturedHelp(root, index, argv) : undefined;
   if (help !== undefined) {
     process.stdout.write(help);
     return true;
@@ -112,11 +112,16 @@ function onWsl(): boolean {
  * The captured help for a command line oclif answers with help: nothing at all, or words naming a
  * command or topic plus a help flag. Any other shape (a flag value, `--`, an unknown word) is oclif's.
  */
-function capturedHelp(index: FastPathIndex, argv: string[]): string | undefined {
+function capturedHelp(root: string, index: FastPathIndex, argv: string[]): string | undefined {
   const words = argv.filter((arg) => !index.helpFlags.includes(arg));
   if (argv.length > 0 && words.length === argv.length) return undefined;
   if (words.some((word) => word.startsWith('-'))) return undefined;
-  return index.help[words.join(':')];
+  try {
+    const help = JSON.parse(readFileSync(path.join(root, FAST_PATH_DIR, FAST_PATH_HELP), 'utf8')) as Record<string, string>;
+    return Object.hasOwn(help, words.join(':')) ? help[words.join(':')] : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Words before the first flag start one of this package's commands or topics, or there are none (oclif's root). */
