@@ -1,4 +1,10 @@
 #!/usr/bin/env node
+import module from 'node:module';
+
+// Node 22.1+ keeps V8's compiled code between runs (in the OS temp dir; NODE_DISABLE_COMPILE_CACHE=1
+// turns it off), which takes a good part of every start after the first. Node 20 has no such thing.
+module.enableCompileCache?.();
+
 // `agent` runs for as long as its instance does, so it skips the CLI framework and loads only what
 // it runs (docs/decisions/0008-oclif.md). Every other command line tries the start-up path first
 // (src/cli/fast-path.ts, docs/decisions/0021-cli-start-up.md), which hands it to oclif when it can't.
