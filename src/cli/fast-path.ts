@@ -51,6 +51,10 @@ export async function runFastPath(argv: string[], binUrl: string): Promise<boole
   const root = path.resolve(path.dirname(fileURLToPath(binUrl)), '..');
   const index = readIndex(root);
   if (!index) return false;
+  // As oclif's Command module does: a reader that stops early (`| head`) is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
   const env = index.plain && plainEnvironment(index);
   if (env && index.versionFlags.includes(argv[0]!) && !onWsl()) {
     // oclif's Config.userAgent, which `--version` prints.
