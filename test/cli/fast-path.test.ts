@@ -56,9 +56,9 @@ const RUNS: Record<string, (c: Context) => Run | undefined> = {
   'services:show': (c) => ({ args: [c.id, '--json', ...c.target] }),
 };
 
-/** Times, ages, ports and pids differ from one run to the next; the words and the shape may not. */
+/** Times, ages, clock skews, ports and pids differ from one run to the next; the words and the shape may not. */
 function normalised(text: string): string {
-  return text.replace(/\d+/g, 'N');
+  return text.replace(/[+-]?\d+/g, 'N');
 }
 
 describe('CLI start-up path answers as oclif does', function () {
