@@ -24,6 +24,8 @@ const outdir = path.join(root, FAST_PATH_DIR);
 const CONCURRENCY = 4;
 /** @oclif/core and what it requires, as one CommonJS file beside the bundle. */
 const OCLIF_BUNDLE = 'oclif-core.cjs';
+/** The hook events oclif runs around one of this package's commands (the others concern plugin installs). */
+const COMMAND_RUN_HOOKS = ['init', 'prerun', 'postrun', 'finally', 'preparse', 'command_not_found', 'command_incomplete', 'jit_plugin_not_installed'];
 const HELP_TIMEOUT_MS = 30_000;
 
 interface ManifestCommand {
@@ -45,6 +47,9 @@ async function main(): Promise<void> {
   const plain =
     !config.pjson.oclif.theme &&
     !config.getPluginsList().some((p) => (p.hooks.init?.length ?? 0) > 0 || (p.hooks.finally?.length ?? 0) > 0);
+  const pluginsIdle = !config
+    .getPluginsList()
+    .some((p) => !p.isRoot && COMMAND_RUN_HOOKS.some((event) => (p.hooks[event]?.length ?? 0) > 0));
   const index: FastPathIndex = {
     format: 1,
     bin: config.bin,
@@ -53,6 +58,7 @@ async function main(): Promise<void> {
     helpFlags: [...new Set([...(config.pjson.oclif.additionalHelpFlags ?? []), '--help'])],
     commands: commands.map((c) => c.id),
     plain,
+    pluginsIdle,
   };
   writeFileSync(path.join(outdir, FAST_PATH_HELP), `${JSON.stringify(help)}\n`);
   // Written last: the fast path is used only when the index is newer than the manifest.
@@ -75,6 +81,7 @@ async function bundle(commands: ManifestCommand[]): Promise<number> {
     outfile: path.join(outdir, OCLIF_BUNDLE),
     // oclif requires typescript only to run a plugin's TypeScript sources in development.
     external: ['typescript'],
+    plugins: [withoutOwnEngineCheck()],
     metafile: true,
     logLevel: 'warning',
   });
@@ -127,6 +134,26 @@ function oclifFromItsBundle(): Plugin {
         ].join('\n'),
         loader: 'js',
       }));
+    },
+  };
+}
+
+/**
+ * oclif's index checks node's version against the engines of @oclif/core's own package.json, found
+ * next to its lib/ folder. Bundled, there is no such file next to it: the check could only fail to
+ * read it (and it says nothing then), after loading semver for nothing. The build stops if the line
+ * changes, rather than bundle a different check unread.
+ */
+function withoutOwnEngineCheck(): Plugin {
+  return {
+    name: 'without-own-engine-check',
+    setup(b) {
+      b.onLoad({ filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/]index\.js$/ }, (args) => {
+        const source = readFileSync(args.path, 'utf8');
+        const call = /^checkNodeVersion\(\);$/m;
+        if (!call.test(source)) throw new Error(`${args.path}: no checkNodeVersion(); line, check what oclif does at load now`);
+        return { contents: source.replace(call, '// checkNodeVersion(): see scripts/build-fast-path.ts'), loader: 'js' };
+      });
     },
   };
 }

@@ -1,4 +1,6 @@
-import { Errors, execute, Plugin, type Command } from '@oclif/core';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Errors, execute, Plugin, type Command, type Interfaces } from '@oclif/core';
 
 /** A command file's module as the bundle imports it: the class is its default export (or any exported command class). */
 export type CommandModule = Record<string, unknown>;
@@ -13,9 +15,11 @@ type FindCommand = (this: Plugin, id: string, opts?: { must: boolean }) => Promi
  * package's command classes come from the bundle instead of one `import()` per file. Everything else
  * (plugin commands, topics, unknown commands) is oclif's usual lookup.
  *
- * `dir` is bin/run.js's URL, as `execute({ dir })` is given it.
+ * `dir` is bin/run.js's URL, as `execute({ dir })` is given it. With `withoutPlugins`, oclif loads no
+ * other plugin (the help and autocomplete plugins' package files and manifests): the caller knows the
+ * command line runs one of this package's commands and that no plugin has a hook that runs then.
  */
-export async function runBundled(commands: Record<string, CommandImport>, dir: string, argv: string[]): Promise<unknown> {
+export async function runBundled(commands: Record<string, CommandImport>, dir: string, argv: string[], withoutPlugins = false): Promise<unknown> {
   // The bundle holds its own copy of oclif, so changing its Plugin class changes nothing outside this
   // process's CLI run. Every way oclif loads a command class ends in Plugin.findCommand.
   const find = Plugin.prototype.findCommand as FindCommand;
@@ -28,7 +32,11 @@ export async function runBundled(commands: Record<string, CommandImport>, dir: s
     return Object.assign(found, { id, plugin: this, isESM: true, relativePath: this.manifest.commands[id]?.relativePath });
   };
   Plugin.prototype.findCommand = bundled as Plugin['findCommand'];
-  return execute({ args: argv, dir });
+  if (!withoutPlugins) return execute({ args: argv, dir });
+  // What `execute({ dir })` finds from bin/run.js (the package root), with no plugins listed.
+  const root = fileURLToPath(new URL('..', dir));
+  const pjson = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as Interfaces.PJSON;
+  return execute({ args: argv, loadOptions: { root, pjson: { ...pjson, oclif: { ...pjson.oclif, plugins: [] } } } });
 }
 
 /** oclif's rule (searchForCommandClass): the default export, else the first export that has `run`. */

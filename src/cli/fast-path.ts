@@ -29,6 +29,8 @@ export interface FastPathIndex {
   commands: string[];
   /** No hooks run around `--version`/`--help` and no theme is configured: the captured text is what oclif prints. */
   plain: boolean;
+  /** No other plugin has a hook that runs around a command (init, prerun, postrun, finally, ...): this package's commands run without loading them. */
+  pluginsIdle: boolean;
 }
 
 export const FAST_PATH_DIR = 'dist/fast';
@@ -69,9 +71,11 @@ export async function runFastPath(argv: string[], binUrl: string): Promise<boole
   }
   if (!forThisPackage(index, argv)) return false;
   const { run } = (await import(pathToFileURL(path.join(root, FAST_PATH_DIR, FAST_PATH_BUNDLE)).href)) as {
-    run: (argv: string[], dir: string) => Promise<unknown>;
+    run: (argv: string[], dir: string, withoutPlugins: boolean) => Promise<unknown>;
   };
-  await run(argv, binUrl);
+  // Help (a root's lists the plugins' commands) and the root's command line keep every plugin.
+  const oneOfOurs = argv[0] !== undefined && !argv[0].startsWith('-') && !argv.some((arg) => index.helpFlags.includes(arg));
+  await run(argv, binUrl, index.pluginsIdle && oneOfOurs);
   return true;
 }
 
