@@ -12,7 +12,7 @@
 
 ARG NODE_VERSION=20.20
 
-# --- build: compile TypeScript and generate the oclif manifest (needs the dev dependencies) ---
+# --- build: compile TypeScript, generate the oclif manifest and the CLI's start-up bundle (needs the dev dependencies) ---
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -20,6 +20,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
+# The CLI's start-up bundle and captured help (docs/decisions/0021-cli-start-up.md).
+COPY scripts/build-fast-path.ts ./scripts/
 RUN npm run build
 
 # --- runtime: production dependencies and the compiled output only, as a non-root user ---

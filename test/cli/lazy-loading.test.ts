@@ -131,6 +131,36 @@ process.on('exit', () => appendFileSync(process.env.MODULE_LOG, Object.keys(requ
     expect(packagesLoaded(['status', '--json'], env).has('yaml')).to.equal(true);
   });
 
+  // The start-up path (src/cli/fast-path.ts): help and version from the build's capture, this
+  // package's commands from the bundle in dist/fast, which holds its own copy of @oclif/core.
+  it('--version and --help of the root, a topic and a command load no package at all', () => {
+    for (const args of [['--version'], ['-v'], ['--help'], [], ['services', '--help'], ['services', 'list', '-h'], ['lb', 'haproxy', '--help']]) {
+      const loaded = packagesLoaded(args);
+      expect([...loaded], args.join(' ')).to.deep.equal([]);
+    }
+  });
+
+  it("this package's commands run from the bundle, not from @oclif/core in node_modules", () => {
+    for (const args of [
+      ['services', 'list', '--json', '--endpoints', etcdEndpoint],
+      ['topology', '--json', '--endpoints', etcdEndpoint],
+    ]) {
+      const loaded = packagesLoaded(args);
+      expect(loaded.has('@oclif/core'), `${args.join(' ')} loaded @oclif/core from node_modules`).to.equal(false);
+    }
+    // Without the start-up path, oclif as installed: the recorder does see it.
+    const log = path.join(dir, 'modules-full.txt');
+    writeFileSync(log, '');
+    const res = spawnSync(process.execPath, ['--import', pathToFileURL(path.join(dir, 'record.mjs')).href, BIN, 'services', 'list', '--json', '--endpoints', etcdEndpoint], {
+      cwd: ROOT,
+      env: cliEnv({ MODULE_LOG: log, PROXY_STONE_SD_FAST_START: '0' }),
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(res.status, res.stderr).to.equal(0);
+    expect(packagesIn(log).has('@oclif/core')).to.equal(true);
+  });
+
   it('--json output loads no table or colour modules', () => {
     const loaded = packagesLoaded(['services', 'list', '--json', '--endpoints', etcdEndpoint]);
     expect(loaded.has('cli-table3')).to.equal(false);
