@@ -9,7 +9,8 @@ import { detectionBudget } from '../cluster/detection-budget.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { ServiceAgent } from '../agent/agent.js';
-import { filterServices, serviceList } from '../cluster/topology.js';
+import { parseLabelSelector, parseTagList, type Selection } from '../cluster/selector.js';
+import { computeTopology, filterServices, serviceList } from '../cluster/topology.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { ServiceRecord } from '../types.js';
 import type { Logger } from '../util/logger.js';
@@ -38,6 +39,7 @@ import {
   SetEnabledBodySchema,
   SetEnabledResponseSchema,
   StatusResponseSchema,
+  TopologyQuerySchema,
   TopologySchema,
   parseEventTypes,
 } from './schemas.js';
@@ -147,6 +149,14 @@ function agentHealth(ctx: RouteContext, reply: FastifyReply) {
   };
 }
 
+/** The `?tag=` and `?label=` of a query, parsed (the schema has checked that they parse). */
+function selectionOf(query: { tag?: string; label?: string }): Selection {
+  return {
+    ...(query.tag !== undefined ? { tags: parseTagList(query.tag) } : {}),
+    ...(query.label !== undefined ? { labels: parseLabelSelector(query.label) } : {}),
+  };
+}
+
 const NOT_FOUND: ResponseSpec = { description: 'No service with this id.' };
 const NOT_STARTED: ResponseSpec = { description: 'The agent has not started yet, or the registry is unreachable.' };
 
@@ -231,6 +241,7 @@ export const ROUTES: readonly RouteSpec[] = [
         region: query.region,
         zone: query.zone,
         healthy: query.healthy === 'true',
+        ...selectionOf(query),
       });
       if (query.healthy === 'false') services = services.filter((s) => !s.isHealthy);
       return serviceList(services);
@@ -280,7 +291,7 @@ export const ROUTES: readonly RouteSpec[] = [
       return body;
     },
   }),
-  route({
+  route<z.infer<typeof TopologyQuerySchema>>({
     method: 'GET',
     path: `${SD_PREFIX}/topology`,
     group: 'service-discovery',
@@ -288,8 +299,14 @@ export const ROUTES: readonly RouteSpec[] = [
     operationId: 'getTopology',
     summary: 'Cluster topology: counts by status, region and zone, and the leader',
     tag: 'discovery',
-    responses: { 200: { description: 'The topology.', schema: TopologySchema }, 503: NOT_STARTED },
-    handle: (ctx) => viewOf(ctx.agent).topology(),
+    query: TopologyQuerySchema,
+    responses: { 200: { description: 'The topology (of the services matching `tag` and `label`, when given).', schema: TopologySchema }, 503: NOT_STARTED },
+    handle(ctx, { query }) {
+      const view = viewOf(ctx.agent);
+      if (query.tag === undefined && query.label === undefined) return view.topology();
+      const all = view.services();
+      return computeTopology(filterServices(all, selectionOf(query)), view.leaderId(), all);
+    },
   }),
   setEnabledRoute(true),
   setEnabledRoute(false),

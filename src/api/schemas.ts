@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { MAX_DRAIN_TIMEOUT, MAX_INTENT_HORIZON_MS, MAX_REASON } from '../cluster/admin.js';
+import { LABEL_EXPECTATION, MAX_SELECTOR_LENGTH, parseLabelSelector, parseTagList, TAG_EXPECTATION } from '../cluster/selector.js';
 import { CLUSTER_EVENT_TYPES, SERVICE_STATUSES, type ClusterEventType } from '../types.js';
 import { PROMETHEUS_TARGET_KINDS } from './prometheus-sd.js';
 
@@ -400,7 +401,37 @@ function filter(what: string) {
   return z.string({ error }).max(MAX_FILTER_LENGTH, { error });
 }
 
+/** `?tag=a,b`: one value, every tag of which a service must carry (src/cluster/selector.ts). */
+const TagQuerySchema = z
+  .string({ error: `expected ${TAG_EXPECTATION}, given once` })
+  .max(MAX_SELECTOR_LENGTH, { error: `expected ${TAG_EXPECTATION}, at most ${MAX_SELECTOR_LENGTH} characters` })
+  .refine((v) => parses(() => parseTagList(v)), { error: `expected ${TAG_EXPECTATION}` })
+  .optional()
+  .describe('Only services carrying every one of these tags, comma-separated.');
+
+/** `?label=team=edge,env!=staging`: requirements on a service's metadata (src/cluster/selector.ts). */
+const LabelQuerySchema = z
+  .string({ error: `expected ${LABEL_EXPECTATION}, given once` })
+  .max(MAX_SELECTOR_LENGTH, { error: `expected ${LABEL_EXPECTATION}, at most ${MAX_SELECTOR_LENGTH} characters` })
+  .refine((v) => parses(() => parseLabelSelector(v)), { error: `expected ${LABEL_EXPECTATION}` })
+  .optional()
+  .describe('Only services whose metadata meets every requirement: key=value, key==value or key!=value, comma-separated.');
+
+function parses(parse: () => unknown): boolean {
+  try {
+    parse();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `?tag=` and `?label=` of the topology. */
+export const TopologyQuerySchema = z.object({ tag: TagQuerySchema, label: LabelQuerySchema });
+
 export const ServicesQuerySchema = z.object({
+  tag: TagQuerySchema,
+  label: LabelQuerySchema,
   status: z.enum(SERVICE_STATUSES, { error: `expected one of ${statusList}` }).optional().describe('Only services with this status.'),
   region: filter('region').optional().describe('Only services in this region.'),
   zone: filter('zone').optional().describe('Only services in this zone.'),

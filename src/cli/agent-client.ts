@@ -1,5 +1,6 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { ServiceNotFoundError } from '../cluster/admin.js';
+import { formatLabelSelector, type Selection } from '../cluster/selector.js';
 import type { ServiceFilter, ServiceList } from '../cluster/topology.js';
 import type { AdminIntent, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
 import {
@@ -97,6 +98,7 @@ export class AgentClient implements ClusterClient {
     if (filter.region !== undefined) query.set('region', filter.region);
     if (filter.zone !== undefined) query.set('zone', filter.zone);
     if (filter.healthy) query.set('healthy', 'true');
+    setSelection(query, filter);
     const qs = query.toString();
     return this.json<ServiceList>('GET', `/services${qs ? `?${qs}` : ''}`, serviceListAnswer);
   }
@@ -114,8 +116,11 @@ export class AgentClient implements ClusterClient {
     return intentFromAudit(service, audit.entries);
   }
 
-  topology(): Promise<ClusterTopology> {
-    return this.json<ClusterTopology>('GET', '/topology', topologyAnswer);
+  topology(selection: Selection = {}): Promise<ClusterTopology> {
+    const query = new URLSearchParams();
+    setSelection(query, selection);
+    const qs = query.toString();
+    return this.json<ClusterTopology>('GET', `/topology${qs ? `?${qs}` : ''}`, topologyAnswer);
   }
 
   async setEnabled(id: string, enabled: boolean, request: SetEnabledRequest = {}): Promise<SetEnabledSummary> {
@@ -483,4 +488,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/** `?tag=` and `?label=` as the API reads them (src/cluster/selector.ts). */
+function setSelection(query: URLSearchParams, selection: Selection): void {
+  if (selection.tags?.length) query.set('tag', selection.tags.join(','));
+  if (selection.labels?.length) query.set('label', formatLabelSelector(selection.labels));
 }

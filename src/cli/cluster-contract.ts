@@ -15,6 +15,7 @@ import type { DetectionBudget } from '../cluster/detection-budget.js';
 import type { AgentStatusSnapshot } from '../agent/agent.js';
 import type { HealthHistoryEntry } from '../agent/health-state.js';
 import type { MinHealthy } from '../cluster/capacity.js';
+import type { Selection } from '../cluster/selector.js';
 import type { ServiceFilter, ServiceList } from '../cluster/topology.js';
 import type {
   AdminIntent,
@@ -193,7 +194,8 @@ export interface ClusterClient {
    * newest audit entry that changed it.
    */
   getIntent(id: string): Promise<AdminIntent | null>;
-  topology(): Promise<ClusterTopology>;
+  /** The topology of the services `selection` matches (all when empty); the leader is the cluster's. */
+  topology(selection?: Selection): Promise<ClusterTopology>;
   /** Idempotent: `changed` is false when the service already was in that state. @throws ServiceNotFoundError */
   setEnabled(id: string, enabled: boolean, request?: SetEnabledRequest): Promise<SetEnabledSummary>;
   /** Newest first. */

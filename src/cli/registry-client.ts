@@ -1,6 +1,7 @@
 import { listAudit, ServiceNotFoundError, setServiceEnabled } from '../cluster/admin.js';
 import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { ClusterState } from '../cluster/state.js';
+import type { Selection } from '../cluster/selector.js';
 import { computeTopology, filterServices, serviceList, type ServiceFilter, type ServiceList } from '../cluster/topology.js';
 import type { ClusterView } from '../cluster/view.js';
 import { redactUrl } from '../registry/endpoint.js';
@@ -199,9 +200,10 @@ export class RegistryClient implements ClusterClient {
     return state.intent(id) ?? null;
   }
 
-  async topology(): Promise<ClusterTopology> {
+  async topology(selection: Selection = {}): Promise<ClusterTopology> {
     const { state } = await this.snapshot();
-    return computeTopology(state.services(), state.leaderId());
+    const all = state.services();
+    return computeTopology(filterServices(all, selection), state.leaderId(), all);
   }
 
   async setEnabled(id: string, enabled: boolean, request: SetEnabledRequest = {}): Promise<SetEnabledSummary> {
