@@ -36,6 +36,11 @@ import {
   ServiceListSchema,
   ServiceRecordSchema,
   ServicesQuerySchema,
+  ForgetBodySchema,
+  ForgetResponseSchema,
+  LeaderSchema,
+  ResignBodySchema,
+  ResignResponseSchema,
   SetEnabledBodySchema,
   SetEnabledResponseSchema,
   StatusResponseSchema,
@@ -310,6 +315,83 @@ export const ROUTES: readonly RouteSpec[] = [
   }),
   setEnabledRoute(true),
   setEnabledRoute(false),
+  route<undefined, z.infer<typeof IdParamsSchema>, z.infer<typeof ForgetBodySchema>>({
+    method: 'POST',
+    path: `${SD_PREFIX}/services/:id/forget`,
+    group: 'service-discovery',
+    access: 'write',
+    operationId: 'forgetService',
+    summary: 'Forget a retired service id: remove its operator intent and flap-damping hold',
+    description:
+      'Removes `<ns>/admin/<id>` and `<ns>/health/<id>`, which outlive the instance, in one transaction with an audit entry ' +
+      '(`action: forget`); the audit trail itself is kept. Refused with 409 while the id is registered (its record is under a ' +
+      'live lease), unless `force: true` (audited as forced; the instance then counts as enabled). 404 when the registry holds ' +
+      'nothing about the id. Needs an operator API key.',
+    tag: 'management',
+    params: IdParamsSchema,
+    body: ForgetBodySchema,
+    responses: {
+      200: { description: 'What was removed.', schema: ForgetResponseSchema },
+      404: NOT_FOUND,
+      409: { description: 'The id is registered; `force: true` forgets it anyway.' },
+      503: NOT_STARTED,
+    },
+    async handle(ctx, { params, body, principal, request }) {
+      viewOf(ctx.agent);
+      const result = await ctx.agent.forgetService(params.id, {
+        ...(body.force !== undefined ? { force: body.force } : {}),
+        ...(body.reason !== undefined ? { reason: body.reason } : {}),
+        actor: principal.name,
+        source: request.ip,
+      });
+      return { serviceId: result.serviceId, removed: result.removed, live: result.live };
+    },
+  }),
+  route({
+    method: 'GET',
+    path: `${SD_PREFIX}/leader`,
+    group: 'service-discovery',
+    access: 'read',
+    operationId: 'getLeader',
+    summary: 'The leader, its term and fencing revision, and the candidates in line',
+    tag: 'discovery',
+    responses: { 200: { description: "The leader as this agent's view has it.", schema: LeaderSchema }, 503: NOT_STARTED },
+    handle(ctx) {
+      viewOf(ctx.agent);
+      return ctx.agent.leaderInfo();
+    },
+  }),
+  route<undefined, undefined, z.infer<typeof ResignBodySchema>>({
+    method: 'POST',
+    path: `${SD_PREFIX}/leader/resign`,
+    group: 'service-discovery',
+    access: 'write',
+    operationId: 'resignLeader',
+    summary: 'Ask the leader to hand over (fenced by its term)',
+    description:
+      'Stores a resign request for the current leader\'s term (or `term`, when given) at `<ns>/resign`, with an audit entry ' +
+      '(`action: resign`). Only the leader of exactly that term acts on it: it gives up the term through the same fenced ' +
+      'transaction its graceful stop uses and campaigns again from the back of the line, so the next candidate leads. ' +
+      'The answer comes once the request is stored; read GET /leader for the new term. Needs an operator API key.',
+    tag: 'management',
+    body: ResignBodySchema,
+    responses: {
+      200: { description: 'The request is stored.', schema: ResignResponseSchema },
+      404: { description: 'No agent campaigns: there is no leader to ask.' },
+      409: { description: '`term` is not the current leader\'s term (leadership moved already).' },
+      503: NOT_STARTED,
+    },
+    async handle(ctx, { body, principal, request }) {
+      viewOf(ctx.agent);
+      const result = await ctx.agent.requestLeaderResign({
+        ...(body.term !== undefined ? { term: body.term } : {}),
+        ...(body.reason !== undefined ? { reason: body.reason } : {}),
+        actor: principal.name,
+        source: request.ip,
+      });
+      return { leaderId: result.leaderId, term: result.term, requested: true };
+    },
+  }),
   route<z.infer<typeof AuditQuerySchema>>({
     method: 'GET',
     path: `${SD_PREFIX}/audit`,

@@ -248,6 +248,68 @@ export const SetEnabledBodySchema = named(
   ),
 );
 
+const REASON_ERROR = `expected a string of at most ${MAX_REASON} characters`;
+
+export const LeaderSchema = named(
+  'Leader',
+  z.looseObject({
+    leaderId: z.string().nullable().describe('The leading service: the election candidate with the lowest create revision; null when nobody campaigns.'),
+    fencingRevision: z.number().nullable().describe("The create revision of the leader's election key: its fencing token and term number."),
+    term: z.number().nullable().describe('The term the leader recorded at <ns>/leader (equal to fencingRevision); null until written.'),
+    since: z.number().nullable().describe('Epoch ms since which it leads (from the same record).'),
+    candidates: z.array(z.looseObject({ serviceId: z.string(), fencingRevision: z.number() })).describe('Every candidate in line, the leader first.'),
+    resignRequest: z
+      .looseObject({ term: z.number(), actor: z.string(), at: z.number(), reason: z.string().optional() })
+      .nullable()
+      .describe('A resign request its leader has not acted on yet.'),
+  }),
+);
+
+export const ResignBodySchema = named(
+  'ResignRequest',
+  z.strictObject(
+    {
+      term: z
+        .number({ error: 'expected a term (a positive integer)' })
+        .int({ error: 'expected a term (a positive integer)' })
+        .positive({ error: 'expected a term (a positive integer)' })
+        .optional()
+        .describe('Only ask the leader of this term (its fencingRevision); 409 when another term leads.'),
+      reason: z.string({ error: REASON_ERROR }).max(MAX_REASON, { error: REASON_ERROR }).optional(),
+    },
+    { error: 'expected a JSON object' },
+  ),
+);
+
+export const ResignResponseSchema = named(
+  'ResignResponse',
+  z.looseObject({
+    leaderId: z.string().describe('The leader asked to hand over.'),
+    term: z.number().describe('Its term (fencing revision): only that term acts on the request.'),
+    requested: z.literal(true),
+  }),
+);
+
+export const ForgetBodySchema = named(
+  'ForgetRequest',
+  z.strictObject(
+    {
+      force: z.boolean({ error: 'expected a boolean' }).optional().describe('Forget an id that is still registered (audited as forced).'),
+      reason: z.string({ error: REASON_ERROR }).max(MAX_REASON, { error: REASON_ERROR }).optional(),
+    },
+    { error: 'expected a JSON object' },
+  ),
+);
+
+export const ForgetResponseSchema = named(
+  'ForgetResponse',
+  z.looseObject({
+    serviceId: z.string(),
+    removed: z.looseObject({ intent: z.boolean(), healthHold: z.boolean() }).describe('What was removed: the operator intent, the flap-damping hold.'),
+    live: z.boolean().describe('Whether the id was registered (then only with force).'),
+  }),
+);
+
 export const SetEnabledResponseSchema = named(
   'SetEnabledResponse',
   z.looseObject({
@@ -273,8 +335,9 @@ export const AuditEntrySchema = named(
     id: z.string(),
     at: z.number(),
     actor: z.string().describe('The API key name (or cli:<user>, …) that acted.'),
-    action: z.enum(['enable', 'disable']),
+    action: z.enum(['enable', 'disable', 'forget', 'resign']).describe('forget: a retired id\'s intent and history removed; resign: the leader (serviceId) asked to hand over.'),
     serviceId: z.string(),
+    term: z.number().optional().describe('resign: the term (fencing revision) the request was for.'),
     reason: z.string().optional(),
     source: z.string().optional().describe('Remote address of the request.'),
     changed: z.boolean().describe('Whether the state changed (false when it already was as asked).'),

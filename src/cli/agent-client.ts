@@ -1,5 +1,6 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { ServiceNotFoundError } from '../cluster/admin.js';
+import type { LeaderInfo } from '../cluster/leader.js';
 import { formatLabelSelector, type Selection } from '../cluster/selector.js';
 import type { ServiceFilter, ServiceList } from '../cluster/topology.js';
 import type { AdminIntent, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
@@ -9,6 +10,9 @@ import {
   auditAnswer,
   checked,
   clusterEvent,
+  forgetAnswer,
+  leaderAnswer,
+  resignAnswer,
   serviceHealthAnswer,
   serviceListAnswer,
   serviceRecord,
@@ -29,6 +33,10 @@ import {
   type AuditResult,
   type ClusterClient,
   type EventsOptions,
+  type ForgetRequestOptions,
+  type ForgetSummary,
+  type ResignRequestOptions,
+  type ResignSummary,
   type ServiceHealthResult,
   type SetEnabledRequest,
   type SetEnabledSummary,
@@ -121,6 +129,21 @@ export class AgentClient implements ClusterClient {
     setSelection(query, selection);
     const qs = query.toString();
     return this.json<ClusterTopology>('GET', `/topology${qs ? `?${qs}` : ''}`, topologyAnswer);
+  }
+
+  leader(): Promise<LeaderInfo> {
+    return this.json<LeaderInfo>('GET', '/leader', leaderAnswer);
+  }
+
+  resignLeader(request: ResignRequestOptions = {}): Promise<ResignSummary> {
+    const body = { ...(request.term !== undefined ? { term: request.term } : {}), ...(request.reason !== undefined ? { reason: request.reason } : {}) };
+    return this.json<ResignSummary>('POST', '/leader/resign', resignAnswer, body);
+  }
+
+  async forget(id: string, request: ForgetRequestOptions = {}): Promise<ForgetSummary> {
+    const body = { ...(request.force !== undefined ? { force: request.force } : {}), ...(request.reason !== undefined ? { reason: request.reason } : {}) };
+    const res = await this.json<ForgetSummary>('POST', `/services/${encodeURIComponent(id)}/forget`, forgetAnswer, body, id);
+    return { serviceId: res.serviceId, removed: { intent: res.removed.intent, healthHold: res.removed.healthHold }, live: res.live };
   }
 
   async setEnabled(id: string, enabled: boolean, request: SetEnabledRequest = {}): Promise<SetEnabledSummary> {

@@ -127,7 +127,7 @@ export function registryChecks(options: DoctorOptions): DoctorPlan {
       const [{ keyLayout, classifyKey }, { ClusterState }] = await Promise.all([import('../cluster/keys.js'), import('../cluster/state.js')]);
       const layout = keyLayout(target.namespace);
       const listing = await lister.list(layout.root);
-      const kinds: Record<KeyKind, number> = { service: 0, admin: 0, election: 0, audit: 0, leader: 0, foreign: 0, health: 0 };
+      const kinds: Record<KeyKind, number> = { service: 0, admin: 0, election: 0, audit: 0, leader: 0, resign: 0, foreign: 0, health: 0 };
       for (const kv of listing.kvs) kinds[classifyKey(layout, kv.key).kind]! += 1;
       const skipped: string[] = [];
       const state = ClusterState.fromList(layout, listing.kvs, (m) => skipped.push(m));

@@ -11,7 +11,7 @@ import { bulkExitCode, capacityRefusal, describeError, EXIT, UserError } from '.
 
 
 /** Why a `--reason` cannot be recorded, or undefined: too long, or a control character (the audit trail is shown on terminals). */
-function reasonProblem(reason: string): string | undefined {
+export function reasonProblem(reason: string): string | undefined {
   if (reason.length > MAX_REASON) return `expected at most ${MAX_REASON} characters (got ${reason.length})`;
   const bad = unsafeCharacterIn(reason);
   if (bad) return `expected text without control characters; contains ${bad.codePoint}`;
