@@ -31,7 +31,7 @@ for (const backend of ['etcd', 'memory'] as const) {
       await waitFor('one leader with the leader record written', async () => {
         const info = await readLeader(t.registry, layout);
         return leaderOf(agents) !== undefined && info.term !== null && info.candidates.length === 3;
-      });
+      }, 10_000);
       const before = await readLeader(t.registry, layout);
       const old = leaderOf(agents)!;
       expect(before.leaderId).to.equal(old.id);
@@ -43,7 +43,7 @@ for (const backend of ['etcd', 'memory'] as const) {
         const now = await readLeader(t.registry, layout);
         const leader = leaderOf(agents);
         return leader !== undefined && leader !== old && now.leaderId === leader.id && now.term !== null && now.term !== before.term;
-      });
+      }, 10_000);
       const after = await readLeader(t.registry, layout);
       // The next in line took over; the old leader is a candidate again, last.
       expect(after.leaderId).to.equal(before.candidates[1]!.serviceId);
@@ -58,13 +58,13 @@ for (const backend of ['etcd', 'memory'] as const) {
     it('a request for an older term unseats nobody: refused when asked, ignored when written anyway', async () => {
       const agents = [await t.agent('stale-1'), await t.agent('stale-2')];
       const layout = keyLayout(t.namespace);
-      await waitFor('a leader', () => leaderOf(agents) !== undefined);
+      await waitFor('a leader', () => leaderOf(agents) !== undefined, 10_000);
       const first = await readLeader(t.registry, layout);
       await requestResign(t.registry, layout, { actor: 'test' });
       await waitFor('leadership moved', async () => {
         const now = await readLeader(t.registry, layout);
         return now.fencingRevision !== first.fencingRevision && leaderOf(agents)?.id === now.leaderId;
-      });
+      }, 10_000);
       const second = await readLeader(t.registry, layout);
       const trail = (await listAudit(t.registry, layout)).length;
 
@@ -80,7 +80,7 @@ for (const backend of ['etcd', 'memory'] as const) {
       const candidate = (await t.registry.list(layout.election)).kvs.find((kv) => kv.createRevision === second.fencingRevision)!;
       await t.registry.put(layout.resign, JSON.stringify({ term: first.fencingRevision, actor: 'forged', at: Date.now() }), { lease: candidate.lease });
       const leader = leaderOf(agents)!;
-      await waitFor('every agent saw the stale request', () => agents.every((a) => a.view.resignRequest()?.term === first.fencingRevision));
+      await waitFor('every agent saw the stale request', () => agents.every((a) => a.view.resignRequest()?.term === first.fencingRevision), 10_000);
       // Acting on it would be immediate (one transaction); give it a few renew intervals anyway.
       await new Promise((r) => setTimeout(r, 1000));
       expect(leaderOf(agents)).to.equal(leader);
@@ -116,10 +116,10 @@ for (const backend of ['etcd', 'memory'] as const) {
       const a = await t.agent('forced-1');
       const layout = keyLayout(t.namespace);
       await setServiceEnabled(t.registry, layout, a.id, false, { actor: 'test', drainTimeout: 0, force: true });
-      await waitFor('disabled in the view', () => a.view.service(a.id)?.enabled === false);
+      await waitFor('disabled in the view', () => a.view.service(a.id)?.enabled === false, 10_000);
       const result = await forgetService(t.registry, layout, a.id, { actor: 'test', force: true });
       expect(result).to.deep.include({ live: true, removed: { intent: true, healthHold: false } });
-      await waitFor('enabled in the view', () => a.view.service(a.id)?.enabled === true);
+      await waitFor('enabled in the view', () => a.view.service(a.id)?.enabled === true, 10_000);
       const [entry] = await listAudit(t.registry, layout, { limit: 1 });
       expect(entry).to.include({ action: 'forget', forced: true });
     });
