@@ -112,6 +112,12 @@ export interface EventSubscription {
   address?: string;
   /** Only these event types (all when absent). */
   types?: ReadonlySet<ClusterEventType>;
+  /**
+   * Without `lastEventId`: replay the stored events whose timestamp is at or after this epoch ms
+   * first. When the history does not reach back that far (it holds `historySize` events, since the
+   * stream started), an `event: truncated` frame says from when it does, before the replay.
+   */
+  since?: number;
 }
 
 /** Events of an {@link EventStream}, for metrics. */
@@ -126,6 +132,7 @@ export interface EventStreamEvents {
 
 interface StoredEvent {
   seq: number;
+  timestamp: number;
   type: ClusterEventType;
   frame: string;
 }
@@ -158,6 +165,9 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
   readonly maxClientsPerAddress: number;
   #seq = 0;
   #history: StoredEvent[] = [];
+  /** When this stream began keeping history, and the timestamp of the newest event it dropped since. */
+  readonly #startedAt = Date.now();
+  #droppedUpTo: number | undefined;
   readonly #clients = new Set<Client>();
   /** Open streams per client address. */
   readonly #perAddress = new Map<string, number>();
@@ -207,9 +217,9 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
     if (this.#closed) return;
     const seq = ++this.#seq;
     // Escaped as the API's JSON answers are (registry data: reasons, ids); the data line parses the same.
-    const stored: StoredEvent = { seq, type: event.type, frame: `id: ${this.#id(seq)}\ndata: ${safeJsonText(JSON.stringify(event))}\n\n` };
+    const stored: StoredEvent = { seq, timestamp: event.timestamp, type: event.type, frame: `id: ${this.#id(seq)}\ndata: ${safeJsonText(JSON.stringify(event))}\n\n` };
     this.#history.push(stored);
-    if (this.#history.length > this.historySize) this.#history.shift();
+    if (this.#history.length > this.historySize) this.#droppedUpTo = this.#history.shift()!.timestamp;
     for (const client of this.#clients) this.#send(client, stored);
   }
 
@@ -263,6 +273,8 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
       } else {
         for (const stored of replay) this.#send(client, stored);
       }
+    } else if (subscription.since !== undefined) {
+      this.#replaySince(client, subscription.since);
     }
     this.#ensureHeartbeat();
   }
@@ -310,6 +322,17 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
       };
     }
     return undefined;
+  }
+
+  /** `since`: what the history holds from then on, after a `truncated` frame when it does not reach back that far. */
+  #replaySince(client: Client, since: number): void {
+    const reachesBack = Math.max(this.#startedAt, this.#droppedUpTo === undefined ? 0 : this.#droppedUpTo + 1);
+    if (since < reachesBack) {
+      const why = this.#droppedUpTo === undefined ? 'the agent started then' : `it keeps the last ${this.historySize} events`;
+      const body = JSON.stringify({ type: 'truncated', reason: `the event history reaches back to ${new Date(reachesBack).toISOString()} only (${why})`, since: reachesBack, timestamp: Date.now() });
+      this.#write(client, `event: truncated\ndata: ${body}\n\n`);
+    }
+    for (const stored of this.#history) if (stored.timestamp >= since) this.#send(client, stored);
   }
 
   /** The stored events after `lastEventId`, or undefined when that id cannot be resumed from. */

@@ -417,7 +417,8 @@ export const ROUTES: readonly RouteSpec[] = [
     description:
       'Each event is a `data:` line with the JSON of a ClusterEvent and an `id:` line. Reconnect with ' +
       '`Last-Event-ID` (or `?lastEventId=`) to resume without gaps or duplicates; when that is no longer ' +
-      'possible the stream sends `event: reset` (list the services again). `: ping` comments are heartbeats. ' +
+      'possible the stream sends `event: reset` (list the services again). `?since=` replays the kept events from a time ' +
+      '(with `event: truncated` when the history does not reach back that far). `: ping` comments are heartbeats. ' +
       'A client that falls too far behind gets `event: overflow` and is disconnected. Streams are capped in total ' +
       '(503) and per client address (429), both with Retry-After (SERVICE_DISCOVERY_API_MAX_STREAMS, ' +
       'SERVICE_DISCOVERY_API_MAX_STREAMS_PER_CLIENT).',
@@ -443,7 +444,7 @@ export const ROUTES: readonly RouteSpec[] = [
         throw new ApiError(refusal.statusCode, 'too_many_streams', refusal.message, { 'retry-after': String(refusal.retryAfter) });
       }
       void reply.hijack();
-      ctx.events.serve(request.raw, reply.raw, { lastEventId, types, address: request.ip });
+      ctx.events.serve(request.raw, reply.raw, { lastEventId, types, address: request.ip, ...(query.since !== undefined ? { since: query.since } : {}) });
     },
   }),
   route<z.infer<typeof PrometheusTargetsQuerySchema>>({

@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from 'zod';
+import { MAX_EPOCH_MS } from '../util/time.js';
 import { MAX_DRAIN_TIMEOUT, MAX_INTENT_HORIZON_MS, MAX_REASON } from '../cluster/admin.js';
 import { LABEL_EXPECTATION, MAX_SELECTOR_LENGTH, parseLabelSelector, parseTagList, TAG_EXPECTATION } from '../cluster/selector.js';
 import { CLUSTER_EVENT_TYPES, SERVICE_STATUSES, type ClusterEventType } from '../types.js';
@@ -542,6 +543,8 @@ export const EventIdSchema = z
 /** Longest `?types=` list: every type once is about 120 characters. */
 const MAX_TYPES_LENGTH = 512;
 
+const SINCE_ERROR = `expected epoch milliseconds from 0 to ${MAX_EPOCH_MS}`;
+
 export const EventsQuerySchema = z.object({
   types: z
     .string({ error: `expected a comma-separated list of ${eventTypeList}` })
@@ -552,6 +555,16 @@ export const EventsQuerySchema = z.object({
   lastEventId: EventIdSchema.optional().describe(
     'Resume after this event id, for clients that cannot send the Last-Event-ID header.',
   ),
+  since: z
+    .string({ error: SINCE_ERROR })
+    .refine((v) => /^[0-9]{1,15}$/.test(v) && Number(v) <= MAX_EPOCH_MS, { error: SINCE_ERROR })
+    .transform(Number)
+    .meta({ type: 'integer', minimum: 0, maximum: MAX_EPOCH_MS })
+    .optional()
+    .describe(
+      'Without a Last-Event-ID: first replay the kept events at or after this time (epoch ms). When the history does not reach back ' +
+        'that far, an `event: truncated` frame (`{type, reason, since}`) says from when it does.',
+    ),
 });
 
 export const PrometheusTargetsQuerySchema = z.object({

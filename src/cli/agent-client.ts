@@ -222,10 +222,13 @@ export class AgentClient implements ClusterClient {
     let lastEventId: string | undefined;
     let connected = false;
     let delay = RECONNECT_MIN_MS;
-    const query = options.types ? `?types=${encodeURIComponent([...options.types].join(','))}` : '';
+    const types = options.types ? `types=${encodeURIComponent([...options.types].join(','))}` : '';
     while (!signal.aborted) {
+      // `since` on the first connection; a reconnection resumes from the last event seen instead.
+      const since = options.since !== undefined && lastEventId === undefined ? `since=${options.since}` : '';
+      const query = [types, since].filter(Boolean).join('&');
       try {
-        await this.stream(`/events${query}`, lastEventId, signal, {
+        await this.stream(`/events${query ? `?${query}` : ''}`, lastEventId, signal, {
           onOpen: () => {
             if (connected && lastEventId !== undefined) options.onNotice?.(`event stream resumed after ${lastEventId}`);
             connected = true;
@@ -239,6 +242,11 @@ export class AgentClient implements ClusterClient {
             if (frame.id !== undefined) lastEventId = frame.id;
             if (frame.event === 'reset') {
               options.onNotice?.('the agent could not resume from the last event seen: events may have been missed; re-list to be sure');
+              return;
+            }
+            if (frame.event === 'truncated') {
+              const reason = textField(parseJson(frame.data), 'reason');
+              options.onNotice?.(`${reason ?? "the agent's event history does not reach back that far"}: earlier events are not shown`);
               return;
             }
             if (frame.event === 'overflow') {

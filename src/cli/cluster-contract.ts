@@ -194,6 +194,11 @@ export interface ForgetSummary {
 export interface EventsOptions {
   /** Only these event types (all when absent). */
   types?: ReadonlySet<ClusterEventType>;
+  /**
+   * Through an agent only: first replay the events its history holds from this epoch ms on; when the
+   * history does not reach back that far, `onNotice` says from when it does.
+   */
+  since?: number;
   /** Connection changes worth telling a person (lost, reconnected, resynced), one line each. */
   onNotice?: (message: string) => void;
   /**
