@@ -19,7 +19,7 @@ export default class LeaderResign extends ClusterCommand {
 
   static override examples = [
     '<%= config.bin %> leader resign --reason "kernel patch on its host"',
-    '<%= config.bin %> leader resign --term 4711 --json',
+    '<%= config.bin %> leader resign --wait 30s --json',
     '<%= config.bin %> leader resign --agent http://127.0.0.1:8790 --api-key "$SERVICE_DISCOVERY_API_KEY"',
   ];
 

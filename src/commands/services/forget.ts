@@ -13,8 +13,8 @@ export default class ServicesForget extends ClusterCommand {
 A registered id (its record under a live lease) is refused with exit 5 unless --force: its intent is then removed all the same, which enables it. An id the registry holds nothing about exits 3.`;
 
   static override examples = [
-    '<%= config.bin %> services forget proxy-stone-old-7 --reason "host decommissioned"',
-    '<%= config.bin %> services forget proxy-stone-2 --force --json',
+    { description: 'Once its instance is gone for good (refused with exit 5 while it still runs):', command: '<%= config.bin %> services forget proxy-stone-3 --reason "host decommissioned"' },
+    { description: 'Reset a running instance to no intent (enabled), audited as forced:', command: '<%= config.bin %> services forget proxy-stone-2 --force --json' },
   ];
 
   static override args = { id: Args.string({ description: 'Service id, as shown by services list or audit.', required: true }) };
