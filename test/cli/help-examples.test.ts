@@ -273,7 +273,9 @@ describe('help examples', function () {
     const shown = `${line}\n→ ${command}\nexit ${res.code} after ${res.ms}ms\nstdout: ${res.stdout.slice(-1500)}\nstderr: ${res.stderr.slice(-1500)}`;
     if (follows && !/--count\b/.test(line)) expect(endedEarly, `ended before Ctrl-C: ${shown}`).to.equal(false);
     expect(res.code, shown).to.equal(EXPECTED_EXIT[line] ?? 0);
-    if (!STARTS_AGENTS.has(id) && !INTERACTIVE[id]) expect(res.stderr, shown).not.to.match(/Error|Warning/);
+    // An example documented to fail says why on stderr, as one Error line.
+    if (EXPECTED_EXIT[line] !== undefined) expect(res.stderr.trim().split('\n'), shown).to.have.length(1);
+    else if (!STARTS_AGENTS.has(id) && !INTERACTIVE[id]) expect(res.stderr, shown).not.to.match(/Error|Warning/);
   }
 
   describe('every command documents itself', () => {
