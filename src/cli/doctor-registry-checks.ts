@@ -134,7 +134,7 @@ export function registryChecks(options: DoctorOptions): DoctorPlan {
       services = state.size;
       leaderId = state.leaderId();
       leaderRegistered = leaderId !== null && state.service(leaderId) !== undefined;
-      const counts = `${listing.kvs.length} keys under ${layout.root} (${kinds.service} services, ${kinds.admin} intents, ${kinds.election} election, ${kinds.leader} leader, ${kinds.audit} audit${kinds.health ? `, ${kinds.health} flap holds` : ''}${kinds.foreign ? `, ${kinds.foreign} foreign` : ''}) at revision ${listing.revision}`;
+      const counts = `${listing.kvs.length} keys under ${layout.root} (${kinds.service} services, ${kinds.admin} intents, ${kinds.election} election, ${kinds.leader} leader, ${kinds.audit} audit${kinds.health ? `, ${kinds.health} flap holds` : ''}${kinds.resign ? `, ${kinds.resign} resign request` : ''}${kinds.foreign ? `, ${kinds.foreign} foreign` : ''}) at revision ${listing.revision}`;
       if (skipped.length === 0) return { ok: true, detail: listing.kvs.length === 0 ? `${counts}: empty, no agent has registered here` : counts };
       return {
         ok: false,
