@@ -267,7 +267,7 @@ export const LeaderSchema = named(
 );
 
 export const ResignBodySchema = named(
-  'ResignRequest',
+  'LeaderResignRequest',
   z.strictObject(
     {
       term: z
@@ -283,7 +283,7 @@ export const ResignBodySchema = named(
 );
 
 export const ResignResponseSchema = named(
-  'ResignResponse',
+  'LeaderResignResponse',
   z.looseObject({
     leaderId: z.string().describe('The leader asked to hand over.'),
     term: z.number().describe('Its term (fencing revision): only that term acts on the request.'),
