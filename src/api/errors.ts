@@ -81,7 +81,7 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof CapacityError) return new ApiError(409, 'refused', err.message.replace('use --force', 'send "force": true'));
   if (err instanceof ConcurrentChangeError) return new ApiError(409, 'conflict', err.message);
   if (err instanceof LiveServiceError) return new ApiError(409, 'refused', err.message.replace('use --force', 'send "force": true'));
-  if (err instanceof NoLeaderError) return new ApiError(404, 'not_found', err.message);
+  if (err instanceof NoLeaderError) return new ApiError(404, 'no_leader', err.message);
   if (err instanceof LeaderTermError) return new ApiError(409, 'conflict', err.message);
   // Said as it is: an operator can act on etcd's limit, not on a bare 500.
   if (err instanceof RegistryRequestError) return new ApiError(500, 'internal', err.message);

@@ -377,7 +377,7 @@ export const ROUTES: readonly RouteSpec[] = [
     body: ResignBodySchema,
     responses: {
       200: { description: 'The request is stored.', schema: ResignResponseSchema },
-      404: { description: 'No agent campaigns: there is no leader to ask.' },
+      404: { description: 'No agent campaigns: there is no leader to ask (`no_leader`).' },
       409: { description: '`term` is not the current leader\'s term (leadership moved already).' },
       503: NOT_STARTED,
     },

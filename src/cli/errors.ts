@@ -107,8 +107,7 @@ function describeAgentError(err: AgentRequestError): { message: string; exit: nu
     };
   }
   if (err.statusCode === 400) return { message: err.message, exit: EXIT.usage, suggestions: [], bug: false };
-  // No leader to ask (a missing service id comes as ServiceNotFoundError).
-  if (err.statusCode === 404 && err.code === 'not_found') return { message: err.message, exit: EXIT.notFound, suggestions: [], bug: false };
+  if (err.statusCode === 404 && err.code === 'no_leader') return { message: err.message, exit: EXIT.notFound, suggestions: [], bug: false };
   // Something answers at the URL, but not as an agent (a web server, another API): exit 1.
   if (err.code === NOT_AN_AGENT) {
     return { message: err.message, exit: EXIT.failure, suggestions: ["check the agent URL (--agent or PROXY_STONE_SD_AGENT): an agent's API, e.g. http://127.0.0.1:8790"], bug: false };
