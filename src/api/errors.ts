@@ -24,6 +24,7 @@ export type ApiErrorCode =
   | 'forbidden'
   | 'writes_disabled'
   | 'not_found'
+  | 'no_leader'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'not_started'

@@ -402,7 +402,7 @@ export const PrometheusTargetsSchema = named(
 export const ErrorResponseSchema = named(
   'Error',
   z.looseObject({
-    error: z.string().describe('Machine-readable code: bad_request, unauthorized, forbidden, writes_disabled, not_found, payload_too_large, unsupported_media_type, uri_too_long (414), headers_too_large (431), request_timeout (408), too_many_streams (429/503: an event-stream cap; see Retry-After), not_started, registry_unavailable, internal, refused (409: the capacity guard refused a disable), conflict (409: what the write depended on kept changing; nothing was written, retry).'),
+    error: z.string().describe('Machine-readable code: bad_request, unauthorized, forbidden, writes_disabled, not_found, no_leader (404: leader resign with nobody campaigning), payload_too_large, unsupported_media_type, uri_too_long (414), headers_too_large (431), request_timeout (408), too_many_streams (429/503: an event-stream cap; see Retry-After), not_started, registry_unavailable, internal, refused (409: the capacity guard refused a disable, or a forget of a registered id), conflict (409: what the write depended on kept changing; nothing was written, retry).'),
     message: z.string().describe('One line for humans, naming the offending field for validation errors.'),
   }),
 );
