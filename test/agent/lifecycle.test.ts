@@ -9,7 +9,9 @@ import type { ServiceAgent } from '../../src/agent/agent.js';
 import { listAudit, ServiceNotFoundError, setServiceEnabled } from '../../src/cluster/admin.js';
 import { forgetService, LiveServiceError } from '../../src/cluster/forget.js';
 import { keyLayout } from '../../src/cluster/keys.js';
-import { LeaderTermError, readLeader, requestResign } from '../../src/cluster/leader.js';
+import { LeaderTermError, NoLeaderError, readLeader, requestResign } from '../../src/cluster/leader.js';
+import { toApiError } from '../../src/api/errors.js';
+import { describeError } from '../../src/cli/errors.js';
 import { RedisRegistry } from '../../src/registry/redis.js';
 import { waitFor } from '../helpers/cluster.js';
 import { useTestAgents } from '../helpers/agents.js';
@@ -53,6 +55,17 @@ for (const backend of ['etcd', 'memory'] as const) {
       expect(await t.registry.get(layout.resign)).to.equal(null);
       const [entry] = await listAudit(t.registry, layout, { limit: 1 });
       expect(entry).to.include({ action: 'resign', serviceId: old.id, term: before.fencingRevision, actor: 'test', reason: 'rotate', changed: true });
+    });
+
+    it('with nobody campaigning there is no leader to ask: exit 3 in the CLI, 404 no_leader in the API', async () => {
+      const layout = keyLayout(t.namespace);
+      expect(await readLeader(t.registry, layout)).to.deep.equal({ leaderId: null, fencingRevision: null, term: null, since: null, candidates: [], resignRequest: null });
+      let err: unknown;
+      await requestResign(t.registry, layout).catch((e: unknown) => (err = e));
+      expect(err).to.be.instanceOf(NoLeaderError);
+      expect(describeError(err).exit).to.equal(3);
+      expect(toApiError(err)).to.include({ statusCode: 404, code: 'no_leader' });
+      expect(await listAudit(t.registry, layout)).to.deep.equal([]);
     });
 
     it('a request for an older term unseats nobody: refused when asked, ignored when written anyway', async () => {
