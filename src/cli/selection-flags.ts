@@ -15,14 +15,20 @@ export function selectionFlags(options: { dependsOn?: string[] } = {}) {
       helpValue: '<selector>',
       multiple: true,
       ...depends,
-      parse: async (input) => (parseLabelSelector(input), input),
+      async parse(input) {
+        parseLabelSelector(input);
+        return input;
+      },
     }),
     tag: Flags.string({
       summary: 'Only services carrying this tag (comma-separated or repeated: every one).',
       helpValue: '<tags>',
       multiple: true,
       ...depends,
-      parse: async (input) => (parseTagList(input), input),
+      async parse(input) {
+        parseTagList(input);
+        return input;
+      },
     }),
   };
 }
