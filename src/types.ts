@@ -152,8 +152,11 @@ export interface AuditEntry {
   id: string;
   at: number;
   actor: string;
-  action: 'enable' | 'disable';
+  /** `forget`: the intent and health hold of a retired id were removed; `resign`: the leader (`serviceId`) was asked to hand over. */
+  action: 'enable' | 'disable' | 'forget' | 'resign';
   serviceId: string;
+  /** `resign`: the term (fencing revision) the request was for. */
+  term?: number;
   reason?: string;
   source?: string;
   /** Whether the action changed the state (false when it already was as asked). */

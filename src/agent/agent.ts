@@ -21,6 +21,9 @@ import { parseMinHealthy } from '../cluster/capacity.js';
 import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { filterServices, type ServiceFilter } from '../cluster/topology.js';
 import { ClusterView } from '../cluster/view.js';
+import { forgetService, type ForgetOptions, type ForgetResult } from '../cluster/forget.js';
+import { leaderInfo, requestResign, type LeaderInfo, type ResignOptions, type ResignResult } from '../cluster/leader.js';
+import type { ResignRequest } from '../cluster/state.js';
 import type { SdConfig } from '../config/types.js';
 import { memberFailoverMs, openRegistry } from '../registry/index.js';
 import type { Registry, TxnOp, TxnResult } from '../registry/types.js';
@@ -136,6 +139,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       layout: this.layout,
       lease: this.leaseSession,
       candidate: () => this.viewRef?.state.leaderCandidate(),
+      resignRequest: () => this.viewRef?.resignRequest(),
       changed: (leading) => {
         if (leading) this.duties.start();
         else this.duties.stop();
@@ -230,7 +234,11 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       this.admin.resync();
       if (this.isLeader()) void this.duties.expireIntents();
     };
+    const onResign = (request: ResignRequest) => {
+      this.leadership.resignRequested(request);
+    };
     view.on('event', onEvent);
+    view.on('resignRequested', onResign);
     // A shared view's warnings are reported by its owner, once, not by each agent on it.
     if (this.ownsView) view.on('warning', onWarning);
     view.on('stale', onStale);
@@ -240,6 +248,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       view.off('warning', onWarning);
       view.off('stale', onStale);
       view.off('synced', onSynced);
+      view.off('resignRequested', onResign);
     };
 
     const hc = this.config.cluster.healthCheck;
@@ -439,6 +448,31 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     return result;
   }
 
+  /** Who leads, its term and fencing revision, from this agent's view (src/cluster/leader.ts). */
+  leaderInfo(): LeaderInfo {
+    return leaderInfo(this.view.state);
+  }
+
+  /** Asks the current leader (or the leader of `options.term`) to hand over; audited (src/cluster/leader.ts). */
+  async requestLeaderResign(options: ResignOptions = {}): Promise<ResignResult> {
+    const result = await requestResign(this.registry, this.layout, { actor: `agent:${this.id}`, ...definedOptions(options) });
+    this.logger.info(
+      { event: 'leader.resign_asked', leaderId: result.leaderId, term: result.term, actor: result.audit.actor },
+      `asked leader ${result.leaderId} (term ${result.term}) to hand over, for ${result.audit.actor}`,
+    );
+    return result;
+  }
+
+  /** Removes the intent and health hold of a retired id; audited (src/cluster/forget.ts). */
+  async forgetService(serviceId: string, options: ForgetOptions = {}): Promise<ForgetResult> {
+    const result = await forgetService(this.registry, this.layout, serviceId, { actor: `agent:${this.id}`, ...definedOptions(options) });
+    this.logger.info(
+      { event: 'service.forgotten', serviceId, actor: result.audit?.actor, removed: result.removed, live: result.live },
+      `forget ${serviceId}${result.audit ? ` by ${result.audit.actor}` : ' (nothing stored)'}`,
+    );
+    return result;
+  }
+
   async getAudit(options: { serviceId?: string; limit?: number } = {}): Promise<AuditEntry[]> {
     return listAudit(this.registry, this.layout, options);
   }
@@ -510,4 +544,9 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
     }
     this.emit('event', e);
   }
+}
+
+/** `options` without its undefined properties, so they do not override defaults in a spread. */
+function definedOptions<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

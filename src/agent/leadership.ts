@@ -46,6 +46,8 @@ export interface LeadershipOptions {
   candidate: () => ElectionCandidate | null | undefined;
   /** Leadership was gained or lost (called after the log line, and after the leader record's write began). */
   changed: (leading: boolean) => void;
+  /** The operator's resign request in the cluster view, if any (`<ns>/resign`). */
+  resignRequest?: () => { term: number } | undefined;
   logger: Logger;
 }
 
@@ -122,6 +124,26 @@ export class Leadership {
     this.setLeading(leading);
   }
 
+  /**
+   * An operator asks the leader of `request.term` to hand over (`leader resign`, src/cluster/leader.ts).
+   * Only the leader of exactly that term acts, so a late request cannot unseat a newer leader: it
+   * gives up the term as a step-down does, through the fence (its election key, `<ns>/leader` and the
+   * request go in one transaction, as in the graceful stop's hand-over), then campaigns again from the
+   * back of the line. Returns whether this agent acted on it.
+   */
+  resignRequested(request: { term: number; actor: string; reason?: string }): boolean {
+    const session = this.o.lease.current;
+    if (!session || !this.isLeader() || session.electionRevision !== request.term || session.resigning) return false;
+    session.resigning = true;
+    this.o.logger.info(
+      { event: 'leader.resign_requested', serviceId: this.o.serviceId, term: request.term, actor: request.actor, ...(request.reason !== undefined ? { reason: request.reason } : {}) },
+      `handing over leadership (term ${request.term}) as ${request.actor} asked`,
+    );
+    void this.stepDown(session);
+    this.evaluate();
+    return true;
+  }
+
   /** A keep-alive got through: the lease is alive again. */
   renewed(session: Session): void {
     // A term given up while etcd was out of reach is resigned now that it answers again.
@@ -187,6 +209,8 @@ export class Leadership {
       const res = await this.fencedTxn(session, [
         { type: 'delete', key: session.electionKey! },
         { type: 'delete', key: this.o.layout.leader },
+        // An operator's resign request for this term (if that is why), answered with the term.
+        ...(this.o.resignRequest?.()?.term === session.electionRevision ? [{ type: 'delete' as const, key: this.o.layout.resign }] : []),
       ]);
       if (this.o.lease.current !== session || !this.o.running()) return;
       if (res.succeeded) {

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { LiveServiceError } from '../cluster/forget.js';
+import { LeaderTermError, NoLeaderError } from '../cluster/leader.js';
 import { STATUS_CODES, maxHeaderSize } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
@@ -22,6 +24,7 @@ export type ApiErrorCode =
   | 'forbidden'
   | 'writes_disabled'
   | 'not_found'
+  | 'no_leader'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'not_started'
@@ -80,6 +83,9 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof ServiceNotFoundError) return new ApiError(404, 'not_found', `service ${err.serviceId} not found`);
   if (err instanceof CapacityError) return new ApiError(409, 'refused', err.message.replace('use --force', 'send "force": true'));
   if (err instanceof ConcurrentChangeError) return new ApiError(409, 'conflict', err.message);
+  if (err instanceof LiveServiceError) return new ApiError(409, 'refused', err.message.replace('use --force', 'send "force": true'));
+  if (err instanceof NoLeaderError) return new ApiError(404, 'no_leader', err.message);
+  if (err instanceof LeaderTermError) return new ApiError(409, 'conflict', err.message);
   // Said as it is: an operator can act on etcd's limit, not on a bare 500.
   if (err instanceof RegistryRequestError) return new ApiError(500, 'internal', err.message);
   if (err instanceof RegistryUnavailableError) {

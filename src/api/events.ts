@@ -32,7 +32,7 @@
  * WebSocket wire format: one JSON text message per frame, the SSE fields as an object, so one reader
  * serves both: `{"id":"3f9a0c1e-42","data":{…event…}}` per event, `{"event":"hello","data":{"stream",
  * "lastEventId"}}` first, `{"id":…,"event":"reset","data":{…}}` and `{"event":"overflow","data":{…}}` as
- * on SSE (an overflow then closes the socket with code 4008). Heartbeats are WebSocket pings; a peer that
+ * on SSE (an overflow then closes the socket with code 4008), and `{"event":"truncated","data":{…}}` as on SSE. Heartbeats are WebSocket pings; a peer that
  * has not answered the previous ping when the next is due is dropped.
  *
  * @module
@@ -121,6 +121,12 @@ export interface EventSubscription {
   address?: string;
   /** Only these event types (all when absent). */
   types?: ReadonlySet<ClusterEventType>;
+  /**
+   * Without `lastEventId`: replay the stored events whose timestamp is at or after this epoch ms
+   * first. When the history does not reach back that far (it holds `historySize` events, since the
+   * stream started), an `event: truncated` frame says from when it does, before the replay.
+   */
+  since?: number;
 }
 
 /** Events of an {@link EventStream}, for metrics. */
@@ -135,6 +141,7 @@ export interface EventStreamEvents {
 
 interface StoredEvent {
   seq: number;
+  timestamp: number;
   type: ClusterEventType;
   /** The event's JSON, escaped as the API's answers are. */
   json: string;
@@ -193,7 +200,7 @@ interface Client {
   /** Whether the underlying connection is gone. */
   gone(): boolean;
   /** SSE: the SSE text of a control event; WS: its message. */
-  control(name: 'reset' | 'overflow' | 'hello', body: object, id?: string): string;
+  control(name: 'reset' | 'overflow' | 'hello' | 'truncated', body: object, id?: string): string;
   /** Sends a last chunk and ends the connection (overflow: with its close code). */
   end(last: string | undefined, reason: 'overflow' | 'closing', done?: () => void): void;
   destroy(): void;
@@ -228,6 +235,9 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
   readonly maxClientsPerAddress: number;
   #seq = 0;
   #history: StoredEvent[] = [];
+  /** When this stream began keeping history, and the timestamp of the newest event it dropped since. */
+  readonly #startedAt = Date.now();
+  #droppedUpTo: number | undefined;
   readonly #clients = new Set<Client>();
   /** Open streams per client address. */
   readonly #perAddress = new Map<string, number>();
@@ -279,9 +289,9 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
     // Escaped as the API's JSON answers are (registry data: reasons, ids); the data line parses the same.
     const json = safeJsonText(JSON.stringify(event));
     const id = this.#id(seq);
-    const stored: StoredEvent = { seq, type: event.type, json, frame: `id: ${id}\ndata: ${json}\n\n`, message: `{"id":"${id}","data":${json}}` };
+    const stored: StoredEvent = { seq, timestamp: event.timestamp, type: event.type, json, frame: `id: ${id}\ndata: ${json}\n\n`, message: `{"id":"${id}","data":${json}}` };
     this.#history.push(stored);
-    if (this.#history.length > this.historySize) this.#history.shift();
+    if (this.#history.length > this.historySize) this.#droppedUpTo = this.#history.shift()!.timestamp;
     for (const client of this.#clients) this.#send(client, stored);
   }
 
@@ -380,6 +390,8 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
       } else {
         for (const stored of replay) this.#send(client, stored);
       }
+    } else if (subscription.since !== undefined) {
+      this.#replaySince(client, subscription.since);
     }
   }
 
@@ -426,6 +438,17 @@ export class EventStream extends EventEmitter<EventStreamEvents> {
       };
     }
     return undefined;
+  }
+
+  /** `since`: what the history holds from then on, after a `truncated` frame when it does not reach back that far. */
+  #replaySince(client: Client, since: number): void {
+    const reachesBack = Math.max(this.#startedAt, this.#droppedUpTo === undefined ? 0 : this.#droppedUpTo + 1);
+    if (since < reachesBack) {
+      const why = this.#droppedUpTo === undefined ? 'the agent started then' : `it keeps the last ${this.historySize} events`;
+      const body = { type: 'truncated', reason: `the event history reaches back to ${new Date(reachesBack).toISOString()} only (${why})`, since: reachesBack, timestamp: Date.now() };
+      this.#write(client, client.control('truncated', body));
+    }
+    for (const stored of this.#history) if (stored.timestamp >= since) this.#send(client, stored);
   }
 
   /** The stored events after `lastEventId`, or undefined when that id cannot be resumed from. */

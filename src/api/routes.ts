@@ -9,7 +9,8 @@ import { detectionBudget } from '../cluster/detection-budget.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { ServiceAgent } from '../agent/agent.js';
-import { filterServices, serviceList } from '../cluster/topology.js';
+import { parseLabelSelector, parseTagList, type Selection } from '../cluster/selector.js';
+import { computeTopology, filterServices, serviceList } from '../cluster/topology.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { ServiceRecord } from '../types.js';
 import type { Logger } from '../util/logger.js';
@@ -40,9 +41,15 @@ import {
   ServiceListSchema,
   ServiceRecordSchema,
   ServicesQuerySchema,
+  ForgetBodySchema,
+  ForgetResponseSchema,
+  LeaderSchema,
+  ResignBodySchema,
+  ResignResponseSchema,
   SetEnabledBodySchema,
   SetEnabledResponseSchema,
   StatusResponseSchema,
+  TopologyQuerySchema,
   TopologySchema,
   parseEventTypes,
 } from './schemas.js';
@@ -158,6 +165,14 @@ function agentHealth(ctx: RouteContext, reply: FastifyReply) {
     view: { stale: st.view.stale, lastUpdate: st.view.lastUpdate },
     registered,
     isLeader: st.isLeader,
+  };
+}
+
+/** The `?tag=` and `?label=` of a query, parsed (the schema has checked that they parse). */
+function selectionOf(query: { tag?: string; label?: string }): Selection {
+  return {
+    ...(query.tag !== undefined ? { tags: parseTagList(query.tag) } : {}),
+    ...(query.label !== undefined ? { labels: parseLabelSelector(query.label) } : {}),
   };
 }
 
@@ -279,6 +294,7 @@ export const ROUTES: readonly RouteSpec[] = [
         region: query.region,
         zone: query.zone,
         healthy: query.healthy === 'true',
+        ...selectionOf(query),
       });
       if (query.healthy === 'false') services = services.filter((s) => !s.isHealthy);
       return serviceList(services);
@@ -329,7 +345,7 @@ export const ROUTES: readonly RouteSpec[] = [
       return body;
     },
   }),
-  route({
+  route<z.infer<typeof TopologyQuerySchema>>({
     method: 'GET',
     path: `${SD_PREFIX}/topology`,
     group: 'service-discovery',
@@ -337,11 +353,94 @@ export const ROUTES: readonly RouteSpec[] = [
     operationId: 'getTopology',
     summary: 'Cluster topology: counts by status, region and zone, and the leader',
     tag: 'discovery',
-    responses: { 200: { description: 'The topology.', schema: TopologySchema }, 503: NOT_STARTED },
-    handle: (ctx) => viewOf(ctx.agent).topology(),
+    query: TopologyQuerySchema,
+    responses: { 200: { description: 'The topology (of the services matching `tag` and `label`, when given).', schema: TopologySchema }, 503: NOT_STARTED },
+    handle(ctx, { query }) {
+      const view = viewOf(ctx.agent);
+      if (query.tag === undefined && query.label === undefined) return view.topology();
+      const all = view.services();
+      return computeTopology(filterServices(all, selectionOf(query)), view.leaderId(), all);
+    },
   }),
   setEnabledRoute(true),
   setEnabledRoute(false),
+  route<undefined, z.infer<typeof IdParamsSchema>, z.infer<typeof ForgetBodySchema>>({
+    method: 'POST',
+    path: `${SD_PREFIX}/services/:id/forget`,
+    group: 'service-discovery',
+    access: 'write',
+    operationId: 'forgetService',
+    summary: 'Forget a retired service id: remove its operator intent and flap-damping hold',
+    description:
+      'Removes `<ns>/admin/<id>` and `<ns>/health/<id>`, which outlive the instance, in one transaction with an audit entry ' +
+      '(`action: forget`); the audit trail itself is kept. Refused with 409 while the id is registered (its record is under a ' +
+      'live lease), unless `force: true` (audited as forced; the instance then counts as enabled). 404 when the registry holds ' +
+      'nothing about the id. Needs an operator API key.',
+    tag: 'management',
+    params: IdParamsSchema,
+    body: ForgetBodySchema,
+    responses: {
+      200: { description: 'What was removed.', schema: ForgetResponseSchema },
+      404: NOT_FOUND,
+      409: { description: 'The id is registered; `force: true` forgets it anyway.' },
+      503: NOT_STARTED,
+    },
+    async handle(ctx, { params, body, principal, request }) {
+      viewOf(ctx.agent);
+      const result = await ctx.agent.forgetService(params.id, {
+        ...(body.force !== undefined ? { force: body.force } : {}),
+        ...(body.reason !== undefined ? { reason: body.reason } : {}),
+        actor: principal.name,
+        source: request.ip,
+      });
+      return { serviceId: result.serviceId, removed: result.removed, live: result.live };
+    },
+  }),
+  route({
+    method: 'GET',
+    path: `${SD_PREFIX}/leader`,
+    group: 'service-discovery',
+    access: 'read',
+    operationId: 'getLeader',
+    summary: 'The leader, its term and fencing revision, and the candidates in line',
+    tag: 'discovery',
+    responses: { 200: { description: "The leader as this agent's view has it.", schema: LeaderSchema }, 503: NOT_STARTED },
+    handle(ctx) {
+      viewOf(ctx.agent);
+      return ctx.agent.leaderInfo();
+    },
+  }),
+  route<undefined, undefined, z.infer<typeof ResignBodySchema>>({
+    method: 'POST',
+    path: `${SD_PREFIX}/leader/resign`,
+    group: 'service-discovery',
+    access: 'write',
+    operationId: 'resignLeader',
+    summary: 'Ask the leader to hand over (fenced by its term)',
+    description:
+      'Stores a resign request for the current leader\'s term (or `term`, when given) at `<ns>/resign`, with an audit entry ' +
+      '(`action: resign`). Only the leader of exactly that term acts on it: it gives up the term through the same fenced ' +
+      'transaction its graceful stop uses and campaigns again from the back of the line, so the next candidate leads. ' +
+      'The answer comes once the request is stored; read GET /leader for the new term. Needs an operator API key.',
+    tag: 'management',
+    body: ResignBodySchema,
+    responses: {
+      200: { description: 'The request is stored.', schema: ResignResponseSchema },
+      404: { description: 'No agent campaigns: there is no leader to ask (`no_leader`).' },
+      409: { description: '`term` is not the current leader\'s term (leadership moved already).' },
+      503: NOT_STARTED,
+    },
+    async handle(ctx, { body, principal, request }) {
+      viewOf(ctx.agent);
+      const result = await ctx.agent.requestLeaderResign({
+        ...(body.term !== undefined ? { term: body.term } : {}),
+        ...(body.reason !== undefined ? { reason: body.reason } : {}),
+        actor: principal.name,
+        source: request.ip,
+      });
+      return { leaderId: result.leaderId, term: result.term, requested: true };
+    },
+  }),
   route<z.infer<typeof AuditQuerySchema>>({
     method: 'GET',
     path: `${SD_PREFIX}/audit`,
@@ -367,7 +466,8 @@ export const ROUTES: readonly RouteSpec[] = [
     description:
       'Each event is a `data:` line with the JSON of a ClusterEvent and an `id:` line. Reconnect with ' +
       '`Last-Event-ID` (or `?lastEventId=`) to resume without gaps or duplicates; when that is no longer ' +
-      'possible the stream sends `event: reset` (list the services again). `: ping` comments are heartbeats. ' +
+      'possible the stream sends `event: reset` (list the services again). `?since=` replays the kept events from a time ' +
+      '(with `event: truncated` when the history does not reach back that far). `: ping` comments are heartbeats. ' +
       'A client that falls too far behind gets `event: overflow` and is disconnected. Streams are capped in total ' +
       '(503) and per client address (429), both with Retry-After (SERVICE_DISCOVERY_API_MAX_STREAMS, ' +
       'SERVICE_DISCOVERY_API_MAX_STREAMS_PER_CLIENT).',
@@ -395,7 +495,7 @@ export const ROUTES: readonly RouteSpec[] = [
       // Headers set by hooks (CORS) are reply's, which a hijacked response no longer sends itself.
       for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value);
       void reply.hijack();
-      ctx.events.serve(request.raw, reply.raw, { lastEventId, types, address: request.ip });
+      ctx.events.serve(request.raw, reply.raw, { lastEventId, types, address: request.ip, ...(query.since !== undefined ? { since: query.since } : {}) });
     },
   }),
   route<z.infer<typeof EventsQuerySchema>>({
@@ -432,7 +532,7 @@ export const ROUTES: readonly RouteSpec[] = [
     },
     websocket(ctx, socket, { query, request, keyInFirstMessage }) {
       const types = query.types === undefined ? undefined : parseEventTypes(query.types);
-      ctx.serveSocket(socket, request, { keyInFirstMessage, lastEventId: query.lastEventId, types });
+      ctx.serveSocket(socket, request, { keyInFirstMessage, lastEventId: query.lastEventId, types, ...(query.since !== undefined ? { since: query.since } : {}) });
     },
   }),
   route<z.infer<typeof PrometheusTargetsQuerySchema>>({

@@ -8,7 +8,9 @@
  * @module
  */
 import { z } from 'zod';
+import { MAX_EPOCH_MS } from '../util/time.js';
 import { MAX_DRAIN_TIMEOUT, MAX_INTENT_HORIZON_MS, MAX_REASON } from '../cluster/admin.js';
+import { LABEL_EXPECTATION, MAX_SELECTOR_LENGTH, parseLabelSelector, parseTagList, TAG_EXPECTATION } from '../cluster/selector.js';
 import { CLUSTER_EVENT_TYPES, SERVICE_STATUSES, type ClusterEventType } from '../types.js';
 import { PROMETHEUS_TARGET_KINDS } from './prometheus-sd.js';
 
@@ -304,6 +306,68 @@ export const SetEnabledBodySchema = named(
   ),
 );
 
+const REASON_ERROR = `expected a string of at most ${MAX_REASON} characters`;
+
+export const LeaderSchema = named(
+  'Leader',
+  z.looseObject({
+    leaderId: z.string().nullable().describe('The leading service: the election candidate with the lowest create revision; null when nobody campaigns.'),
+    fencingRevision: z.number().nullable().describe("The create revision of the leader's election key: its fencing token and term number."),
+    term: z.number().nullable().describe('The term the leader recorded at <ns>/leader (equal to fencingRevision); null until written.'),
+    since: z.number().nullable().describe('Epoch ms since which it leads (from the same record).'),
+    candidates: z.array(z.looseObject({ serviceId: z.string(), fencingRevision: z.number() })).describe('Every candidate in line, the leader first.'),
+    resignRequest: z
+      .looseObject({ term: z.number(), actor: z.string(), at: z.number(), reason: z.string().optional() })
+      .nullable()
+      .describe('A resign request its leader has not acted on yet.'),
+  }),
+);
+
+export const ResignBodySchema = named(
+  'LeaderResignRequest',
+  z.strictObject(
+    {
+      term: z
+        .number({ error: 'expected a term (a positive integer)' })
+        .int({ error: 'expected a term (a positive integer)' })
+        .positive({ error: 'expected a term (a positive integer)' })
+        .optional()
+        .describe('Only ask the leader of this term (its fencingRevision); 409 when another term leads.'),
+      reason: z.string({ error: REASON_ERROR }).max(MAX_REASON, { error: REASON_ERROR }).optional(),
+    },
+    { error: 'expected a JSON object' },
+  ),
+);
+
+export const ResignResponseSchema = named(
+  'LeaderResignResponse',
+  z.looseObject({
+    leaderId: z.string().describe('The leader asked to hand over.'),
+    term: z.number().describe('Its term (fencing revision): only that term acts on the request.'),
+    requested: z.literal(true),
+  }),
+);
+
+export const ForgetBodySchema = named(
+  'ForgetRequest',
+  z.strictObject(
+    {
+      force: z.boolean({ error: 'expected a boolean' }).optional().describe('Forget an id that is still registered (audited as forced).'),
+      reason: z.string({ error: REASON_ERROR }).max(MAX_REASON, { error: REASON_ERROR }).optional(),
+    },
+    { error: 'expected a JSON object' },
+  ),
+);
+
+export const ForgetResponseSchema = named(
+  'ForgetResponse',
+  z.looseObject({
+    serviceId: z.string(),
+    removed: z.looseObject({ intent: z.boolean(), healthHold: z.boolean() }).describe('What was removed: the operator intent, the flap-damping hold.'),
+    live: z.boolean().describe('Whether the id was registered (then only with force).'),
+  }),
+);
+
 export const SetEnabledResponseSchema = named(
   'SetEnabledResponse',
   z.looseObject({
@@ -329,8 +393,9 @@ export const AuditEntrySchema = named(
     id: z.string(),
     at: z.number(),
     actor: z.string().describe('The API key name (or cli:<user>, …) that acted.'),
-    action: z.enum(['enable', 'disable']),
+    action: z.enum(['enable', 'disable', 'forget', 'resign']).describe('forget: a retired id\'s intent and history removed; resign: the leader (serviceId) asked to hand over.'),
     serviceId: z.string(),
+    term: z.number().optional().describe('resign: the term (fencing revision) the request was for.'),
     reason: z.string().optional(),
     source: z.string().optional().describe('Remote address of the request.'),
     changed: z.boolean().describe('Whether the state changed (false when it already was as asked).'),
@@ -394,7 +459,7 @@ export const PrometheusTargetsSchema = named(
 export const ErrorResponseSchema = named(
   'Error',
   z.looseObject({
-    error: z.string().describe('Machine-readable code: bad_request, unauthorized, forbidden, writes_disabled, not_found, payload_too_large, unsupported_media_type, uri_too_long (414), headers_too_large (431), request_timeout (408), too_many_streams (429/503: an event-stream cap; see Retry-After), not_started, registry_unavailable, internal, refused (409: the capacity guard refused a disable), conflict (409: what the write depended on kept changing; nothing was written, retry).'),
+    error: z.string().describe('Machine-readable code: bad_request, unauthorized, forbidden, writes_disabled, not_found, no_leader (404: leader resign with nobody campaigning), payload_too_large, unsupported_media_type, uri_too_long (414), headers_too_large (431), request_timeout (408), too_many_streams (429/503: an event-stream cap; see Retry-After), not_started, registry_unavailable, internal, refused (409: the capacity guard refused a disable, or a forget of a registered id), conflict (409: what the write depended on kept changing; nothing was written, retry).'),
     message: z.string().describe('One line for humans, naming the offending field for validation errors.'),
   }),
 );
@@ -457,7 +522,37 @@ function filter(what: string) {
   return z.string({ error }).max(MAX_FILTER_LENGTH, { error });
 }
 
+/** `?tag=a,b`: one value, every tag of which a service must carry (src/cluster/selector.ts). */
+const TagQuerySchema = z
+  .string({ error: `expected ${TAG_EXPECTATION}, given once` })
+  .max(MAX_SELECTOR_LENGTH, { error: `expected ${TAG_EXPECTATION}, at most ${MAX_SELECTOR_LENGTH} characters` })
+  .refine((v) => parses(() => parseTagList(v)), { error: `expected ${TAG_EXPECTATION}` })
+  .optional()
+  .describe('Only services carrying every one of these tags, comma-separated.');
+
+/** `?label=team=edge,env!=staging`: requirements on a service's metadata (src/cluster/selector.ts). */
+const LabelQuerySchema = z
+  .string({ error: `expected ${LABEL_EXPECTATION}, given once` })
+  .max(MAX_SELECTOR_LENGTH, { error: `expected ${LABEL_EXPECTATION}, at most ${MAX_SELECTOR_LENGTH} characters` })
+  .refine((v) => parses(() => parseLabelSelector(v)), { error: `expected ${LABEL_EXPECTATION}` })
+  .optional()
+  .describe('Only services whose metadata meets every requirement: key=value, key==value or key!=value, comma-separated.');
+
+function parses(parse: () => unknown): boolean {
+  try {
+    parse();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `?tag=` and `?label=` of the topology. */
+export const TopologyQuerySchema = z.object({ tag: TagQuerySchema, label: LabelQuerySchema });
+
 export const ServicesQuerySchema = z.object({
+  tag: TagQuerySchema,
+  label: LabelQuerySchema,
   status: z.enum(SERVICE_STATUSES, { error: `expected one of ${statusList}` }).optional().describe('Only services with this status.'),
   region: filter('region').optional().describe('Only services in this region.'),
   zone: filter('zone').optional().describe('Only services in this zone.'),
@@ -505,6 +600,8 @@ export const EventIdSchema = z
 /** Longest `?types=` list: every type once is about 120 characters. */
 const MAX_TYPES_LENGTH = 512;
 
+const SINCE_ERROR = `expected epoch milliseconds from 0 to ${MAX_EPOCH_MS}`;
+
 export const EventsQuerySchema = z.object({
   types: z
     .string({ error: `expected a comma-separated list of ${eventTypeList}` })
@@ -515,6 +612,16 @@ export const EventsQuerySchema = z.object({
   lastEventId: EventIdSchema.optional().describe(
     'Resume after this event id, for clients that cannot send the Last-Event-ID header.',
   ),
+  since: z
+    .string({ error: SINCE_ERROR })
+    .refine((v) => /^[0-9]{1,15}$/.test(v) && Number(v) <= MAX_EPOCH_MS, { error: SINCE_ERROR })
+    .transform(Number)
+    .meta({ type: 'integer', minimum: 0, maximum: MAX_EPOCH_MS })
+    .optional()
+    .describe(
+      'Without a Last-Event-ID: first replay the kept events at or after this time (epoch ms). When the history does not reach back ' +
+        'that far, an `event: truncated` frame (`{type, reason, since}`) says from when it does.',
+    ),
 });
 
 export const PrometheusTargetsQuerySchema = z.object({

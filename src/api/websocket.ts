@@ -32,6 +32,8 @@ export interface SocketAdmission {
   /** From the query: used unless the auth message names its own. */
   lastEventId?: string;
   types?: EventSubscription['types'];
+  /** From the query (`?since=`, epoch ms): replay the kept events from then, as on SSE. */
+  since?: number;
 }
 
 /** A WebSocket as the `ws` package gives it, as far as this module uses it. */
@@ -128,7 +130,7 @@ export function serveSocket(
       }
       throw err;
     }
-    start({ lastEventId: message.lastEventId ?? admission.lastEventId, types: message.types ?? admission.types });
+    start({ lastEventId: message.lastEventId ?? admission.lastEventId, types: message.types ?? admission.types, since: admission.since });
   });
   if (admission.keyInFirstMessage) {
     timer = setTimeout(() => {
@@ -136,7 +138,7 @@ export function serveSocket(
     }, WS_AUTH_TIMEOUT_MS);
     timer.unref();
   } else {
-    start({ lastEventId: admission.lastEventId, types: admission.types });
+    start({ lastEventId: admission.lastEventId, types: admission.types, since: admission.since });
   }
 }
 

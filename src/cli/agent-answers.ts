@@ -229,8 +229,9 @@ const auditEntry = object({
   id: str,
   at: num,
   actor: str,
-  action: oneOf(['enable', 'disable']),
+  action: oneOf(['enable', 'disable', 'forget', 'resign']),
   serviceId: str,
+  term: opt(integer),
   reason: opt(str),
   source: opt(str),
   changed: bool,
@@ -246,6 +247,22 @@ const auditEntry = object({
   startDisabled: opt(bool),
   repaired: opt(str),
 });
+
+/** `GET /leader`: `Leader`. */
+export const leaderAnswer: Check = object({
+  leaderId: nullable(str),
+  fencingRevision: nullable(integer),
+  term: nullable(integer),
+  since: nullable(num),
+  candidates: arrayOf(object({ serviceId: str, fencingRevision: integer })),
+  resignRequest: nullable(object({ term: integer, actor: str, at: num, reason: opt(str) })),
+});
+
+/** `POST /leader/resign`: `ResignResponse`. */
+export const resignAnswer: Check = object({ leaderId: str, term: integer, requested: bool });
+
+/** `POST /services/:id/forget`: `ForgetResponse`. */
+export const forgetAnswer: Check = object({ serviceId: str, removed: object({ intent: bool, healthHold: bool }), live: bool });
 
 /** `GET /audit`: `AuditResponse`. */
 export const auditAnswer: Check = object({ entries: arrayOf(auditEntry) });

@@ -1,5 +1,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { ServiceNotFoundError } from '../cluster/admin.js';
+import type { LeaderInfo } from '../cluster/leader.js';
+import { formatLabelSelector, type Selection } from '../cluster/selector.js';
 import type { ServiceFilter, ServiceList } from '../cluster/topology.js';
 import type { AdminIntent, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
 import {
@@ -8,6 +10,9 @@ import {
   auditAnswer,
   checked,
   clusterEvent,
+  forgetAnswer,
+  leaderAnswer,
+  resignAnswer,
   serviceHealthAnswer,
   serviceListAnswer,
   serviceRecord,
@@ -28,6 +33,10 @@ import {
   type AuditResult,
   type ClusterClient,
   type EventsOptions,
+  type ForgetRequestOptions,
+  type ForgetSummary,
+  type ResignRequestOptions,
+  type ResignSummary,
   type ServiceHealthResult,
   type SetEnabledRequest,
   type SetEnabledSummary,
@@ -113,6 +122,7 @@ export class AgentClient implements ClusterClient {
     if (filter.region !== undefined) query.set('region', filter.region);
     if (filter.zone !== undefined) query.set('zone', filter.zone);
     if (filter.healthy) query.set('healthy', 'true');
+    setSelection(query, filter);
     const qs = query.toString();
     return this.json<ServiceList>('GET', `/services${qs ? `?${qs}` : ''}`, serviceListAnswer);
   }
@@ -130,8 +140,26 @@ export class AgentClient implements ClusterClient {
     return intentFromAudit(service, audit.entries);
   }
 
-  topology(): Promise<ClusterTopology> {
-    return this.json<ClusterTopology>('GET', '/topology', topologyAnswer);
+  topology(selection: Selection = {}): Promise<ClusterTopology> {
+    const query = new URLSearchParams();
+    setSelection(query, selection);
+    const qs = query.toString();
+    return this.json<ClusterTopology>('GET', `/topology${qs ? `?${qs}` : ''}`, topologyAnswer);
+  }
+
+  leader(): Promise<LeaderInfo> {
+    return this.json<LeaderInfo>('GET', '/leader', leaderAnswer);
+  }
+
+  resignLeader(request: ResignRequestOptions = {}): Promise<ResignSummary> {
+    const body = { ...(request.term !== undefined ? { term: request.term } : {}), ...(request.reason !== undefined ? { reason: request.reason } : {}) };
+    return this.json<ResignSummary>('POST', '/leader/resign', resignAnswer, body);
+  }
+
+  async forget(id: string, request: ForgetRequestOptions = {}): Promise<ForgetSummary> {
+    const body = { ...(request.force !== undefined ? { force: request.force } : {}), ...(request.reason !== undefined ? { reason: request.reason } : {}) };
+    const res = await this.json<ForgetSummary>('POST', `/services/${encodeURIComponent(id)}/forget`, forgetAnswer, body, id);
+    return { serviceId: res.serviceId, removed: { intent: res.removed.intent, healthHold: res.removed.healthHold }, live: res.live };
   }
 
   async setEnabled(id: string, enabled: boolean, request: SetEnabledRequest = {}): Promise<SetEnabledSummary> {
@@ -210,10 +238,13 @@ export class AgentClient implements ClusterClient {
     let lastEventId: string | undefined;
     let connected = false;
     let delay = RECONNECT_MIN_MS;
-    const query = options.types ? `?types=${encodeURIComponent([...options.types].join(','))}` : '';
+    const types = options.types ? `types=${encodeURIComponent([...options.types].join(','))}` : '';
     while (!signal.aborted) {
+      // `since` on the first connection; a reconnection resumes from the last event seen instead.
+      const since = options.since !== undefined && lastEventId === undefined ? `since=${options.since}` : '';
+      const query = [types, since].filter(Boolean).join('&');
       try {
-        await this.stream(`/events${query}`, lastEventId, signal, {
+        await this.stream(`/events${query ? `?${query}` : ''}`, lastEventId, signal, {
           onOpen: () => {
             if (connected && lastEventId !== undefined) options.onNotice?.(`event stream resumed after ${lastEventId}`);
             connected = true;
@@ -227,6 +258,11 @@ export class AgentClient implements ClusterClient {
             if (frame.id !== undefined) lastEventId = frame.id;
             if (frame.event === 'reset') {
               options.onNotice?.('the agent could not resume from the last event seen: events may have been missed; re-list to be sure');
+              return;
+            }
+            if (frame.event === 'truncated') {
+              const reason = textField(parseJson(frame.data), 'reason');
+              options.onNotice?.(`${reason ?? "the agent's event history does not reach back that far"}: earlier events are not shown`);
               return;
             }
             if (frame.event === 'overflow') {
@@ -499,4 +535,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/** `?tag=` and `?label=` as the API reads them (src/cluster/selector.ts). */
+function setSelection(query: URLSearchParams, selection: Selection): void {
+  if (selection.tags?.length) query.set('tag', selection.tags.join(','));
+  if (selection.labels?.length) query.set('label', formatLabelSelector(selection.labels));
 }

@@ -15,6 +15,8 @@ import type { DetectionBudget } from '../cluster/detection-budget.js';
 import type { AgentStatusSnapshot } from '../agent/agent.js';
 import type { HealthHistoryEntry } from '../agent/health-state.js';
 import type { MinHealthy } from '../cluster/capacity.js';
+import type { LeaderInfo } from '../cluster/leader.js';
+import type { Selection } from '../cluster/selector.js';
 import type { ServiceFilter, ServiceList } from '../cluster/topology.js';
 import type {
   AdminIntent,
@@ -171,9 +173,44 @@ export interface SetEnabledRequest {
   minHealthy?: MinHealthy;
 }
 
+/** What `leader resign` sends. */
+export interface ResignRequestOptions {
+  term?: number;
+  reason?: string;
+  /** Recorded in the audit trail on the registry path; an agent records its API key's name instead. */
+  actor?: string;
+}
+
+/** The API's resign answer: whom the request was for. */
+export interface ResignSummary {
+  leaderId: string;
+  term: number;
+  requested: true;
+}
+
+/** What `services forget` sends. */
+export interface ForgetRequestOptions {
+  force?: boolean;
+  reason?: string;
+  /** Recorded in the audit trail on the registry path; an agent records its API key's name instead. */
+  actor?: string;
+}
+
+/** The API's forget answer (src/cluster/forget.ts's result without its audit entry). */
+export interface ForgetSummary {
+  serviceId: string;
+  removed: { intent: boolean; healthHold: boolean };
+  live: boolean;
+}
+
 export interface EventsOptions {
   /** Only these event types (all when absent). */
   types?: ReadonlySet<ClusterEventType>;
+  /**
+   * Through an agent only: first replay the events its history holds from this epoch ms on; when the
+   * history does not reach back that far, `onNotice` says from when it does.
+   */
+  since?: number;
   /** Connection changes worth telling a person (lost, reconnected, resynced), one line each. */
   onNotice?: (message: string) => void;
   /**
@@ -205,11 +242,18 @@ export interface ClusterClient {
    * newest audit entry that changed it.
    */
   getIntent(id: string): Promise<AdminIntent | null>;
-  topology(): Promise<ClusterTopology>;
+  /** The topology of the services `selection` matches (all when empty); the leader is the cluster's. */
+  topology(selection?: Selection): Promise<ClusterTopology>;
   /** Idempotent: `changed` is false when the service already was in that state. @throws ServiceNotFoundError */
   setEnabled(id: string, enabled: boolean, request?: SetEnabledRequest): Promise<SetEnabledSummary>;
   /** Newest first. */
   audit(options?: { serviceId?: string; limit?: number }): Promise<AuditResult>;
+  /** Who leads, its term and fencing revision, and the candidates in line (src/cluster/leader.ts). */
+  leader(): Promise<LeaderInfo>;
+  /** Asks the leader (of `request.term`, when given) to hand over; resolves once asked. @throws NoLeaderError, LeaderTermError */
+  resignLeader(request?: ResignRequestOptions): Promise<ResignSummary>;
+  /** Removes the intent and health hold of a retired id (src/cluster/forget.ts). @throws ServiceNotFoundError, LiveServiceError */
+  forget(id: string, request?: ForgetRequestOptions): Promise<ForgetSummary>;
   /**
    * Follows the live event stream, calling `onEvent` for each event, until `signal` aborts (then it
    * resolves). Rejects when the stream cannot be opened at all; later interruptions are retried.
@@ -264,7 +308,7 @@ export interface ServiceDetails {
 
 /** Rebuilds an intent from a record and its audit trail (newest first), for sources that do not expose it. */
 export function intentFromAudit(service: ServiceRecord, entries: readonly AuditEntry[]): AdminIntent | null {
-  const last = entries.find((e) => e.changed && e.serviceId === service.id);
+  const last = entries.find((e) => e.changed && e.serviceId === service.id && (e.action === 'enable' || e.action === 'disable'));
   if (!last) return service.enabled ? null : { enabled: false, reason: service.disabledReason, actor: 'unknown', at: 0 };
   const enabled = last.action === 'enable';
   // The trail and the record disagree (an intent expired, or was removed by hand): the record wins.

@@ -127,14 +127,14 @@ export function registryChecks(options: DoctorOptions): DoctorPlan {
       const [{ keyLayout, classifyKey }, { ClusterState }] = await Promise.all([import('../cluster/keys.js'), import('../cluster/state.js')]);
       const layout = keyLayout(target.namespace);
       const listing = await lister.list(layout.root);
-      const kinds: Record<KeyKind, number> = { service: 0, admin: 0, election: 0, audit: 0, leader: 0, foreign: 0, health: 0 };
+      const kinds: Record<KeyKind, number> = { service: 0, admin: 0, election: 0, audit: 0, leader: 0, resign: 0, foreign: 0, health: 0 };
       for (const kv of listing.kvs) kinds[classifyKey(layout, kv.key).kind]! += 1;
       const skipped: string[] = [];
       const state = ClusterState.fromList(layout, listing.kvs, (m) => skipped.push(m));
       services = state.size;
       leaderId = state.leaderId();
       leaderRegistered = leaderId !== null && state.service(leaderId) !== undefined;
-      const counts = `${listing.kvs.length} keys under ${layout.root} (${kinds.service} services, ${kinds.admin} intents, ${kinds.election} election, ${kinds.leader} leader, ${kinds.audit} audit${kinds.health ? `, ${kinds.health} flap holds` : ''}${kinds.foreign ? `, ${kinds.foreign} foreign` : ''}) at revision ${listing.revision}`;
+      const counts = `${listing.kvs.length} keys under ${layout.root} (${kinds.service} services, ${kinds.admin} intents, ${kinds.election} election, ${kinds.leader} leader, ${kinds.audit} audit${kinds.health ? `, ${kinds.health} flap holds` : ''}${kinds.resign ? `, ${kinds.resign} resign request` : ''}${kinds.foreign ? `, ${kinds.foreign} foreign` : ''}) at revision ${listing.revision}`;
       if (skipped.length === 0) return { ok: true, detail: listing.kvs.length === 0 ? `${counts}: empty, no agent has registered here` : counts };
       return {
         ok: false,

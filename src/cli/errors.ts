@@ -1,3 +1,5 @@
+import { LiveServiceError } from '../cluster/forget.js';
+import { LeaderTermError, NoLeaderError } from '../cluster/leader.js';
 import { ConcurrentChangeError, ServiceNotFoundError } from '../cluster/admin.js';
 import { CapacityError, describeShortfall } from '../cluster/capacity.js';
 import { RegistryAuthError, RegistryRequestError, RegistryUnavailableError } from '../registry/types.js';
@@ -77,6 +79,9 @@ export function describeError(err: unknown): { message: string; exit: number; su
   if (err instanceof ConcurrentChangeError) {
     return { message: err.message, exit: EXIT.failure, suggestions: ['see what is changing with: proxy-stone-sd events'], bug: false };
   }
+  if (err instanceof LiveServiceError) return { message: err.message, exit: EXIT.refused, suggestions: [], bug: false };
+  if (err instanceof NoLeaderError) return { message: err.message, exit: EXIT.notFound, suggestions: ['see the agents with: proxy-stone-sd services list'], bug: false };
+  if (err instanceof LeaderTermError) return { message: err.message, exit: EXIT.failure, suggestions: ['see who leads now with: proxy-stone-sd leader'], bug: false };
   if (err instanceof TargetError) return { message: err.message, exit: EXIT.usage, suggestions: [], bug: false };
   if (err instanceof AgentUnavailableError) {
     return {
@@ -102,6 +107,7 @@ function describeAgentError(err: AgentRequestError): { message: string; exit: nu
     };
   }
   if (err.statusCode === 400) return { message: err.message, exit: EXIT.usage, suggestions: [], bug: false };
+  if (err.statusCode === 404 && err.code === 'no_leader') return { message: err.message, exit: EXIT.notFound, suggestions: [], bug: false };
   // Something answers at the URL, but not as an agent (a web server, another API): exit 1.
   if (err.code === NOT_AN_AGENT) {
     return { message: err.message, exit: EXIT.failure, suggestions: ["check the agent URL (--agent or PROXY_STONE_SD_AGENT): an agent's API, e.g. http://127.0.0.1:8790"], bug: false };

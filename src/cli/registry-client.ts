@@ -1,6 +1,9 @@
 import { listAudit, ServiceNotFoundError, setServiceEnabled } from '../cluster/admin.js';
 import { keyLayout, type KeyLayout } from '../cluster/keys.js';
 import { ClusterState } from '../cluster/state.js';
+import { forgetService } from '../cluster/forget.js';
+import { leaderInfoFrom, requestResign, type LeaderInfo } from '../cluster/leader.js';
+import type { Selection } from '../cluster/selector.js';
 import { computeTopology, filterServices, serviceList, type ServiceFilter, type ServiceList } from '../cluster/topology.js';
 import type { ClusterView } from '../cluster/view.js';
 import { redactUrl } from '../registry/endpoint.js';
@@ -12,7 +15,11 @@ import {
   type AuditResult,
   type ClusterClient,
   type EventsOptions,
+  type ForgetRequestOptions,
+  type ForgetSummary,
   type RegistrySummary,
+  type ResignRequestOptions,
+  type ResignSummary,
   type RegistryTarget,
   type ServiceHealthResult,
   type SetEnabledRequest,
@@ -199,9 +206,10 @@ export class RegistryClient implements ClusterClient {
     return state.intent(id) ?? null;
   }
 
-  async topology(): Promise<ClusterTopology> {
+  async topology(selection: Selection = {}): Promise<ClusterTopology> {
     const { state } = await this.snapshot();
-    return computeTopology(state.services(), state.leaderId());
+    const all = state.services();
+    return computeTopology(filterServices(all, selection), state.leaderId(), all);
   }
 
   async setEnabled(id: string, enabled: boolean, request: SetEnabledRequest = {}): Promise<SetEnabledSummary> {
@@ -216,6 +224,24 @@ export class RegistryClient implements ClusterClient {
       ...(request.minHealthy !== undefined ? { minHealthy: request.minHealthy } : {}),
     });
     return setEnabledSummary({ ...result, reasonUpdated: result.audit.reasonUpdated, previousReason: result.audit.previousReason, repaired: result.audit.repaired });
+  }
+
+  async leader(): Promise<LeaderInfo> {
+    const { election, leader, resign } = this.layout;
+    const listing = await this.reader.listConsistent([election, leader, resign]);
+    return leaderInfoFrom(this.layout, listing.kvs);
+  }
+
+  async resignLeader(request: ResignRequestOptions = {}): Promise<ResignSummary> {
+    const registry = await this.registry();
+    const result = await requestResign(registry, this.layout, { ...request, actor: request.actor ?? 'cli', source: 'cli' });
+    return { leaderId: result.leaderId, term: result.term, requested: true };
+  }
+
+  async forget(id: string, request: ForgetRequestOptions = {}): Promise<ForgetSummary> {
+    const registry = await this.registry();
+    const result = await forgetService(registry, this.layout, id, { ...request, actor: request.actor ?? 'cli', source: 'cli' });
+    return { serviceId: result.serviceId, removed: result.removed, live: result.live };
   }
 
   async audit(options: { serviceId?: string; limit?: number } = {}): Promise<AuditResult> {

@@ -5,11 +5,13 @@ import { MAX_REASON } from '../cluster/admin.js';
 import { unsafeCharacterIn } from '../util/text.js';
 import type { ClusterClient, SetEnabledRequest, SetEnabledSummary } from './cluster-contract.js';
 import { ClusterCommand } from './cluster-command.js';
+import { selectionFlags, selectionOf } from './selection-flags.js';
+import { formatLabelSelector, type Selection } from '../cluster/selector.js';
 import { bulkExitCode, capacityRefusal, describeError, EXIT, UserError } from './errors.js';
 
 
 /** Why a `--reason` cannot be recorded, or undefined: too long, or a control character (the audit trail is shown on terminals). */
-function reasonProblem(reason: string): string | undefined {
+export function reasonProblem(reason: string): string | undefined {
   if (reason.length > MAX_REASON) return `expected at most ${MAX_REASON} characters (got ${reason.length})`;
   const bad = unsafeCharacterIn(reason);
   if (bad) return `expected text without control characters; contains ${bad.codePoint}`;
@@ -63,10 +65,11 @@ export abstract class ServiceToggleCommand extends ClusterCommand {
   static override args = { id: Args.string({ description: 'Service id, as shown by services list; omit it with --all.' }) };
   static override flags = {
     reason: Flags.string({ summary: `Why, recorded in the audit trail (at most ${MAX_REASON} characters).` }),
-    all: Flags.boolean({ summary: 'Every service matching --region/--zone/--status (all services without them).' }),
+    all: Flags.boolean({ summary: 'Every service matching --region/--zone/--status/--label/--tag (all services without them).' }),
     region: Flags.string({ summary: 'With --all: only services in this region.', dependsOn: ['all'] }),
     zone: Flags.string({ summary: 'With --all: only services in this zone.', dependsOn: ['all'] }),
     status: Flags.string({ summary: 'With --all: only services with this status.', options: [...SERVICE_STATUSES], dependsOn: ['all'] }),
+    ...selectionFlags({ dependsOn: ['all'] }),
     yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation (required with --all when stdin is not a terminal).' }),
   };
 
@@ -81,7 +84,7 @@ export abstract class ServiceToggleCommand extends ClusterCommand {
     const { args, flags } = await this.parse(this.ctor as typeof ServiceToggleCommand);
     if (args.id !== undefined && flags.all) throw new UserError('give a service id or --all, not both', EXIT.usage);
     if (args.id === undefined && !flags.all) {
-      throw new UserError('missing service id: give one, or --all (optionally with --region, --zone, --status)', EXIT.usage);
+      throw new UserError('missing service id: give one, or --all (optionally with --region, --zone, --status, --label, --tag)', EXIT.usage);
     }
     const reasonError = flags.reason === undefined ? undefined : reasonProblem(flags.reason);
     if (reasonError) throw new UserError(`--reason: ${reasonError}`, EXIT.usage);
@@ -98,13 +101,13 @@ export abstract class ServiceToggleCommand extends ClusterCommand {
       if (views) this.log(views.renderToggle(result));
       return result;
     }
-    const filter = { region: flags.region, zone: flags.zone, status: flags.status as ServiceStatus | undefined };
+    const filter = { region: flags.region, zone: flags.zone, status: flags.status as ServiceStatus | undefined, ...selectionOf(flags) };
     return this.bulk(client, filter, request, flags.yes, views);
   }
 
   private async bulk(
     client: ClusterClient,
-    filter: { region?: string; zone?: string; status?: ServiceStatus },
+    filter: { region?: string; zone?: string; status?: ServiceStatus } & Selection,
     request: SetEnabledRequest,
     yes: boolean,
     views: typeof import('./views.js') | undefined,
@@ -148,10 +151,10 @@ export abstract class ServiceToggleCommand extends ClusterCommand {
   }
 }
 
-function describeFilter(filter: { region?: string; zone?: string; status?: string }): string {
-  const parts = Object.entries(filter)
-    .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `--${k} ${v}`);
+function describeFilter(filter: { region?: string; zone?: string; status?: string } & Selection): string {
+  const parts = (['region', 'zone', 'status'] as const).filter((k) => filter[k] !== undefined).map((k) => `--${k} ${filter[k]}`);
+  if (filter.labels?.length) parts.push(`--label ${formatLabelSelector(filter.labels)}`);
+  if (filter.tags?.length) parts.push(`--tag ${filter.tags.join(',')}`);
   return parts.length ? parts.join(' ') : '--all';
 }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { LeaderInfo } from '../cluster/leader.js';
 import type { ServiceList } from '../cluster/topology.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
 import { isRegistrySummary, type ServiceDetails, type SetEnabledSummary, type StatusResult } from './cluster-contract.js';
@@ -263,6 +264,39 @@ export function auditNote(e: AuditEntry): string {
   if (e.expired) notes.push('expired');
   if (e.drained) notes.push(e.drained === 'idle' ? 'drained (idle)' : 'drained (deadline)');
   if (e.startDisabled) notes.push('start-disabled');
+  if (e.term !== undefined) notes.push(`term ${e.term}`);
   if (e.expiresAt !== undefined && !e.expired) notes.push(`until ${isoTime(e.expiresAt)}`);
   return notes.join(', ');
+}
+
+/** `leader`: who leads, its term and fencing revision, and who is next in line. */
+export function renderLeader(info: LeaderInfo): string {
+  info = terminalSafe(info);
+  if (info.leaderId === null) return c.yellow('No leader: no agent campaigns in this namespace.');
+  const next = info.candidates.slice(1).map((x) => `${cut(x.serviceId)} (${x.fencingRevision})`);
+  return fields([
+    ['leader', cut(info.leaderId)],
+    ['fencing revision', info.fencingRevision],
+    ['term', info.term ?? c.dim('not recorded yet')],
+    ['since', info.since !== null ? `${isoTime(info.since)} (${ago(info.since)})` : null],
+    ['next in line', next.length ? next.join(', ') : c.dim('none')],
+    ['resign asked', info.resignRequest ? `term ${info.resignRequest.term} by ${cut(info.resignRequest.actor)} at ${isoTime(info.resignRequest.at)}` : null],
+  ]);
+}
+
+/** `leader resign`: whom it asked, and who leads now. */
+export function renderResign(r: { requested: { leaderId: string; term: number }; moved: boolean; leader: LeaderInfo }): string {
+  r = terminalSafe(r);
+  const asked = `asked ${cut(r.requested.leaderId)} (term ${r.requested.term}) to hand over`;
+  if (!r.moved) return `${asked}; ${c.yellow('leadership has not moved yet')}`;
+  const now = r.leader.leaderId === null ? c.yellow('no leader yet') : `${cut(r.leader.leaderId)} leads now (term ${r.leader.fencingRevision})`;
+  return `${asked}: ${now}`;
+}
+
+/** `services forget`: what was removed. */
+export function renderForget(r: { serviceId: string; removed: { intent: boolean; healthHold: boolean }; live: boolean }): string {
+  r = terminalSafe(r);
+  const removed = [r.removed.intent ? 'operator intent' : '', r.removed.healthHold ? 'flap-damping hold' : ''].filter(Boolean);
+  if (removed.length === 0) return `${cut(r.serviceId)}: nothing stored to forget${r.live ? ' (it is registered)' : ''}`;
+  return `${cut(r.serviceId)} forgotten: removed its ${removed.join(' and ')}${r.live ? ` (${c.red('forced')}: it is registered)` : ''}`;
 }

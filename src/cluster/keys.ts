@@ -14,6 +14,11 @@ export interface KeyLayout {
    * the leader through its fence under its own lease, so it never outlives its leader.
    */
   leader: string;
+  /**
+   * `<ns>/resign`: an operator's request that the leader of one term hand over (`leader resign`,
+   * src/cluster/leader.ts), written under that leader's lease and honoured only by that term.
+   */
+  resign: string;
   service(id: string): string;
   adminOf(id: string): string;
   electionOf(leaseId: string): string;
@@ -33,6 +38,7 @@ export function keyLayout(namespace: string): KeyLayout {
     election: `${root}election/`,
     audit: `${root}audit/`,
     leader: `${root}leader`,
+    resign: `${root}resign`,
     service: (id) => `${root}services/${id}`,
     adminOf: (id) => `${root}admin/${id}`,
     // etcd's election recipe names a candidate by its lease id in hex.
@@ -42,11 +48,12 @@ export function keyLayout(namespace: string): KeyLayout {
   };
 }
 
-export type KeyKind = 'service' | 'admin' | 'election' | 'audit' | 'leader' | 'foreign' | 'health';
+export type KeyKind = 'service' | 'admin' | 'election' | 'audit' | 'leader' | 'resign' | 'foreign' | 'health';
 
 /** Classifies a key under the namespace root and returns the id part after the kind prefix. */
 export function classifyKey(layout: KeyLayout, key: string): { kind: KeyKind; id: string } {
   if (key === layout.leader) return { kind: 'leader', id: '' };
+  if (key === layout.resign) return { kind: 'resign', id: '' };
   for (const [kind, prefix] of [
     ['service', layout.services],
     ['admin', layout.admin],

@@ -36,6 +36,34 @@ export function parseLeaderRecord(raw: string): LeaderRecord | undefined {
   return { leaderId, since, term };
 }
 
+/**
+ * `<ns>/resign`: an operator asks the leader of `term` (its election key's create revision, its
+ * fencing token) to hand over. Only that term's leader acts on it, so a request that arrives late
+ * cannot unseat a newer leader (src/cluster/leader.ts).
+ */
+export interface ResignRequest {
+  term: number;
+  actor: string;
+  at: number;
+  reason?: string;
+}
+
+/** Parses a `<ns>/resign` value; undefined when it is not one. */
+export function parseResignRequest(raw: string): ResignRequest | undefined {
+  let data: unknown;
+  try {
+    data = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (typeof data !== 'object' || data === null) return undefined;
+  const { term, actor, at, reason } = data as Record<string, unknown>;
+  if (typeof term !== 'number' || !Number.isSafeInteger(term) || term <= 0) return undefined;
+  if (typeof actor !== 'string' || actor.length > 256 || typeof at !== 'number' || !Number.isFinite(at)) return undefined;
+  if (reason !== undefined && (typeof reason !== 'string' || reason.length > 1024)) return undefined;
+  return { term, actor, at, ...(reason !== undefined ? { reason } : {}) };
+}
+
 /** Why a service record without a lease is skipped (doctor reports it with this text). */
 export const NO_LEASE = 'record has no lease (written by hand?): it would never expire, so it is not served';
 
@@ -66,6 +94,7 @@ export class ClusterState {
   /** The lowest election candidate, cached: `service()` needs it per record, so lists stay linear. */
   private leaderCache: ElectionCandidate | null | undefined;
   private leaderRecordValue: LeaderRecord | undefined;
+  private resignValue: ResignRequest | undefined;
   /** Keys already warned about, by key and mod revision, so one bad value warns once. */
   private readonly warned = new Set<string>();
 
@@ -135,6 +164,12 @@ export class ClusterState {
         this.leaderRecordValue = parsed;
         return [];
       }
+      case 'resign': {
+        const parsed = parseResignRequest(kv.value);
+        if (!parsed) this.warn(kv, 'not a resign request {term, actor, at, reason?}');
+        this.resignValue = parsed;
+        return [];
+      }
       case 'audit':
         return [];
       case 'health': {
@@ -165,6 +200,9 @@ export class ClusterState {
       }
       case 'leader':
         this.leaderRecordValue = undefined;
+        return [];
+      case 'resign':
+        this.resignValue = undefined;
         return [];
       default:
         return [];
@@ -198,6 +236,7 @@ export class ClusterState {
     for (const id of [...this.announced.keys()]) if (!this.intents.has(id)) this.announced.delete(id);
     this.leaderCache = undefined;
     this.leaderRecordValue = next.leaderRecordValue;
+    this.resignValue = next.resignValue;
     for (const key of next.warned) this.warned.add(key);
     events.push(...this.leaderEvents(leaderBefore, now));
     return events;
@@ -227,6 +266,11 @@ export class ClusterState {
   /** `<ns>/leader` as last read, if it parsed. */
   leaderRecord(): LeaderRecord | undefined {
     return this.leaderRecordValue;
+  }
+
+  /** `<ns>/resign` as last read, if it parsed. */
+  resignRequest(): ResignRequest | undefined {
+    return this.resignValue;
   }
 
   /** Every service as readers see it: intent applied, role from the election. */

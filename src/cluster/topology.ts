@@ -1,7 +1,11 @@
+import { matchesSelection, type Selection } from './selector.js';
 import { SERVICE_STATUSES, type ClusterTopology, type ServiceRecord, type ServiceStatus } from '../types.js';
 
-/** The seed's topology maths, shared by the API, the CLI and the dashboard. */
-export function computeTopology(services: ServiceRecord[], leaderId: string | null): ClusterTopology {
+/**
+ * The seed's topology maths, shared by the API, the CLI and the dashboard. `all` is where the
+ * leader's record is looked up when `services` is a selection that may leave it out.
+ */
+export function computeTopology(services: ServiceRecord[], leaderId: string | null, all: readonly ServiceRecord[] = services): ClusterTopology {
   const servicesByStatus = Object.fromEntries(SERVICE_STATUSES.map((s) => [s, 0])) as Record<ServiceStatus, number>;
   // Counted in Maps: regions and zones are registry data, and one named `__proto__` used as an object
   // key would write into Object.prototype. Object.fromEntries defines own properties, whatever the name.
@@ -20,7 +24,7 @@ export function computeTopology(services: ServiceRecord[], leaderId: string | nu
   }
   const servicesByRegion: Record<string, number> = Object.fromEntries(byRegion);
   const servicesByZone: Record<string, Record<string, number>> = Object.fromEntries([...byZone].map(([region, zones]) => [region, Object.fromEntries(zones)]));
-  const leader = leaderId ? services.find((s) => s.id === leaderId) : undefined;
+  const leader = leaderId ? all.find((s) => s.id === leaderId) : undefined;
   return {
     totalServices: services.length,
     healthyServices: healthy,
@@ -37,7 +41,8 @@ export function computeTopology(services: ServiceRecord[], leaderId: string | nu
   };
 }
 
-export interface ServiceFilter {
+/** Narrows a service listing; `tags` and `labels` select by tags and metadata (src/cluster/selector.ts). */
+export interface ServiceFilter extends Selection {
   status?: ServiceStatus;
   region?: string;
   zone?: string;
@@ -51,7 +56,8 @@ export function filterServices(services: ServiceRecord[], filter: ServiceFilter)
       (filter.status === undefined || s.status === filter.status) &&
       (filter.region === undefined || s.region === filter.region) &&
       (filter.zone === undefined || s.zone === filter.zone) &&
-      (!filter.healthy || s.isHealthy),
+      (!filter.healthy || s.isHealthy) &&
+      matchesSelection(s, filter),
   );
 }
 

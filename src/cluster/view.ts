@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Registry, WatchEvent, WatchHandle } from '../registry/types.js';
 import type { ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
 import type { KeyLayout } from './keys.js';
-import { ClusterState, type ElectionCandidate } from './state.js';
+import { ClusterState, type ElectionCandidate, type ResignRequest } from './state.js';
 import { computeTopology } from './topology.js';
 
 export interface ClusterViewEvents {
@@ -13,6 +13,8 @@ export interface ClusterViewEvents {
   stale: [boolean];
   /** A full listing was applied (first start or after a compaction / lost watch). */
   synced: [number];
+  /** `<ns>/resign` appeared or changed: an operator asks the leader of its term to hand over. */
+  resignRequested: [ResignRequest];
 }
 
 export interface ClusterViewOptions {
@@ -129,6 +131,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     const listing = await this.registry.list(this.layout.root);
     if (!this.running) return;
     const first = this.revision === 0;
+    const resignBefore = this.state.resignRequest();
     const events = first ? [] : this.state.replaceWith(listing.kvs);
     if (first) for (const kv of listing.kvs) this.state.put(kv);
     this.revision = listing.revision;
@@ -137,6 +140,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     this.setStale(false);
     this.emit('synced', listing.revision);
     for (const e of events) this.emit('event', e);
+    this.announceResign(resignBefore);
     this.scheduleExpiry();
   }
 
@@ -175,6 +179,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
   private apply(events: WatchEvent[], revision: number): void {
     const now = Date.now();
     const out: ClusterEvent[] = [];
+    const resignBefore = this.state.resignRequest();
     for (const ev of events) {
       out.push(...(ev.type === 'put' ? this.state.put(ev.kv, now) : this.state.delete(ev.key, now)));
     }
@@ -182,7 +187,18 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     this.lastSyncAt = now;
     this.setStale(false);
     for (const e of out) this.emit('event', e);
+    this.announceResign(resignBefore);
     this.scheduleExpiry();
+  }
+
+  /** The resign request as last read, if any (src/cluster/leader.ts). */
+  resignRequest(): ResignRequest | undefined {
+    return this.state.resignRequest();
+  }
+
+  private announceResign(before: ResignRequest | undefined): void {
+    const after = this.state.resignRequest();
+    if (after && after !== before) this.emit('resignRequested', after);
   }
 
   /**

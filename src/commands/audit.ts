@@ -7,7 +7,7 @@ export type AuditCommandResult = AuditResult;
 
 export default class Audit extends ClusterCommand {
   static override summary = 'Show the management trail: who enabled or disabled what, when and why.';
-  static override description = `Newest first. Every enable and disable is recorded, including the ones that changed nothing ("changed: no"). The agents keep the newest 1000 entries for at most 30 days.`;
+  static override description = `Newest first. Every enable and disable is recorded, including the ones that changed nothing ("changed: no"), and so are services forget (action forget) and leader resign (action resign, NOTE "term N"). The agents keep the newest 1000 entries for at most 30 days.`;
 
   static override examples = [
     '<%= config.bin %> audit',

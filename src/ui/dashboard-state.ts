@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { matchesSelection, parseLabelSelector, type LabelRequirement } from '../cluster/selector.js';
 import type { ServiceDetails } from '../cli/cluster-contract.js';
 import { MAX_REASON } from '../cluster/admin.js';
 import { computeTopology } from '../cluster/topology.js';
@@ -355,7 +356,11 @@ export class DashboardState {
     const key = `${this.dataVersion}|${this.sort.key}|${this.sort.descending}|${this.filters.status ?? ''}|${this.filters.region ?? ''}|${this.search}`;
     if (this.rowsCache?.key === key) return this.rowsCache.rows;
     const needle = this.search.trim().toLowerCase();
-    const rows = this.allServices().filter((s) => matchesFilters(s, this.filters) && (needle === '' || matchesSearch(s, needle)));
+    // A search that reads as a label selector (`team=edge,env!=prod`) selects by metadata, as `-l` does.
+    const labels = searchSelector(this.search);
+    const rows = this.allServices().filter(
+      (s) => matchesFilters(s, this.filters) && (labels ? matchesSelection(s, { labels }) : needle === '' || matchesSearch(s, needle)),
+    );
     const compare = comparator(this.sort.key);
     rows.sort((a, b) => {
       const c = compare(a, b);
@@ -747,6 +752,16 @@ function matchesFilters(s: ServiceRecord, f: Filters): boolean {
   if (f.region !== undefined && s.region !== f.region) return false;
   if (f.status === undefined) return true;
   return f.status === 'disabled' ? !s.enabled : s.status === f.status;
+}
+
+/** The search as a label selector when it has a `=` and reads as one (src/cluster/selector.ts); else undefined. */
+function searchSelector(search: string): LabelRequirement[] | undefined {
+  if (!search.includes('=')) return undefined;
+  try {
+    return parseLabelSelector(search);
+  } catch {
+    return undefined;
+  }
 }
 
 function matchesSearch(s: ServiceRecord, needle: string): boolean {

@@ -116,7 +116,12 @@ export interface TestCluster extends AgentCluster<TestUpstream> {
  */
 export async function startCluster(
   count = 3,
-  options: { idPrefix?: string; minHealthyPerZone?: string; etcd?: { endpoint: string; endpoints: string[] } } = {},
+  options: {
+    idPrefix?: string;
+    minHealthyPerZone?: string;
+    etcd?: { endpoint: string; endpoints: string[] };
+    labels?: (i: number) => { tags?: string[]; metadata?: Record<string, string> };
+  } = {},
 ): Promise<TestCluster> {
   const cluster = await startAgentCluster(count, {
     idPrefix: options.idPrefix ?? 'cli-node',
@@ -128,6 +133,7 @@ export async function startCluster(
     // Off unless asked (one instance per zone: see cliEnv).
     ...(options.minHealthyPerZone !== undefined ? { minHealthyPerZone: options.minHealthyPerZone } : {}),
     ...(options.etcd ? { etcd: options.etcd } : {}),
+    ...(options.labels ? { labels: options.labels } : {}),
   });
   return {
     ...cluster,

@@ -204,6 +204,16 @@ describe('--json output shapes (test/cli/json-shapes.json)', function () {
     await matches('doctor', ['doctor', '--json', '--api-key', API_KEY, ...cluster.agentArgs]);
   });
 
+  it('leader, leader resign and services forget, alike both ways', async () => {
+    await matches('leader', ['leader', '--json', ...cluster.registryArgs]);
+    await matches('leader', ['leader', '--json', ...cluster.agentArgs]);
+    await matches('leader resign', ['leader', 'resign', '--json', ...cluster.registryArgs]);
+    await matches('leader resign', ['leader', 'resign', '--json', '--api-key', API_KEY, ...cluster.agentArgs]);
+    await matches('services forget', ['services', 'forget', 'proxy-stone-3', '--force', '--json', ...cluster.registryArgs]);
+    await matches('services forget', ['services', 'forget', 'proxy-stone-3', '--force', '--json', '--api-key', API_KEY, ...cluster.agentArgs]);
+    await matches('error', ['services', 'forget', 'proxy-stone-3', '--json', ...cluster.registryArgs], 5);
+  });
+
   it('errors under --json', async () => {
     await matches('error', ['services', 'show', 'no-such-id', '--json', ...cluster.registryArgs], 3);
     await matches('error', ['services', 'list', '--json', '--bogus'], 2);

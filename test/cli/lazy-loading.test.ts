@@ -88,6 +88,9 @@ process.on('exit', () => appendFileSync(process.env.MODULE_LOG, Object.keys(requ
       ['services', 'list', '--json', '--endpoints', etcdEndpoint],
       ['topology', '--endpoints', etcdEndpoint],
       ['status', '--json', '--endpoints', etcdEndpoint],
+      ['services', 'list', '-l', 'team=edge', '--tag', 'canary', '--json', '--endpoints', etcdEndpoint],
+      ['leader', '--json', '--endpoints', etcdEndpoint],
+      ['leader', '--endpoints', etcdEndpoint],
     ]) {
       const loaded = packagesLoaded(args);
       for (const p of [...HEAVY, ...UI, ...ON_DEMAND, 'zod', 'undici', 'handlebars']) expect(loaded.has(p), `${args.join(' ')} loaded ${p}`).to.equal(false);

@@ -48,6 +48,8 @@ export interface AgentClusterOptions<U extends Upstream> {
   version: string;
   /** The agents' capacity guard (their API's disables): default `0`, off. */
   minHealthyPerZone?: string;
+  /** Tags and metadata of node i (0-based); none by default. */
+  labels?: (i: number) => { tags?: string[]; metadata?: Record<string, string> };
 }
 
 /** Where node i goes: two zones of one region, then another region, round and round. */
@@ -84,7 +86,7 @@ export async function startAgentCluster<U extends Upstream>(count: number, optio
           // of the guard set it.
           minHealthyPerZone: options.minHealthyPerZone ?? '0',
         },
-        service: { id, name: 'proxy-stone', host: '127.0.0.1', port: upstream.port, version: options.version, region, zone },
+        service: { id, name: 'proxy-stone', host: '127.0.0.1', port: upstream.port, version: options.version, region, zone, ...options.labels?.(i) },
         api: { enabled: false },
       });
       const agent = new ServiceAgent({ config });

@@ -110,6 +110,15 @@ export class FakeClient implements ClusterClient {
   async audit() {
     return { entries: [{ id: 'a1', at: T0 - 500, actor: 'cli:alice', action: 'disable' as const, serviceId: 'node-2', reason: 'deploy', changed: true }] };
   }
+  async leader(): Promise<never> {
+    throw new Error('not used');
+  }
+  async resignLeader(): Promise<never> {
+    throw new Error('not used');
+  }
+  async forget(): Promise<never> {
+    throw new Error('not used');
+  }
   async events(): Promise<void> {}
   async close(): Promise<void> {}
 }

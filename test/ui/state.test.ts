@@ -238,6 +238,26 @@ describe('dashboard state', () => {
       expect(state.search).to.equal('eu-wesq');
     });
 
+    it('a search that reads as a label selector selects by metadata, as -l does', () => {
+      const state = stateWith([
+        record('a', { metadata: { team: 'edge', env: 'prod' } }),
+        record('b', { metadata: { team: 'edge', env: 'staging' } }),
+        record('c', { metadata: { team: 'core' } }),
+      ]);
+      state.press('/', {}, T0);
+      type(state, 'team=edge,env!=staging');
+      expect(state.rows().map((s) => s.id)).to.deep.equal(['a']);
+      state.press('', esc, T0);
+      state.press('/', {}, T0);
+      type(state, 'team!=edge');
+      expect(state.rows().map((s) => s.id)).to.deep.equal(['c']);
+      // Without a `=` it is the plain search (id, name, address, place, version, tags): no metadata.
+      state.press('', esc, T0);
+      state.press('/', {}, T0);
+      type(state, 'core');
+      expect(state.rows().map((s) => s.id)).to.deep.equal([]);
+    });
+
     it('cycles the sort with s and reverses it with S', () => {
       const state = stateWith([
         record('a', { health: { status: 'healthy', responseTime: 5, lastCheck: T0, consecutiveFailures: 0, consecutiveSuccesses: 1 } }),

@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { ClusterCommand } from '../../cli/cluster-command.js';
 import type { ServiceList } from '../../cli/cluster-contract.js';
+import { selectionFlags, selectionOf } from '../../cli/selection-flags.js';
 import { SERVICE_STATUSES } from '../../types.js';
 
 /** The seed's `GET /service-discovery/services` body. */
@@ -15,6 +16,7 @@ With --json the output is the agent API's GET /service-discovery/services body: 
     '<%= config.bin %> services list --endpoints http://127.0.0.1:2379',
     '<%= config.bin %> services list --region us-east-1 --healthy',
     '<%= config.bin %> services list --status unhealthy --json',
+    '<%= config.bin %> services list -l team=edge,env!=staging --tag canary --json',
     '<%= config.bin %> services list --agent http://127.0.0.1:8790',
   ];
 
@@ -23,6 +25,7 @@ With --json the output is the agent API's GET /service-discovery/services body: 
     region: Flags.string({ summary: 'Only services in this region.' }),
     zone: Flags.string({ summary: 'Only services in this zone.' }),
     healthy: Flags.boolean({ summary: 'Only services taking traffic (healthy and enabled).' }),
+    ...selectionFlags(),
   };
 
   async run(): Promise<ServicesListResult> {
@@ -33,6 +36,7 @@ With --json the output is the agent API's GET /service-discovery/services body: 
       region: flags.region,
       zone: flags.zone,
       healthy: flags.healthy,
+      ...selectionOf(flags),
     });
     if (!this.jsonEnabled()) {
       const { renderServiceList } = await import('../../cli/views.js');
