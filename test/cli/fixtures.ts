@@ -275,11 +275,13 @@ export function bashCompletion(
 /** Lines to complete, and what bash must offer for each (the last word is the one being completed). */
 export const COMPLETION_CASES: [string[], string[]][] = [
   [['proxy-stone-sd', 'serv'], ['services']],
-  [['proxy-stone-sd', 'services', ''], ['disable', 'enable', 'list', 'show']],
+  [['proxy-stone-sd', 'services', ''], ['disable', 'enable', 'forget', 'list', 'show']],
   [['proxy-stone-sd', 'services', 'li'], ['list']],
   [['proxy-stone-sd', 'services', 'list', '--regio'], ['--region']],
   [['proxy-stone-sd', 'top'], ['topology']],
   [['proxy-stone-sd', 'events', '--ty'], ['--types']],
+  [['proxy-stone-sd', 'lead'], ['leader']],
+  [['proxy-stone-sd', 'context', ''], ['delete', 'list', 'set', 'show', 'use']],
 ];
 
 /** Checks {@link bashCompletion}'s answer against {@link COMPLETION_CASES}. */
