@@ -188,7 +188,7 @@ describe('deploy: docs cannot drift from the code', () => {
       'initial-cluster', 'initial-cluster-token', 'initial-cluster-state', 'cluster', 'prefix', 'keys-only',
       'config.file', 'storage.tsdb.path', 'web.listen-address', 'web.enable-lifecycle', 'scale', 'build', 'now',
       'offline', 'omit', 'parallel', 'jobs', 'no-log-prefix', 'data-urlencode', 'network', 'rm', 'init',
-      'import', 'frames', 'dev',
+      'import', 'frames', 'dev', 'runs', 'full',
     ]);
     const unknown: string[] = [];
     for (const file of MARKDOWN) {
