@@ -65,7 +65,17 @@ export function renderServiceList(list: ServiceList): string {
     ago(s.health.lastCheck),
   ]);
   const summary = `${plural(list.total, 'service')}: ${list.healthy} healthy, ${list.unhealthy} not taking traffic`;
-  return `${table(['ID', 'ADDRESS', 'PLACE', 'STATUS', 'ROLE', 'ENABLED', 'LATENCY', 'CHECKED'], rows)}\n${summary}`;
+  return `${table(['ID', 'ADDRESS', 'PLACE', 'STATUS', 'ROLE', 'ENABLED', 'LATENCY', 'UPDATED'], rows)}\n${summary}`;
+}
+
+/**
+ * The last probe, from the service's own agent (its history), which probes far more often than it
+ * writes the record; null when no history came back.
+ */
+function lastProbe(d: ServiceDetails): string | null {
+  const h = d.health.history.at(-1);
+  if (!h) return null;
+  return `${ago(h.at)}, ${h.ok ? c.green('ok') : c.red('failed')} (${h.latencyMs}ms), from its agent`;
 }
 
 /** The ENABLED cell: `yes`; `draining 25s`; `no (deploy, 29m left)`. */
@@ -101,7 +111,8 @@ export function renderServiceDetails(d: ServiceDetails): string {
       ['role', s.role === 'leader' ? c.bold('leader ★') : 'follower'],
       ['enabled', adminLine(s)],
       ['intent', d.intent ? `${describeIntent({ ...d.intent, expiresAt: undefined })}${d.intent.at ? ` ${ago(d.intent.at)}` : ''}${d.intent.expiresAt ? `, lapses ${isoTime(d.intent.expiresAt)}` : ''}` : 'none (enabled by default)'],
-      ['health', `${s.health.consecutiveFailures} failures / ${s.health.consecutiveSuccesses} successes in a row, last check ${ago(s.health.lastCheck)}${s.health.responseTime === null ? '' : ` (${s.health.responseTime}ms)`}`],
+      ['health', `${s.health.consecutiveFailures} failures / ${s.health.consecutiveSuccesses} successes in a row, record updated ${ago(s.health.lastCheck)}${s.health.responseTime === null ? '' : ` (${s.health.responseTime}ms)`}`],
+      ['last probe', lastProbe(d)],
       ['message', s.health.message],
       ['flapping', s.health.flapping ? c.yellow(`${describeFlapping(s.health.flapping, Date.now())} (since ${isoTime(s.health.flapping.since)})`) : null],
       ['instance', s.instanceMaintenance ? (s.instanceMaintenance.inSync ? describeInstanceMaintenance(s.instanceMaintenance) : c.red(describeInstanceMaintenance(s.instanceMaintenance))) : null],

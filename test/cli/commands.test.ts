@@ -127,6 +127,21 @@ describe('CLI commands (built binary, real etcd, in-process agents)', function (
     });
   });
 
+  describe('what the human output says about health', () => {
+    it('services list says when the record was UPDATED, services show adds the last probe from the service\'s agent', async () => {
+      const list = await runCli(['services', 'list', ...cluster.registryArgs]);
+      expect(list.code, list.stderr).to.equal(0);
+      expect(list.stdout).to.match(/LATENCY\s*│\s*UPDATED/);
+      expect(list.stdout).to.not.include('CHECKED');
+      for (const args of [cluster.registryArgs, cluster.agentArgs]) {
+        const show = await runCli(['services', 'show', 'cli-node-2', ...args]);
+        expect(show.code, show.stderr).to.equal(0);
+        expect(show.stdout).to.match(/successes in a row, record updated (\d+[smhd]|never) ago/);
+        expect(show.stdout).to.match(/last probe:\s+\d+s ago, ok \(\d+ms\), from its agent/);
+      }
+    });
+  });
+
   describe('enable / disable', () => {
     it('disable is idempotent through etcd: twice exits 0, the second time "already disabled"', async () => {
       const id = 'cli-node-3';
