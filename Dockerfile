@@ -10,7 +10,8 @@
 #
 # Any other command of the CLI runs the same way: `docker run --rm proxy-stone-sd status --endpoints ...`.
 
-ARG NODE_VERSION=20.20
+# Node 24 LTS, what operators run (Node 20 reached its end of life in April 2026).
+ARG NODE_VERSION=24
 
 # --- build: compile TypeScript, generate the oclif manifest and the CLI's start-up bundle (needs the dev dependencies) ---
 FROM node:${NODE_VERSION}-bookworm-slim AS build

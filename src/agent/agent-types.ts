@@ -41,6 +41,8 @@ export interface AgentStatusSnapshot {
    */
   status: AgentRegistrationStatus;
   leaderId: string | null;
+  /** `SERVICE_DISCOVERY_CLUSTER_NAME` and the key namespace this agent registers under. */
+  cluster: { name: string; namespace: string };
   /**
    * `lastContact`: epoch ms of the registry's last answer to this agent (registration or lease
    * keep-alive), null before the first.

@@ -351,6 +351,7 @@ export class ServiceAgent extends EventEmitter<AgentEvents> {
       isLeader: this.isLeader(),
       status: this.registrationStatus(),
       leaderId: this.viewRef?.leaderId() ?? null,
+      cluster: { name: this.config.cluster.name, namespace: this.layout.namespace },
       registry: {
         kind: this.registryRef?.kind ?? this.config.cluster.discovery.registry,
         endpoints: this.registryRef?.description ?? '',

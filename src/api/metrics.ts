@@ -116,13 +116,23 @@ export class AgentMetrics {
 
     new Gauge({
       name: 'proxy_stone_services_total',
-      help: 'Services in the cluster view by status (a gauge; the name is fixed by the seed).',
+      help: 'Services in the cluster view by health status, enabled or not (a gauge; the name is fixed by the seed). Taking traffic: proxy_stone_services_routable.',
       labelNames: ['status'],
       registers,
       collect() {
         const counts = Object.fromEntries(SERVICE_STATUSES.map((s) => [s, 0]));
         for (const s of servicesOf()) counts[s.status] = (counts[s.status] ?? 0) + 1;
         for (const status of SERVICE_STATUSES) this.set({ status }, counts[status] ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'proxy_stone_services_routable',
+      help:
+        'Services in the cluster view taking traffic: status healthy and enabled (isHealthy, what getHealthyServices() returns). ' +
+        'proxy_stone_services_total{status="healthy"} counts disabled healthy services too.',
+      registers,
+      collect() {
+        this.set(servicesOf().filter((s) => s.isHealthy).length);
       },
     });
     new Gauge({

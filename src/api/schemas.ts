@@ -173,6 +173,11 @@ export const StatusResponseSchema = named(
     isLeader: z.boolean(),
     status: z.enum(['registered', 'registering', 'stopping', 'stopped']),
     leaderId: z.string().nullable(),
+    cluster: z
+      .looseObject({ name: z.string(), namespace: z.string() })
+      // Optional in the schema, so that a newer CLI reads an older agent's answer; this agent always sends it.
+      .optional()
+      .describe('SERVICE_DISCOVERY_CLUSTER_NAME and the key namespace this agent registers under (absent from older agents).'),
     registry: z.looseObject({ kind: z.string(), endpoints: z.string(), reachable: z.boolean() }),
     view: z.looseObject({ stale: z.boolean(), lastUpdate: z.number(), services: z.number().int(), revision: z.number().int() }),
     lease: z.looseObject({ id: z.string().nullable(), ttl: z.number(), renewedAt: z.number().nullable() }),

@@ -175,6 +175,8 @@ export const statusAnswer: Check = object({
   isLeader: bool,
   status: oneOf(['registered', 'registering', 'stopping', 'stopped']),
   leaderId: nullable(str),
+  // Absent from agents older than the CLI.
+  cluster: opt(object({ name: str, namespace: str })),
   registry: object({ kind: str, endpoints: str, reachable: bool }),
   view: object({ stale: bool, lastUpdate: num, services: integer, revision: integer }),
   lease: object({ id: nullable(str), ttl: num, renewedAt: nullable(num) }),

@@ -27,6 +27,7 @@ import {
   intentFromAudit,
   NOT_AN_AGENT,
   setEnabledSummary,
+  statusCounts,
   TargetError,
   type AgentStatus,
   type AgentTarget,
@@ -40,6 +41,7 @@ import {
   type ServiceHealthResult,
   type SetEnabledRequest,
   type SetEnabledSummary,
+  type StatusResult,
 } from './cluster-contract.js';
 import { readCredentialFile } from '../registry/credential-files.js';
 import type { SseHandlers } from './sse-reader.js';
@@ -112,8 +114,32 @@ export class AgentClient implements ClusterClient {
     });
   }
 
-  status(): Promise<AgentStatus> {
+  /** The agent's own `GET /service-discovery/status`: the seed's fields and this agent's details. */
+  agentStatus(): Promise<AgentStatus> {
     return this.json<AgentStatus>('GET', '/status', statusAnswer);
+  }
+
+  /** `status` in the registry's shape, as this agent sees the cluster, with its own status as `agent`. */
+  async status(): Promise<StatusResult> {
+    // One after the other: a URL that is not an agent is named by its answer to /status, the seed's.
+    const agent = await this.agentStatus();
+    const topology = await this.topology();
+    return {
+      // An agent from before the cluster section: its name is unknown, the namespace the default's.
+      clusterName: agent.cluster?.name ?? '',
+      namespace: agent.cluster?.namespace ?? '',
+      registry: {
+        kind: agent.registry.kind,
+        endpoints: agent.registry.endpoints,
+        reachable: agent.registry.reachable,
+        version: null,
+        revision: agent.view.revision,
+        ...(agent.registry.reachable ? {} : { error: `unreachable from the agent${agent.view.stale ? ' (its view is stale)' : ''}` }),
+      },
+      leader: topology.leader,
+      counts: statusCounts(topology),
+      agent,
+    };
   }
 
   listServices(filter: ServiceFilter = {}): Promise<ServiceList> {

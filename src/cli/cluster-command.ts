@@ -27,6 +27,17 @@ const timeoutFlag = Flags.custom<number>({
 });
 
 /**
+ * `--cluster-name` for the commands that show the cluster's name (`status`, `dashboard`): the registry
+ * stores none, so reading it directly shows the name this setting gives, as the agents are given it.
+ */
+export const clusterNameFlag = Flags.string({
+  summary: "The cluster's name to show when reading the registry, which stores none (through --agent, the agent's own).",
+  env: 'SERVICE_DISCOVERY_CLUSTER_NAME',
+  default: String(settingByPath('cluster.name')!.default),
+  helpGroup: TARGET,
+});
+
+/**
  * Base of every command that talks to a cluster: one set of target flags (etcd directly, or an
  * agent's API), each bound to its environment variable, a client opened on demand and always closed,
  * and errors as one line on stderr with the documented exit code.
@@ -183,6 +194,9 @@ export abstract class ClusterCommand extends BaseCommand {
     }
     const namespace = flags.namespace ?? chosen?.context.namespace ?? DEFAULT_NAMESPACE;
     if (flags.namespace !== undefined) this.checkSetting('cluster.discovery.namespace', flags.namespace, this.givenAs('namespace', 'SERVICE_DISCOVERY_NAMESPACE'));
+    // Only commands that declare clusterNameFlag have it.
+    const clusterName = (flags as { 'cluster-name'?: string })['cluster-name'];
+    this.checkSetting('cluster.name', clusterName, this.givenAs('cluster-name', 'SERVICE_DISCOVERY_CLUSTER_NAME'));
     const files = ctx?.credentials;
     const tls = {
       ca: this.credential(flags, 'ca') ?? files?.caFile,
@@ -201,6 +215,7 @@ export abstract class ClusterCommand extends BaseCommand {
       ...(redis ? { registry: 'redis' as const } : {}),
       endpoints,
       namespace,
+      ...(clusterName !== undefined ? { clusterName } : {}),
       timeoutMs,
       ...(username !== undefined ? { username, password: password ?? '' } : {}),
       // Redis's requirepass is a password without a user.

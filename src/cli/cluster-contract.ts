@@ -40,6 +40,8 @@ export interface RegistryTarget {
   /** etcd client URLs (http or https), or one Redis URL. */
   endpoints: string[];
   namespace: string;
+  /** The cluster's name for `status` and the dashboard (the registry does not store one). */
+  clusterName?: string;
   /** Milliseconds allowed for each network call. */
   timeoutMs: number;
   username?: string;
@@ -76,33 +78,46 @@ export interface AgentTarget {
 
 export type ClusterTarget = RegistryTarget | AgentTarget;
 
-/** `status` through an agent: the seed's `GET /service-discovery/status` body. */
+/** An agent's own status: the seed's `GET /service-discovery/status` body. */
 export type AgentStatus = AgentStatusSnapshot;
 
-/** `status` against the registry: what one listing says about the cluster. */
-export interface RegistrySummary {
+/**
+ * `status`: one shape whichever way the CLI reached the cluster. Through the registry, `agent` is null
+ * and `version` is the registry server's; through an agent, the registry fields are what that agent
+ * sees (its view's revision, no server version) and `agent` is its own status, the seed's fields
+ * included.
+ */
+export interface StatusResult {
+  /** `SERVICE_DISCOVERY_CLUSTER_NAME`: the agent's through an agent, this command's setting through the registry. */
+  clusterName: string;
+  namespace: string;
   registry: {
+    /** `etcd`, `redis` or (an agent's own) `memory`. */
+    kind: string;
     /** The endpoints asked, comma-separated, credentials removed. */
     endpoints: string;
     reachable: boolean;
-    /** etcd server version; null when unreachable. */
+    /** Registry server version; null when unreachable or read through an agent. */
     version: string | null;
-    /** Store revision the summary was read at; null when unreachable. */
+    /** Store revision the counts were read at (an agent's view revision); null when unreachable. */
     revision: number | null;
     /** Why it is unreachable. */
     error?: string;
   };
-  namespace: string;
   leader: TopologyLeader | null;
-  /** null when the registry could not be read. */
+  /**
+   * `healthy`: instances taking traffic (status healthy and enabled); `unhealthy`: the others, for
+   * whatever reason; `disabled`: operator-disabled, whatever their health. null when the registry
+   * could not be read.
+   */
   counts: { total: number; healthy: number; unhealthy: number; disabled: number } | null;
+  /** The agent's own status when read through one; null through the registry. */
+  agent: AgentStatus | null;
 }
 
-export type StatusResult = AgentStatus | RegistrySummary;
-
-/** True for a {@link RegistrySummary}, false for an agent's status. */
-export function isRegistrySummary(status: StatusResult): status is RegistrySummary {
-  return 'namespace' in status && 'counts' in status;
+/** The counts of a {@link StatusResult}, from a topology. */
+export function statusCounts(t: ClusterTopology): NonNullable<StatusResult['counts']> {
+  return { total: t.totalServices, healthy: t.healthyServices, unhealthy: t.unhealthyServices, disabled: t.disabledServices };
 }
 
 /** The seed's `GET /service-discovery/services/:id/health` body. */

@@ -52,7 +52,7 @@ export function agentChecks(target: AgentTarget, configFlags: Record<string, Fla
       async run() {
         const c = await open();
         try {
-          status = await c.status();
+          status = await c.agentStatus();
         } catch (err) {
           statusError = err as Error;
           const refused = isRefusal(err);

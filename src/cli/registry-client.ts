@@ -17,9 +17,10 @@ import {
   type EventsOptions,
   type ForgetRequestOptions,
   type ForgetSummary,
-  type RegistrySummary,
   type ResignRequestOptions,
   type ResignSummary,
+  statusCounts,
+  type StatusResult,
   type RegistryTarget,
   type ServiceHealthResult,
   type SetEnabledRequest,
@@ -149,29 +150,27 @@ export class RegistryClient implements ClusterClient {
     return { state: ClusterState.fromList(this.layout, listing.kvs, this.target.onWarning), revision: listing.revision };
   }
 
-  async status(): Promise<RegistrySummary> {
-    const base = { namespace: this.layout.namespace };
+  async status(): Promise<StatusResult> {
+    const base = { clusterName: this.target.clusterName ?? '', namespace: this.layout.namespace };
+    const kind = this.target.registry ?? 'etcd';
     try {
       const [member, { state, revision }] = await Promise.all([this.reader.status(), this.snapshot()]);
       const topology = computeTopology(state.services(), state.leaderId());
       return {
-        registry: { endpoints: this.description, reachable: true, version: member.version, revision },
         ...base,
+        registry: { kind, endpoints: this.description, reachable: true, version: member.version, revision },
         leader: topology.leader,
-        counts: {
-          total: topology.totalServices,
-          healthy: topology.healthyServices,
-          unhealthy: topology.unhealthyServices,
-          disabled: topology.disabledServices,
-        },
+        counts: statusCounts(topology),
+        agent: null,
       };
     } catch (err) {
       if (!(err instanceof RegistryUnavailableError)) throw err;
       return {
-        registry: { endpoints: this.description, reachable: false, version: null, revision: null, error: err.message.replace(/^registry \S+ unreachable: /, '') },
         ...base,
+        registry: { kind, endpoints: this.description, reachable: false, version: null, revision: null, error: err.message.replace(/^registry \S+ unreachable: /, '') },
         leader: null,
         counts: null,
+        agent: null,
       };
     }
   }

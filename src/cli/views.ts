@@ -7,7 +7,7 @@
 import type { LeaderInfo } from '../cluster/leader.js';
 import type { ServiceList } from '../cluster/topology.js';
 import type { AuditEntry, ClusterEvent, ClusterTopology, ServiceRecord } from '../types.js';
-import { isRegistrySummary, type ServiceDetails, type SetEnabledSummary, type StatusResult } from './cluster-contract.js';
+import { type ServiceDetails, type SetEnabledSummary, type StatusResult } from './cluster-contract.js';
 import { ago, c, clip, enabledText, fields, isoTime, MAX_COLUMN_WIDTH, plural, statusText, table, timeLeft } from './render.js';
 import { terminalSafe } from '../util/text.js';
 import { describeBudget } from '../cluster/detection-budget.js';
@@ -18,33 +18,38 @@ const cut = (text: string): string => clip(text, MAX_COLUMN_WIDTH);
 
 export function renderStatus(result: StatusResult): string {
   result = terminalSafe(result);
-  if (isRegistrySummary(result)) {
-    const r = result.registry;
-    const counts = result.counts;
-    return fields([
-      ['registry', `${/^rediss?:\/\//.test(r.endpoints) ? 'redis' : 'etcd'} ${r.endpoints}`],
-      ['reachable', r.reachable ? c.green('yes') : c.red(`no (${r.error ?? 'no answer'})`)],
-      ['version', r.version],
-      ['revision', r.revision],
-      ['namespace', result.namespace],
-      ['leader', result.leader ? `${result.leader.id}${result.leader.host ? ` (${result.leader.host}:${result.leader.port})` : ''}` : counts ? c.yellow('none') : null],
-      [
-        'services',
-        counts
-          ? `${counts.total} total, ${c.green(`${counts.healthy} healthy`)}, ${counts.unhealthy ? c.red(`${counts.unhealthy} unhealthy`) : '0 unhealthy'}, ${counts.disabled} disabled`
-          : null,
-      ],
-    ]);
-  }
-  const s = result.currentService;
+  const r = result.registry;
+  const counts = result.counts;
+  const entries: [string, string | number | null][] = [
+    ['cluster', `${result.clusterName || c.dim('(unnamed)')}, namespace ${result.namespace || c.dim('(unknown)')}`],
+    ['registry', registryText(r.kind, r.endpoints)],
+    ['reachable', r.reachable ? c.green('yes') : c.red(`no (${r.error ?? 'no answer'})`)],
+    ['version', r.version],
+    ['revision', r.revision],
+    ['leader', result.leader ? `${result.leader.id}${result.leader.host ? ` (${result.leader.host}:${result.leader.port})` : ''}` : counts ? c.yellow('none') : null],
+    [
+      'services',
+      counts
+        ? `${counts.total} total, ${c.green(`${counts.healthy} taking traffic`)}, ${counts.unhealthy ? c.red(`${counts.unhealthy} not`) : '0 not'}, ${counts.disabled} disabled`
+        : null,
+    ],
+  ];
+  const a = result.agent;
+  if (!a) return fields(entries);
+  const s = a.currentService;
   return fields([
+    ...entries,
     ['agent', `${s.id} (${s.name} at ${s.host}:${s.port}, ${s.region}/${s.zone}, v${s.version})`],
-    ['status', `${result.status}, instance ${statusText(s.status)}${s.enabled ? '' : c.yellow(', disabled')}`],
-    ['role', result.isLeader ? c.bold('leader ★') : `follower (leader: ${result.leaderId ?? 'none'})`],
-    ['registry', `${result.registry.kind} ${result.registry.endpoints} (${result.registry.reachable ? 'reachable' : c.red('unreachable')})`],
-    ['view', `${plural(result.view.services, 'service')}, revision ${result.view.revision}, ${result.view.stale ? c.yellow('stale') : 'current'}, updated ${ago(result.view.lastUpdate)}`],
-    ['lease', result.lease.id ? `${result.lease.id} (ttl ${result.lease.ttl}s, renewed ${ago(result.lease.renewedAt)})` : 'none'],
+    ['agent status', `${a.status}, instance ${statusText(s.status)}${s.enabled ? '' : c.yellow(', disabled')}`],
+    ['role', a.isLeader ? c.bold('leader ★') : `follower (leader: ${a.leaderId ?? 'none'})`],
+    ['view', `${plural(a.view.services, 'service')}, revision ${a.view.revision}, ${a.view.stale ? c.yellow('stale') : 'current'}, updated ${ago(a.view.lastUpdate)}`],
+    ['lease', a.lease.id ? `${a.lease.id} (ttl ${a.lease.ttl}s, renewed ${ago(a.lease.renewedAt)})` : 'none'],
   ]);
+}
+
+/** `etcd http://127.0.0.1:2379`; the memory registry has no endpoints, it lives in the agent's process. */
+function registryText(kind: string, endpoints: string): string {
+  return kind === 'memory' ? 'memory (embedded in the agent, shared with no other)' : `${kind} ${endpoints}`;
 }
 
 export function renderServiceList(list: ServiceList): string {
@@ -61,7 +66,17 @@ export function renderServiceList(list: ServiceList): string {
     ago(s.health.lastCheck),
   ]);
   const summary = `${plural(list.total, 'service')}: ${list.healthy} healthy, ${list.unhealthy} not taking traffic`;
-  return `${table(['ID', 'ADDRESS', 'PLACE', 'STATUS', 'ROLE', 'ENABLED', 'LATENCY', 'CHECKED'], rows)}\n${summary}`;
+  return `${table(['ID', 'ADDRESS', 'PLACE', 'STATUS', 'ROLE', 'ENABLED', 'LATENCY', 'UPDATED'], rows)}\n${summary}`;
+}
+
+/**
+ * The last probe, from the service's own agent (its history), which probes far more often than it
+ * writes the record; null when no history came back.
+ */
+function lastProbe(d: ServiceDetails): string | null {
+  const h = d.health.history.at(-1);
+  if (!h) return null;
+  return `${ago(h.at)}, ${h.ok ? c.green('ok') : c.red('failed')} (${h.latencyMs}ms), from its agent`;
 }
 
 /** The ENABLED cell: `yes`; `draining 25s`; `no (deploy, 29m left)`. */
@@ -97,7 +112,8 @@ export function renderServiceDetails(d: ServiceDetails): string {
       ['role', s.role === 'leader' ? c.bold('leader ★') : 'follower'],
       ['enabled', adminLine(s)],
       ['intent', d.intent ? `${describeIntent({ ...d.intent, expiresAt: undefined })}${d.intent.at ? ` ${ago(d.intent.at)}` : ''}${d.intent.expiresAt ? `, lapses ${isoTime(d.intent.expiresAt)}` : ''}` : 'none (enabled by default)'],
-      ['health', `${s.health.consecutiveFailures} failures / ${s.health.consecutiveSuccesses} successes in a row, last check ${ago(s.health.lastCheck)}${s.health.responseTime === null ? '' : ` (${s.health.responseTime}ms)`}`],
+      ['health', `${s.health.consecutiveFailures} failures / ${s.health.consecutiveSuccesses} successes in a row, record updated ${ago(s.health.lastCheck)}${s.health.responseTime === null ? '' : ` (${s.health.responseTime}ms)`}`],
+      ['last probe', lastProbe(d)],
       ['message', s.health.message],
       ['flapping', s.health.flapping ? c.yellow(`${describeFlapping(s.health.flapping, Date.now())} (since ${isoTime(s.health.flapping.since)})`) : null],
       ['instance', s.instanceMaintenance ? (s.instanceMaintenance.inSync ? describeInstanceMaintenance(s.instanceMaintenance) : c.red(describeInstanceMaintenance(s.instanceMaintenance))) : null],

@@ -1,4 +1,4 @@
-import { ClusterCommand, EXIT } from '../cli/cluster-command.js';
+import { ClusterCommand, clusterNameFlag, EXIT } from '../cli/cluster-command.js';
 import { UserError } from '../cli/errors.js';
 
 export default class Dashboard extends ClusterCommand {
@@ -12,6 +12,10 @@ It needs a terminal; for scripts use \`services list --json\` or \`events --json
   ];
 
   static override enableJsonFlag = false;
+
+  static override flags = {
+    'cluster-name': clusterNameFlag,
+  };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Dashboard);

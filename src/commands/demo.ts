@@ -55,12 +55,13 @@ Make an upstream fail or flap to watch the cluster react:
       this.log(`    upstream   ${upstream.url}/health   (POST ${upstream.url}/admin/down | up | flap)`);
     }
     const first = demo.instances[0]!.apiUrl;
-    const bin = this.config.bin;
+    // Printed to be pasted: what runs this program from where it was started (./bin/run.js in a clone).
+    const { invokedAs } = await import('../cli/invocation.js');
+    const bin = invokedAs({ script: process.argv[1] ?? this.config.bin, cwd: process.cwd(), pathEnv: process.env.PATH ?? '', bin: this.config.bin });
     const tries = [
       `curl ${first}/service-discovery/services`,
       `curl ${first}/service-discovery/topology`,
-      `curl -N ${first}/service-discovery/events`,
-      `curl -X POST ${demo.instances.at(-1)!.upstream.url}/admin/flap`,
+      `curl -N ${first}/service-discovery/events   # live; Ctrl-C to stop`,
       `${bin} topology --agent ${first}`,
     ];
     // An agent with a zone-mate can be disabled (its zone stays served); one alone in its zone is
@@ -70,6 +71,8 @@ Make an upstream fail or flap to watch the cluster react:
     const alone = demo.instances.find((i) => demo.instances.filter((o) => zoneOf(o) === zoneOf(i)).length === 1);
     if (shared) tries.push(`${bin} services disable ${shared.agent.id} --reason "try it" --agent ${first}   # drains, then out of traffic`, `${bin} services enable ${shared.agent.id} --agent ${first}`);
     if (alone && demo.instances.length > 1) tries.push(`${bin} services disable ${alone.agent.id} --agent ${first}   # refused: the last of its zone`);
+    // Last: a flapping instance changes what the capacity guard says about its zone.
+    tries.push(`curl -X POST ${demo.instances.at(-1)!.upstream.url}/admin/flap   # flaps its health; /admin/up ends it`);
     this.log(`\nTry:\n${tries.map((t) => `  ${t}`).join('\n')}\n\nCtrl-C to stop.`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);

@@ -67,7 +67,7 @@ export interface ConnectionState {
   source: 'registry' | 'agent';
   /** What the dashboard talks to: etcd endpoints or the agent's URL (no credentials). */
   target: string;
-  /** The cluster's name: the namespace, or what the agent says. */
+  /** The cluster's name and namespace: the dashboard's --cluster-name, or what the agent says. */
   cluster: string;
   /** The live link (watch or event stream) is up. */
   connected: boolean;

@@ -11,7 +11,6 @@
  * @module
  */
 import type { AgentStatus, ClusterClient, RegistryTarget } from '../cli/cluster-contract.js';
-import { isRegistrySummary } from '../cli/cluster-contract.js';
 import type { ClusterView } from '../cluster/view.js';
 import type { Registry } from '../registry/types.js';
 import type { ClusterEvent, ServiceRecord } from '../types.js';
@@ -266,7 +265,7 @@ export class AgentSource implements LiveSource {
     try {
       const [list, status] = await Promise.all([this.client.listServices(), this.client.status()]);
       if (this.closed) return;
-      const agent = isRegistrySummary(status) ? undefined : status;
+      const agent = status.agent ?? undefined;
       this.sink!.snapshot(list.services, agent?.leaderId ?? list.services.find((s) => s.role === 'leader')?.id ?? null);
       const held = this.buffer;
       this.buffer = undefined;
@@ -287,7 +286,7 @@ export class AgentSource implements LiveSource {
     if (this.closed) return;
     try {
       const status = await this.client.status();
-      if (!this.closed && !isRegistrySummary(status)) this.sink!.connection(agentConnection(status));
+      if (!this.closed && status.agent) this.sink!.connection(agentConnection(status.agent));
     } catch {
       // The event stream and the listing report an unreachable agent; the header keeps its last word.
     }
@@ -311,9 +310,15 @@ export class AgentSource implements LiveSource {
 
 function agentConnection(status: AgentStatus): Partial<ConnectionState> {
   return {
-    cluster: `${status.currentService.name} (via ${status.currentService.id})`,
+    // An agent older than the cluster section names none: its instance's name instead.
+    cluster: status.cluster ? clusterLabel(status.cluster.name, status.cluster.namespace) : `${status.currentService.name} (via ${status.currentService.id})`,
     registry: { description: `${status.registry.kind} ${status.registry.endpoints}`, reachable: status.registry.reachable, stale: status.view.stale },
   };
+}
+
+/** The header's cluster: `proxy-stone-cluster (proxy-stone)`, the name and the namespace it lives under. */
+export function clusterLabel(name: string | undefined, namespace: string): string {
+  return name ? `${name} (${namespace})` : namespace;
 }
 
 function message(err: unknown): string {

@@ -12,7 +12,7 @@ import { DashboardApp } from './components/dashboard-app.js';
 import type { MinHealthy } from '../cluster/capacity.js';
 import { DashboardController } from './controller.js';
 import { DashboardState } from './dashboard-state.js';
-import { AgentSource, RegistrySource, type LiveSource } from './live-source.js';
+import { AgentSource, clusterLabel, RegistrySource, type LiveSource } from './live-source.js';
 
 export interface RunDashboardOptions {
   target: ClusterTarget;
@@ -69,7 +69,7 @@ export async function runDashboard(options: RunDashboardOptions): Promise<void> 
     connection: {
       source: target.kind,
       target: client.description,
-      cluster: target.kind === 'registry' ? target.namespace : '…',
+      cluster: target.kind === 'registry' ? clusterLabel(target.clusterName, target.namespace) : '…',
       connected: false,
       synced: false,
     },

@@ -9,6 +9,7 @@ import { TestCluster, eventually, http } from './fixtures.js';
 /** The metric names of the seed and of the brief, each with its type. */
 const EXPECTED: Record<string, 'gauge' | 'counter' | 'histogram'> = {
   proxy_stone_services_total: 'gauge',
+  proxy_stone_services_routable: 'gauge',
   proxy_stone_health_check_duration_seconds: 'histogram',
   proxy_stone_leader_elections_total: 'counter',
   proxy_stone_service_registrations_total: 'counter',
@@ -183,6 +184,22 @@ describe('API metrics (/metrics)', function () {
     });
     expect(samples(after, 'proxy_stone_services_by_region').map(([l]) => l.region).sort()).to.deep.equal(['eu-west-1', 'us-east-1']);
     expect(samples(after, 'proxy_stone_service_info').map(([l]) => l.service_id).sort()).to.deep.equal(['m-a', 'm-b']);
+  });
+
+  it('counts by health status in proxy_stone_services_total, and only what takes traffic in proxy_stone_services_routable', async function () {
+    const scrape = async () => (await http(`${apiA.url}/metrics`)).text;
+    expect(sample(await scrape(), 'proxy_stone_services_routable')).to.equal(2);
+    // Disabled, the instance is still healthy by its checks, but takes no traffic.
+    await a.setServiceEnabled('m-b', false, { reason: 'metrics test', force: true, drainTimeout: 0 });
+    try {
+      await eventually('m-b out of the routable count', async () => sample(await scrape(), 'proxy_stone_services_routable') === 1);
+      const text = await scrape();
+      expect(sample(text, 'proxy_stone_services_total', 'status="healthy"')).to.equal(2);
+      expect(sample(text, 'proxy_stone_services_total', 'status="unhealthy"')).to.equal(0);
+    } finally {
+      await a.setServiceEnabled('m-b', true);
+    }
+    await eventually('m-b routable again', async () => sample(await scrape(), 'proxy_stone_services_routable') === 2);
   });
 
   it('counts watch reconnects, keep-alive failures and leader elections', async function () {

@@ -92,14 +92,53 @@ describe('CLI commands (built binary, real etcd, in-process agents)', function (
       expect(b.intent).to.equal(null);
     });
 
-    it('status --json: a registry summary through etcd, the seed status through an agent', async () => {
+    it('status --json: one shape through etcd and through an agent, the agent\'s own status under "agent"', async () => {
       const viaEtcd = json<Record<string, unknown>>(await runCli(['status', '--json', ...cluster.registryArgs]));
-      expect(viaEtcd).to.deep.include({ namespace: cluster.namespace });
-      expect(viaEtcd.registry).to.include({ reachable: true, endpoints: cluster.endpoint });
+      expect(viaEtcd).to.deep.include({ namespace: cluster.namespace, clusterName: 'proxy-stone-cluster', agent: null });
+      expect(viaEtcd.registry).to.include({ kind: 'etcd', reachable: true, endpoints: cluster.endpoint });
       expect(viaEtcd.counts).to.deep.equal({ total: 3, healthy: 3, unhealthy: 0, disabled: 0 });
       const viaAgent = json<Record<string, unknown>>(await runCli(['status', '--json', ...cluster.agentArgs]));
-      expect(viaAgent).to.include.keys('enabled', 'currentService', 'isLeader', 'status');
-      expect((viaAgent.currentService as { id: string }).id).to.equal('cli-node-1');
+      // The same keys and types, but for the agent section, which only an agent has.
+      const { agent, ...rest } = viaAgent;
+      const { agent: none, ...restEtcd } = viaEtcd;
+      expect(none).to.equal(null);
+      // Through an agent, registry.version is null (the agent does not ask etcd for it): the same type
+      // as an unreachable etcd's, so json-shapes.json has one entry; every other type is equal.
+      const noVersion = (v: Record<string, unknown>) => ({ ...v, registry: { ...(v.registry as object), version: 'a string or null' } });
+      expect(shapeOf(noVersion(rest))).to.deep.equal(shapeOf(noVersion(restEtcd)));
+      // The same cluster both ways (the registry's version only etcd itself can tell).
+      for (const key of ['clusterName', 'namespace', 'counts', 'leader']) expect(rest[key], key).to.deep.equal(restEtcd[key]);
+      expect(rest.registry).to.include({ kind: 'etcd', reachable: true, version: null });
+      // The seed's GET /service-discovery/status fields, as the agent answers them.
+      expect(agent).to.include.keys('enabled', 'currentService', 'isLeader', 'status', 'cluster');
+      expect((agent as { currentService: { id: string } }).currentService.id).to.equal('cli-node-1');
+      expect((agent as { cluster: unknown }).cluster).to.deep.equal({ name: 'proxy-stone-cluster', namespace: cluster.namespace });
+    });
+
+    it('status shows SERVICE_DISCOVERY_CLUSTER_NAME, and refuses a name with a control character', async () => {
+      const named = json<{ clusterName: string }>(await runCli(['status', '--json', ...cluster.registryArgs], { env: { SERVICE_DISCOVERY_CLUSTER_NAME: 'edge-eu' } }));
+      expect(named.clusterName).to.equal('edge-eu');
+      const text = await runCli(['status', ...cluster.registryArgs, '--cluster-name', 'edge-eu']);
+      expect(text.stdout).to.match(/cluster:\s+edge-eu, namespace /);
+      const bad = await runCli(['status', ...cluster.registryArgs, '--cluster-name', 'a\u001bb']);
+      expect(bad.code).to.equal(2);
+      expect(bad.stderr).to.match(/--cluster-name .*expected/);
+      expect(bad.stderr).to.not.include('\u001b');
+    });
+  });
+
+  describe('what the human output says about health', () => {
+    it('services list says when the record was UPDATED, services show adds the last probe from the service\'s agent', async () => {
+      const list = await runCli(['services', 'list', ...cluster.registryArgs]);
+      expect(list.code, list.stderr).to.equal(0);
+      expect(list.stdout).to.match(/LATENCY\s*│\s*UPDATED/);
+      expect(list.stdout).to.not.include('CHECKED');
+      for (const args of [cluster.registryArgs, cluster.agentArgs]) {
+        const show = await runCli(['services', 'show', 'cli-node-2', ...args]);
+        expect(show.code, show.stderr).to.equal(0);
+        expect(show.stdout).to.match(/successes in a row, record updated (\d+[smhd]|never) ago/);
+        expect(show.stdout).to.match(/last probe:\s+\d+s ago, ok \(\d+ms\), from its agent/);
+      }
     });
   });
 

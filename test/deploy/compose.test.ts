@@ -327,10 +327,10 @@ describe('deploy: Dockerfile', () => {
     .map((l) => l.trim())
     .filter((l) => l !== '' && !l.startsWith('#'));
 
-  it('is multi-stage on a slim Node 20 image and installs only production dependencies in the final stage', () => {
+  it('is multi-stage on a slim Node 24 image and installs only production dependencies in the final stage', () => {
     expect(stages.length).to.be.at.least(2);
-    for (const from of instructions.filter((i) => i.op === 'FROM')) expect(from.args).to.match(/^node:\$\{NODE_VERSION\}-bookworm-slim\b|^node:20[.\d]*-bookworm-slim\b/);
-    expect(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')).to.match(/ARG NODE_VERSION=20\b/);
+    for (const from of instructions.filter((i) => i.op === 'FROM')) expect(from.args).to.match(/^node:\$\{NODE_VERSION\}-bookworm-slim\b|^node:24[.\d]*-bookworm-slim\b/);
+    expect(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')).to.match(/ARG NODE_VERSION=24\b/);
     expect(inFinal('RUN').some((r) => /npm ci --omit=dev/.test(r.args))).to.equal(true);
     expect(instructions.filter((i) => i.stage !== final && i.op === 'RUN').some((r) => /npm run build/.test(r.args))).to.equal(true);
   });

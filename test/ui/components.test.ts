@@ -48,7 +48,7 @@ describe('dashboard components', () => {
       app = draw(createElement(ServicesTable, { state, width: COLUMNS, rows: 5, now: NOW }));
       const lines = frame(app).split('\n');
       expect(lines[0]).to.match(/Services 1-3 of 3 · sort id ▲ · filter none · search —/);
-      expect(lines[1]).to.match(/ID▲\s+REGION\/ZONE\s+STATUS\s+ROLE\s+ENABLED\s+LATENCY\s+CHECKED\s+VERSION/);
+      expect(lines[1]).to.match(/ID▲\s+REGION\/ZONE\s+STATUS\s+ROLE\s+ENABLED\s+LATENCY\s+UPDATED\s+VERSION/);
       expect(lines[2]).to.match(/^│  ★ node-1 +us-east-1\/us-east-1a +healthy +leader ★ yes +12ms +15s 1\.4\.2/);
       expect(lines[3]).to.match(/^│ › {2}node-2 /);
       expect(lines[4]).to.match(/node-3 +eu-west-1\/eu-west-1a/);
@@ -124,7 +124,7 @@ describe('dashboard components', () => {
       const state = stateWith();
       app = draw(createElement(ServicesTable, { state, width: 64, rows: 3, now: NOW }));
       const lines = frame(app).split('\n');
-      expect(lines[1]).to.not.match(/VERSION|CHECKED/);
+      expect(lines[1]).to.not.match(/VERSION|UPDATED/);
       expect(lines[1]).to.match(/STATUS/);
       for (const l of lines) expect(l.length).to.be.at.most(64);
     });

@@ -162,7 +162,7 @@ describe('dashboard live sources', function () {
     expect(sink.snapshots[0]!.leaderId).to.be.a('string');
     const registry = sink.connections.find((c) => c.registry)?.registry;
     expect(registry).to.deep.include({ reachable: true, stale: false });
-    expect(sink.connections.find((c) => c.cluster)?.cluster).to.equal('proxy-stone (via ui-node-1)');
+    expect(sink.connections.find((c) => c.cluster)?.cluster).to.equal(`proxy-stone-cluster (${cluster.namespace})`); // the agent's SERVICE_DISCOVERY_CLUSTER_NAME and namespace
     // …and no second, timed listing follows it.
     await new Promise((r) => setTimeout(r, 1500));
     expect(calls).to.deep.equal(['open', 'list']);

@@ -86,6 +86,7 @@ const CASES: { name: string; schema: z.ZodType; check: Check; sample: unknown }[
       isLeader: true,
       status: 'registered',
       leaderId: 'ps-1',
+      cluster: { name: 'proxy-stone-cluster', namespace: 'proxy-stone' },
       registry: { kind: 'etcd', endpoints: 'http://etcd:2379', reachable: true },
       view: { stale: false, lastUpdate: now, services: 3, revision: 42 },
       lease: { id: '7', ttl: 30, renewedAt: now },

@@ -62,7 +62,7 @@ export function DetailPane({ state, width, rows, now }: { state: DashboardState;
     );
     field(
       'health',
-      `${s.health.consecutiveFailures} failures / ${s.health.consecutiveSuccesses} successes in a row; last check ${ago(s.health.lastCheck, now)} (${latency(s.health.responseTime)})${s.health.message ? `; ${s.health.message}` : ''}`,
+      `${s.health.consecutiveFailures} failures / ${s.health.consecutiveSuccesses} successes in a row; updated ${ago(s.health.lastCheck, now)} (${latency(s.health.responseTime)})${s.health.message ? `; ${s.health.message}` : ''}`,
     );
     if (s.health.flapping) field('flapping', <Text color={tone('bad')} bold>{describeFlapping(s.health.flapping, now)}</Text>);
     if (s.instanceMaintenance) {

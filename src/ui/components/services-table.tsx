@@ -19,7 +19,9 @@ const FIXED: Column[] = [
   { key: 'role', title: 'ROLE', width: 8, value: (s) => (s.role === 'leader' ? 'leader ★' : 'follower') },
   { key: 'enabled', title: 'ENABLED', width: 7, value: (s, now) => enabledCell(s, now) },
   { key: 'latency', title: 'LATENCY', width: 7, align: 'right', value: (s) => latency(s.health.responseTime) },
-  { key: 'checked', title: 'CHECKED', width: 7, align: 'right', value: (s, now) => age(s.health.lastCheck, now) },
+  // The record's health is written on each change and refreshed at a slow cadence, not on every
+  // probe: its age says when the agent last reported, not that checks stopped.
+  { key: 'checked', title: 'UPDATED', width: 7, align: 'right', value: (s, now) => age(s.health.lastCheck, now) },
   { key: 'version', title: 'VERSION', width: 10, value: (s) => s.version },
 ];
 /** Dropped in this order when the table is too narrow for an id of at least this width. */
