@@ -311,7 +311,7 @@ describe('CLI: --agent over mutual TLS (built binary, a real agent serving mTLS)
   it('reaches the agent with --agent-ca, --agent-cert and --agent-key, or their env vars', async () => {
     const res = await runCli(['status', '--agent', url, '--agent-ca', pki.ca, '--agent-cert', pki.clientCert, '--agent-key', pki.clientKey, '--json']);
     expect(res.code, res.stderr).to.equal(0);
-    expect(json<{ currentService: { id: string } }>(res).currentService.id).to.equal('mtls-1');
+    expect(json<{ agent: { currentService: { id: string } } }>(res).agent.currentService.id).to.equal('mtls-1');
     const fromEnv = await runCli(['services', 'disable', 'mtls-1', '--reason', 'mtls', '--json'], {
       env: {
         PROXY_STONE_SD_AGENT: url,

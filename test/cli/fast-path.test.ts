@@ -41,7 +41,10 @@ const RUNS: Record<string, (c: Context) => Run | undefined> = {
   dashboard: (c) => ({ args: c.target }),
   demo: () => ({ args: ['--agents', '1', '--base-port', '0'], until: /127\.0\.0\.1/ }),
   doctor: (c) => ({ args: ['--json', ...c.target] }),
-  events: (c) => ({ args: ['--json', '--for', '1', ...c.empty] }),
+  events: (c) => ({ args: ['--json', '--duration', '1', ...c.empty] }),
+  // A resign that succeeds moves leadership, and what the next read sees depends on how far the new
+  // leader got: a term that is not the leader's is refused the same way both times.
+  'leader:resign': (c) => ({ args: ['--term', '999999', '--json', ...c.target] }),
   render: (c) => ({
     args: ['--template', path.join(c.dir, 'upstream.hbs'), '--out', path.join(c.dir, 'upstream.conf'), '--once', ...c.target],
     // Written only when its bytes change: the second run must find no file, as the first did.
