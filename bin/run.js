@@ -7,7 +7,7 @@ module.enableCompileCache?.();
 
 // `agent` runs for as long as its instance does, so it skips the CLI framework and loads only what
 // it runs (docs/decisions/0008-oclif.md). Every other command line tries the start-up path first
-// (src/cli/fast-path.ts, docs/decisions/0021-cli-start-up.md), which hands it to oclif when it can't.
+// (src/cli/fast-path.ts, docs/decisions/0023-cli-start-up.md), which hands it to oclif when it can't.
 const [command, ...args] = process.argv.slice(2);
 if (command === 'agent' && !args.some((arg) => arg === '--help' || arg === '-h')) {
   const { runAgentCommandLine } = await import('../dist/agent/command-line.js');

@@ -1,4 +1,4 @@
-// Builds the CLI's start-up path (src/cli/fast-path.ts, docs/decisions/0021-cli-start-up.md) from what
+// Builds the CLI's start-up path (src/cli/fast-path.ts, docs/decisions/0023-cli-start-up.md) from what
 // `tsc` and `oclif manifest` just wrote, so it cannot drift from the commands (test/cli/fast-path.test.ts
 // compares it with oclif's full `execute` for every command):
 //  - dist/fast/cli.js (+ chunks): one ESM bundle of every command in the manifest and what they import
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
 /** The bundle; returns its size in bytes. */
 async function bundle(commands: ManifestCommand[]): Promise<number> {
   // @oclif/core is CommonJS: as one CommonJS file it loads in about half the time it takes as part of
-  // an ES module graph (measured in docs/decisions/0021-cli-start-up.md).
+  // an ES module graph (measured in docs/decisions/0023-cli-start-up.md).
   const oclif = await build({
     stdin: { contents: `module.exports = require('@oclif/core');`, resolveDir: root, sourcefile: 'oclif-core-entry.cjs', loader: 'js' },
     bundle: true,
