@@ -21,7 +21,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
-# The CLI's start-up bundle and captured help (docs/decisions/0021-cli-start-up.md).
+# The CLI's start-up bundle and captured help (docs/decisions/0023-cli-start-up.md).
 COPY scripts/build-fast-path.ts ./scripts/
 RUN npm run build
 
