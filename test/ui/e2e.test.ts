@@ -4,7 +4,7 @@
  * and types with send-keys, as an operator would.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -54,9 +54,18 @@ function dashboardPid(): number {
     }
     // "pid (comm) state ppid …"; comm may hold spaces, so read after its closing parenthesis.
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid === shell && stat.includes('(node)')) return Number(entry);
+    // By its executable, not its name: Node 24 names its main thread (comm) "MainThread".
+    if (ppid === shell && exeOf(entry) === realpathSync(process.execPath)) return Number(entry);
   }
   throw new Error(`no node process under the pane's shell ${shell}`);
+}
+
+function exeOf(pid: string): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined; // gone meanwhile
+  }
 }
 
 /** Established TCP connections of process `pid` to loopback port `port`, from /proc (Linux). */
