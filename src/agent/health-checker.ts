@@ -281,36 +281,16 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
     }
   }
 
-  /** One probe of another kind, under the same timeout and stop as a GET. Never rejects. */
-  async #probeWith(probe: Probe, at: number, t0: number): Promise<ProbeResult | null> {
-    const controller = new AbortController();
-    this.#abort = controller;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(new Error(`timeout after ${this.timeoutMs}ms`));
-    }, this.timeoutMs);
-    const elapsed = (): number => Math.round(performance.now() - t0);
-    try {
-      const outcome = await probe.run(controller.signal);
-      if (controller.signal.reason instanceof StopSignal) return null;
-      if (timedOut) return { at, latencyMs: elapsed(), ok: false, error: `timeout after ${this.timeoutMs}ms` };
-      return { at, latencyMs: elapsed(), ...outcome };
-    } catch (err) {
-      if (timedOut) return { at, latencyMs: elapsed(), ok: false, error: `timeout after ${this.timeoutMs}ms` };
-      if (controller.signal.reason instanceof StopSignal) return null;
-      return { at, latencyMs: elapsed(), ok: false, error: describeNetworkError(err) };
-    } finally {
-      clearTimeout(timer);
-      if (this.#abort === controller) this.#abort = undefined;
-    }
-  }
-
-  /** One GET; resolves to a result, or null when aborted by stop(). Never rejects. */
-  async #probe(at: number, t0: number): Promise<ProbeResult | null> {
-    if (this.#probeImpl) return this.#probeWith(this.#probeImpl, at, t0);
-    const client = this.#client;
-    if (client === undefined) return null;
+  /**
+   * Runs one probe under the timeout and stop(): `run` gets the abort signal, whether the timeout
+   * fired, and `failed`, which turns an error into the result (a timeout, null after stop(), or the
+   * network error). Never two in flight: the controller is the one stop() aborts.
+   */
+  async #guarded(
+    at: number,
+    t0: number,
+    run: (signal: AbortSignal, timedOut: () => boolean, failed: (err: unknown) => ProbeResult | null, elapsed: () => number) => Promise<ProbeResult | null>,
+  ): Promise<ProbeResult | null> {
     const controller = new AbortController();
     this.#abort = controller;
     let timedOut = false;
@@ -324,12 +304,39 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
       if (controller.signal.reason instanceof StopSignal) return null;
       return { at, latencyMs: elapsed(), ok: false, error: describeNetworkError(err) };
     };
-    const maxBodyBytes = this.#maxBodyBytes;
     try {
+      return await run(controller.signal, () => timedOut, failed, elapsed);
+    } finally {
+      clearTimeout(timer);
+      if (this.#abort === controller) this.#abort = undefined;
+    }
+  }
+
+  /** One probe of another kind, under the same timeout and stop as a GET. Never rejects. */
+  async #probeWith(probe: Probe, at: number, t0: number): Promise<ProbeResult | null> {
+    return this.#guarded(at, t0, async (signal, timedOut, failed, elapsed) => {
+      try {
+        const outcome = await probe.run(signal);
+        if (signal.reason instanceof StopSignal) return null;
+        if (timedOut()) return failed(undefined);
+        return { at, latencyMs: elapsed(), ...outcome };
+      } catch (err) {
+        return failed(err);
+      }
+    });
+  }
+
+  /** One GET; resolves to a result, or null when aborted by stop(). Never rejects. */
+  async #probe(at: number, t0: number): Promise<ProbeResult | null> {
+    if (this.#probeImpl) return this.#probeWith(this.#probeImpl, at, t0);
+    const client = this.#client;
+    if (client === undefined) return null;
+    return this.#guarded(at, t0, async (signal, timedOut, failed, elapsed) => {
+      const maxBodyBytes = this.#maxBodyBytes;
       let res: InstanceHttpResponse;
       try {
         res = await client.request({
-          signal: controller.signal,
+          signal,
           headers: { accept: 'application/json, */*;q=0.5', 'user-agent': 'proxy-stone-sd' },
           maxBodyBytes,
           // A small failing body may say why (Proxy-Stone's `{status: "degraded"}`).
@@ -343,16 +350,13 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
       }
       // A body that hangs past the timeout is a failure; other body errors after a status line don't
       // change the verdict the status gave.
-      if (res.bodyError !== undefined && (timedOut || controller.signal.reason instanceof StopSignal)) return failed(res.bodyError);
+      if (res.bodyError !== undefined && (timedOut() || signal.reason instanceof StopSignal)) return failed(res.bodyError);
       const ok = res.statusCode >= 200 && res.statusCode < 300;
       const detail = res.body !== undefined ? statusFromBody(res.body) : undefined;
       const result: ProbeResult = { at, latencyMs: elapsed(), ok, httpStatus: res.statusCode };
       if (detail !== undefined) result.error = `HTTP ${res.statusCode} (${detail})`;
       return result;
-    } finally {
-      clearTimeout(timer);
-      if (this.#abort === controller) this.#abort = undefined;
-    }
+    });
   }
 }
 
