@@ -22,16 +22,21 @@ export interface LeaderRecord {
   term: number;
 }
 
-/** Parses a `<ns>/leader` value; undefined when it is not one. */
-export function parseLeaderRecord(raw: string): LeaderRecord | undefined {
-  let data: unknown;
+/** A registry value that is a JSON object, or undefined. */
+function jsonObject(raw: string): Record<string, unknown> | undefined {
   try {
-    data = JSON.parse(raw);
+    const data: unknown = JSON.parse(raw);
+    return typeof data === 'object' && data !== null ? (data as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
-  if (typeof data !== 'object' || data === null) return undefined;
-  const { leaderId, since, term } = data as Record<string, unknown>;
+}
+
+/** Parses a `<ns>/leader` value; undefined when it is not one. */
+export function parseLeaderRecord(raw: string): LeaderRecord | undefined {
+  const data = jsonObject(raw);
+  if (!data) return undefined;
+  const { leaderId, since, term } = data;
   if (typeof leaderId !== 'string' || leaderId.length === 0 || typeof since !== 'number' || typeof term !== 'number') return undefined;
   return { leaderId, since, term };
 }
@@ -50,14 +55,9 @@ export interface ResignRequest {
 
 /** Parses a `<ns>/resign` value; undefined when it is not one. */
 export function parseResignRequest(raw: string): ResignRequest | undefined {
-  let data: unknown;
-  try {
-    data = JSON.parse(raw);
-  } catch {
-    return undefined;
-  }
-  if (typeof data !== 'object' || data === null) return undefined;
-  const { term, actor, at, reason } = data as Record<string, unknown>;
+  const data = jsonObject(raw);
+  if (!data) return undefined;
+  const { term, actor, at, reason } = data;
   if (typeof term !== 'number' || !Number.isSafeInteger(term) || term <= 0) return undefined;
   if (typeof actor !== 'string' || actor.length > 256 || typeof at !== 'number' || !Number.isFinite(at)) return undefined;
   if (reason !== undefined && (typeof reason !== 'string' || reason.length > 1024)) return undefined;
