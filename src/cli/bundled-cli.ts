@@ -4,7 +4,7 @@ import { Errors, execute, Plugin, type Command, type Interfaces } from '@oclif/c
 
 /** A command file's module as the bundle imports it: the class is its default export (or any exported command class). */
 export type CommandModule = Record<string, unknown>;
-/** Imports one command's module: each is a chunk of its own, so a run loads only its command's code. */
+/** Imports one command's module: in the bundle each module is evaluated when first imported, so a run evaluates only its command's code. */
 export type CommandImport = () => Promise<CommandModule>;
 
 type FindCommand = (this: Plugin, id: string, opts?: { must: boolean }) => Promise<Command.Class | undefined>;

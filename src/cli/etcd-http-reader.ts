@@ -66,7 +66,9 @@ export class EtcdHttpReader {
   private readonly endpoints: string[];
   private readonly timeoutMs: number;
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  private readonly httpsAgent: https.Agent;
+  private readonly tlsOptions: https.AgentOptions;
+  /** Made on the first https request: an http-only reader never loads TLS (start-up, src/cli/fast-path.ts). */
+  private httpsAgent: https.Agent | undefined;
   private token: string | undefined;
   /** Index of the endpoint that answered last: ask it first next time. */
   private preferred = 0;
@@ -76,7 +78,8 @@ export class EtcdHttpReader {
     this.endpoints = options.endpoints.map((e) => e.replace(/\/+$/, ''));
     this.description = this.endpoints.map(redact).join(',');
     this.timeoutMs = options.timeoutMs;
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 8, ...readTls(options.tls) });
+    // Read now, so a missing or unreadable file is reported before any request.
+    this.tlsOptions = readTls(options.tls);
   }
 
   /** Every key under `prefix`, sorted by key, with the revision it was read at. */
@@ -169,7 +172,7 @@ export class EtcdHttpReader {
 
   async close(): Promise<void> {
     this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.httpsAgent?.destroy();
   }
 
   private async kv<T>(body: object): Promise<T> {
@@ -284,7 +287,7 @@ export class EtcdHttpReader {
     url.password = '';
     const remaining = Math.max(1, deadline - Date.now());
     return new Promise((resolve, reject) => {
-      const req = (secure ? https : http).request(url, { method, headers, agent: secure ? this.httpsAgent : this.httpAgent });
+      const req = (secure ? https : http).request(url, { method, headers, agent: secure ? (this.httpsAgent ??= new https.Agent({ keepAlive: true, maxSockets: 8, ...this.tlsOptions })) : this.httpAgent });
       const timer = setTimeout(() => req.destroy(new Error(`no answer within ${budgetMs}ms`)), remaining);
       req.on('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);

@@ -1,32 +1,44 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { homedir, release } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-
 /**
  * The CLI's start-up path (docs/decisions/0023-cli-start-up.md). Loading @oclif/core costs about as
- * much as starting node itself, so bin/run.js asks this module first, which imports nothing but node's
+ * much as starting node itself, so bin/run.js asks this module first, which uses nothing but node's
  * own modules:
  *  - `--version` and `--help` are answered from dist/fast (index.json, help.json), oclif's own output
  *    captured at build time, when nothing that could change that output is in play (a terminal's width, a theme,
  *    oclif's environment variables, hooks);
- *  - this package's commands run from dist/fast/cli.js, one bundle of oclif and every command class,
- *    through oclif's own `execute` (src/cli/bundled-cli.ts);
+ *  - this package's commands run from dist/fast/cli.cjs, one CommonJS bundle of oclif and the command
+ *    classes, through oclif's own `execute` (src/cli/bundled-cli.ts). V8 compiles it from a code cache
+ *    kept in the user's cache directory (Node 20 has no compile cache of its own): compiling oclif and
+ *    the command's modules is most of what a start costs beyond node's own;
  *  - anything else (a plugin's command, a build without dist/fast) goes to oclif as before.
- * Both files are written by scripts/build-fast-path.ts from the built command classes and the manifest.
+ * All of dist/fast is written by scripts/build-fast-path.ts from the built command classes and the manifest.
  */
+
+// Node's modules through getBuiltinModule rather than `import`: an import of node:fs makes an ES
+// module of it, reading every export on the way, and the ReadStream one loads fs streams (a few ms).
+const { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = process.getBuiltinModule('node:fs');
+const { Module, createRequire } = process.getBuiltinModule('node:module');
+const { homedir, release } = process.getBuiltinModule('node:os');
+const path = process.getBuiltinModule('node:path');
+const { fileURLToPath } = process.getBuiltinModule('node:url');
+const vm = process.getBuiltinModule('node:vm');
 
 /** dist/fast/index.json: what the build knew, so start-up needs no oclif to answer. */
 export interface FastPathIndex {
-  format: 1;
+  format: 2;
   /** package.json's `oclif.bin`, for the version line. */
   bin: string;
   /** package.json's `oclif.dirname`: where a user's theme.json would be. */
   dirname: string;
   versionFlags: string[];
   helpFlags: string[];
-  /** This package's command ids (colon-separated), all of them in the bundle. */
+  /** This package's command ids (colon-separated). */
   commands: string[];
+  /** The bundle: its size and content hash name its code cache. */
+  bundle: { bytes: number; sha256: string };
+  /** Commands not in the bundle, each with why (a package `require()` cannot load, or it runs an agent): oclif runs them. */
+  left: Record<string, string>;
+  /** oclif.manifest.json's size when the index was written: a manifest rebuilt since turns the start-up path off. */
+  manifestBytes: number;
   /** No hooks run around `--version`/`--help` and no theme is configured: the captured text is what oclif prints. */
   plain: boolean;
   /** No other plugin has a hook that runs around a command (init, prerun, postrun, finally, ...): this package's commands run without loading them. */
@@ -37,9 +49,15 @@ export const FAST_PATH_DIR = 'dist/fast';
 export const FAST_PATH_INDEX = 'index.json';
 /** dist/fast/help.json: oclif's help for a subject (a command id, a topic, '' for the root), as printed when stdout is not a terminal. */
 export const FAST_PATH_HELP = 'help.json';
-export const FAST_PATH_BUNDLE = 'cli.js';
+export const FAST_PATH_BUNDLE = 'cli.cjs';
 /** `PROXY_STONE_SD_FAST_START=0` sends every command line through oclif's `execute`, as before the fast path. */
 export const FAST_START_ENV = 'PROXY_STONE_SD_FAST_START';
+/** Node's own switch for its compile cache also turns off the bundle's code cache. */
+export const NO_CODE_CACHE_ENV = 'NODE_DISABLE_COMPILE_CACHE';
+/** Under the user's cache directory (oclif's: `PROXY_STONE_SD_CACHE_DIR`, else XDG's), one folder per bundle. */
+export const CODE_CACHE_DIR = 'code-cache';
+/** Code caches of other bundles (an older install) are removed once this old. */
+const STALE_CODE_CACHE_MS = 7 * 24 * 3600_000;
 
 /** The environment variables by which oclif would print something other than what was captured. */
 const OCLIF_SCOPED = ['CACHE_DIR', 'CONFIG_DIR', 'DATA_DIR', 'BINPATH', 'NPM_REGISTRY', 'DISABLE_THEME', 'DEBUG'];
@@ -70,22 +88,27 @@ export async function runFastPath(argv: string[], binUrl: string): Promise<boole
     return true;
   }
   if (!forThisPackage(index, argv)) return false;
-  const { run } = (await import(pathToFileURL(path.join(root, FAST_PATH_DIR, FAST_PATH_BUNDLE)).href)) as {
+  const id = commandId(index, argv);
+  if (id !== undefined && Object.hasOwn(index.left, id)) return false;
+  // The bundle is CommonJS and requires ES-module packages (chalk...): node >= 20.19 and 22.12 can.
+  if (!(process.features as { require_module?: boolean }).require_module) return false;
+  const bundle = loadBundle(path.join(root, FAST_PATH_DIR, FAST_PATH_BUNDLE), codeCacheFile(index, id ?? 'root')) as {
     run: (argv: string[], dir: string, withoutPlugins: boolean) => Promise<unknown>;
   };
   // Help (a root's lists the plugins' commands) and the root's command line keep every plugin.
   const oneOfOurs = argv[0] !== undefined && !argv[0].startsWith('-') && !argv.some((arg) => index.helpFlags.includes(arg));
-  await run(argv, binUrl, index.pluginsIdle && oneOfOurs);
+  await bundle.run(argv, binUrl, index.pluginsIdle && oneOfOurs);
   return true;
 }
 
-/** The index, unless it is missing or older than the manifest (then the manifest was rebuilt without it). */
+/** The index, unless it is missing, or older or of another size than the manifest (then the manifest was rebuilt without it). */
 function readIndex(root: string): FastPathIndex | undefined {
   const file = path.join(root, FAST_PATH_DIR, FAST_PATH_INDEX);
   try {
-    if (statSync(file).mtimeMs < statSync(path.join(root, 'oclif.manifest.json')).mtimeMs) return undefined;
+    const manifest = statSync(path.join(root, 'oclif.manifest.json'));
+    if (statSync(file).mtimeMs < manifest.mtimeMs) return undefined;
     const index = JSON.parse(readFileSync(file, 'utf8')) as FastPathIndex;
-    return index.format === 1 ? index : undefined;
+    return index.format === 2 && index.manifestBytes === manifest.size ? index : undefined;
   } catch {
     return undefined;
   }
@@ -137,4 +160,118 @@ function forThisPackage(index: FastPathIndex, argv: string[]): boolean {
   const first = argv[0];
   if (first === undefined || first.startsWith('-')) return true;
   return index.commands.some((id) => id.split(':')[0] === first);
+}
+
+/** The command a command line runs, as oclif finds it (words before the first flag, topics separated by spaces). */
+function commandId(index: FastPathIndex, argv: string[]): string | undefined {
+  const words: string[] = [];
+  for (const arg of argv) {
+    if (arg.startsWith('-')) break;
+    words.push(arg);
+  }
+  for (let n = words.length; n > 0; n--) {
+    const id = words.slice(0, n).join(':');
+    if (index.commands.includes(id)) return id;
+  }
+  return undefined;
+}
+
+/**
+ * Where the code cache of the bundle for one command lives, or undefined without one. Each command
+ * has its own: V8 keeps in it the functions that ran, which differ from one command to the next.
+ */
+function codeCacheFile(index: FastPathIndex, id: string): string | undefined {
+  if (process.env[NO_CODE_CACHE_ENV]) return undefined;
+  const scope = index.bin.replaceAll('@', '').replaceAll(/[/-]/g, '_').toUpperCase();
+  const home = process.env.HOME || homedir();
+  // oclif's Config.cacheDir.
+  const base =
+    process.env[`${scope}_CACHE_DIR`] ||
+    (process.platform === 'darwin'
+      ? path.join(home, 'Library', 'Caches', index.dirname)
+      : process.platform === 'win32'
+        ? path.join(process.env.LOCALAPPDATA || home, index.dirname)
+        : path.join(process.env.XDG_CACHE_HOME || path.join(home, '.cache'), index.dirname));
+  const name = `${id.replaceAll(':', '-')}-node${process.versions.node}-${process.arch}.v8`;
+  return path.join(base, CODE_CACHE_DIR, index.bundle.sha256.slice(0, 16), name);
+}
+
+/**
+ * A code cache file: this header, then V8's data. V8 checks that the data was made by the same V8
+ * with the same flags for a source of the same length, but not (in release builds) that the data
+ * is intact; a damaged cache could crash node, so the header holds the data's CRC-32 (node's own
+ * compile cache, on Node 22, checks one too).
+ */
+const CODE_CACHE_MAGIC = 'PSSD-V8\n';
+const CODE_CACHE_HEADER = CODE_CACHE_MAGIC.length + 8;
+
+/** V8's data from a code cache file, or undefined if there is none or it is not whole. */
+function readCodeCache(file: string): Buffer | undefined {
+  let raw: Buffer;
+  try {
+    raw = readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  if (raw.length < CODE_CACHE_HEADER || raw.toString('latin1', 0, CODE_CACHE_MAGIC.length) !== CODE_CACHE_MAGIC) return undefined;
+  const data = raw.subarray(CODE_CACHE_HEADER);
+  const { crc32 } = process.getBuiltinModule('node:zlib');
+  if (raw.readUInt32BE(CODE_CACHE_MAGIC.length) !== data.length || raw.readUInt32BE(CODE_CACHE_MAGIC.length + 4) !== crc32(data)) return undefined;
+  return data;
+}
+
+/**
+ * Runs a CommonJS file as require() would, but compiled by V8 from `cacheFile` when it holds a code
+ * cache V8 accepts (else V8 compiles from source, which takes about three times as long). Without
+ * one, the cache is written when the process ends well: it then holds every function that ran.
+ * Failing to read or write the cache (none yet, a read-only home) only costs the time it would save.
+ */
+function loadBundle(file: string, cacheFile: string | undefined): Record<string, unknown> {
+  const source = readFileSync(file, 'utf8');
+  const cachedData = cacheFile ? readCodeCache(cacheFile) : undefined;
+  const script = new vm.Script(Module.wrap(source), {
+    filename: file,
+    cachedData,
+    // `import()` in the bundle (ES-module packages such as ink) goes to node's own loader.
+    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
+  if (cacheFile && (cachedData === undefined || script.cachedDataRejected)) {
+    process.once('exit', (code) => {
+      if (code === 0) writeCodeCache(cacheFile, script);
+    });
+  }
+  const wrapper = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string) => void;
+  const module = { exports: {} as Record<string, unknown>, filename: file, loaded: false };
+  wrapper.call(module.exports, module.exports, createRequire(file), module, file, path.dirname(file));
+  module.loaded = true;
+  return module.exports;
+}
+
+/** Written aside and renamed into place, so a concurrent run reads a whole cache or none. */
+function writeCodeCache(file: string, script: import('node:vm').Script): void {
+  const dir = path.dirname(file);
+  try {
+    const fresh = !existsSync(dir);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const data = script.createCachedData();
+    const header = Buffer.alloc(CODE_CACHE_HEADER);
+    header.write(CODE_CACHE_MAGIC, 'latin1');
+    header.writeUInt32BE(data.length, CODE_CACHE_MAGIC.length);
+    header.writeUInt32BE(process.getBuiltinModule('node:zlib').crc32(data), CODE_CACHE_MAGIC.length + 4);
+    const aside = `${file}.${process.pid}.tmp`;
+    writeFileSync(aside, Buffer.concat([header, data]), { mode: 0o600 });
+    renameSync(aside, file);
+    if (fresh) removeStaleCodeCaches(path.dirname(dir), path.basename(dir));
+  } catch {
+    // No cache this time.
+  }
+}
+
+/** The caches of other bundles (an older or another install), once unused for a week. */
+function removeStaleCodeCaches(parent: string, current: string): void {
+  for (const entry of readdirSync(parent)) {
+    if (entry === current) continue;
+    const dir = path.join(parent, entry);
+    if (Date.now() - statSync(dir).mtimeMs > STALE_CODE_CACHE_MS) rmSync(dir, { recursive: true, force: true });
+  }
 }

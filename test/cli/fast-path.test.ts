@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { FAST_PATH_DIR, FAST_PATH_HELP, FAST_PATH_INDEX, FAST_START_ENV, type FastPathIndex } from '../../src/cli/fast-path.js';
+import { CODE_CACHE_DIR, FAST_PATH_DIR, FAST_PATH_HELP, FAST_PATH_INDEX, FAST_START_ENV, NO_CODE_CACHE_ENV, type FastPathIndex } from '../../src/cli/fast-path.js';
 import { uniqueNamespace } from '../helpers/etcd.js';
 import { BIN, ROOT, cliEnv, ensureBuilt, runCli, startCluster, type CliResult, type TestCluster } from './fixtures.js';
 
@@ -103,6 +103,11 @@ describe('CLI start-up path answers as oclif does', function () {
     expect(help['']).to.match(/^.*\n\nVERSION\n/);
   });
 
+  it('the one-shot commands are in the bundle; the dashboard (ink cannot be required) and the agent commands are left to oclif', () => {
+    expect(Object.keys(index.left).sort()).to.deep.equal(['agent', 'dashboard', 'demo']);
+    expect(index.left.dashboard).to.match(/ink/);
+  });
+
   it('--version, -v, --help, -h and no arguments at all', async () => {
     for (const args of [['--version'], ['-v'], ['--help'], ['-h'], [], ['--version', '--json'], ['help'], ['--bogus'], ['nosuchcommand'], ['services'], ['services', 'nosuch'], ['lb', '--help']]) {
       await expectSame(args);
@@ -150,6 +155,69 @@ describe('CLI start-up path answers as oclif does', function () {
     expect(narrow.stdout, 'OCLIF_COLUMNS=60 is not the captured text').to.not.equal(help['services:list']);
   });
 
+  describe('the code cache', () => {
+    let cacheDir: string;
+    beforeEach(() => {
+      cacheDir = mkdtempSync(path.join(tmpdir(), 'sd-code-cache-'));
+    });
+    afterEach(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+    const list = () => ['services', 'list', '--json', ...context.target];
+    const cacheFile = () => path.join(cacheDir, CODE_CACHE_DIR, index.bundle.sha256.slice(0, 16), `services-list-node${process.versions.node}-${process.arch}.v8`);
+    const withCache = (env: NodeJS.ProcessEnv = {}) => ({ env: { PROXY_STONE_SD_CACHE_DIR: cacheDir, ...env } });
+    async function expectSameAsOclif(fast: CliResult): Promise<void> {
+      const full = await runCli(list(), { env: oclif });
+      expect({ code: fast.code, stdout: normalised(fast.stdout), stderr: fast.stderr }).to.deep.equal({ code: full.code, stdout: normalised(full.stdout), stderr: full.stderr });
+    }
+
+    it('is written by the first run of a command, and used as it is by the next', async () => {
+      const first = await runCli(list(), withCache());
+      expect(first.code, first.stderr).to.equal(0);
+      const file = cacheFile();
+      expect(readFileSync(file).subarray(0, 8).toString('latin1')).to.equal('PSSD-V8\n');
+      expect(statSync(file).mode & 0o777).to.equal(0o600);
+      expect(statSync(path.dirname(file)).mode & 0o777).to.equal(0o700);
+      const written = statSync(file).mtimeMs;
+      const second = await runCli(list(), withCache());
+      expect(statSync(file).mtimeMs, 'accepted, so not written again').to.equal(written);
+      await expectSameAsOclif(second);
+    });
+
+    it('a damaged cache is not used, the command answers the same, and a whole cache replaces it', async () => {
+      expect((await runCli(list(), withCache())).code).to.equal(0);
+      const file = cacheFile();
+      const whole = readFileSync(file);
+      // Damaged data under an intact header (its CRC no longer matches), and data V8 refuses under a
+      // header whose CRC does match (written by hand).
+      const damaged = Buffer.from(whole);
+      damaged.fill(0xa5, 16 + 1000, 16 + 5000);
+      const garbage = Buffer.alloc(4096, 0x5a);
+      const refused = Buffer.alloc(16);
+      refused.write('PSSD-V8\n', 'latin1');
+      refused.writeUInt32BE(garbage.length, 8);
+      refused.writeUInt32BE((await import('node:zlib')).crc32(garbage), 12);
+      for (const bytes of [damaged, Buffer.concat([refused, garbage]), Buffer.from('not a cache'), whole.subarray(0, whole.length - 7)]) {
+        writeFileSync(file, bytes);
+        const run = await runCli(list(), withCache());
+        await expectSameAsOclif(run);
+        expect(readFileSync(file).equals(bytes), 'replaced').to.equal(false);
+        expect(readFileSync(file).length).to.be.greaterThan(100_000);
+      }
+    });
+
+    it('none is written with NODE_DISABLE_COMPILE_CACHE, after a failed run, or where the cache directory cannot be made', async () => {
+      expect((await runCli(list(), withCache({ [NO_CODE_CACHE_ENV]: '1' }))).code).to.equal(0);
+      expect((await runCli(['services', 'list', '--no-such-flag'], withCache())).code).to.equal(2);
+      expect(existsSync(path.join(cacheDir, CODE_CACHE_DIR)), 'nothing written').to.equal(false);
+      // A file where the directory would be.
+      const blocked = path.join(cacheDir, 'blocked');
+      writeFileSync(blocked, '');
+      const run = await runCli(list(), { env: { PROXY_STONE_SD_CACHE_DIR: blocked } });
+      await expectSameAsOclif(run);
+      expect(readdirSync(cacheDir)).to.deep.equal(['blocked']);
+    });
+  });
+
   it('a manifest newer than the index (rebuilt without it) turns the start-up path off', async () => {
     const file = path.join(ROOT, FAST_PATH_DIR, FAST_PATH_INDEX);
     const { atime, mtime } = statSync(file);
@@ -159,11 +227,14 @@ describe('CLI start-up path answers as oclif does', function () {
       writeFileSync(file, saved.replace('"versionFlags":[', '"versionFlags":["--stale",'));
       utimesSync(file, atime, mtime);
       expect((await runCli(['--stale'])).stdout).to.match(/^proxy-stone-sd\/\S+ \S+ node-v/);
-      // ...and not once the manifest is newer: oclif knows no --stale.
+      // ...and not once the manifest is newer, or of another size than the index says: oclif knows no --stale.
       utimesSync(file, new Date(0), new Date(0));
       const res = await runCli(['--stale']);
       expect(res.code).to.equal(2);
       expect(res.stdout).to.equal('');
+      writeFileSync(file, saved.replace('"versionFlags":[', '"versionFlags":["--stale",').replace(/"manifestBytes":(\d+)/, (_, n: string) => `"manifestBytes":${Number(n) + 1}`));
+      utimesSync(file, atime, mtime);
+      expect((await runCli(['--stale'])).code).to.equal(2);
     } finally {
       writeFileSync(file, saved);
       utimesSync(file, atime, mtime);

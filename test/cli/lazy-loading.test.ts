@@ -164,6 +164,24 @@ process.on('exit', () => appendFileSync(process.env.MODULE_LOG, Object.keys(requ
     expect(packagesIn(log).has('@oclif/core')).to.equal(true);
   });
 
+  it("one-shot reads over http load none of node's tls, crypto, child_process or readline modules", () => {
+    // Node's own modules are not in require.cache: process.moduleLoadList names them.
+    const preload = path.join(dir, 'builtins.cjs');
+    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(process.env.BUILTIN_LOG, process.moduleLoadList.join('\\n')));\n`);
+    for (const args of [
+      ['services', 'list', '--json', '--endpoints', etcdEndpoint],
+      ['topology', '--json', '--endpoints', etcdEndpoint],
+      ['leader', '--json', '--endpoints', etcdEndpoint],
+    ]) {
+      const log = path.join(dir, `builtins-${Math.random().toString(36).slice(2)}.txt`);
+      const res = spawnSync(process.execPath, ['--require', preload, BIN, ...args], { cwd: ROOT, env: cliEnv({ BUILTIN_LOG: log }), encoding: 'utf8', timeout: 20_000 });
+      expect(res.status, res.stderr).to.equal(0);
+      const loaded = new Set(readFileSync(log, 'utf8').split('\n'));
+      expect(loaded.has('NativeModule http'), `${args.join(' ')}: the recorder sees node's modules`).to.equal(true);
+      for (const name of ['tls', 'https', 'crypto', 'child_process', 'readline']) expect(loaded.has(`NativeModule ${name}`), `${args.join(' ')} loaded ${name}`).to.equal(false);
+    }
+  });
+
   it('--json output loads no table or colour modules', () => {
     const loaded = packagesLoaded(['services', 'list', '--json', '--endpoints', etcdEndpoint]);
     expect(loaded.has('cli-table3')).to.equal(false);
