@@ -164,14 +164,21 @@ export class Leadership {
    */
   async handOver(session: Session, ops: TxnOp[], wasLeader: boolean, timeoutMs: number): Promise<boolean> {
     if (!session.electionKey || session.electionRevision === undefined) return false;
-    const res = await withDeadline(
-      this.o.registry().txn(
-        [{ key: session.electionKey, target: 'createRevision', equals: session.electionRevision }],
-        [...ops, { type: 'delete', key: session.electionKey }, ...(wasLeader ? [{ type: 'delete' as const, key: this.o.layout.leader }] : [])],
-      ),
-      timeoutMs,
-    ).catch(() => undefined);
+    const res = await withDeadline(this.resignTerm(session, ops, wasLeader), timeoutMs).catch(() => undefined);
     return res?.succeeded === true;
+  }
+
+  /**
+   * Gives up the session's term in etcd: deletes our election key and, if we led, `<ns>/leader`,
+   * with `ops`, in one transaction fenced by the key's create revision, so that a term already lost
+   * (the key gone, someone else leading) changes nothing. The one path by which a term ends on
+   * purpose: the graceful stop's hand-over, a step-down and an operator's `leader resign`.
+   */
+  private resignTerm(session: Session, ops: TxnOp[], wasLeader: boolean): Promise<TxnResult> {
+    return this.o.registry().txn(
+      [{ key: session.electionKey!, target: 'createRevision', equals: session.electionRevision! }],
+      [...ops, { type: 'delete', key: session.electionKey! }, ...(wasLeader ? [{ type: 'delete' as const, key: this.o.layout.leader }] : [])],
+    );
   }
 
   /**
@@ -197,21 +204,20 @@ export class Leadership {
   }
 
   /**
-   * Resigns a term given up while running (see evaluate): deletes our election key and the leader
-   * record, fenced by the key's create revision, then campaigns again with a new key (at the back of
-   * the line). Refused by the fence when the key is already gone (the lease expired, someone else
+   * Resigns a term given up while running (see evaluate) or handed over at an operator's request, by
+   * the same fenced transaction as the graceful stop's hand-over (resignTerm), then campaigns again
+   * with a new key (at the back of the line). Refused by the fence when the key is already gone (the lease expired, someone else
    * leads); fails harmlessly while etcd is out of reach, and is retried after the next keep-alive.
    */
   private async stepDown(session: Session): Promise<void> {
     if (session.steppingDown || !session.resigning || this.o.lease.current !== session) return;
+    if (!session.electionKey || session.electionRevision === undefined) return;
     session.steppingDown = true;
     try {
-      const res = await this.fencedTxn(session, [
-        { type: 'delete', key: session.electionKey! },
-        { type: 'delete', key: this.o.layout.leader },
-        // An operator's resign request for this term (if that is why), answered with the term.
-        ...(this.o.resignRequest?.()?.term === session.electionRevision ? [{ type: 'delete' as const, key: this.o.layout.resign }] : []),
-      ]);
+      // An operator's resign request for this term (if that is why) is answered with the term.
+      const answered: TxnOp[] = this.o.resignRequest?.()?.term === session.electionRevision ? [{ type: 'delete', key: this.o.layout.resign }] : [];
+      const res = await this.resignTerm(session, answered, true);
+      if (!res.succeeded) this.o.logger.warn({ event: 'leader.fenced' }, 'leader-only write refused: our election key is gone');
       if (this.o.lease.current !== session || !this.o.running()) return;
       if (res.succeeded) {
         this.o.logger.info({ event: 'leader.resigned', serviceId: this.o.serviceId, term: session.electionRevision }, 'resigned our term in etcd; campaigning again');
