@@ -4,6 +4,7 @@
 //  - dist/fast/cli.cjs: one CommonJS bundle of @oclif/core, the runner and every command in the manifest
 //    with what they import from src (each module evaluated only when first used); every other package
 //    stays in node_modules;
+//  - dist/fast/start.cjs: the start-up path itself (src/cli/fast-path.ts) as CommonJS, for bin/run.js;
 //  - dist/fast/index.json: the command ids and what start-up needs to know of oclif's settings;
 //  - dist/fast/help.json: oclif's `--help` text for the root, each topic and each command, captured from
 //    the built CLI run through oclif with stdout not a terminal.
@@ -17,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Config } from '@oclif/core';
 import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
-import { FAST_PATH_BUNDLE, FAST_PATH_DIR, FAST_PATH_HELP, FAST_PATH_INDEX, FAST_START_ENV, type FastPathIndex } from '../src/cli/fast-path.js';
+import { FAST_PATH_BUNDLE, FAST_PATH_DIR, FAST_PATH_HELP, FAST_PATH_INDEX, FAST_PATH_START, FAST_START_ENV, type FastPathIndex } from '../src/cli/fast-path.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = path.join(root, FAST_PATH_DIR);
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   rmSync(outdir, { recursive: true, force: true });
   const built = await bundle(commands);
+  await buildStart();
   const help = await captureHelp(config, commands);
   const plain =
     !config.pjson.oclif.theme &&
@@ -81,6 +83,25 @@ async function main(): Promise<void> {
     `wrote ${FAST_PATH_DIR}: ${commands.length - Object.keys(built.left).length} of ${commands.length} commands in ${(built.bytes / 1024).toFixed(0)} KiB of bundle, help for ${Object.keys(help).length} subjects (${Date.now() - started} ms)`,
   );
   for (const [id, why] of Object.entries(built.left)) console.log(`  ${id} runs through oclif: ${why}`);
+}
+
+/**
+ * dist/fast/start.cjs: src/cli/fast-path.ts as one CommonJS file, which bin/run.js (CommonJS too)
+ * requires, so that no ES module is loaded before the bundle. It uses node's modules only.
+ */
+async function buildStart(): Promise<void> {
+  const res = await build({
+    entryPoints: [path.join(root, 'dist', 'cli', 'fast-path.js')],
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    outfile: path.join(outdir, FAST_PATH_START),
+    metafile: true,
+    logLevel: 'warning',
+  });
+  const inputs = Object.keys(res.metafile.inputs);
+  if (inputs.length !== 1) throw new Error(`build-fast-path: ${FAST_PATH_START} must hold fast-path.js alone, not ${inputs.join(', ')}`);
 }
 
 /** What the bundle holds, for the index. */

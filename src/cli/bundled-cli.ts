@@ -15,7 +15,7 @@ type FindCommand = (this: Plugin, id: string, opts?: { must: boolean }) => Promi
  * package's command classes come from the bundle instead of one `import()` per file. Everything else
  * (plugin commands, topics, unknown commands) is oclif's usual lookup.
  *
- * `dir` is bin/run.js's URL, as `execute({ dir })` is given it. With `withoutPlugins`, oclif loads no
+ * `dir` is bin/run.js's URL. With `withoutPlugins`, oclif loads no
  * other plugin (the help and autocomplete plugins' package files and manifests): the caller knows the
  * command line runs one of this package's commands and that no plugin has a hook that runs then.
  */
@@ -32,9 +32,10 @@ export async function runBundled(commands: Record<string, CommandImport>, dir: s
     return Object.assign(found, { id, plugin: this, isESM: true, relativePath: this.manifest.commands[id]?.relativePath });
   };
   Plugin.prototype.findCommand = bundled as Plugin['findCommand'];
-  if (!withoutPlugins) return execute({ args: argv, dir });
-  // What `execute({ dir })` finds from bin/run.js (the package root), with no plugins listed.
+  // The package root, above bin/ (whose own package.json only makes bin/run.js CommonJS).
   const root = fileURLToPath(new URL('..', dir));
+  if (!withoutPlugins) return execute({ args: argv, dir: root });
+  // The same, with no plugins listed.
   const pjson = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as Interfaces.PJSON;
   return execute({ args: argv, loadOptions: { root, pjson: { ...pjson, oclif: { ...pjson.oclif, plugins: [] } } } });
 }

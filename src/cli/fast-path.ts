@@ -1,7 +1,7 @@
 /**
  * The CLI's start-up path (docs/decisions/0023-cli-start-up.md). Loading @oclif/core costs about as
- * much as starting node itself, so bin/run.js asks this module first, which uses nothing but node's
- * own modules:
+ * much as starting node itself, so bin/run.js asks this module first (built as dist/fast/start.cjs),
+ * which uses nothing but node's own modules:
  *  - `--version` and `--help` are answered from dist/fast (index.json, help.json), oclif's own output
  *    captured at build time, when nothing that could change that output is in play (a terminal's width, a theme,
  *    oclif's environment variables, hooks);
@@ -50,6 +50,8 @@ export const FAST_PATH_INDEX = 'index.json';
 /** dist/fast/help.json: oclif's help for a subject (a command id, a topic, '' for the root), as printed when stdout is not a terminal. */
 export const FAST_PATH_HELP = 'help.json';
 export const FAST_PATH_BUNDLE = 'cli.cjs';
+/** This module as CommonJS, which bin/run.js requires (it names the file itself: it imports nothing). */
+export const FAST_PATH_START = 'start.cjs';
 /** `PROXY_STONE_SD_FAST_START=0` sends every command line through oclif's `execute`, as before the fast path. */
 export const FAST_START_ENV = 'PROXY_STONE_SD_FAST_START';
 /** Node's own switch for its compile cache also turns off the bundle's code cache. */

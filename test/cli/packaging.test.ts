@@ -62,7 +62,7 @@ describe('packaging: npm pack, then a global install into a clean prefix', funct
       expect([`${file}.js`, `${file}/index.js`].some((f) => files.includes(f)), `command ${id}`).to.equal(true);
     }
     // The start-up path (docs/decisions/0023-cli-start-up.md): without it the CLI still runs, only slower.
-    for (const must of ['dist/fast/index.json', 'dist/fast/help.json', 'dist/fast/cli.cjs', 'dist/cli/fast-path.js']) expect(files, must).to.include(must);
+    for (const must of ['dist/fast/index.json', 'dist/fast/help.json', 'dist/fast/cli.cjs', 'dist/fast/start.cjs', 'bin/package.json']) expect(files, must).to.include(must);
     expect(files.filter((f) => /(^|\/)test\/|\.test\.|^src\/|^bench\/|^scripts\/|tsconfig|\.mocharc|^\.ci\//.test(f)), 'tests, sources or tooling in the tarball').to.deep.equal([]);
   });
 
