@@ -12,11 +12,12 @@
  * through oclif's full `execute` (PROXY_STONE_SD_FAST_START=0), for comparison with the start-up path.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
+import { CODE_CACHE_RUNS } from '../src/cli/fast-path.js';
 import { startEtcd, uniqueNamespace } from '../test/helpers/etcd.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,9 +34,14 @@ if (!existsSync(join(root, 'dist/commands')) || !existsSync(join(root, 'oclif.ma
 
 const etcd = await startEtcd();
 const namespace = uniqueNamespace('bench');
+// The bench's own code caches (src/cli/fast-path.ts), made by its warm-up rounds from these runs: not
+// whatever an earlier run against other data left in the user's cache directory. XDG_CACHE_HOME, not
+// PROXY_STONE_SD_CACHE_DIR: an oclif setting, which would send --help to oclif (on macOS the user's
+// ~/Library/Caches is used).
+const cacheDir = mkdtempSync(join(tmpdir(), 'sd-bench-cache-'));
 try {
   await seed(etcd.endpoint, namespace, 5);
-  const env = { ...process.env, NO_COLOR: '1', COLUMNS: '120' };
+  const env = { ...process.env, NO_COLOR: '1', COLUMNS: '120', XDG_CACHE_HOME: cacheDir };
   const bin = join(root, 'bin/run.js');
   const target = ['--endpoints', etcd.endpoint, '--namespace', namespace];
   const commandIds = new Set(Object.keys((JSON.parse(readFileSync(join(root, 'oclif.manifest.json'), 'utf8')) as { commands: object }).commands));
@@ -76,8 +82,10 @@ try {
     },
   ];
   const samples = cases.map(() => [] as number[]);
-  // One warm-up round fills the OS file cache, which a "cold" start on a real machine also has.
-  for (let round = -1; round < runs; round++) {
+  // Warm-up rounds fill the OS file cache, which a "cold" start on a real machine also has, and write
+  // each command's code cache, which its first runs write on a user's machine too.
+  const warmUp = CODE_CACHE_RUNS;
+  for (let round = -warmUp; round < runs; round++) {
     cases.forEach((c, i) => {
       const started = process.hrtime.bigint();
       const res = spawnSync(process.execPath, c.args, { cwd: root, env: { ...env, ...c.env }, encoding: 'utf8', timeout: 30_000 });
@@ -107,6 +115,7 @@ try {
   console.log(`${runs} runs each, node ${process.version}, etcd ${etcd.kind} ${etcd.endpoint}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} CPUs`);
 } finally {
   await etcd.stop();
+  rmSync(cacheDir, { recursive: true, force: true });
 }
 
 function median(values: number[]): number {

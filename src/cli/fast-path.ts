@@ -202,13 +202,24 @@ function codeCacheFile(index: FastPathIndex, id: string): string | undefined {
  * A code cache file: this header, then V8's data. V8 checks that the data was made by the same V8
  * with the same flags for a source of the same length, but not (in release builds) that the data
  * is intact; a damaged cache could crash node, so the header holds the data's CRC-32 (node's own
- * compile cache, on Node 22, checks one too).
+ * compile cache, on Node 22, checks one too), and the number of runs that have written it.
  */
 const CODE_CACHE_MAGIC = 'PSSD-V8\n';
-const CODE_CACHE_HEADER = CODE_CACHE_MAGIC.length + 8;
+const CODE_CACHE_HEADER = CODE_CACHE_MAGIC.length + 12;
+/**
+ * The first runs of a command each write its cache again, keeping the larger: V8 keeps only the
+ * functions that ran, and a first run against an empty cluster runs none of those that read records.
+ */
+export const CODE_CACHE_RUNS = 3;
 
-/** V8's data from a code cache file, or undefined if there is none or it is not whole. */
-function readCodeCache(file: string): Buffer | undefined {
+interface CodeCache {
+  data: Buffer;
+  /** How many runs have written it. */
+  runs: number;
+}
+
+/** A code cache file, or undefined if there is none or it is not whole. */
+function readCodeCache(file: string): CodeCache | undefined {
   let raw: Buffer;
   try {
     raw = readFileSync(file);
@@ -218,28 +229,31 @@ function readCodeCache(file: string): Buffer | undefined {
   if (raw.length < CODE_CACHE_HEADER || raw.toString('latin1', 0, CODE_CACHE_MAGIC.length) !== CODE_CACHE_MAGIC) return undefined;
   const data = raw.subarray(CODE_CACHE_HEADER);
   const { crc32 } = process.getBuiltinModule('node:zlib');
-  if (raw.readUInt32BE(CODE_CACHE_MAGIC.length) !== data.length || raw.readUInt32BE(CODE_CACHE_MAGIC.length + 4) !== crc32(data)) return undefined;
-  return data;
+  const at = CODE_CACHE_MAGIC.length;
+  if (raw.readUInt32BE(at) !== data.length || raw.readUInt32BE(at + 4) !== crc32(data)) return undefined;
+  return { data, runs: raw.readUInt32BE(at + 8) };
 }
 
 /**
  * Runs a CommonJS file as require() would, but compiled by V8 from `cacheFile` when it holds a code
  * cache V8 accepts (else V8 compiles from source, which takes about three times as long). Without
- * one, the cache is written when the process ends well: it then holds every function that ran.
- * Failing to read or write the cache (none yet, a read-only home) only costs the time it would save.
+ * one, or for a command's first few runs, the cache is written when the process ends well: it then
+ * holds every function that ran. Failing to read or write it (none yet, a read-only home) only costs
+ * the time it would save.
  */
 function loadBundle(file: string, cacheFile: string | undefined): Record<string, unknown> {
   const source = readFileSync(file, 'utf8');
-  const cachedData = cacheFile ? readCodeCache(cacheFile) : undefined;
+  const cached = cacheFile ? readCodeCache(cacheFile) : undefined;
   const script = new vm.Script(Module.wrap(source), {
     filename: file,
-    cachedData,
+    cachedData: cached?.data,
     // `import()` in the bundle (ES-module packages such as ink) goes to node's own loader.
     importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
-  if (cacheFile && (cachedData === undefined || script.cachedDataRejected)) {
+  const kept = cached && !script.cachedDataRejected ? cached : undefined;
+  if (cacheFile && (kept === undefined || kept.runs < CODE_CACHE_RUNS)) {
     process.once('exit', (code) => {
-      if (code === 0) writeCodeCache(cacheFile, script);
+      if (code === 0) writeCodeCache(cacheFile, script, kept);
     });
   }
   const wrapper = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string) => void;
@@ -250,16 +264,18 @@ function loadBundle(file: string, cacheFile: string | undefined): Record<string,
 }
 
 /** Written aside and renamed into place, so a concurrent run reads a whole cache or none. */
-function writeCodeCache(file: string, script: import('node:vm').Script): void {
+function writeCodeCache(file: string, script: import('node:vm').Script, previous: CodeCache | undefined): void {
   const dir = path.dirname(file);
   try {
     const fresh = !existsSync(dir);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const data = script.createCachedData();
+    const made = script.createCachedData();
+    const data = previous && previous.data.length > made.length ? previous.data : made;
     const header = Buffer.alloc(CODE_CACHE_HEADER);
-    header.write(CODE_CACHE_MAGIC, 'latin1');
-    header.writeUInt32BE(data.length, CODE_CACHE_MAGIC.length);
-    header.writeUInt32BE(process.getBuiltinModule('node:zlib').crc32(data), CODE_CACHE_MAGIC.length + 4);
+    const at = header.write(CODE_CACHE_MAGIC, 'latin1');
+    header.writeUInt32BE(data.length, at);
+    header.writeUInt32BE(process.getBuiltinModule('node:zlib').crc32(data), at + 4);
+    header.writeUInt32BE((previous?.runs ?? 0) + 1, at + 8);
     const aside = `${file}.${process.pid}.tmp`;
     writeFileSync(aside, Buffer.concat([header, data]), { mode: 0o600 });
     renameSync(aside, file);

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, u
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { CODE_CACHE_DIR, FAST_PATH_DIR, FAST_PATH_HELP, FAST_PATH_INDEX, FAST_START_ENV, NO_CODE_CACHE_ENV, type FastPathIndex } from '../../src/cli/fast-path.js';
+import { CODE_CACHE_DIR, CODE_CACHE_RUNS, FAST_PATH_DIR, FAST_PATH_HELP, FAST_PATH_INDEX, FAST_START_ENV, NO_CODE_CACHE_ENV, type FastPathIndex } from '../../src/cli/fast-path.js';
 import { uniqueNamespace } from '../helpers/etcd.js';
 import { BIN, ROOT, cliEnv, ensureBuilt, runCli, startCluster, type CliResult, type TestCluster } from './fixtures.js';
 
@@ -170,17 +170,24 @@ describe('CLI start-up path answers as oclif does', function () {
       expect({ code: fast.code, stdout: normalised(fast.stdout), stderr: fast.stderr }).to.deep.equal({ code: full.code, stdout: normalised(full.stdout), stderr: full.stderr });
     }
 
-    it('is written by the first run of a command, and used as it is by the next', async () => {
+    it("is written by a command's first runs, then used as it is", async () => {
+      const runsIn = (file: string) => readFileSync(file).readUInt32BE(16);
       const first = await runCli(list(), withCache());
       expect(first.code, first.stderr).to.equal(0);
       const file = cacheFile();
       expect(readFileSync(file).subarray(0, 8).toString('latin1')).to.equal('PSSD-V8\n');
+      expect(runsIn(file)).to.equal(1);
       expect(statSync(file).mode & 0o777).to.equal(0o600);
       expect(statSync(path.dirname(file)).mode & 0o777).to.equal(0o700);
+      for (let run = 2; run <= CODE_CACHE_RUNS; run++) {
+        expect((await runCli(list(), withCache())).code).to.equal(0);
+        expect(runsIn(file), 'written again by an early run').to.equal(run);
+      }
       const written = statSync(file).mtimeMs;
-      const second = await runCli(list(), withCache());
+      const later = await runCli(list(), withCache());
       expect(statSync(file).mtimeMs, 'accepted, so not written again').to.equal(written);
-      await expectSameAsOclif(second);
+      expect(runsIn(file)).to.equal(CODE_CACHE_RUNS);
+      await expectSameAsOclif(later);
     });
 
     it('a damaged cache is not used, the command answers the same, and a whole cache replaces it', async () => {
@@ -190,12 +197,13 @@ describe('CLI start-up path answers as oclif does', function () {
       // Damaged data under an intact header (its CRC no longer matches), and data V8 refuses under a
       // header whose CRC does match (written by hand).
       const damaged = Buffer.from(whole);
-      damaged.fill(0xa5, 16 + 1000, 16 + 5000);
+      damaged.fill(0xa5, 20 + 1000, 20 + 5000);
       const garbage = Buffer.alloc(4096, 0x5a);
-      const refused = Buffer.alloc(16);
+      const refused = Buffer.alloc(20);
       refused.write('PSSD-V8\n', 'latin1');
       refused.writeUInt32BE(garbage.length, 8);
       refused.writeUInt32BE((await import('node:zlib')).crc32(garbage), 12);
+      refused.writeUInt32BE(CODE_CACHE_RUNS, 16);
       for (const bytes of [damaged, Buffer.concat([refused, garbage]), Buffer.from('not a cache'), whole.subarray(0, whole.length - 7)]) {
         writeFileSync(file, bytes);
         const run = await runCli(list(), withCache());
