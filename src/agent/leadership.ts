@@ -206,8 +206,9 @@ export class Leadership {
   /**
    * Resigns a term given up while running (see evaluate) or handed over at an operator's request, by
    * the same fenced transaction as the graceful stop's hand-over (resignTerm), then campaigns again
-   * with a new key (at the back of the line). Refused by the fence when the key is already gone (the lease expired, someone else
-   * leads); fails harmlessly while etcd is out of reach, and is retried after the next keep-alive.
+   * with a new key (at the back of the line). Refused by the fence when the key is already gone (the
+   * lease expired, someone else leads); fails harmlessly while etcd is out of reach, and is retried
+   * after the next keep-alive.
    */
   private async stepDown(session: Session): Promise<void> {
     if (session.steppingDown || !session.resigning || this.o.lease.current !== session) return;
