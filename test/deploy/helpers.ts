@@ -41,8 +41,8 @@ export function agentEnvNames(): Set<string> {
  * Variables the agent and CLI read that are not rows of the settings table: the config file, the API
  * key file and read access (src/api/auth.ts), the CLI's agent URL (src/cli/cluster-command.ts), the
  * HAProxy socket and backend of `lb haproxy` (src/commands/lb/haproxy.ts), `DEBUG` (src/util/logger.ts), the
- * contexts file and context (src/cli/contexts.ts), the `--agent` TLS files (src/cli/cluster-command.ts) and
- * the start-up path's switch (src/cli/fast-path.ts).
+ * contexts file and context (src/cli/contexts.ts), the `--agent` TLS files (src/cli/cluster-command.ts),
+ * the start-up path's switch and its code cache's directory (oclif's cache directory, src/cli/fast-path.ts).
  */
 export const EXTRA_AGENT_ENV = [
   'SERVICE_DISCOVERY_CONFIG',
@@ -57,6 +57,7 @@ export const EXTRA_AGENT_ENV = [
   'PROXY_STONE_SD_AGENT_CERT_FILE',
   'PROXY_STONE_SD_AGENT_KEY_FILE',
   'PROXY_STONE_SD_FAST_START',
+  'PROXY_STONE_SD_CACHE_DIR',
   'DEBUG',
 ] as const;
 
