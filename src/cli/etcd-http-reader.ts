@@ -94,7 +94,8 @@ export class EtcdHttpReader {
       range_end: prefixEnd(prefix).toString('base64'),
       ...(revision ? { revision: String(revision) } : {}),
     });
-    return { kvs: (res.kvs ?? []).map(toKeyValue), revision: Number(res.header?.revision ?? 0) };
+    const range = rangeAnswer(res, this.description);
+    return { kvs: range.kvs.map(toKeyValue), revision: range.revision };
   }
 
   /**
@@ -122,17 +123,14 @@ export class EtcdHttpReader {
         success: prefixes.map((p) => ({ request_range: { key: b64(p), range_end: prefixEnd(p).toString('base64') } })),
       })
     ).body;
-    const ranges = Array.isArray(res?.responses) ? res.responses : [];
-    const kvs = ranges.map((r) => r?.response_range?.kvs ?? []);
-    if (ranges.length !== prefixes.length || !kvs.every(Array.isArray)) {
-      throw new RegistryUnavailableError(this.description, `gave a malformed answer to a read of ${prefixes.length} ranges`);
-    }
-    return { kvs: kvs.flat().map(toKeyValue), revision: Number(res.header?.revision ?? 0) };
+    const ranges = res && typeof res === 'object' && res.header && Array.isArray(res.responses) ? res.responses : undefined;
+    if (!ranges || ranges.length !== prefixes.length) throw new RegistryUnavailableError(this.description, NOT_ETCD);
+    const kvs = ranges.flatMap((r) => rangeAnswer(r?.response_range, this.description).kvs);
+    return { kvs: kvs.map(toKeyValue), revision: Number(res.header?.revision ?? 0) };
   }
 
   async get(key: string): Promise<KeyValue | null> {
-    const res = await this.kv<RangeResponse>({ key: b64(key) });
-    const kv = res.kvs?.[0];
+    const kv = rangeAnswer(await this.kv<RangeResponse>({ key: b64(key) }), this.description).kvs[0];
     return kv ? toKeyValue(kv) : null;
   }
 
@@ -334,6 +332,26 @@ export class EtcdHttpReader {
       req.end(body);
     });
   }
+}
+
+/** What a member that answered 200 with anything but etcd's answer is told: the URL is likely not etcd's. */
+const NOT_ETCD = "answered with something other than etcd's answer (is this an etcd client URL?)";
+
+/**
+ * The key-values and revision of a range answer. The gateway's JSON is read as hostile as any other
+ * input: an answer of another shape (an HTML page, `{}`, a key that is not a string) is not etcd's,
+ * and is reported as such rather than read as an empty registry.
+ */
+function rangeAnswer(body: unknown, where: string): { kvs: NonNullable<RangeResponse['kvs']>; revision: number } {
+  const res = body && typeof body === 'object' ? (body as RangeResponse) : undefined;
+  const kvs: unknown = res?.kvs ?? [];
+  const valid =
+    res?.header &&
+    typeof res.header === 'object' &&
+    Array.isArray(kvs) &&
+    kvs.every((kv) => kv && typeof kv === 'object' && typeof (kv as { key?: unknown }).key === 'string' && ['undefined', 'string'].includes(typeof (kv as { value?: unknown }).value));
+  if (!valid) throw new RegistryUnavailableError(where, NOT_ETCD);
+  return { kvs: kvs as NonNullable<RangeResponse['kvs']>, revision: Number(res.header!.revision ?? 0) };
 }
 
 function toKeyValue(kv: NonNullable<RangeResponse['kvs']>[number]): KeyValue {
