@@ -6,6 +6,14 @@ import { waitForSignal } from '../util/signals.js';
 import { ServiceAgent, agentRegistryOptions } from './agent.js';
 import { defaultEndpointNotice, defaultEndpointUnreachableNotice, memoryRegistryNotice } from './registry-notices.js';
 import { advertisedApiUrl } from '../api/advertised-url.js';
+import { errMessage, settleWithin, withDeadline } from './calls.js';
+
+/**
+ * The longest a graceful stop may take before the process exits anyway (exit 1): under `docker
+ * stop`'s 10 s before SIGKILL. Every step has its own, shorter bound (the hand-over and the lease
+ * revoke 1 s each, the API's connections 4 s); this catches what none of them foresaw.
+ */
+export const STOP_DEADLINE_MS = 8000;
 
 export { advertisedApiUrl };
 
@@ -67,6 +75,7 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
   }
   metrics?.observe(agent);
   const stopSignal = options.until ?? waitForSignal(logger);
+  let stopCode = 0;
   let api: { url: string; close(): Promise<void> } | undefined;
   try {
     if (api$ && apiAuth) {
@@ -108,7 +117,6 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     );
     options.onStarted?.();
     await stopSignal;
-    return 0;
   } finally {
     logger.info({ event: 'agent.stopping', serviceId: agent.id }, 'stopping: draining, resigning, revoking the lease');
     // A second signal while stopping means "now": the lease then expires by its TTL.
@@ -118,12 +126,23 @@ export async function runAgent(options: RunAgentOptions = {}): Promise<number> {
     void force;
     // Resign first: stop() hands leadership over in its first round trip, so the next leader does
     // not wait for the API's connections to close. Meanwhile the API answers `stopping` (503 on
-    // /health), then closes.
-    const agentStopped = agent.stop();
-    await api?.close().catch(() => undefined);
-    await agentStopped;
-    // The agent does not close a registry it was given.
-    await registry.close().catch(() => undefined);
-    logger.info({ event: 'agent.stopped', serviceId: agent.id }, 'stopped');
+    // /health), then closes. Every step is bounded; the deadline is for what nobody foresaw.
+    const { pending, failed } = await settleWithin(
+      { 'the agent (hand-over, lease, checks, watch)': agent.stop(), 'the API (its connections)': api?.close() ?? Promise.resolve() },
+      STOP_DEADLINE_MS,
+    );
+    for (const [step, err] of failed) logger.warn({ event: 'agent.stop_failed', step, err: errMessage(err) }, `stopping ${step} failed: ${errMessage(err)}`);
+    if (pending.length > 0) {
+      logger.error(
+        { event: 'agent.stop_timeout', serviceId: agent.id, pending, deadlineMs: STOP_DEADLINE_MS },
+        `stop did not finish within ${STOP_DEADLINE_MS / 1000} s (still waiting for ${pending.join(' and ')}); exiting: a lease not revoked expires by its TTL`,
+      );
+      stopCode = 1;
+    } else {
+      // The agent does not close a registry it was given.
+      await withDeadline(registry.close(), 1000).catch(() => undefined);
+      logger.info({ event: 'agent.stopped', serviceId: agent.id }, 'stopped');
+    }
   }
+  return stopCode;
 }

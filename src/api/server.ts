@@ -47,6 +47,7 @@ import { openApiDocument } from './openapi.js';
 import { ROUTES, SD_PREFIX, type RouteContext, type RouteSpec } from './routes.js';
 import { hasCredentialHeaders, isUpgrade, originAllowed, registerWebSocketSupport, serveSocket, type ServerSocket } from './websocket.js';
 import { MAX_ENCODED_ID_LENGTH, MAX_ID_LENGTH } from './schemas.js';
+import { REQUEST_TIMEOUT_MS, TLS_HANDSHAKE_TIMEOUT_MS, serverTimeouts, trackConnections } from './connection-drain.js';
 
 /** Options shared by every way of serving the API. */
 export interface ApiOptions {
@@ -215,6 +216,8 @@ export async function startApiServer(agent: ServiceAgent, options: ApiServerOpti
   const logger = options.logger ?? silentLogger;
   const https = await loadTls(options.tls);
   const { app, mounted } = await buildApp(agent, { ...options, healthRoutes: true, metricsRoute: true }, https);
+  // Before listening, so that every socket is seen: a stop must not wait on any client (connection-drain.ts).
+  const connections = trackConnections(app.server);
   try {
     await app.listen({ host: options.host, port: options.port });
   } catch (err) {
@@ -247,7 +250,7 @@ export async function startApiServer(agent: ServiceAgent, options: ApiServerOpti
   }
   return {
     url,
-    close: () => app.close(),
+    close: () => connections.closeWithin(() => app.close()),
     metrics: mounted.metrics,
     events: mounted.events,
   };
@@ -325,10 +328,14 @@ async function buildApp(
     trustProxy: options.trustProxy ?? false,
     // Fastify's own 503-while-closing body is not in the API's error shape; close() ends streams first anyway.
     return503OnClosing: false,
+    // A client gets so long to send its request; Fastify's default is never (connection-drain.ts).
+    requestTimeout: REQUEST_TIMEOUT_MS,
     ...apiServerOptions(),
   } satisfies FastifyServerOptions;
   // The https variant changes fastify's server type parameter only; routes and plugins are the same.
-  const app = (https ? Fastify({ ...serverOptions, https }) : Fastify(serverOptions)) as unknown as FastifyInstance;
+  const app = (
+    https ? Fastify({ ...serverOptions, https: { ...https, ...serverTimeouts, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS } }) : Fastify({ ...serverOptions, http: serverTimeouts })
+  ) as unknown as FastifyInstance;
   app.setErrorHandler(errorHandler(logger));
   app.setNotFoundHandler(notFoundHandler);
   let mounted: MountedApi | undefined;

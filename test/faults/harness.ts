@@ -183,6 +183,9 @@ export class FaultCluster {
     const agent = this.get(id);
     agent.proc.signal(sig);
     if (sig === 'SIGKILL' || sig === 'SIGTERM') {
+      // A graceful stop is bounded by the agent itself (8 s, src/agent/run.ts): a longer wait is a
+      // failure to report with the agent's words, not a test that hangs until mocha's timeout.
+      await waitFor(`${agent.key} exiting on ${sig}`, () => agent.proc.proc.exitCode !== null || agent.proc.proc.signalCode !== null, 15_000, 20);
       await agent.proc.exited;
       this.checker.forget(agent.key);
       this.agents.delete(id);
