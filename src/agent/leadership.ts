@@ -164,21 +164,23 @@ export class Leadership {
    */
   async handOver(session: Session, ops: TxnOp[], wasLeader: boolean, timeoutMs: number): Promise<boolean> {
     if (!session.electionKey || session.electionRevision === undefined) return false;
-    const res = await withDeadline(this.resignTerm(session, ops, wasLeader), timeoutMs).catch(() => undefined);
+    const res = await withDeadline(this.fenced(session, [...ops, ...this.endOfTerm(session, wasLeader)]), timeoutMs).catch(() => undefined);
     return res?.succeeded === true;
   }
 
   /**
-   * Gives up the session's term in etcd: deletes our election key and, if we led, `<ns>/leader`,
-   * with `ops`, in one transaction fenced by the key's create revision, so that a term already lost
-   * (the key gone, someone else leading) changes nothing. The one path by which a term ends on
-   * purpose: the graceful stop's hand-over, a step-down and an operator's `leader resign`.
+   * What gives up a term: our election key and, if we led, `<ns>/leader`. Run through the fence (the
+   * key's create revision), a term already lost (the key gone, someone else leading) changes nothing.
+   * The one way a term ends on purpose: the graceful stop's hand-over, a step-down and an operator's
+   * `leader resign` (through stepDown).
    */
-  private resignTerm(session: Session, ops: TxnOp[], wasLeader: boolean): Promise<TxnResult> {
-    return this.o.registry().txn(
-      [{ key: session.electionKey!, target: 'createRevision', equals: session.electionRevision! }],
-      [...ops, { type: 'delete', key: session.electionKey! }, ...(wasLeader ? [{ type: 'delete' as const, key: this.o.layout.leader }] : [])],
-    );
+  private endOfTerm(session: Session, wasLeader: boolean): TxnOp[] {
+    return [{ type: 'delete', key: session.electionKey! }, ...(wasLeader ? [{ type: 'delete' as const, key: this.o.layout.leader }] : [])];
+  }
+
+  /** `ops` in one transaction that goes through only while our election key exists with its term's create revision. */
+  private fenced(session: Pick<Session, 'electionKey' | 'electionRevision'>, ops: TxnOp[]): Promise<TxnResult> {
+    return this.o.registry().txn([{ key: session.electionKey!, target: 'createRevision', equals: session.electionRevision! }], ops);
   }
 
   /**
@@ -195,17 +197,14 @@ export class Leadership {
   /** The fenced transaction itself, without the local leadership check (exposed for fault tests). */
   async fencedTxn(session: Pick<Session, 'electionKey' | 'electionRevision'> | undefined, ops: TxnOp[]): Promise<TxnResult> {
     if (!session?.electionKey || session.electionRevision === undefined) throw new NotLeaderError('not a leadership candidate');
-    const res = await this.o.registry().txn(
-      [{ key: session.electionKey, target: 'createRevision', equals: session.electionRevision }],
-      ops,
-    );
+    const res = await this.fenced(session, ops);
     if (!res.succeeded) this.o.logger.warn({ event: 'leader.fenced' }, 'leader-only write refused: our election key is gone');
     return res;
   }
 
   /**
    * Resigns a term given up while running (see evaluate) or handed over at an operator's request, by
-   * the same fenced transaction as the graceful stop's hand-over (resignTerm), then campaigns again
+   * the same fenced end of term as the graceful stop's hand-over (endOfTerm), then campaigns again
    * with a new key (at the back of the line). Refused by the fence when the key is already gone (the
    * lease expired, someone else leads); fails harmlessly while etcd is out of reach, and is retried
    * after the next keep-alive.
@@ -217,8 +216,7 @@ export class Leadership {
     try {
       // An operator's resign request for this term (if that is why) is answered with the term.
       const answered: TxnOp[] = this.o.resignRequest?.()?.term === session.electionRevision ? [{ type: 'delete', key: this.o.layout.resign }] : [];
-      const res = await this.resignTerm(session, answered, true);
-      if (!res.succeeded) this.o.logger.warn({ event: 'leader.fenced' }, 'leader-only write refused: our election key is gone');
+      const res = await this.fencedTxn(session, [...this.endOfTerm(session, true), ...answered]);
       if (this.o.lease.current !== session || !this.o.running()) return;
       if (res.succeeded) {
         this.o.logger.info({ event: 'leader.resigned', serviceId: this.o.serviceId, term: session.electionRevision }, 'resigned our term in etcd; campaigning again');

@@ -116,9 +116,14 @@ function readIndex(root: string): FastPathIndex | undefined {
   }
 }
 
+/** The prefix of oclif's own variables for this CLI (`PROXY_STONE_SD`), as oclif's Config.scopedEnvVarKey makes it. */
+function envScope(index: FastPathIndex): string {
+  return index.bin.replaceAll('@', '').replaceAll(/[/-]/g, '_').toUpperCase();
+}
+
 /** Neither oclif's settings, its debug output nor a user's theme could change what oclif prints. */
 function plainEnvironment(index: FastPathIndex): boolean {
-  const scope = index.bin.replaceAll('@', '').replaceAll(/[/-]/g, '_').toUpperCase();
+  const scope = envScope(index);
   for (const key of Object.keys(process.env)) {
     if (key.startsWith('OCLIF_')) return false;
   }
@@ -184,7 +189,7 @@ function commandId(index: FastPathIndex, argv: string[]): string | undefined {
  */
 function codeCacheFile(index: FastPathIndex, id: string): string | undefined {
   if (process.env[NO_CODE_CACHE_ENV]) return undefined;
-  const scope = index.bin.replaceAll('@', '').replaceAll(/[/-]/g, '_').toUpperCase();
+  const scope = envScope(index);
   const home = process.env.HOME || homedir();
   // oclif's Config.cacheDir.
   const base =
