@@ -89,7 +89,7 @@ export class EtcdHttpReader {
 
   /** Every key under `prefix`, sorted by key, with the revision it was read at. */
   async list(prefix: string, revision?: number): Promise<ListResult> {
-    const res = await this.kv<RangeResponse>({
+    const res = await this.kv({
       key: b64(prefix),
       range_end: prefixEnd(prefix).toString('base64'),
       ...(revision ? { revision: String(revision) } : {}),
@@ -118,19 +118,19 @@ export class EtcdHttpReader {
 
   /** A transaction of range requests: every prefix read at one revision, in one round trip. */
   private async listInOneTxn(prefixes: readonly string[]): Promise<ListResult> {
+    const isTxnAnswer = (body: unknown): body is TxnResponse => {
+      const res = body && typeof body === 'object' ? (body as TxnResponse) : undefined;
+      return Boolean(res?.header) && Array.isArray(res?.responses) && res.responses.length === prefixes.length && res.responses.every((r) => isRangeAnswer(r?.response_range));
+    };
     const res = (
-      await this.call<TxnResponse>('/v3/kv/txn', {
-        success: prefixes.map((p) => ({ request_range: { key: b64(p), range_end: prefixEnd(p).toString('base64') } })),
-      })
+      await this.call('/v3/kv/txn', { success: prefixes.map((p) => ({ request_range: { key: b64(p), range_end: prefixEnd(p).toString('base64') } })) }, undefined, isTxnAnswer)
     ).body;
-    const ranges = res && typeof res === 'object' && res.header && Array.isArray(res.responses) ? res.responses : undefined;
-    if (!ranges || ranges.length !== prefixes.length) throw new RegistryUnavailableError(this.description, NOT_ETCD);
-    const kvs = ranges.flatMap((r) => rangeAnswer(r?.response_range, this.description).kvs);
+    const kvs = res.responses!.flatMap((r) => rangeAnswer(r?.response_range, this.description).kvs);
     return { kvs: kvs.map(toKeyValue), revision: Number(res.header?.revision ?? 0) };
   }
 
   async get(key: string): Promise<KeyValue | null> {
-    const kv = rangeAnswer(await this.kv<RangeResponse>({ key: b64(key) }), this.description).kvs[0];
+    const kv = rangeAnswer(await this.kv({ key: b64(key) }), this.description).kvs[0];
     return kv ? toKeyValue(kv) : null;
   }
 
@@ -199,22 +199,26 @@ export class EtcdHttpReader {
     this.httpsAgent?.destroy();
   }
 
-  private async kv<T>(body: object): Promise<T> {
-    return (await this.call<T>('/v3/kv/range', body)).body;
+  private async kv(body: object): Promise<RangeResponse> {
+    return (await this.call('/v3/kv/range', body, undefined, isRangeAnswer)).body;
   }
 
-  /** POSTs to the gateway: endpoints in turn within one deadline, authenticating first when configured. */
-  private async call<T>(path: string, body: object, only?: string): Promise<{ body: T; endpoint: string }> {
+  /**
+   * POSTs to the gateway: endpoints in turn within one deadline, authenticating first when configured.
+   * With `accept`, a 200 answer it refuses (not etcd's shape) counts as that member failing: the next
+   * one is tried, and the error says the URL does not look like etcd's.
+   */
+  private async call<T>(path: string, body: object, only?: string, accept?: (body: unknown) => body is T): Promise<{ body: T; endpoint: string }> {
     const deadline = this.deadline();
     if (this.options.username !== undefined && !this.token) await this.authenticate(deadline, only);
     try {
-      return await this.post<T>(path, body, deadline, only);
+      return await this.post<T>(path, body, deadline, only, true, accept);
     } catch (err) {
       // Tokens expire (etcd's simple tokens after 5 minutes idle); get a new one once.
       if (err instanceof RegistryAuthError && this.options.username !== undefined && /invalid auth token/i.test(err.message)) {
         this.token = undefined;
         await this.authenticate(deadline, only);
-        return this.post<T>(path, body, deadline, only);
+        return this.post<T>(path, body, deadline, only, true, accept);
       }
       throw err;
     }
@@ -232,7 +236,14 @@ export class EtcdHttpReader {
     this.token = body.token;
   }
 
-  private async post<T>(path: string, body: object, deadline: number, only?: string, withToken = true): Promise<{ body: T; endpoint: string }> {
+  private async post<T>(
+    path: string,
+    body: object,
+    deadline: number,
+    only?: string,
+    withToken = true,
+    accept?: (body: unknown) => body is T,
+  ): Promise<{ body: T; endpoint: string }> {
     const order = only ? [only.replace(/\/+$/, '')] : this.endpoints.map((_, i) => this.endpoints[(this.preferred + i) % this.endpoints.length]!);
     let lastError = 'no endpoint tried';
     let leaderChanges = 0;
@@ -254,6 +265,10 @@ export class EtcdHttpReader {
         continue; // unreachable: try the next member
       }
       const parsed = parseJson(res.body);
+      if (res.status === 200 && accept && !accept(parsed)) {
+        lastError = NOT_ETCD;
+        continue; // a web server, not etcd's gateway: another member may be etcd's
+      }
       if (res.status === 200) {
         this.preferred = Math.max(0, this.endpoints.indexOf(endpoint));
         return { body: parsed as T, endpoint };
@@ -319,7 +334,12 @@ export class EtcdHttpReader {
       });
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let bytes = 0;
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (bytes > MAX_ANSWER_BYTES) req.destroy(new Error(`answer larger than ${MAX_ANSWER_BYTES / (1024 * 1024)} MiB`));
+          else chunks.push(c);
+        });
         res.on('error', (err) => {
           clearTimeout(timer);
           reject(new Error(shortReason(err)));
@@ -334,6 +354,9 @@ export class EtcdHttpReader {
   }
 }
 
+/** The largest answer read from a member: far above any namespace's (records are at most 128 KiB each), and bounded. */
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
 /** What a member that answered 200 with anything but etcd's answer is told: the URL is likely not etcd's. */
 const NOT_ETCD = "answered with something other than etcd's answer (is this an etcd client URL?)";
 
@@ -343,15 +366,19 @@ const NOT_ETCD = "answered with something other than etcd's answer (is this an e
  * and is reported as such rather than read as an empty registry.
  */
 function rangeAnswer(body: unknown, where: string): { kvs: NonNullable<RangeResponse['kvs']>; revision: number } {
+  if (!isRangeAnswer(body)) throw new RegistryUnavailableError(where, NOT_ETCD);
+  return { kvs: body.kvs ?? [], revision: Number(body.header!.revision ?? 0) };
+}
+
+function isRangeAnswer(body: unknown): body is RangeResponse {
   const res = body && typeof body === 'object' ? (body as RangeResponse) : undefined;
   const kvs: unknown = res?.kvs ?? [];
-  const valid =
+  return Boolean(
     res?.header &&
-    typeof res.header === 'object' &&
-    Array.isArray(kvs) &&
-    kvs.every((kv) => kv && typeof kv === 'object' && typeof (kv as { key?: unknown }).key === 'string' && ['undefined', 'string'].includes(typeof (kv as { value?: unknown }).value));
-  if (!valid) throw new RegistryUnavailableError(where, NOT_ETCD);
-  return { kvs: kvs as NonNullable<RangeResponse['kvs']>, revision: Number(res.header!.revision ?? 0) };
+      typeof res.header === 'object' &&
+      Array.isArray(kvs) &&
+      kvs.every((kv) => kv && typeof kv === 'object' && typeof (kv as { key?: unknown }).key === 'string' && ['undefined', 'string'].includes(typeof (kv as { value?: unknown }).value)),
+  );
 }
 
 function toKeyValue(kv: NonNullable<RangeResponse['kvs']>[number]): KeyValue {

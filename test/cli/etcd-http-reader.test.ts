@@ -96,6 +96,63 @@ describe('EtcdHttpReader: answers that are not etcd', function () {
     expect(error.message).to.match(said);
   });
 
+  it('a web server listed before a real etcd member: the next member is read, and stays the one used', async () => {
+    const etcd = await sharedEtcd();
+    const ns = uniqueNamespace('reader-next');
+    const put = await fetch(`${etcd.endpoint}/v3/kv/put`, {
+      method: 'POST',
+      body: JSON.stringify({ key: Buffer.from(`${ns}/services/a`).toString('base64'), value: Buffer.from('1').toString('base64') }),
+    });
+    expect(put.ok).to.equal(true);
+    answer = { status: 200, body: '<html><body>It works!</body></html>' };
+    let hits = 0;
+    const counting = (): void => void hits++;
+    server.on('request', counting);
+    const reader = new EtcdHttpReader({ endpoints: [endpoint, etcd.endpoint], timeoutMs: 3000 });
+    try {
+      expect((await reader.list(`${ns}/services/`)).kvs.map((kv) => kv.key)).to.deep.equal([`${ns}/services/a`]);
+      expect((await reader.listConsistent([`${ns}/services/`, `${ns}/admin/`])).kvs.map((kv) => kv.value)).to.deep.equal(['1']);
+      expect((await reader.get(`${ns}/services/a`))?.value).to.equal('1');
+      // The web server was asked once; later reads go to the member that answered as etcd.
+      expect(hits).to.equal(1);
+    } finally {
+      server.off('request', counting);
+      await reader.close();
+    }
+  });
+
+  it('an answer larger than 64 MiB is cut off and reported, not read into memory', async function () {
+    const big = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      // Streams well past the bound; the reader must hang up, not buffer it.
+      const chunk = Buffer.alloc(1024 * 1024, 0x20);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < 80 && res.write(chunk)) sent++;
+        if (sent < 80) res.once('drain', pump);
+        else res.end('{}');
+      };
+      res.on('close', () => (sent = 80));
+      pump();
+    });
+    big.listen(0, '127.0.0.1');
+    await once(big, 'listening');
+    const reader = new EtcdHttpReader({ endpoints: [`http://127.0.0.1:${(big.address() as AddressInfo).port}`], timeoutMs: 10_000 });
+    try {
+      const err = await reader.list('/ns/services/').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).to.be.instanceOf(RegistryUnavailableError);
+      expect((err as Error).message).to.match(/answer larger than 64 MiB$/);
+    } finally {
+      await reader.close();
+      big.closeAllConnections();
+      big.close();
+    }
+  });
+
   it('a real etcd still reads as before: the same keys through the one-revision read and prefix by prefix', async () => {
     const etcd = await sharedEtcd();
     const ns = uniqueNamespace('reader');
