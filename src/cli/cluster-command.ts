@@ -45,7 +45,7 @@ export const clusterNameFlag = Flags.string({
 export abstract class ClusterCommand extends BaseCommand {
   static override baseFlags = {
     context: Flags.string({
-      summary: 'Use this context of the contexts file (see `context list`) instead of the current one.',
+      summary: 'Use this context of the contexts file (see `context list`) instead of the current one; typed here, it comes before SERVICE_DISCOVERY_* variables.',
       env: CONTEXT_ENV,
       helpValue: '<name>',
       helpGroup: TARGET,
@@ -109,15 +109,17 @@ export abstract class ClusterCommand extends BaseCommand {
   }
 
   /**
-   * Resolves the target: flags > environment > context > defaults. A flag on the command line beats
+   * Resolves the target: flags > environment > context > defaults, except that a context named by
+   * `--context` on the command line comes before the environment. A flag on the command line beats
    * an environment variable, so `--agent URL` works on a host whose environment names etcd; both
    * given the same way is an error. A context's endpoints or agent are used only when neither flags
    * nor environment name a target, and its credentials go only to that target, never to another.
    */
-  protected target(flags: ClusterFlags, options: { quiet?: boolean } = {}): ClusterTarget {
-    const timeoutMs = Math.round(flags.timeout * 1000);
+  protected target(given: ClusterFlags, options: { quiet?: boolean } = {}): ClusterTarget {
+    const timeoutMs = Math.round(given.timeout * 1000);
     const onWarning = (message: string) => this.warnLine(message);
-    const chosen = this.chosenContext(flags);
+    const chosen = this.chosenContext(given);
+    const flags = chosen && this.onCommandLine('context') ? this.contextOverEnvironment(given, chosen.context) : given;
     // An empty environment variable counts as unset.
     let agent = flags.agent?.trim() || undefined;
     let endpointList = flags.endpoints?.trim() || undefined;
@@ -227,6 +229,28 @@ export abstract class ClusterCommand extends BaseCommand {
   }
 
   /**
+   * A context named on the command line beats the environment: the flags without the values that
+   * came from environment variables where the context sets its own. Otherwise `--context staging`
+   * inside an agent's container, whose SERVICE_DISCOVERY_ENDPOINTS names the local cluster, would act
+   * on the local cluster. A context that names a target (endpoints or an agent) replaces the
+   * environment's target with all its credentials, which belong to that target and are not sent to
+   * the context's. Values typed on the command line still win.
+   */
+  private contextOverEnvironment(flags: ClusterFlags, context: Context): ClusterFlags {
+    const target = context.agent !== undefined || context.endpoints !== undefined;
+    const shadowed: (keyof ClusterFlags & string)[] = [
+      ...(target ? TARGET_FLAGS : []),
+      ...(context.namespace !== undefined ? (['namespace'] as const) : []),
+      ...(context.registry !== undefined ? (['registry'] as const) : []),
+    ];
+    const result = { ...flags };
+    for (const flag of shadowed) {
+      if (result[flag] !== undefined && !this.onCommandLine(flag)) delete result[flag];
+    }
+    return result;
+  }
+
+  /**
    * The context in use: `--context` (or PROXY_STONE_SD_CONTEXT), else the contexts file's current one;
    * none when neither names one. Read on every call: a command resolves its target once.
    */
@@ -323,6 +347,22 @@ export abstract class ClusterCommand extends BaseCommand {
     return args.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`));
   }
 }
+
+/** The flags that name a target or carry its credentials (each also read from an environment variable). */
+const TARGET_FLAGS = [
+  'agent',
+  'endpoints',
+  'registry',
+  'api-key',
+  'agent-ca',
+  'agent-cert',
+  'agent-key',
+  'etcd-ca',
+  'etcd-cert',
+  'etcd-key',
+  'etcd-username',
+  'etcd-password',
+] as const satisfies readonly (keyof ClusterFlags & string)[];
 
 /** The environment variable of each registry credential, bound to its etcd-named flag. */
 const CREDENTIAL_ENV = {

@@ -82,6 +82,44 @@ describe('CLI: contexts (built binary, real etcd and Redis)', function () {
     expect(typed.registry.endpoints).to.equal(cluster.endpoint);
   });
 
+  it('--context typed on the command line beats the environment\'s target, namespace and credentials (an agent\'s container names its own cluster)', async () => {
+    const dead = `http://127.0.0.1:${await deadPort()}`;
+    // The environment of an agent's container: another cluster, its namespace, its key and password.
+    const agentEnv = env({
+      SERVICE_DISCOVERY_ENDPOINTS: dead,
+      SERVICE_DISCOVERY_NAMESPACE: 'the-local-one',
+      SERVICE_DISCOVERY_API_KEY: 'local-agent-key-0123456789',
+      SERVICE_DISCOVERY_USERNAME: 'local-user',
+      SERVICE_DISCOVERY_PASSWORD: 'local-etcd-password',
+    });
+    // Credentials alone in the environment are used with the current context (this etcd has no auth,
+    // so it refuses them), and not with a context typed on the command line.
+    const credsOnly = { SERVICE_DISCOVERY_USERNAME: 'local-user', SERVICE_DISCOVERY_PASSWORD: 'local-etcd-password' };
+    expect((await runCli(['status', '--timeout', '2'], env(credsOnly))).code).to.not.equal(0);
+    const withCreds = await runCli(['status', '--context', 'test', '--json'], env(credsOnly));
+    expect(withCreds.code, withCreds.stderr).to.equal(0);
+    const named = await runCli(['status', '--context', 'test', '--json'], agentEnv);
+    expect(named.code, named.stderr).to.equal(0);
+    const seen = json<{ namespace: string; registry: { endpoints: string }; counts: { total: number } }>(named);
+    expect(seen).to.deep.include({ namespace: cluster.namespace });
+    expect(seen.registry.endpoints).to.equal(cluster.endpoint);
+    expect(seen.counts.total).to.equal(1);
+    // A write through the named context reaches its cluster.
+    const disable = await runCli(['services', 'disable', 'ctx-1', '--context', 'test', '--force', '--reason', 'context over env', '--json'], agentEnv);
+    expect(disable.code, disable.stderr).to.equal(0);
+    const enable = await runCli(['services', 'enable', 'ctx-1', '--context', 'test', '--json'], agentEnv);
+    expect(enable.code, enable.stderr).to.equal(0);
+    // Typed flags still beat the named context.
+    const typed = json<{ namespace: string }>(await runCli(['status', '--context', 'test', '--namespace', 'ctx-typed-ns', '--json'], agentEnv));
+    expect(typed).to.deep.include({ namespace: 'ctx-typed-ns' });
+    // Without --context on the command line the environment still beats the current context and PROXY_STONE_SD_CONTEXT.
+    for (const extra of [{}, { PROXY_STONE_SD_CONTEXT: 'test' }]) {
+      const res = await runCli(['status', '--timeout', '1'], env({ SERVICE_DISCOVERY_ENDPOINTS: dead, ...extra }));
+      expect(res.code, res.stderr).to.equal(4);
+      expect(res.stdout + res.stderr).to.include(dead);
+    }
+  });
+
   it('an unknown context is a usage error listing the known ones', async () => {
     const res = await runCli(['services', 'list', '--context', 'prod'], env());
     expect(res.code).to.equal(2);
