@@ -175,6 +175,15 @@ function warningsFor(config: SdConfig, origins: Readonly<Record<string, SourceOr
   if (discovery.registry === 'etcd' && leaderElection.ttl < 2) {
     warnings.push(`cluster.leaderElection.ttl=${leaderElection.ttl}: etcd 3.4 raises lease TTLs below 2 s to 2 s`);
   }
+  // --check replaces the one HTTP check that --health-path / --health-url configure.
+  if ((config.service.checks ?? []).length > 0) {
+    for (const path of ['cluster.healthCheck.path', 'cluster.healthCheck.url']) {
+      const origin = origins[path];
+      if (origin && origin.source !== 'default') {
+        warnings.push(`${origin.name ?? path} is set but service.checks replaces the HTTP check it configures: it is not used`);
+      }
+    }
+  }
   if (discovery.registry === 'memory' && discovery.endpoints.length > 0 && !origins[REGISTRY_PATH]?.derived) {
     warnings.push(`${ENDPOINTS_PATH} is set but ${REGISTRY_PATH} is memory: the endpoints are not used`);
   }

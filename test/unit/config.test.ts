@@ -930,6 +930,16 @@ describe('config', () => {
       expect(configFromPartial({ cluster: { discovery: { registry: 'memory' } } }).cluster.discovery.endpoints).to.deep.equal([]);
     });
 
+    it('warns that --health-path / --health-url are not used when --check replaces their HTTP check', () => {
+      const flagged = resolve({ flags: { 'health-path': '/ready', check: ['tcp://127.0.0.1:5432'] }, env: {} });
+      expect(flagged.warnings).to.deep.equal(['--health-path is set but service.checks replaces the HTTP check it configures: it is not used']);
+      const fromEnv = resolve({ env: { SERVICE_DISCOVERY_HEALTH_URL: 'http://127.0.0.1:3001/health', SERVICE_CHECKS: 'tcp://127.0.0.1:5432' } });
+      expect(fromEnv.warnings).to.deep.equal(['SERVICE_DISCOVERY_HEALTH_URL is set but service.checks replaces the HTTP check it configures: it is not used']);
+      // Either alone is fine.
+      expect(resolve({ flags: { 'health-path': '/ready' }, env: {} }).warnings).to.deep.equal([]);
+      expect(resolve({ flags: { check: ['tcp://127.0.0.1:5432'] }, env: {} }).warnings).to.deep.equal([]);
+    });
+
     it('keeps an explicit memory registry, warning that endpoints are unused', () => {
       const loaded = resolve({ env: { SERVICE_DISCOVERY_REGISTRY: 'memory', SERVICE_DISCOVERY_ENDPOINTS: 'http://e:2379' } });
       expect(loaded.config.cluster.discovery.registry).to.equal('memory');
