@@ -110,6 +110,9 @@ async function main(): Promise<void> {
       host: '127.0.0.1',
       port: 0,
       auth: { keys: [], readAccess: 'open' },
+      // Every client connects from 127.0.0.1: the per-address cap (20 by default) would refuse the
+      // 21st with 429, as it should a single host opening a hundred streams.
+      events: { maxClients: CLIENTS + 10, maxClientsPerAddress: CLIENTS },
     });
     try {
       worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { url: `${api.url}/service-discovery/events`, clients: CLIENTS } });
