@@ -37,7 +37,7 @@ export const serverTimeouts = {
  * and ends the event streams) while closing each connection as soon as it is idle, and destroys the
  * ones still open after `graceMs`.
  */
-export function trackConnections(server: HttpServer): { closeWithin(close: () => Promise<void>, graceMs?: number): Promise<void>; readonly open: number } {
+export function trackConnections(server: HttpServer): { closeWithin(close: () => Promise<void>, graceMs?: number): Promise<void> } {
   const sockets = new Set<Socket>();
   const track = (socket: Socket): void => {
     sockets.add(socket);
@@ -48,9 +48,6 @@ export function trackConnections(server: HttpServer): { closeWithin(close: () =>
   server.on('connection', track);
   server.on('secureConnection', track);
   return {
-    get open() {
-      return sockets.size;
-    },
     async closeWithin(close, graceMs = CLOSE_GRACE_MS) {
       // A request in flight when the stop began leaves a keep-alive connection: close it once idle.
       const reaper = setInterval(() => server.closeIdleConnections(), 50);

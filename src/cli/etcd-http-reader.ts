@@ -94,8 +94,7 @@ export class EtcdHttpReader {
       range_end: prefixEnd(prefix).toString('base64'),
       ...(revision ? { revision: String(revision) } : {}),
     });
-    const range = rangeAnswer(res, this.description);
-    return { kvs: range.kvs.map(toKeyValue), revision: range.revision };
+    return { kvs: (res.kvs ?? []).map(toKeyValue), revision: Number(res.header!.revision ?? 0) };
   }
 
   /**
@@ -125,12 +124,13 @@ export class EtcdHttpReader {
     const res = (
       await this.call('/v3/kv/txn', { success: prefixes.map((p) => ({ request_range: { key: b64(p), range_end: prefixEnd(p).toString('base64') } })) }, undefined, isTxnAnswer)
     ).body;
-    const kvs = res.responses!.flatMap((r) => rangeAnswer(r?.response_range, this.description).kvs);
+    // isTxnAnswer checked every range.
+    const kvs = res.responses!.flatMap((r) => r.response_range!.kvs ?? []);
     return { kvs: kvs.map(toKeyValue), revision: Number(res.header?.revision ?? 0) };
   }
 
   async get(key: string): Promise<KeyValue | null> {
-    const kv = rangeAnswer(await this.kv({ key: b64(key) }), this.description).kvs[0];
+    const kv = (await this.kv({ key: b64(key) })).kvs?.[0];
     return kv ? toKeyValue(kv) : null;
   }
 
@@ -199,6 +199,7 @@ export class EtcdHttpReader {
     this.httpsAgent?.destroy();
   }
 
+  /** A range request; its answer has etcd's shape (the member is skipped otherwise, see call). */
   private async kv(body: object): Promise<RangeResponse> {
     return (await this.call('/v3/kv/range', body, undefined, isRangeAnswer)).body;
   }
@@ -361,15 +362,10 @@ const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 const NOT_ETCD = "answered with something other than etcd's answer (is this an etcd client URL?)";
 
 /**
- * The key-values and revision of a range answer. The gateway's JSON is read as hostile as any other
- * input: an answer of another shape (an HTML page, `{}`, a key that is not a string) is not etcd's,
- * and is reported as such rather than read as an empty registry.
+ * Whether a body is a range answer. The gateway's JSON is read as hostile as any other input: an
+ * answer of another shape (an HTML page, `{}`, a key that is not a string) is not etcd's, and is
+ * reported as such rather than read as an empty registry.
  */
-function rangeAnswer(body: unknown, where: string): { kvs: NonNullable<RangeResponse['kvs']>; revision: number } {
-  if (!isRangeAnswer(body)) throw new RegistryUnavailableError(where, NOT_ETCD);
-  return { kvs: body.kvs ?? [], revision: Number(body.header!.revision ?? 0) };
-}
-
 function isRangeAnswer(body: unknown): body is RangeResponse {
   const res = body && typeof body === 'object' ? (body as RangeResponse) : undefined;
   const kvs: unknown = res?.kvs ?? [];
